@@ -1,0 +1,557 @@
+//! The Juggler engine: one peer's state machine.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use json_patch::PatchOperation;
+use serde_json::Value;
+
+use crate::error::{CloseReason, Closed, ProtocolError, UpdateError};
+use crate::frame::{encode, Frame, FrameKind, FrameText};
+
+/// When local data changes are sent to the peer (SPEC §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoflushPolicy {
+    /// Every change is sent at once, as its own DATA frame.
+    Immediate,
+    /// The first change after a sync opens a deadline this far ahead; at the
+    /// deadline one DATA frame carries everything changed since.
+    Delayed(Duration),
+    /// Nothing is sent until [`Engine::flush_local_data`].
+    Manual,
+}
+
+impl AutoflushPolicy {
+    /// The reference API's `autoflush_delay`: `None` is manual, zero is
+    /// immediate, anything else a delay.
+    pub fn from_delay(delay: Option<Duration>) -> Self {
+        match delay {
+            None => AutoflushPolicy::Manual,
+            Some(delay) if delay.is_zero() => AutoflushPolicy::Immediate,
+            Some(delay) => AutoflushPolicy::Delayed(delay),
+        }
+    }
+
+    /// The inverse of [`AutoflushPolicy::from_delay`].
+    pub fn delay(self) -> Option<Duration> {
+        match self {
+            AutoflushPolicy::Immediate => Some(Duration::ZERO),
+            AutoflushPolicy::Delayed(delay) => Some(delay),
+            AutoflushPolicy::Manual => None,
+        }
+    }
+}
+
+impl Default for AutoflushPolicy {
+    /// 0.2 s, as in the reference.
+    fn default() -> Self {
+        AutoflushPolicy::Delayed(Duration::from_millis(200))
+    }
+}
+
+/// Settings of one [`Engine`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// When local data changes go out. Default: delayed by 0.2 s.
+    pub autoflush: AutoflushPolicy,
+    /// Most operations one incoming DATA frame may carry. Default: 1,048,576.
+    pub max_patch_operations: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            autoflush: AutoflushPolicy::default(),
+            max_patch_operations: 1 << 20,
+        }
+    }
+}
+
+impl Config {
+    /// The default configuration with the given autoflush policy.
+    pub fn with_autoflush(autoflush: AutoflushPolicy) -> Self {
+        Config {
+            autoflush,
+            ..Config::default()
+        }
+    }
+}
+
+/// One frame for the driver to write to the socket, as a WebSocket text frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Position of this frame in the engine's output, counting from 1.
+    /// Compare with a [`FlushTicket`] to learn when a flush is complete.
+    pub seq: u64,
+    /// The frame's type.
+    pub kind: FrameKind,
+    /// The text to write.
+    pub text: FrameText,
+}
+
+/// Marks a point in the engine's output.
+///
+/// The operation that returned it is complete once every frame with
+/// [`Transmit::seq`] up to [`FlushTicket::seq`] has been written to the
+/// socket. A ticket whose `seq` is 0 is complete at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FlushTicket(u64);
+
+impl FlushTicket {
+    /// The last frame that must be written for the operation to be complete.
+    pub fn seq(self) -> u64 {
+        self.0
+    }
+
+    #[cfg(test)]
+    pub(crate) fn default_for_tests() -> Self {
+        FlushTicket(0)
+    }
+
+    /// Whether the operation is complete once `written` frames are written.
+    pub fn is_complete(self, written: u64) -> bool {
+        written >= self.0
+    }
+}
+
+/// Something the application must hear about.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// One DATA frame was applied to the remote data (read it with
+    /// [`Engine::remote_data`]). Change listeners are notified once for it.
+    RemoteDataChanged,
+    /// The peer sent a message.
+    Message(Value),
+    /// The engine closed; it is the last event.
+    Closed(CloseReason),
+}
+
+/// How local data differs from what the peer is known to hold.
+#[derive(Debug)]
+enum LocalChange {
+    /// `local == synced`.
+    None,
+    /// `local == apply(synced, ops)`: the ops can go out without a diff.
+    Ops(Vec<PatchOperation>),
+    /// `local` was replaced: the change is `diff(synced, local)`.
+    Replaced,
+}
+
+/// The sans-IO state machine of one Juggler peer (client or server: the
+/// protocol is symmetric).
+///
+/// The engine never reads a clock, never touches a socket and never blocks.
+/// A driver feeds it what happens and carries out what it asks for.
+///
+/// # Methods by family
+///
+/// - **Getters**: [`local_data`](Self::local_data),
+///   [`remote_data`](Self::remote_data), [`is_closed`](Self::is_closed),
+///   [`close_reason`](Self::close_reason), [`config`](Self::config),
+///   [`queued_transmits`](Self::queued_transmits).
+///   Data getters hand out shared snapshots (`Arc<Value>`), never deep copies.
+/// - **Application commands**: [`set_local_data`](Self::set_local_data),
+///   [`update_local_data`](Self::update_local_data),
+///   [`flush_local_data`](Self::flush_local_data),
+///   [`send_message`](Self::send_message), [`send_ping`](Self::send_ping),
+///   [`close`](Self::close).
+/// - **Inputs** from the driver: [`handle_text`](Self::handle_text) for each
+///   incoming text frame, [`handle_protocol_error`](Self::handle_protocol_error)
+///   for violations only the transport sees (binary frame, invalid UTF-8,
+///   oversized frame), [`handle_timeout`](Self::handle_timeout) when the
+///   deadline passes, [`handle_transport_closed`](Self::handle_transport_closed)
+///   when the socket ends.
+/// - **Outputs** the driver pulls: [`poll_transmit`](Self::poll_transmit)
+///   (frames to write, in order), [`poll_event`](Self::poll_event)
+///   (events for the application), [`poll_timeout`](Self::poll_timeout) (when
+///   to call `handle_timeout` next).
+///
+/// # The driver contract
+///
+/// After every input and every application command, the driver:
+///
+/// 1. calls `poll_transmit` until it returns `None`, writing each frame to the
+///    socket in that order (a frame's [`Transmit::seq`] tells which
+///    [`FlushTicket`]s its write completes);
+/// 2. calls `poll_event` until it returns `None`, handing each event to the
+///    application; after [`Event::Closed`] it writes the frames still polled
+///    (if the close was [`CloseReason::Local`]), sends a WebSocket close frame
+///    ([`CloseReason::close_frame`]) and drops the socket;
+/// 3. calls `poll_timeout` and arms its timer for the returned instant,
+///    replacing any earlier timer; `None` means no timer.
+///
+/// A driver may defer step 1 while its socket is not ready for writing:
+/// frames wait in the engine, in order, and [`queued_transmits`](Self::queued_transmits)
+/// says how many.
+///
+/// Every `now` handed in must come from a monotonic clock (`Instant`) and
+/// never go backwards.
+///
+/// # Example
+///
+/// A driver loop over an in-memory "socket" (two engines back to back):
+///
+/// ```
+/// use std::time::Instant;
+/// use juggler_core::{AutoflushPolicy, Config, Engine, Event};
+/// use serde_json::json;
+///
+/// let now = Instant::now();
+/// let mut client = Engine::new(Config::with_autoflush(AutoflushPolicy::Immediate));
+/// let mut server = Engine::new(Config::default());
+///
+/// client.set_local_data(now, json!({"counter": 1})).unwrap();
+/// client.send_message(&json!("hello")).unwrap();
+///
+/// // 1. write every frame the client has for the socket ...
+/// while let Some(transmit) = client.poll_transmit() {
+///     // ... which here is the server's input.
+///     server.handle_text(transmit.text.as_str()).unwrap();
+/// }
+/// // 2. hand events to the application.
+/// let mut events = Vec::new();
+/// while let Some(event) = server.poll_event() {
+///     events.push(event);
+/// }
+/// assert_eq!(events, [Event::RemoteDataChanged, Event::Message(json!("hello"))]);
+/// assert_eq!(**server.remote_data(), json!({"counter": 1}));
+/// // 3. arm the timer (the immediate policy never needs one).
+/// assert_eq!(client.poll_timeout(), None);
+/// ```
+#[derive(Debug)]
+pub struct Engine {
+    config: Config,
+    local: Arc<Value>,
+    synced: Arc<Value>,
+    remote: Arc<Value>,
+    change: LocalChange,
+    deadline: Option<Instant>,
+    transmits: VecDeque<Transmit>,
+    queued_frames: u64,
+    events: VecDeque<Event>,
+    closed: Option<CloseReason>,
+}
+
+impl Engine {
+    /// A new engine: all data `null`, open, nothing queued.
+    pub fn new(mut config: Config) -> Self {
+        if config.autoflush == AutoflushPolicy::Delayed(Duration::ZERO) {
+            config.autoflush = AutoflushPolicy::Immediate;
+        }
+        let null = Arc::new(Value::Null);
+        Engine {
+            config,
+            local: null.clone(),
+            synced: null.clone(),
+            remote: null,
+            change: LocalChange::None,
+            deadline: None,
+            transmits: VecDeque::new(),
+            queued_frames: 0,
+            events: VecDeque::new(),
+            closed: None,
+        }
+    }
+
+    // ---- getters ----------------------------------------------------------
+
+    /// The local data as last set. Clone the `Arc` for a snapshot; note that
+    /// a snapshot held while the data is updated in place makes the update
+    /// copy the value once.
+    pub fn local_data(&self) -> &Arc<Value> {
+        &self.local
+    }
+
+    /// The peer's local data as last received.
+    pub fn remote_data(&self) -> &Arc<Value> {
+        &self.remote
+    }
+
+    /// Whether the engine is closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_some()
+    }
+
+    /// Why the engine closed, once it has.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        self.closed.as_ref()
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// How many frames wait for [`poll_transmit`](Self::poll_transmit).
+    pub fn queued_transmits(&self) -> usize {
+        self.transmits.len()
+    }
+
+    /// Whether local data has changes that have not been sent yet.
+    pub fn has_unsent_changes(&self) -> bool {
+        !matches!(self.change, LocalChange::None)
+    }
+
+    // ---- application commands ---------------------------------------------
+
+    /// Replaces the local data and schedules a sync by the autoflush policy.
+    ///
+    /// The change sent is `diff(synced, data)`, computed when the sync goes
+    /// out. Fails only when the engine is closed, and then changes nothing.
+    pub fn set_local_data(
+        &mut self,
+        now: Instant,
+        data: impl Into<Arc<Value>>,
+    ) -> Result<(), Closed> {
+        self.ensure_open()?;
+        self.local = data.into();
+        self.change = LocalChange::Replaced;
+        self.schedule(now);
+        Ok(())
+    }
+
+    /// Applies a JSON Patch to the local data and schedules a sync by the
+    /// autoflush policy.
+    ///
+    /// The operations themselves are what goes to the peer, so the cost is
+    /// that of the change, not of the whole state (no diff), as long as no
+    /// [`set_local_data`](Self::set_local_data) comes between two syncs. The
+    /// patch applies whole or not at all.
+    pub fn update_local_data(
+        &mut self,
+        now: Instant,
+        ops: Vec<PatchOperation>,
+    ) -> Result<(), UpdateError> {
+        self.ensure_open()?;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        json_patch::patch(Arc::make_mut(&mut self.local), &ops)
+            .map_err(|err| UpdateError::Patch(err.to_string()))?;
+        self.change = match std::mem::replace(&mut self.change, LocalChange::None) {
+            LocalChange::None => LocalChange::Ops(ops),
+            LocalChange::Ops(mut pending) => {
+                pending.extend(ops);
+                LocalChange::Ops(pending)
+            }
+            LocalChange::Replaced => LocalChange::Replaced,
+        };
+        self.schedule(now);
+        Ok(())
+    }
+
+    /// Sends the unsent local data changes now, whatever the policy, and
+    /// cancels a pending deadline.
+    ///
+    /// The returned ticket completes once the DATA frame (if any: an empty
+    /// change sends none) and every frame queued before it are written.
+    pub fn flush_local_data(&mut self) -> Result<FlushTicket, Closed> {
+        self.ensure_open()?;
+        self.flush_now();
+        Ok(FlushTicket(self.queued_frames))
+    }
+
+    /// Queues one MESSAGE frame; the ticket completes once it is written.
+    pub fn send_message(&mut self, message: &Value) -> Result<FlushTicket, Closed> {
+        self.ensure_open()?;
+        self.queue(
+            FrameKind::Message,
+            encode(FrameKind::Message, message).into(),
+        );
+        Ok(FlushTicket(self.queued_frames))
+    }
+
+    /// Queues one Juggler `PING` frame (the peer answers `PONG`).
+    ///
+    /// Only for applications that know their peer runs hat-juggler 0.5.13 or
+    /// later: older peers close on it. Drivers detect dead peers with
+    /// WebSocket ping control frames instead.
+    pub fn send_ping(&mut self) -> Result<FlushTicket, Closed> {
+        self.ensure_open()?;
+        self.queue(
+            FrameKind::Ping,
+            encode(FrameKind::Ping, &Value::Object(Default::default())).into(),
+        );
+        Ok(FlushTicket(self.queued_frames))
+    }
+
+    /// Closes the engine at the application's request.
+    ///
+    /// Unsent changes go out first unless the policy is manual; the frames
+    /// already queued stay queued for the driver to write before its
+    /// WebSocket close frame. Closing a closed engine does nothing.
+    pub fn close(&mut self) {
+        if self.is_closed() {
+            return;
+        }
+        if self.config.autoflush != AutoflushPolicy::Manual {
+            self.flush_now();
+        }
+        self.finish(CloseReason::Local);
+    }
+
+    // ---- inputs -------------------------------------------------------------
+
+    /// Handles the text of one incoming WebSocket text frame.
+    ///
+    /// A protocol violation closes the engine with
+    /// [`CloseReason::Protocol`] and is also returned; remote data is then
+    /// exactly as before the frame. Input after the close is ignored.
+    pub fn handle_text(&mut self, text: &str) -> Result<(), ProtocolError> {
+        if self.is_closed() {
+            return Ok(());
+        }
+        let result = Frame::decode(text).and_then(|frame| self.handle_frame(frame));
+        if let Err(err) = &result {
+            self.fail(err.clone());
+        }
+        result
+    }
+
+    /// Reports a violation that only the transport can see: a binary frame
+    /// ([`ProtocolError::BinaryFrame`]), invalid UTF-8, an oversized frame.
+    /// Closes the engine with [`CloseReason::Protocol`].
+    pub fn handle_protocol_error(&mut self, err: ProtocolError) {
+        if !self.is_closed() {
+            self.fail(err);
+        }
+    }
+
+    /// Handles the passing of the deadline from [`poll_timeout`](Self::poll_timeout).
+    /// Calls before the deadline, or without one, do nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.is_closed() {
+            return;
+        }
+        if matches!(self.deadline, Some(deadline) if deadline <= now) {
+            self.flush_now();
+        }
+    }
+
+    /// Reports that the transport ended: the peer closed, the socket failed,
+    /// a keep-alive timed out. Frames not yet polled are dropped, since they
+    /// can no longer be written.
+    pub fn handle_transport_closed(&mut self, reason: CloseReason) {
+        if self.is_closed() {
+            return;
+        }
+        self.transmits.clear();
+        self.finish(reason);
+    }
+
+    // ---- outputs ------------------------------------------------------------
+
+    /// The next frame to write, in order.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next:
+    /// the autoflush deadline, if one is open.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    // ---- internals ----------------------------------------------------------
+
+    fn ensure_open(&self) -> Result<(), Closed> {
+        if self.is_closed() {
+            Err(Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn schedule(&mut self, now: Instant) {
+        match self.config.autoflush {
+            AutoflushPolicy::Immediate => self.flush_now(),
+            AutoflushPolicy::Delayed(delay) => {
+                if self.deadline.is_none() {
+                    self.deadline = Some(now + delay);
+                }
+            }
+            AutoflushPolicy::Manual => {}
+        }
+    }
+
+    fn flush_now(&mut self) {
+        self.deadline = None;
+        let ops = match std::mem::replace(&mut self.change, LocalChange::None) {
+            LocalChange::None => return,
+            LocalChange::Ops(ops) => {
+                // `synced` and the ops came from the same base as `local`, so
+                // they apply; `patch` is atomic, so should they not, `synced`
+                // is untouched and the diff below is still right.
+                match json_patch::patch(Arc::make_mut(&mut self.synced), &ops) {
+                    Ok(()) => ops,
+                    Err(_) => {
+                        let ops = json_patch::diff(&self.synced, &self.local).0;
+                        self.synced = self.local.clone();
+                        ops
+                    }
+                }
+            }
+            LocalChange::Replaced => {
+                let ops = json_patch::diff(&self.synced, &self.local).0;
+                self.synced = self.local.clone();
+                ops
+            }
+        };
+        if !ops.is_empty() {
+            self.queue(FrameKind::Data, encode(FrameKind::Data, &ops).into());
+        }
+    }
+
+    fn handle_frame(&mut self, frame: Frame) -> Result<(), ProtocolError> {
+        match frame {
+            Frame::Data(ops) => {
+                if ops.len() > self.config.max_patch_operations {
+                    return Err(ProtocolError::TooManyOperations {
+                        count: ops.len(),
+                        limit: self.config.max_patch_operations,
+                    });
+                }
+                json_patch::patch(Arc::make_mut(&mut self.remote), &ops)
+                    .map_err(|err| ProtocolError::PatchFailed(err.to_string()))?;
+                self.events.push_back(Event::RemoteDataChanged);
+            }
+            Frame::Message(message) => self.events.push_back(Event::Message(message)),
+            Frame::Ping(_) => {
+                self.queue(
+                    FrameKind::Pong,
+                    encode(FrameKind::Pong, &Value::Object(Default::default())).into(),
+                );
+            }
+            Frame::Pong(_) => {}
+        }
+        Ok(())
+    }
+
+    fn queue(&mut self, kind: FrameKind, text: FrameText) {
+        self.queued_frames += 1;
+        self.transmits.push_back(Transmit {
+            seq: self.queued_frames,
+            kind,
+            text,
+        });
+    }
+
+    fn fail(&mut self, err: ProtocolError) {
+        self.transmits.clear();
+        self.finish(CloseReason::Protocol(err));
+    }
+
+    fn finish(&mut self, reason: CloseReason) {
+        self.deadline = None;
+        self.closed = Some(reason.clone());
+        self.events.push_back(Event::Closed(reason));
+    }
+}

@@ -1,0 +1,42 @@
+//! The Juggler protocol, sans I/O.
+//!
+//! Juggler keeps JSON state in sync between two peers over a WebSocket and
+//! carries application messages beside it. This crate is the whole protocol
+//! logic of one peer as a deterministic state machine, [`Engine`]: text
+//! frames in; frames to write, events and a flush deadline out. It has no
+//! async, no sockets, no threads and no clock; runtime crates
+//! (`juggler-tokio`, `juggler-smol`) drive it.
+//!
+//! - [`frame`]: the four frame types and their JSON text.
+//! - [`Engine`]: data sync with the three autoflush policies, messages,
+//!   PING/PONG, protocol errors and close. Its rustdoc states the contract
+//!   every driver follows.
+//! - [`diff`] and [`apply`]: the RFC 6902 diff the engine sends and the
+//!   atomic patch it applies.
+//! - `testing` (feature `testing`): a virtual-time pair of engines wired back
+//!   to back, for tests without sockets or sleeps.
+//! - `fuzzing` (feature `fuzzing`): the fuzz target's logic.
+#![forbid(unsafe_code)]
+
+mod engine;
+mod error;
+pub mod frame;
+mod patch;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
+pub use engine::{AutoflushPolicy, Config, Engine, Event, FlushTicket, Transmit};
+pub use error::{CloseReason, Closed, ProtocolError, UpdateError};
+pub use frame::{Frame, FrameKind, FrameText};
+pub use patch::{apply, diff};
+
+/// Re-exported so users name the same JSON and patch types as the engine.
+pub use json_patch::{Patch, PatchOperation};
+pub use serde_json::Value;
+
+#[cfg(test)]
+mod tests;

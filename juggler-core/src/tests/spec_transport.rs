@@ -1,0 +1,268 @@
+//! SPEC §1 (frame types and protocol errors), §3 (messages), §4 (closing).
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::{CloseReason, Closed, Engine, Event, FrameKind, ProtocolError};
+
+fn engine() -> Engine {
+    Engine::new(Config::with_autoflush(AutoflushPolicy::Immediate))
+}
+
+fn drain_events(engine: &mut Engine) -> Vec<Event> {
+    std::iter::from_fn(|| engine.poll_event()).collect()
+}
+
+#[test]
+fn data_frame_patches_remote_data_and_notifies_once() {
+    let mut engine = engine();
+    engine
+        .handle_text(r#"{"type":"DATA","payload":[{"op":"replace","path":"","value":{"a":1,"b":2}},{"op":"remove","path":"/b"}]}"#)
+        .unwrap();
+    assert_eq!(**engine.remote_data(), json!({"a": 1}));
+    assert_eq!(drain_events(&mut engine), [Event::RemoteDataChanged]);
+}
+
+#[test]
+fn message_frames_are_queued_in_arrival_order() {
+    let mut engine = engine();
+    for n in 0..3 {
+        engine
+            .handle_text(&format!(r#"{{"type":"MESSAGE","payload":{n}}}"#))
+            .unwrap();
+    }
+    assert_eq!(
+        drain_events(&mut engine),
+        [0, 1, 2].map(|n| Event::Message(json!(n)))
+    );
+}
+
+#[test]
+fn ping_is_answered_with_pong_at_once() {
+    let mut engine = engine();
+    engine
+        .handle_text(r#"{"type":"PING","payload":"anything"}"#)
+        .unwrap();
+    let pong = engine.poll_transmit().expect("a PONG frame");
+    assert_eq!(pong.kind, FrameKind::Pong);
+    assert_eq!(pong.text.as_str(), r#"{"type":"PONG","payload":{}}"#);
+    assert!(drain_events(&mut engine).is_empty());
+}
+
+#[test]
+fn pong_does_nothing() {
+    let mut engine = engine();
+    engine
+        .handle_text(r#"{"type":"PONG","payload":[1]}"#)
+        .unwrap();
+    assert!(engine.poll_transmit().is_none());
+    assert!(drain_events(&mut engine).is_empty());
+    assert!(!engine.is_closed());
+}
+
+#[test]
+fn engine_never_sends_ping_unless_asked() {
+    let mut pair = immediate_pair();
+    pair.a.engine.set_local_data(pair.now, json!(1)).unwrap();
+    pair.a.engine.send_message(&json!("m")).unwrap();
+    pair.run();
+    assert!(pair.a.sent.iter().all(|t| t.kind != FrameKind::Ping));
+    pair.a.engine.send_ping().unwrap();
+    pair.run();
+    assert_eq!(pair.a.sent.last().unwrap().kind, FrameKind::Ping);
+    assert_eq!(pair.b.sent.last().unwrap().kind, FrameKind::Pong);
+}
+
+#[test]
+fn each_protocol_error_closes_with_its_typed_reason() {
+    let cases: Vec<(&str, ProtocolError)> = vec![
+        ("[1]", ProtocolError::NotAnObject),
+        (
+            r#"{"type":"NOPE","payload":1}"#,
+            ProtocolError::UnknownType("NOPE".into()),
+        ),
+        (r#"{"type":"MESSAGE"}"#, ProtocolError::MissingPayload),
+        (r#"{"payload":1}"#, ProtocolError::MissingType),
+    ];
+    for (text, expected) in cases {
+        let mut engine = engine();
+        assert_eq!(engine.handle_text(text), Err(expected.clone()));
+        assert_eq!(
+            engine.close_reason(),
+            Some(&CloseReason::Protocol(expected.clone()))
+        );
+        assert_eq!(
+            drain_events(&mut engine),
+            [Event::Closed(CloseReason::Protocol(expected))]
+        );
+    }
+}
+
+#[test]
+fn invalid_json_not_a_patch_and_failing_patch_close() {
+    for text in [
+        "{nope",
+        r#"{"type":"DATA","payload":{"op":"add"}}"#,
+        r#"{"type":"DATA","payload":[{"op":"remove","path":"/missing"}]}"#,
+        r#"{"type":"DATA","payload":[{"op":"test","path":"","value":false}]}"#,
+    ] {
+        let mut engine = engine();
+        assert!(engine.handle_text(text).is_err(), "{text}");
+        assert!(engine.is_closed(), "{text}");
+    }
+}
+
+#[test]
+fn transport_violations_close_with_their_close_codes() {
+    for (err, code) in [
+        (ProtocolError::BinaryFrame, 1003),
+        (ProtocolError::InvalidUtf8, 1007),
+        (ProtocolError::FrameTooLarge { size: 10, limit: 5 }, 1009),
+        (ProtocolError::NotAnObject, 1002),
+    ] {
+        let mut engine = engine();
+        engine.handle_protocol_error(err.clone());
+        let reason = engine.close_reason().unwrap().clone();
+        assert_eq!(reason, CloseReason::Protocol(err));
+        assert_eq!(reason.close_frame().0, code);
+        assert!(reason.close_frame().1.len() <= 123);
+    }
+}
+
+#[test]
+fn failed_test_op_is_a_protocol_error_and_changes_nothing() {
+    let mut engine = engine();
+    engine
+        .handle_text(r#"{"type":"DATA","payload":[{"op":"replace","path":"","value":[1,2]}]}"#)
+        .unwrap();
+    let before = engine.remote_data().clone();
+    let err = engine
+        .handle_text(r#"{"type":"DATA","payload":[{"op":"add","path":"/-","value":3},{"op":"test","path":"/0","value":0}]}"#)
+        .unwrap_err();
+    assert!(matches!(err, ProtocolError::PatchFailed(_)));
+    assert_eq!(engine.remote_data(), &before);
+}
+
+#[test]
+fn too_many_operations_is_a_protocol_error() {
+    let config = Config {
+        max_patch_operations: 2,
+        ..Config::default()
+    };
+    let mut engine = Engine::new(config);
+    let ops = r#"[{"op":"add","path":"/a","value":1},{"op":"add","path":"/b","value":1},{"op":"add","path":"/c","value":1}]"#;
+    engine
+        .handle_text(r#"{"type":"DATA","payload":[{"op":"replace","path":"","value":{}}]}"#)
+        .unwrap();
+    let err = engine
+        .handle_text(&format!(r#"{{"type":"DATA","payload":{ops}}}"#))
+        .unwrap_err();
+    assert_eq!(err, ProtocolError::TooManyOperations { count: 3, limit: 2 });
+    assert_eq!(**engine.remote_data(), json!({}));
+}
+
+#[test]
+fn messages_arrive_in_send_order_after_immediate_data() {
+    let mut pair = immediate_pair();
+    pair.a
+        .engine
+        .set_local_data(pair.now, json!({"x": 1}))
+        .unwrap();
+    pair.a.engine.send_message(&json!("after")).unwrap();
+    pair.run();
+    assert_eq!(
+        pair.b.events,
+        [Event::RemoteDataChanged, Event::Message(json!("after"))]
+    );
+    let kinds: Vec<_> = pair.a.sent.iter().map(|t| t.kind).collect();
+    assert_eq!(kinds, [FrameKind::Data, FrameKind::Message]);
+}
+
+#[test]
+fn messages_are_never_batched() {
+    let mut pair = policy_pair(AutoflushPolicy::Manual, AutoflushPolicy::Manual);
+    let messages = [
+        json!(false),
+        json!(0),
+        json!(0.0),
+        json!(""),
+        json!([]),
+        json!({}),
+        Value::Null,
+    ];
+    for message in &messages {
+        pair.a.engine.send_message(message).unwrap();
+    }
+    pair.drive();
+    assert_eq!(pair.a.sent.len(), messages.len());
+    assert_eq!(pair.b.messages(), messages);
+}
+
+#[test]
+fn after_close_commands_fail_and_data_keeps_its_last_value() {
+    let mut pair = immediate_pair();
+    pair.a.engine.set_local_data(pair.now, json!([1])).unwrap();
+    pair.b.engine.set_local_data(pair.now, json!("b")).unwrap();
+    pair.run();
+    pair.b.engine.close();
+    pair.run();
+    assert_eq!(
+        pair.a.events.last(),
+        Some(&Event::Closed(CloseReason::Remote))
+    );
+    assert_eq!(
+        pair.b.events.last(),
+        Some(&Event::Closed(CloseReason::Local))
+    );
+    let a = &mut pair.a.engine;
+    assert_eq!(a.set_local_data(pair.now, json!(2)), Err(Closed));
+    assert_eq!(a.flush_local_data(), Err(Closed));
+    assert_eq!(a.send_message(&json!(1)), Err(Closed));
+    assert_eq!(a.send_ping(), Err(Closed));
+    assert_eq!(**a.local_data(), json!([1]));
+    assert_eq!(**a.remote_data(), json!("b"));
+    // Frames after the close are ignored, not applied.
+    assert_eq!(
+        a.handle_text(r#"{"type":"DATA","payload":[{"op":"replace","path":"","value":9}]}"#),
+        Ok(())
+    );
+    assert_eq!(**a.remote_data(), json!("b"));
+}
+
+#[test]
+fn close_is_the_last_event_and_happens_once() {
+    let mut engine = engine();
+    engine.close();
+    engine.close();
+    engine.handle_transport_closed(CloseReason::Remote);
+    engine.handle_protocol_error(ProtocolError::BinaryFrame);
+    assert_eq!(
+        drain_events(&mut engine),
+        [Event::Closed(CloseReason::Local)]
+    );
+}
+
+#[test]
+fn clean_close_sends_pending_delayed_data_first() {
+    let mut pair = policy_pair(AutoflushPolicy::Delayed(DELAY), AutoflushPolicy::Immediate);
+    pair.a
+        .engine
+        .set_local_data(pair.now, json!({"last": "words"}))
+        .unwrap();
+    pair.a.engine.close();
+    pair.drive();
+    assert_eq!(**pair.b.engine.remote_data(), json!({"last": "words"}));
+    assert_eq!(
+        pair.b.events.last(),
+        Some(&Event::Closed(CloseReason::Remote))
+    );
+}
+
+#[test]
+fn transport_close_drops_unwritten_frames() {
+    let mut engine = engine();
+    engine.send_message(&json!(1)).unwrap();
+    engine.handle_transport_closed(CloseReason::Transport("reset".into()));
+    assert!(engine.poll_transmit().is_none());
+    assert_eq!(engine.queued_transmits(), 0);
+}
