@@ -32,18 +32,27 @@ fn main() {
     client.send_message(&json!({"hello": "server"})).unwrap();
     carry("client -> server", &mut client, &mut server);
     carry("server -> client", &mut server, &mut client);
-    println!("before the deadline the client holds {}", client.remote_data());
+    println!(
+        "before the deadline the client holds {}",
+        client.remote_data()
+    );
 
     // A driver sleeps until the deadline; here the clock jumps there.
     let deadline = server.poll_timeout().expect("a flush deadline is open");
     server.handle_timeout(deadline);
     carry("server -> client", &mut server, &mut client);
-    println!("after the deadline the client holds {}", client.remote_data());
+    println!(
+        "after the deadline the client holds {}",
+        client.remote_data()
+    );
 
     while let Some(event) = server.poll_event() {
         if let Event::Message(message) = event {
             println!("server received message {message}");
         }
     }
-    assert_eq!(**client.remote_data(), json!({"counter": 3, "clients": ["alice"]}));
+    assert_eq!(
+        **client.remote_data(),
+        json!({"counter": 3, "clients": ["alice"]})
+    );
 }

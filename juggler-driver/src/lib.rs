@@ -1,1 +1,32 @@
-//! placeholder
+//! The runtime-agnostic half of juggler-rs's async API.
+//!
+//! `juggler-tokio` and `juggler-smol` re-export everything here; depend on
+//! one of them, not on this crate. What lives here is written once for
+//! both runtimes: the [`Connection`] handle, the driver task that moves
+//! frames and time between a WebSocket and a [`juggler_core::Engine`],
+//! options, errors, and the client and server plumbing that does not touch
+//! a runtime. What differs per runtime (sockets, timers, spawning, the
+//! HTTP server) is behind the small [`Runtime`] trait or in the runtime
+//! crates.
+#![forbid(unsafe_code)]
+
+mod client;
+mod connection;
+mod driver;
+mod error;
+mod options;
+mod runtime;
+mod server;
+
+pub use client::{handshake, ClientOptions, Io, Target};
+pub use connection::{ChangeCallbackHandle, Connection, RemoteChanges};
+pub use driver::start;
+pub use error::{CloseReason, Error, ProtocolError};
+pub use options::{ConnectionOptions, KeepAlive};
+pub use runtime::{BoxFuture, Runtime};
+pub use server::{
+    index_redirect, server_tls_config, upgrade_response, Registry, ServerOptions, StaticDir,
+    UpgradeRejection,
+};
+
+pub use juggler_core::{AutoflushPolicy, PatchOperation, Value};

@@ -1,0 +1,214 @@
+//! Client plumbing shared by the runtimes: address parsing, TLS, handshake.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_tungstenite::tungstenite::client::IntoClientRequest;
+use futures_io::{AsyncRead, AsyncWrite};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+
+use crate::{start, Connection, ConnectionOptions, Error, Runtime};
+
+/// Settings of [`connect`](https://docs.rs/juggler-tokio)-style clients.
+///
+/// ```
+/// use std::time::Duration;
+/// use juggler_driver::ClientOptions;
+///
+/// let options = ClientOptions::default().autoflush_delay(None); // manual flush
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    /// Settings of the connection.
+    pub connection: ConnectionOptions,
+    /// The TLS client configuration for `wss://`; `None` trusts the
+    /// webpki (Mozilla) root certificates.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl ClientOptions {
+    /// Sets the autoflush delay the reference way (see
+    /// [`ConnectionOptions::autoflush_delay`]).
+    pub fn autoflush_delay(mut self, delay: Option<std::time::Duration>) -> Self {
+        self.connection = self.connection.autoflush_delay(delay);
+        self
+    }
+
+    /// Sets the connection options.
+    pub fn connection(mut self, options: ConnectionOptions) -> Self {
+        self.connection = options;
+        self
+    }
+
+    /// Uses this TLS configuration for `wss://`.
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Trusts the certificates in a PEM file (a private CA, or a
+    /// self-signed server certificate) in addition to the webpki roots.
+    pub fn trust_pem_file(self, path: impl AsRef<Path>) -> Result<Self, Error> {
+        let pem = std::fs::read(path.as_ref())?;
+        self.trust_pem(&pem)
+    }
+
+    /// Trusts the certificates in PEM text in addition to the webpki roots.
+    pub fn trust_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
+        let mut roots = default_roots();
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|err| Error::Tls(format!("bad certificate PEM: {err}")))?;
+            roots
+                .add(cert)
+                .map_err(|err| Error::Tls(format!("unusable certificate: {err}")))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(Error::Tls("no certificate in PEM".into()));
+        }
+        self.tls = Some(Arc::new(client_config(roots)));
+        Ok(self)
+    }
+}
+
+fn default_roots() -> rustls::RootCertStore {
+    rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    }
+}
+
+fn client_config(roots: rustls::RootCertStore) -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// Where a `ws://` or `wss://` address points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port (80 and 443 when the URL names none).
+    pub port: u16,
+    /// Whether the scheme is `wss`.
+    pub tls: bool,
+    address: String,
+}
+
+impl Target {
+    /// Parses a `ws://` or `wss://` URL.
+    pub fn parse(address: &str) -> Result<Target, Error> {
+        let request = address
+            .into_client_request()
+            .map_err(|err| Error::InvalidAddress(format!("{address}: {err}")))?;
+        let uri = request.uri();
+        let tls = match uri.scheme_str() {
+            Some("ws") => false,
+            Some("wss") => true,
+            _ => {
+                return Err(Error::InvalidAddress(format!(
+                    "{address}: scheme must be ws or wss"
+                )))
+            }
+        };
+        let host = uri
+            .host()
+            .ok_or_else(|| Error::InvalidAddress(format!("{address}: no host")))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        Ok(Target {
+            host,
+            port,
+            tls,
+            address: address.to_owned(),
+        })
+    }
+}
+
+/// A byte stream of any runtime, boxed so that plain and TLS streams share
+/// one type.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// Finishes a client connection over an open TCP stream: TLS when the
+/// target is `wss`, the WebSocket handshake, then the driver on `runtime`.
+pub async fn handshake<S: Io>(
+    stream: S,
+    target: &Target,
+    peer_addr: Option<SocketAddr>,
+    options: &ClientOptions,
+    runtime: Arc<dyn Runtime>,
+) -> Result<Connection, Error> {
+    let stream: Box<dyn Io> = if target.tls {
+        let config = options
+            .tls
+            .clone()
+            .unwrap_or_else(|| Arc::new(client_config(default_roots())));
+        let name = ServerName::try_from(target.host.clone())
+            .map_err(|err| Error::InvalidAddress(format!("{}: {err}", target.host)))?;
+        let tls = futures_rustls::TlsConnector::from(config)
+            .connect(name, stream)
+            .await?;
+        Box::new(tls)
+    } else {
+        Box::new(stream)
+    };
+    let config = options.connection.websocket_config();
+    let (socket, _response) =
+        async_tungstenite::client_async_with_config(target.address.as_str(), stream, Some(config))
+            .await?;
+    tracing::debug!(address = %target.address, "juggler client connected");
+    Ok(start(
+        socket,
+        options.connection.clone(),
+        peer_addr,
+        runtime,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ws_and_wss_addresses() {
+        let target = Target::parse("ws://127.0.0.1:8080/ws").unwrap();
+        assert_eq!(
+            (target.host.as_str(), target.port, target.tls),
+            ("127.0.0.1", 8080, false)
+        );
+        let target = Target::parse("wss://example.com/ws").unwrap();
+        assert_eq!(
+            (target.host.as_str(), target.port, target.tls),
+            ("example.com", 443, true)
+        );
+        let target = Target::parse("ws://[::1]/ws").unwrap();
+        assert_eq!((target.host.as_str(), target.port), ("::1", 80));
+    }
+
+    #[test]
+    fn rejects_other_addresses() {
+        for address in ["http://host/ws", "host:1/ws", "", "ws://"] {
+            assert!(
+                matches!(Target::parse(address), Err(Error::InvalidAddress(_))),
+                "{address}"
+            );
+        }
+    }
+
+    #[test]
+    fn trusting_garbage_pem_fails() {
+        assert!(matches!(
+            ClientOptions::default().trust_pem(b"nope"),
+            Err(Error::Tls(_))
+        ));
+    }
+}

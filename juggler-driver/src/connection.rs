@@ -1,0 +1,470 @@
+//! The public connection handle and the state it shares with its driver.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Instant;
+
+use juggler_core::{CloseReason, Engine, Event, PatchOperation};
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::options::ConnectionOptions;
+use crate::Error;
+
+type ChangeCallback = Arc<dyn Fn() + Send + Sync>;
+
+/// What the handles and the driver task share. The engine lives here, behind
+/// a mutex that is never held across an `.await` or a user callback.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// Wakes application waiters (receive, flush, send, wait_closed, changes).
+    app_notify: Notify,
+    /// Wakes the writer: frames queued, deadline moved, closed.
+    pub(crate) writer_notify: Notify,
+    /// Wakes the reader: room in the receive queue.
+    pub(crate) reader_notify: Notify,
+    pub(crate) options: ConnectionOptions,
+    peer_addr: Option<SocketAddr>,
+}
+
+pub(crate) struct State {
+    pub(crate) engine: Engine,
+    received: VecDeque<Value>,
+    /// How many frames the driver has written (the `seq` of the last one).
+    pub(crate) written: u64,
+    remote_changes: u64,
+    callbacks: BTreeMap<u64, ChangeCallback>,
+    next_callback_id: u64,
+    /// When the reader last got any frame from the peer.
+    pub(crate) last_received: Instant,
+    /// The driver task has ended and dropped the socket.
+    pub(crate) driver_done: bool,
+}
+
+impl State {
+    /// Whether the reader must wait before reading the next frame.
+    pub(crate) fn receive_queue_full(&self, limit: usize) -> bool {
+        self.received.len() >= limit && !self.engine.is_closed()
+    }
+
+    /// Whether frames still polled from the engine may yet be written.
+    fn writes_pending(&self) -> bool {
+        !self.driver_done && matches!(self.engine.close_reason(), None | Some(CloseReason::Local))
+    }
+}
+
+/// Which sleepers to wake after a change.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// Everyone, the writer included: the application or the reader changed
+    /// something the writer may need to act on.
+    All,
+    /// Everyone but the writer: the writer itself made the change.
+    AllButWriter,
+}
+
+impl Shared {
+    pub(crate) fn new(options: ConnectionOptions, peer_addr: Option<SocketAddr>) -> Self {
+        Shared {
+            state: Mutex::new(State {
+                engine: Engine::new(options.engine_config()),
+                received: VecDeque::new(),
+                written: 0,
+                remote_changes: 0,
+                callbacks: BTreeMap::new(),
+                next_callback_id: 0,
+                last_received: Instant::now(),
+                driver_done: false,
+            }),
+            app_notify: Notify::new(),
+            writer_notify: Notify::new(),
+            reader_notify: Notify::new(),
+            options,
+            peer_addr,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // State stays consistent even if a thread panicked while holding the
+        // lock: every critical section is a short, panic-free engine call.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the state, then dispatches the engine's events: messages
+    /// into the receive queue, change callbacks (outside the lock), wakeups.
+    pub(crate) fn update<R>(&self, wake: Wake, f: impl FnOnce(&mut State) -> R) -> R {
+        let (result, changes, callbacks) = {
+            let mut state = self.lock();
+            let result = f(&mut state);
+            let mut changes = 0usize;
+            while let Some(event) = state.engine.poll_event() {
+                match event {
+                    Event::RemoteDataChanged => changes += 1,
+                    Event::Message(message) => state.received.push_back(message),
+                    Event::Closed(reason) => log_close(&reason, self.peer_addr),
+                    _ => {}
+                }
+            }
+            state.remote_changes += changes as u64;
+            let callbacks: Vec<ChangeCallback> = match changes {
+                0 => Vec::new(),
+                _ => state.callbacks.values().cloned().collect(),
+            };
+            (result, changes, callbacks)
+        };
+        for _ in 0..changes {
+            for callback in &callbacks {
+                callback();
+            }
+        }
+        self.app_notify.notify_waiters();
+        if wake == Wake::All {
+            self.writer_notify.notify_one();
+        }
+        result
+    }
+
+    /// Waits until `check` returns a value; `check` runs under the lock
+    /// after every change to the state.
+    pub(crate) async fn wait_for<T>(&self, mut check: impl FnMut(&mut State) -> Option<T>) -> T {
+        loop {
+            let notified = std::pin::pin!(self.app_notify.notified());
+            let mut notified = notified;
+            notified.as_mut().enable();
+            if let Some(value) = check(&mut self.lock()) {
+                return value;
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits while the receive queue is full (and the engine open).
+    pub(crate) async fn wait_for_reader_room(&self, limit: usize) {
+        loop {
+            let notified = self.reader_notify.notified();
+            if !self.lock().receive_queue_full(limit) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        self.update(Wake::All, |state| state.engine.close());
+    }
+
+    /// Whether the driver task has ended.
+    pub(crate) fn is_done(&self) -> bool {
+        self.lock().driver_done
+    }
+
+    /// Waits until the driver task has ended.
+    pub(crate) async fn wait_done(&self) {
+        self.wait_for(|state| state.driver_done.then_some(())).await
+    }
+}
+
+fn log_close(reason: &CloseReason, peer: Option<SocketAddr>) {
+    match reason {
+        CloseReason::Protocol(err) => {
+            tracing::warn!(?peer, %err, "juggler protocol error; closing connection")
+        }
+        CloseReason::Transport(err) => tracing::debug!(?peer, %err, "juggler connection lost"),
+        other => tracing::debug!(?peer, reason = %other, "juggler connection closed"),
+    }
+}
+
+/// Closes the connection when the last application handle goes away.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+/// A Juggler connection, client or server side (the protocol is
+/// symmetric): local and remote data, change notification, messages.
+///
+/// A cheap `Clone + Send + Sync` handle. When the last clone is dropped the
+/// connection closes itself (flushing unsent data under an automatic
+/// autoflush policy) and its driver task ends.
+#[derive(Clone)]
+pub struct Connection {
+    handle: Arc<Handle>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer_addr", &self.handle.shared.peer_addr)
+            .field("open", &self.is_open())
+            .finish()
+    }
+}
+
+impl Connection {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Connection {
+            handle: Arc::new(Handle { shared }),
+        }
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.handle.shared
+    }
+
+    pub(crate) fn shared_arc(&self) -> &Arc<Shared> {
+        &self.handle.shared
+    }
+
+    /// The address of the peer, when the transport has one.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.shared().peer_addr
+    }
+
+    /// The local data as last set: a shared snapshot, not a copy.
+    pub fn local_data(&self) -> Arc<Value> {
+        self.shared().lock().engine.local_data().clone()
+    }
+
+    /// The peer's data as last received: a shared snapshot, not a copy.
+    pub fn remote_data(&self) -> Arc<Value> {
+        self.shared().lock().engine.remote_data().clone()
+    }
+
+    /// Whether the connection is open.
+    pub fn is_open(&self) -> bool {
+        !self.shared().lock().engine.is_closed()
+    }
+
+    /// Why the connection closed, once it has.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.shared().lock().engine.close_reason().cloned()
+    }
+
+    /// Calls `callback` once for every change of the remote data. The
+    /// callback runs on the driver task and must not block; it may read the
+    /// connection. Dropping the returned handle unregisters it.
+    #[must_use = "the callback is unregistered when the handle is dropped"]
+    pub fn register_change_cb(
+        &self,
+        callback: impl Fn() + Send + Sync + 'static,
+    ) -> ChangeCallbackHandle {
+        let mut state = self.shared().lock();
+        let id = state.next_callback_id;
+        state.next_callback_id += 1;
+        state.callbacks.insert(id, Arc::new(callback));
+        ChangeCallbackHandle {
+            shared: Arc::downgrade(&self.handle.shared),
+            id,
+        }
+    }
+
+    /// An async stream of remote data changes; see [`RemoteChanges`].
+    pub fn remote_changes(&self) -> RemoteChanges {
+        RemoteChanges {
+            seen: self.shared().lock().remote_changes,
+            shared: self.handle.shared.clone(),
+        }
+    }
+
+    /// Replaces the local data; it syncs by the autoflush policy.
+    /// `local_data()` returns the new value at once.
+    pub fn set_local_data(&self, data: impl Into<Arc<Value>>) -> Result<(), Error> {
+        let data = data.into();
+        let now = Instant::now();
+        self.shared()
+            .update(Wake::All, |state| state.engine.set_local_data(now, data))
+            .map_err(Error::from)
+    }
+
+    /// Applies RFC 6902 operations to the local data and syncs them by the
+    /// autoflush policy. The operations themselves go to the peer: no diff
+    /// of the whole state, so the cost is that of the change. Applies whole
+    /// or not at all.
+    pub fn update_local_data(&self, ops: Vec<PatchOperation>) -> Result<(), Error> {
+        let now = Instant::now();
+        self.shared()
+            .update(Wake::All, |state| state.engine.update_local_data(now, ops))
+            .map_err(Error::from)
+    }
+
+    /// Sends unsent local data changes now and waits until they, and every
+    /// frame queued before them, are written to the socket.
+    pub async fn flush_local_data(&self) -> Result<(), Error> {
+        let ticket = self
+            .shared()
+            .update(Wake::All, |state| state.engine.flush_local_data())?;
+        self.shared()
+            .wait_for(|state| {
+                if ticket.is_complete(state.written) {
+                    Some(Ok(()))
+                } else if !state.writes_pending() {
+                    Some(Err(Error::Closed))
+                } else {
+                    None
+                }
+            })
+            .await
+    }
+
+    /// Queues one message for the peer, waiting while the send queue is
+    /// full. Messages go out in the order they are queued; to know that
+    /// they were written, await [`flush_local_data`](Self::flush_local_data).
+    pub async fn send(&self, message: &Value) -> Result<(), Error> {
+        let limit = self.shared().options.max_send_queue;
+        self.shared()
+            .wait_for(|state| {
+                if state.engine.is_closed() {
+                    Some(Err(Error::Closed))
+                } else if state.engine.queued_transmits() < limit {
+                    Some(
+                        state
+                            .engine
+                            .send_message(message)
+                            .map(drop)
+                            .map_err(Error::from),
+                    )
+                } else {
+                    None
+                }
+            })
+            .await?;
+        self.shared().writer_notify.notify_one();
+        Ok(())
+    }
+
+    /// Like [`send`](Self::send) but never waits: fails with
+    /// [`Error::QueueFull`] when the send queue is full.
+    pub fn try_send(&self, message: &Value) -> Result<(), Error> {
+        let limit = self.shared().options.max_send_queue;
+        self.shared().update(Wake::All, |state| {
+            if state.engine.is_closed() {
+                Err(Error::Closed)
+            } else if state.engine.queued_transmits() >= limit {
+                Err(Error::QueueFull)
+            } else {
+                state
+                    .engine
+                    .send_message(message)
+                    .map(drop)
+                    .map_err(Error::from)
+            }
+        })
+    }
+
+    /// Sends a Juggler `PING` frame; the peer answers `PONG`. Only for peers
+    /// known to run hat-juggler 0.5.13 or later (older ones close on it);
+    /// keep-alive uses WebSocket pings and needs no call.
+    pub fn send_ping(&self) -> Result<(), Error> {
+        self.shared()
+            .update(Wake::All, |state| state.engine.send_ping().map(drop))
+            .map_err(Error::from)
+    }
+
+    /// The next message from the peer, waiting if there is none. Messages
+    /// that arrived before the close are still returned; after them, fails
+    /// with [`Error::Closed`].
+    pub async fn receive(&self) -> Result<Value, Error> {
+        let message = self
+            .shared()
+            .wait_for(|state| match state.received.pop_front() {
+                Some(message) => Some(Ok(message)),
+                None if state.engine.is_closed() => Some(Err(Error::Closed)),
+                None => None,
+            })
+            .await;
+        self.shared().reader_notify.notify_one();
+        message
+    }
+
+    /// Starts closing: unsent data is flushed (unless the policy is
+    /// manual), then the WebSocket closes. Returns at once; see
+    /// [`wait_closed`](Self::wait_closed).
+    pub fn close(&self) {
+        self.shared().close();
+    }
+
+    /// Waits until the connection is closed and its socket released, and
+    /// returns why it closed.
+    pub async fn wait_closed(&self) -> CloseReason {
+        self.shared().wait_done().await;
+        self.close_reason()
+            .expect("the driver closes the engine before it ends")
+    }
+
+    /// [`close`](Self::close), then [`wait_closed`](Self::wait_closed).
+    pub async fn shutdown(&self) -> CloseReason {
+        self.close();
+        self.wait_closed().await
+    }
+}
+
+/// Registration of a change callback; dropping it (or calling
+/// [`cancel`](Self::cancel)) unregisters the callback.
+#[derive(Debug)]
+pub struct ChangeCallbackHandle {
+    shared: Weak<Shared>,
+    id: u64,
+}
+
+impl ChangeCallbackHandle {
+    /// Unregisters the callback.
+    pub fn cancel(self) {}
+}
+
+impl Drop for ChangeCallbackHandle {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.lock().callbacks.remove(&self.id);
+        }
+    }
+}
+
+/// Remote data changes as an async sequence: each
+/// [`changed`](Self::changed) waits for changes not yet seen and returns
+/// the remote data after them (several quick changes may be seen as one).
+/// It does not keep the connection open.
+#[derive(Clone)]
+pub struct RemoteChanges {
+    shared: Arc<Shared>,
+    seen: u64,
+}
+
+impl fmt::Debug for RemoteChanges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteChanges")
+            .field("seen", &self.seen)
+            .finish()
+    }
+}
+
+impl RemoteChanges {
+    /// Waits for the next change and returns the remote data; fails with
+    /// [`Error::Closed`] once the connection is closed.
+    pub async fn changed(&mut self) -> Result<Arc<Value>, Error> {
+        let seen = self.seen;
+        let (count, data) = self
+            .shared
+            .wait_for(|state| {
+                if state.remote_changes > seen {
+                    Some(Ok((
+                        state.remote_changes,
+                        state.engine.remote_data().clone(),
+                    )))
+                } else if state.engine.is_closed() {
+                    Some(Err(Error::Closed))
+                } else {
+                    None
+                }
+            })
+            .await?;
+        self.seen = count;
+        Ok(data)
+    }
+}

@@ -1,0 +1,239 @@
+//! The connection driver: one task per connection that moves frames and
+//! time between a WebSocket and the engine, following the engine's
+//! documented contract.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use async_tungstenite::tungstenite::{Message, Utf8Bytes};
+use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
+use futures_io::{AsyncRead, AsyncWrite};
+use futures_util::future::{select, Either};
+use futures_util::{SinkExt, StreamExt};
+use juggler_core::{CloseReason, FrameText, ProtocolError, Transmit};
+
+use crate::connection::{Shared, Wake};
+use crate::error::close_reason_of;
+use crate::{Connection, ConnectionOptions, Runtime};
+
+/// Most frames the writer takes from the engine before one socket flush,
+/// so one busy connection cannot hold its task forever.
+const WRITE_BATCH: usize = 256;
+
+/// Starts driving an established WebSocket on `runtime` and returns the
+/// application's handle to it. Runtime crates call this after their
+/// handshake; applications use `connect` or `listen` instead.
+pub fn start<S>(
+    socket: WebSocketStream<S>,
+    options: ConnectionOptions,
+    peer_addr: Option<SocketAddr>,
+    runtime: Arc<dyn Runtime>,
+) -> Connection
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let shared = Arc::new(Shared::new(options, peer_addr));
+    let driver = run(socket, shared.clone(), runtime.clone());
+    runtime.spawn(Box::pin(driver));
+    Connection::new(shared)
+}
+
+/// Drives one connection until its socket is done with.
+async fn run<S>(socket: WebSocketStream<S>, shared: Arc<Shared>, runtime: Arc<dyn Runtime>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sink, stream) = socket.split();
+    let reader = std::pin::pin!(read_loop(stream, &shared));
+    let writer = std::pin::pin!(write_loop(sink, &shared, &*runtime));
+    let close_timeout = shared.options.close_timeout;
+    // Whichever side ends first, the other gets `close_timeout` to finish
+    // the close handshake: the writer its close reply, the reader the
+    // peer's close frame.
+    match select(reader, writer).await {
+        Either::Left(((), writer)) => {
+            let _ = select(writer, runtime.sleep_until(Instant::now() + close_timeout)).await;
+        }
+        Either::Right(((), reader)) => {
+            let _ = select(reader, runtime.sleep_until(Instant::now() + close_timeout)).await;
+        }
+    }
+    shared.update(Wake::AllButWriter, |state| {
+        state.engine.handle_transport_closed(CloseReason::Remote);
+        state.driver_done = true;
+    });
+}
+
+/// Reads frames into the engine until the stream ends.
+async fn read_loop<S>(mut stream: WebSocketReceiver<S>, shared: &Shared)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let limit = shared.options.max_receive_queue;
+    loop {
+        shared.wait_for_reader_room(limit).await;
+        let frame = stream.next().await;
+        let now = Instant::now();
+        let ended = shared.update(Wake::All, |state| {
+            state.last_received = now;
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    // A violation closes the engine itself; reading goes on
+                    // until the peer's close frame ends the stream.
+                    let _ = state.engine.handle_text(&text);
+                    false
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    state
+                        .engine
+                        .handle_protocol_error(ProtocolError::BinaryFrame);
+                    false
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => false,
+                Some(Ok(Message::Close(_))) | None => {
+                    state.engine.handle_transport_closed(CloseReason::Remote);
+                    true
+                }
+                Some(Err(err)) => {
+                    match close_reason_of(&err) {
+                        CloseReason::Protocol(violation) => {
+                            state.engine.handle_protocol_error(violation)
+                        }
+                        other => state.engine.handle_transport_closed(other),
+                    }
+                    true
+                }
+            }
+        });
+        if ended {
+            return;
+        }
+    }
+}
+
+/// What the writer found to do in one look at the state.
+struct WriterWork {
+    closed: Option<CloseReason>,
+    wake_at: Option<Instant>,
+}
+
+/// Writes the engine's frames, fires its deadline, runs keep-alive and
+/// finally sends the close frame.
+async fn write_loop<S>(mut sink: WebSocketSender<S>, shared: &Shared, runtime: &dyn Runtime)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let keep_alive = shared.options.keep_alive;
+    let mut next_ping = keep_alive.map(|k| Instant::now() + k.interval);
+    let mut ping_sent: Option<Instant> = None;
+    let mut batch: Vec<Transmit> = Vec::with_capacity(WRITE_BATCH);
+    loop {
+        let notified = shared.writer_notify.notified();
+        let now = Instant::now();
+        let work = shared.update(Wake::AllButWriter, |state| {
+            state.engine.handle_timeout(now);
+            if let (Some(k), Some(sent)) = (keep_alive, ping_sent) {
+                let reader_waiting = state.receive_queue_full(shared.options.max_receive_queue);
+                if state.last_received >= sent {
+                    ping_sent = None;
+                } else if now >= sent + k.timeout && !reader_waiting {
+                    state.engine.handle_transport_closed(CloseReason::Transport(
+                        "keep-alive timeout".into(),
+                    ));
+                }
+            }
+            while batch.len() < WRITE_BATCH {
+                match state.engine.poll_transmit() {
+                    Some(transmit) => batch.push(transmit),
+                    None => break,
+                }
+            }
+            let pong_deadline = ping_sent.zip(keep_alive).map(|(sent, k)| sent + k.timeout);
+            WriterWork {
+                closed: state.engine.close_reason().cloned(),
+                wake_at: [state.engine.poll_timeout(), next_ping, pong_deadline]
+                    .into_iter()
+                    .flatten()
+                    .min(),
+            }
+        });
+
+        if let Some(last) = batch.last().map(|transmit| transmit.seq) {
+            let mut result = Ok(());
+            for transmit in batch.drain(..) {
+                result = sink.feed(Message::Text(utf8_bytes(transmit.text))).await;
+                if result.is_err() {
+                    break;
+                }
+            }
+            if result.is_ok() {
+                result = sink.flush().await;
+            }
+            match result {
+                Ok(()) => shared.update(Wake::AllButWriter, |state| state.written = last),
+                Err(err) => {
+                    batch.clear();
+                    let reason = close_reason_of(&err);
+                    shared.update(Wake::AllButWriter, |state| {
+                        state.engine.handle_transport_closed(reason)
+                    });
+                    return;
+                }
+            }
+            continue;
+        }
+
+        if let Some(reason) = work.closed {
+            match reason {
+                // tungstenite queued its reply to the peer's close frame;
+                // closing the sink sends it.
+                CloseReason::Remote => {
+                    let _ = SinkExt::close(&mut sink).await;
+                }
+                CloseReason::Transport(_) => {}
+                local_or_protocol => {
+                    let (code, text) = local_or_protocol.close_frame();
+                    let frame = CloseFrame {
+                        code: code.into(),
+                        reason: text.into(),
+                    };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                }
+            }
+            return;
+        }
+
+        if let (Some(k), Some(at)) = (keep_alive, next_ping) {
+            if now >= at {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    shared.update(Wake::AllButWriter, |state| {
+                        state.engine.handle_transport_closed(CloseReason::Transport(
+                            "keep-alive ping failed".into(),
+                        ))
+                    });
+                    return;
+                }
+                ping_sent = ping_sent.or(Some(now));
+                next_ping = Some(now + k.interval);
+                continue;
+            }
+        }
+
+        match work.wake_at {
+            Some(at) => {
+                let _ = select(std::pin::pin!(notified), runtime.sleep_until(at)).await;
+            }
+            None => notified.await,
+        }
+    }
+}
+
+/// The frame text as tungstenite's text type, without a copy when owned.
+fn utf8_bytes(text: FrameText) -> Utf8Bytes {
+    match text.into_owned_or_shared() {
+        Ok(owned) => Utf8Bytes::from(owned),
+        Err(shared) => Utf8Bytes::from(&*shared),
+    }
+}

@@ -1,0 +1,76 @@
+//! The error type of connection operations.
+
+use std::io;
+
+use async_tungstenite::tungstenite;
+use thiserror::Error;
+
+pub use juggler_core::{CloseReason, ProtocolError};
+
+/// What can go wrong with a Juggler connection.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connection is closed; [`Connection::close_reason`](crate::Connection::close_reason)
+    /// says why.
+    #[error("connection closed")]
+    Closed,
+    /// The outgoing queue is full ([`Connection::try_send`](crate::Connection::try_send)).
+    #[error("send queue is full")]
+    QueueFull,
+    /// A patch given to `update_local_data` does not apply; nothing changed.
+    #[error("patch does not apply to local data: {0}")]
+    Patch(String),
+    /// The address is not a `ws://` or `wss://` URL the client can use.
+    #[error("invalid address: {0}")]
+    InvalidAddress(String),
+    /// A socket failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+    /// The WebSocket handshake or stream failed.
+    #[error("WebSocket error: {0}")]
+    WebSocket(#[from] Box<tungstenite::Error>),
+    /// TLS could not be set up (bad certificate, key or PEM file).
+    #[error("TLS error: {0}")]
+    Tls(String),
+}
+
+impl From<tungstenite::Error> for Error {
+    fn from(err: tungstenite::Error) -> Self {
+        Error::WebSocket(Box::new(err))
+    }
+}
+
+impl From<juggler_core::Closed> for Error {
+    fn from(_: juggler_core::Closed) -> Self {
+        Error::Closed
+    }
+}
+
+impl From<juggler_core::UpdateError> for Error {
+    fn from(err: juggler_core::UpdateError) -> Self {
+        match err {
+            juggler_core::UpdateError::Closed => Error::Closed,
+            juggler_core::UpdateError::Patch(text) => Error::Patch(text),
+            other => Error::Patch(other.to_string()),
+        }
+    }
+}
+
+/// Maps a WebSocket read error to the reason the connection closes with.
+pub(crate) fn close_reason_of(err: &tungstenite::Error) -> CloseReason {
+    use tungstenite::error::CapacityError;
+    match err {
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+            CloseReason::Remote
+        }
+        tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            CloseReason::Protocol(ProtocolError::FrameTooLarge {
+                size: *size,
+                limit: *max_size,
+            })
+        }
+        tungstenite::Error::Utf8(_) => CloseReason::Protocol(ProtocolError::InvalidUtf8),
+        other => CloseReason::Transport(other.to_string()),
+    }
+}

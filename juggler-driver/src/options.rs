@@ -1,0 +1,138 @@
+//! Connection settings shared by clients and servers of every runtime.
+
+use std::time::Duration;
+
+use juggler_core::AutoflushPolicy;
+
+/// WebSocket ping/pong keep-alive (SPEC §1): a ping control frame every
+/// `interval`; a peer that sends nothing for `timeout` after a ping is
+/// taken for dead and the connection closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepAlive {
+    /// Time between pings. Default 20 s.
+    pub interval: Duration,
+    /// How long to wait for any frame after a ping. Default 20 s.
+    pub timeout: Duration,
+}
+
+impl Default for KeepAlive {
+    fn default() -> Self {
+        KeepAlive {
+            interval: Duration::from_secs(20),
+            timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Settings of one connection. `Default` gives the reference's behaviour
+/// (0.2 s autoflush delay) plus keep-alive and limits.
+///
+/// ```
+/// use std::time::Duration;
+/// use juggler_driver::ConnectionOptions;
+///
+/// let options = ConnectionOptions::default()
+///     .autoflush_delay(Some(Duration::ZERO))
+///     .max_message_size(8 << 20);
+/// assert_eq!(options.autoflush, juggler_driver::AutoflushPolicy::Immediate);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionOptions {
+    /// When local data changes go out. Default: delayed 0.2 s.
+    pub autoflush: AutoflushPolicy,
+    /// Keep-alive; `None` turns it off. Default: on, 20 s / 20 s.
+    pub keep_alive: Option<KeepAlive>,
+    /// Largest incoming message (and WebSocket frame) in bytes. Default 64 MiB.
+    pub max_message_size: usize,
+    /// Most operations in one incoming DATA frame. Default 1,048,576.
+    pub max_patch_operations: usize,
+    /// Most outgoing frames waiting for the socket; `send` waits (and
+    /// `try_send` fails) while that many wait. Default 1024.
+    pub max_send_queue: usize,
+    /// Most received messages waiting for `receive`; while that many wait,
+    /// the connection stops reading from the socket (TCP backpressure).
+    /// Default 1024.
+    pub max_receive_queue: usize,
+    /// How long a closing connection waits for the peer's close handshake.
+    /// Default 0.1 s, the reference's `shutdown_timeout`.
+    pub close_timeout: Duration,
+}
+
+impl Default for ConnectionOptions {
+    fn default() -> Self {
+        ConnectionOptions {
+            autoflush: AutoflushPolicy::default(),
+            keep_alive: Some(KeepAlive::default()),
+            max_message_size: 64 << 20,
+            max_patch_operations: 1 << 20,
+            max_send_queue: 1024,
+            max_receive_queue: 1024,
+            close_timeout: Duration::from_millis(100),
+        }
+    }
+}
+
+impl ConnectionOptions {
+    /// Sets the autoflush policy the reference way: `None` manual, zero
+    /// immediate, else delayed.
+    pub fn autoflush_delay(mut self, delay: Option<Duration>) -> Self {
+        self.autoflush = AutoflushPolicy::from_delay(delay);
+        self
+    }
+
+    /// Sets the autoflush policy.
+    pub fn autoflush(mut self, policy: AutoflushPolicy) -> Self {
+        self.autoflush = policy;
+        self
+    }
+
+    /// Sets or disables keep-alive.
+    pub fn keep_alive(mut self, keep_alive: Option<KeepAlive>) -> Self {
+        self.keep_alive = keep_alive;
+        self
+    }
+
+    /// Sets the largest incoming message size in bytes.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// Sets the most operations accepted in one incoming DATA frame.
+    pub fn max_patch_operations(mut self, count: usize) -> Self {
+        self.max_patch_operations = count;
+        self
+    }
+
+    /// Sets the outgoing queue bound, in frames (at least 1).
+    pub fn max_send_queue(mut self, frames: usize) -> Self {
+        self.max_send_queue = frames.max(1);
+        self
+    }
+
+    /// Sets the received-message queue bound (at least 1).
+    pub fn max_receive_queue(mut self, messages: usize) -> Self {
+        self.max_receive_queue = messages.max(1);
+        self
+    }
+
+    /// Sets how long a close waits for the peer's close handshake.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    pub(crate) fn engine_config(&self) -> juggler_core::Config {
+        let mut config = juggler_core::Config::with_autoflush(self.autoflush);
+        config.max_patch_operations = self.max_patch_operations;
+        config
+    }
+
+    /// The WebSocket settings these options imply.
+    pub fn websocket_config(&self) -> async_tungstenite::tungstenite::protocol::WebSocketConfig {
+        async_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_message_size))
+    }
+}

@@ -1,0 +1,435 @@
+//! Server plumbing shared by the runtimes: options, the WebSocket upgrade
+//! check, static file paths, TLS from a PEM file and the set of live
+//! connections a server closes on shutdown.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use async_tungstenite::tungstenite::handshake::derive_accept_key;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::connection::Shared;
+use crate::{Connection, ConnectionOptions, Error};
+
+/// Settings of `listen`, with the reference's defaults.
+///
+/// ```
+/// use std::time::Duration;
+/// use juggler_driver::ServerOptions;
+///
+/// let options = ServerOptions::default()
+///     .static_dir("ui/dist")
+///     .autoflush_delay(Some(Duration::ZERO));
+/// assert_eq!(options.ws_path, "/ws");
+/// assert_eq!(options.index_path.as_deref(), Some("/index.html"));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerOptions {
+    /// Path of the WebSocket endpoint. Default `/ws`.
+    pub ws_path: String,
+    /// Files under this folder are served over HTTP(S) GET; nothing outside
+    /// it ever is. Default: none.
+    pub static_dir: Option<PathBuf>,
+    /// `GET /` answers `302 Found` to this path; `None` turns that off.
+    /// Default `/index.html`.
+    pub index_path: Option<String>,
+    /// One PEM file holding the certificate chain and the private key; the
+    /// server then speaks HTTPS/WSS only. Default: none.
+    pub pem_file: Option<PathBuf>,
+    /// Settings of every accepted connection (autoflush, keep-alive,
+    /// limits).
+    pub connection: ConnectionOptions,
+    /// How long closing the server waits for each connection's clean close
+    /// before dropping it. Default 0.1 s.
+    pub shutdown_timeout: Duration,
+    /// How long a TLS handshake may take before the socket is dropped.
+    /// Default 10 s.
+    pub tls_handshake_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            ws_path: "/ws".into(),
+            static_dir: None,
+            index_path: Some("/index.html".into()),
+            pem_file: None,
+            connection: ConnectionOptions::default(),
+            shutdown_timeout: Duration::from_millis(100),
+            tls_handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ServerOptions {
+    /// Sets the WebSocket endpoint path.
+    pub fn ws_path(mut self, path: impl Into<String>) -> Self {
+        self.ws_path = path.into();
+        self
+    }
+
+    /// Serves the files under `dir`.
+    pub fn static_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.static_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets (or with `None` turns off) the `GET /` redirect target.
+    pub fn index_path(mut self, path: Option<&str>) -> Self {
+        self.index_path = path.map(str::to_owned);
+        self
+    }
+
+    /// Serves HTTPS/WSS with the chain and key in this PEM file.
+    pub fn pem_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.pem_file = Some(path.into());
+        self
+    }
+
+    /// Sets the autoflush delay of accepted connections the reference way.
+    pub fn autoflush_delay(mut self, delay: Option<Duration>) -> Self {
+        self.connection = self.connection.autoflush_delay(delay);
+        self
+    }
+
+    /// Sets the options of accepted connections.
+    pub fn connection(mut self, options: ConnectionOptions) -> Self {
+        self.connection = options;
+        self
+    }
+
+    /// Sets the shutdown timeout.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The options of one accepted connection: its close waits at most the
+    /// server's shutdown timeout.
+    pub fn accepted_connection_options(&self) -> ConnectionOptions {
+        self.connection.clone().close_timeout(self.shutdown_timeout)
+    }
+}
+
+/// Why a request to the WebSocket path is not an upgrade we accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeRejection {
+    /// Not a GET with `Connection: upgrade`, `Upgrade: websocket` and a key.
+    NotWebSocket,
+    /// A WebSocket version other than 13.
+    UnsupportedVersion,
+}
+
+impl UpgradeRejection {
+    /// The HTTP answer to the rejected request.
+    pub fn response(self) -> Response<String> {
+        let mut response = Response::new(String::new());
+        match self {
+            UpgradeRejection::NotWebSocket => {
+                *response.status_mut() = StatusCode::BAD_REQUEST;
+                *response.body_mut() = "expected a WebSocket upgrade request\n".into();
+            }
+            UpgradeRejection::UnsupportedVersion => {
+                *response.status_mut() = StatusCode::UPGRADE_REQUIRED;
+                response.headers_mut().insert(
+                    header::SEC_WEBSOCKET_VERSION,
+                    HeaderValue::from_static("13"),
+                );
+            }
+        }
+        response
+    }
+}
+
+fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|value| {
+        value
+            .to_str()
+            .map(|text| {
+                text.split(',')
+                    .any(|part| part.trim().eq_ignore_ascii_case(token))
+            })
+            .unwrap_or(false)
+    })
+}
+
+/// Checks a WebSocket upgrade request (RFC 6455 §4.2.1) and builds the
+/// `101 Switching Protocols` answer.
+pub fn upgrade_response<B>(request: &Request<B>) -> Result<Response<()>, UpgradeRejection> {
+    let headers = request.headers();
+    if request.method() != Method::GET
+        || !has_token(headers, header::CONNECTION, "upgrade")
+        || !has_token(headers, header::UPGRADE, "websocket")
+    {
+        return Err(UpgradeRejection::NotWebSocket);
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes())
+        != Some(b"13")
+    {
+        return Err(UpgradeRejection::UnsupportedVersion);
+    }
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or(UpgradeRejection::NotWebSocket)?;
+    let accept = derive_accept_key(key.as_bytes());
+    let response = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(())
+        .expect("static header names and an ASCII accept key are valid");
+    Ok(response)
+}
+
+/// The `302 Found` answer to `GET /`.
+pub fn index_redirect(index_path: &str) -> Response<String> {
+    let mut response = Response::new(String::new());
+    *response.status_mut() = StatusCode::FOUND;
+    if let Ok(location) = HeaderValue::from_str(index_path) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// A static file folder that hands out only paths inside it.
+#[derive(Debug, Clone)]
+pub struct StaticDir {
+    root: PathBuf,
+}
+
+impl StaticDir {
+    /// The folder, which must exist.
+    pub fn new(dir: impl AsRef<Path>) -> std::io::Result<Self> {
+        Ok(StaticDir {
+            root: dir.as_ref().canonicalize()?,
+        })
+    }
+
+    /// The folder's canonical path.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file a request path names, if it is a file inside the folder.
+    ///
+    /// The path is percent-decoded first; `..`, encoded `%2e%2e`, NUL,
+    /// backslashes and symbolic links that lead outside the folder all give
+    /// `None`. A folder names its `index.html`.
+    pub fn resolve(&self, request_path: &str) -> Option<PathBuf> {
+        let decoded = percent_encoding::percent_decode_str(request_path)
+            .decode_utf8()
+            .ok()?;
+        if decoded.contains('\0') || decoded.contains('\\') {
+            return None;
+        }
+        let relative = Path::new(decoded.trim_start_matches('/'));
+        if relative
+            .components()
+            .any(|part| !matches!(part, Component::Normal(_) | Component::CurDir))
+        {
+            return None;
+        }
+        let mut path = self.root.join(relative).canonicalize().ok()?;
+        if path.is_dir() {
+            path = path.join("index.html").canonicalize().ok()?;
+        }
+        (path.starts_with(&self.root) && path.is_file()).then_some(path)
+    }
+}
+
+/// Loads the certificate chain and private key of one PEM file into a
+/// TLS server configuration (HTTP/1.1 over TLS).
+pub fn server_tls_config(pem_file: &Path) -> Result<Arc<rustls::ServerConfig>, Error> {
+    let pem = std::fs::read(pem_file)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| Error::Tls(format!("{}: bad certificate: {err}", pem_file.display())))?;
+    if certs.is_empty() {
+        return Err(Error::Tls(format!(
+            "{}: no certificate",
+            pem_file.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|err| {
+        Error::Tls(format!(
+            "{}: no usable private key: {err}",
+            pem_file.display()
+        ))
+    })?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default protocol versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|err| Error::Tls(format!("{}: {err}", pem_file.display())))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The connections a server accepted, so that closing the server closes
+/// them all. Holds no handle: it never keeps a connection open.
+#[derive(Default)]
+pub struct Registry {
+    inner: Mutex<RegistryInner>,
+}
+
+#[derive(Default)]
+struct RegistryInner {
+    connections: Vec<Weak<Shared>>,
+    closing: bool,
+}
+
+impl Registry {
+    /// Adds an accepted connection; once the server is closing, closes it
+    /// instead and returns `false`.
+    pub fn add(&self, connection: &Connection) -> bool {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if inner.closing {
+            drop(inner);
+            connection.close();
+            return false;
+        }
+        inner
+            .connections
+            .retain(|weak| weak.upgrade().is_some_and(|shared| !shared.is_done()));
+        inner
+            .connections
+            .push(Arc::downgrade(connection.shared_arc()));
+        true
+    }
+
+    /// How many accepted connections are still open or closing.
+    pub fn live(&self) -> usize {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner
+            .connections
+            .iter()
+            .filter(|weak| weak.upgrade().is_some_and(|shared| !shared.is_done()))
+            .count()
+    }
+
+    /// Refuses new connections, closes every live one, and waits until all
+    /// have released their sockets (each takes at most its close timeout).
+    pub async fn close_all(&self) {
+        let live: Vec<Arc<Shared>> = {
+            let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+            inner.closing = true;
+            inner
+                .connections
+                .drain(..)
+                .filter_map(|weak| weak.upgrade())
+                .collect()
+        };
+        for shared in &live {
+            shared.close();
+        }
+        for shared in &live {
+            shared.wait_done().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&str, &str)]) -> Request<()> {
+        let mut builder = Request::builder().method("GET").uri("/ws");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn accepts_a_websocket_upgrade_with_the_rfc_accept_key() {
+        let response = upgrade_response(&request(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ]))
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        // The example of RFC 6455 §1.3.
+        assert_eq!(
+            response.headers()[header::SEC_WEBSOCKET_ACCEPT],
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    #[test]
+    fn rejects_plain_requests_and_other_versions() {
+        assert_eq!(
+            upgrade_response(&request(&[])).unwrap_err(),
+            UpgradeRejection::NotWebSocket
+        );
+        let old = request(&[
+            ("connection", "upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-version", "8"),
+            ("sec-websocket-key", "x"),
+        ]);
+        assert_eq!(
+            upgrade_response(&old).unwrap_err(),
+            UpgradeRejection::UnsupportedVersion
+        );
+        assert_eq!(
+            UpgradeRejection::NotWebSocket.response().status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn static_dir_serves_only_what_is_inside() {
+        let base = std::env::temp_dir().join(format!("juggler-static-{}", std::process::id()));
+        let root = base.join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("index.html"), "index").unwrap();
+        std::fs::write(root.join("sub/a b.txt"), "a").unwrap();
+        std::fs::write(base.join("secret.txt"), "secret").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(base.join("secret.txt"), root.join("link.txt")).unwrap();
+        let dir = StaticDir::new(&root).unwrap();
+        assert_eq!(
+            dir.resolve("/index.html"),
+            Some(dir.root().join("index.html"))
+        );
+        assert_eq!(dir.resolve("/"), Some(dir.root().join("index.html")));
+        assert_eq!(
+            dir.resolve("/sub/a%20b.txt"),
+            Some(dir.root().join("sub/a b.txt"))
+        );
+        for escape in [
+            "/../secret.txt",
+            "/%2e%2e/secret.txt",
+            "/%2E%2E%2Fsecret.txt",
+            "/sub/../../secret.txt",
+            "/link.txt",
+            "/..%5csecret.txt",
+            "/missing.txt",
+            "/%00",
+            "/%ff",
+        ] {
+            assert_eq!(dir.resolve(escape), None, "{escape}");
+        }
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn pem_without_key_or_cert_is_a_tls_error() {
+        let path = std::env::temp_dir().join(format!("juggler-bad-{}.pem", std::process::id()));
+        std::fs::write(&path, "not a pem").unwrap();
+        assert!(matches!(server_tls_config(&path), Err(Error::Tls(_))));
+        std::fs::remove_file(&path).unwrap();
+    }
+}
