@@ -1,0 +1,28 @@
+//! The tokio implementation of the driver's runtime trait.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use juggler_driver::{BoxFuture, Runtime};
+
+/// Spawns on and sleeps with the tokio runtime the call came from.
+#[derive(Debug, Clone)]
+pub(crate) struct TokioRuntime(tokio::runtime::Handle);
+
+impl TokioRuntime {
+    /// The runtime of the calling task. Panics outside a tokio runtime,
+    /// like `tokio::spawn`.
+    pub(crate) fn current() -> Arc<dyn Runtime> {
+        Arc::new(TokioRuntime(tokio::runtime::Handle::current()))
+    }
+}
+
+impl Runtime for TokioRuntime {
+    fn spawn(&self, future: BoxFuture) {
+        self.0.spawn(future);
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture {
+        Box::pin(tokio::time::sleep_until(deadline.into()))
+    }
+}

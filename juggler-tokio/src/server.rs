@@ -1,0 +1,319 @@
+//! `listen`: the server side, on axum.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_tungstenite::tokio::TokioAdapter;
+use async_tungstenite::tungstenite::protocol::Role;
+use async_tungstenite::WebSocketStream;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use juggler_driver::{
+    index_redirect, server_tls_config, start, upgrade_response, Connection, ConnectionOptions,
+    Error, Registry, Runtime, ServerOptions, StaticDir,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+use tower::ServiceExt;
+use tower_http::services::ServeDir;
+
+use crate::runtime::TokioRuntime;
+
+/// What every request handler of one server shares.
+struct Accepted {
+    on_connection: Box<dyn Fn(Connection) + Send + Sync>,
+    registry: Arc<Registry>,
+    options: ConnectionOptions,
+    runtime: Arc<dyn Runtime>,
+}
+
+impl Accepted {
+    async fn start(&self, upgraded: Upgraded, peer_addr: Option<SocketAddr>) {
+        let io = TokioAdapter::new(TokioIo::new(upgraded));
+        let config = self.options.websocket_config();
+        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+        let connection = start(
+            socket,
+            self.options.clone(),
+            peer_addr,
+            self.runtime.clone(),
+        );
+        tracing::debug!(?peer_addr, "juggler connection accepted");
+        if self.registry.add(&connection) {
+            (self.on_connection)(connection);
+        }
+    }
+}
+
+/// The peer of the HTTP connection a request came on.
+#[derive(Debug, Clone, Copy)]
+struct PeerAddr(SocketAddr);
+
+/// A listening Juggler server.
+///
+/// Closing it ([`close`](Self::close)) stops accepting, closes every
+/// connection it accepted (each waiting at most the shutdown timeout for
+/// its clean close) and completes when all are gone. Dropping it without
+/// `close` stops accepting and starts closing the connections.
+pub struct Server {
+    local_addr: SocketAddr,
+    url: String,
+    registry: Arc<Registry>,
+    accept_task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("url", &self.url).finish()
+    }
+}
+
+impl Server {
+    /// The address the server listens on (with the real port when `0` was
+    /// asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The URL clients connect to: `ws://` or `wss://`, address, `ws_path`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// How many accepted connections are open or closing.
+    pub fn connection_count(&self) -> usize {
+        self.registry.live()
+    }
+
+    /// Stops accepting, closes every connection and waits until all are
+    /// gone.
+    pub async fn close(&self) {
+        let task = self
+            .accept_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+        self.registry.close_all().await;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let task = self
+            .accept_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            task.abort();
+            let registry = self.registry.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move { registry.close_all().await });
+            }
+        }
+    }
+}
+
+/// Starts a Juggler server on `host:port` (port `0` picks a free one) and
+/// calls `on_connection` with every new connection.
+///
+/// `on_connection` runs on the accepting task and must not block; spawn
+/// async work from it. The connection closes when the last handle to it is
+/// dropped, so keep the one it gets (or a clone) for as long as it should
+/// live.
+///
+/// ```no_run
+/// use juggler_tokio::{listen, ServerOptions};
+///
+/// # async fn run() -> Result<(), juggler_tokio::Error> {
+/// let server = listen("127.0.0.1", 0, |connection| {
+///     tokio::spawn(async move {
+///         while let Ok(message) = connection.receive().await {
+///             let _ = connection.send(&message).await; // echo
+///         }
+///     });
+/// }, ServerOptions::default()).await?;
+/// println!("listening on {}", server.url());
+/// server.close().await;
+/// # Ok(()) }
+/// ```
+pub async fn listen(
+    host: &str,
+    port: u16,
+    on_connection: impl Fn(Connection) + Send + Sync + 'static,
+    options: ServerOptions,
+) -> Result<Server, Error> {
+    let tls = options
+        .pem_file
+        .as_deref()
+        .map(server_tls_config)
+        .transpose()?;
+    let static_dir = options
+        .static_dir
+        .as_ref()
+        .map(StaticDir::new)
+        .transpose()?;
+    let listener = TcpListener::bind((host, port)).await?;
+    let local_addr = listener.local_addr()?;
+    let registry = Arc::new(Registry::default());
+    let accepted = Arc::new(Accepted {
+        on_connection: Box::new(on_connection),
+        registry: registry.clone(),
+        options: options.accepted_connection_options(),
+        runtime: TokioRuntime::current(),
+    });
+    let router = router(&options, accepted, static_dir);
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let scheme = if acceptor.is_some() { "wss" } else { "ws" };
+    let url = format!("{scheme}://{local_addr}{}", options.ws_path);
+    let accept_task = tokio::spawn(accept_loop(
+        listener,
+        router,
+        acceptor,
+        options.tls_handshake_timeout,
+    ));
+    tracing::info!(%url, "juggler server listening");
+    Ok(Server {
+        local_addr,
+        url,
+        registry,
+        accept_task: Mutex::new(Some(accept_task)),
+    })
+}
+
+fn router(
+    options: &ServerOptions,
+    accepted: Arc<Accepted>,
+    static_dir: Option<StaticDir>,
+) -> Router {
+    let mut router = Router::new().route(&options.ws_path, any(websocket).with_state(accepted));
+    if let Some(index_path) = options.index_path.clone() {
+        router = router.route(
+            "/",
+            get(move || async move { index_redirect(&index_path).map(Body::from) }),
+        );
+    }
+    if let Some(dir) = static_dir {
+        let files = ServeDir::new(dir.root()).append_index_html_on_directories(true);
+        let guarded = Router::new()
+            .fallback_service(files)
+            .layer(middleware::from_fn_with_state(
+                Arc::new(dir),
+                inside_static_dir,
+            ));
+        router = router.fallback_service(guarded);
+    }
+    router
+}
+
+async fn websocket(State(accepted): State<Arc<Accepted>>, request: Request) -> Response {
+    let response = match upgrade_response(&request) {
+        Ok(response) => response,
+        Err(rejection) => return rejection.response().map(Body::from),
+    };
+    let peer_addr = request.extensions().get::<PeerAddr>().map(|peer| peer.0);
+    let on_upgrade = hyper::upgrade::on(request);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => accepted.start(upgraded, peer_addr).await,
+            Err(err) => tracing::debug!(?peer_addr, %err, "WebSocket upgrade failed"),
+        }
+    });
+    response.map(|()| Body::empty())
+}
+
+/// Lets a static file request through only if it names a file inside the
+/// folder (no `..`, no symlink escape).
+async fn inside_static_dir(
+    State(dir): State<Arc<StaticDir>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let readable = matches!(*request.method(), Method::GET | Method::HEAD);
+    if readable && dir.resolve(request.uri().path()).is_some() {
+        next.run(request).await
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls_timeout: std::time::Duration,
+) {
+    // HTTP connections live in this set, so aborting the accept task ends
+    // them; upgraded WebSocket connections run in tasks of their own.
+    let mut http = JoinSet::new();
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                http.spawn(serve_http(
+                    stream,
+                    peer,
+                    router.clone(),
+                    tls.clone(),
+                    tls_timeout,
+                ));
+            }
+            Err(err) => {
+                // Out of file descriptors and the like: back off, go on.
+                tracing::warn!(%err, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        while http.try_join_next().is_some() {}
+    }
+}
+
+async fn serve_http(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls_timeout: std::time::Duration,
+) {
+    let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(PeerAddr(peer));
+        router.clone().oneshot(request)
+    });
+    let http = hyper::server::conn::http1::Builder::new();
+    let result = match tls {
+        None => {
+            http.serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await
+        }
+        Some(acceptor) => match tokio::time::timeout(tls_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => {
+                http.serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await
+            }
+            Ok(Err(err)) => {
+                tracing::debug!(%peer, %err, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
+    };
+    if let Err(err) = result {
+        tracing::debug!(%peer, %err, "HTTP connection ended with an error");
+    }
+}
