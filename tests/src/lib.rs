@@ -1,1 +1,13 @@
-//! placeholder
+//! One conformance suite for every juggler-rs runtime.
+//!
+//! The cases in [`conformance`] are written once against the [`Backend`]
+//! trait; each runtime's test file implements `Backend` in a few lines and
+//! instantiates every case with [`conformance_tests!`].
+#![forbid(unsafe_code)]
+
+pub mod backend;
+pub mod conformance;
+pub mod http;
+pub mod runtimes;
+
+pub use backend::{Backend, Incoming, TestServer};

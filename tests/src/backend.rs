@@ -1,0 +1,95 @@
+//! What a runtime must provide to run the suite.
+
+use std::future::Future;
+use std::time::Duration;
+
+use juggler_driver::{ClientOptions, Connection, Error, ServerOptions};
+use tokio::sync::mpsc;
+
+/// A listening server, as the suite sees it.
+pub trait TestServer: Send + Sync + 'static {
+    /// The `ws://` or `wss://` URL of its WebSocket endpoint.
+    fn url(&self) -> String;
+    /// Its address.
+    fn local_addr(&self) -> std::net::SocketAddr;
+    /// Closes it and waits until all its connections are gone.
+    fn close(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// A runtime under test: `juggler-tokio` or `juggler-smol`.
+pub trait Backend: 'static {
+    /// The runtime's server type.
+    type Server: TestServer;
+
+    /// Runs a future to completion on a fresh runtime.
+    fn block_on<F: Future<Output = ()> + Send + 'static>(future: F);
+
+    /// Spawns a task.
+    fn spawn<F: Future<Output = ()> + Send + 'static>(future: F);
+
+    /// Completes after `duration` (the runtime's own timer).
+    fn sleep(duration: Duration) -> impl Future<Output = ()> + Send;
+
+    /// The runtime's `listen` on 127.0.0.1 with a free port.
+    fn listen(
+        options: ServerOptions,
+        on_connection: impl Fn(Connection) + Send + Sync + 'static,
+    ) -> impl Future<Output = Result<Self::Server, Error>> + Send;
+
+    /// The runtime's `connect_with`.
+    fn connect(
+        address: &str,
+        options: ClientOptions,
+    ) -> impl Future<Output = Result<Connection, Error>> + Send;
+}
+
+/// The connections a server accepted, in order.
+pub struct Incoming(mpsc::UnboundedReceiver<Connection>);
+
+impl Incoming {
+    /// The next accepted connection.
+    pub async fn next(&mut self) -> Connection {
+        self.0.recv().await.expect("the server is alive")
+    }
+}
+
+/// Starts a server whose accepted connections arrive through [`Incoming`].
+pub async fn listen<B: Backend>(options: ServerOptions) -> (B::Server, Incoming) {
+    let (accepted, incoming) = mpsc::unbounded_channel();
+    let server = B::listen(options, move |connection| {
+        let _ = accepted.send(connection);
+    })
+    .await
+    .expect("listen on 127.0.0.1");
+    (server, Incoming(incoming))
+}
+
+/// A server and one connected client, both with `autoflush_delay`.
+pub async fn pair<B: Backend>(
+    autoflush_delay: Option<Duration>,
+) -> (B::Server, Connection, Connection) {
+    let (server, mut incoming) =
+        listen::<B>(ServerOptions::default().autoflush_delay(autoflush_delay)).await;
+    let client = B::connect(
+        &server.url(),
+        ClientOptions::default().autoflush_delay(autoflush_delay),
+    )
+    .await
+    .expect("connect to the server");
+    let server_side = incoming.next().await;
+    (server, server_side, client)
+}
+
+/// Fails the test if `future` has not completed after `limit`: a guard
+/// against hangs, never a way to wait for something.
+pub async fn within<B: Backend, F: Future>(limit: Duration, what: &str, future: F) -> F::Output {
+    let future = std::pin::pin!(future);
+    let timer = std::pin::pin!(B::sleep(limit));
+    match futures_util::future::select(future, timer).await {
+        futures_util::future::Either::Left((output, _)) => output,
+        futures_util::future::Either::Right(_) => panic!("{what} did not happen within {limit:?}"),
+    }
+}
+
+/// The guard limit of [`within`] for things that take milliseconds.
+pub const PROMPTLY: Duration = Duration::from_secs(10);

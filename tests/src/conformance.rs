@@ -1,0 +1,367 @@
+//! The conformance suite: every case of the reference implementation's own
+//! test suite (hat-juggler's `test_juggler.py`), over real sockets on
+//! 127.0.0.1, written once for every runtime.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use juggler_driver::{ClientOptions, Connection, Error, ServerOptions};
+use serde_json::{json, Value};
+
+use crate::backend::{listen, pair, within, Backend, TestServer, PROMPTLY};
+
+const IMMEDIATE: Option<Duration> = Some(Duration::ZERO);
+
+fn data_sequences() -> Vec<Vec<Value>> {
+    vec![
+        vec![json!(true), json!(false), json!(true), json!(false)],
+        vec![json!(0), json!(1), json!(2), json!(3), json!(4), json!(5)],
+        vec![
+            json!({}),
+            json!({"a": 1}),
+            json!({"a": 2}),
+            json!({"a": 2, "b": null}),
+            json!({"b": null}),
+        ],
+        vec![
+            json!(0),
+            json!(false),
+            json!(""),
+            json!([]),
+            json!({}),
+            json!(null),
+        ],
+    ]
+}
+
+fn message_sequences() -> Vec<Vec<Value>> {
+    vec![
+        vec![json!(false), json!(false), json!(true), json!(false)],
+        vec![json!(0), json!(0), json!(1), json!(2), json!(0), json!(3)],
+        vec![
+            json!({}),
+            json!({"a": 1}),
+            json!({"a": 2}),
+            json!({"a": 2, "b": null}),
+            json!({"b": null}),
+        ],
+        vec![
+            json!(0),
+            json!(0.0),
+            json!(false),
+            json!(""),
+            json!([]),
+            json!({}),
+            json!(null),
+        ],
+    ]
+}
+
+/// Records the remote data at every change notification.
+fn record_changes(
+    connection: &Connection,
+) -> (Arc<Mutex<Vec<Value>>>, juggler_driver::ChangeCallbackHandle) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let handle = {
+        let seen = seen.clone();
+        let observed = connection.clone();
+        connection.register_change_cb(move || {
+            seen.lock().unwrap().push((*observed.remote_data()).clone())
+        })
+    };
+    (seen, handle)
+}
+
+/// Connecting to a port nobody listens on fails.
+pub async fn connect_before_listen_fails<B: Backend>() {
+    // Bind and drop a listener to learn a port that is free now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let result = B::connect(
+        &format!("ws://127.0.0.1:{port}/ws"),
+        ClientOptions::default(),
+    )
+    .await;
+    assert!(matches!(result, Err(Error::Io(_))), "{result:?}");
+}
+
+/// 1, 2 and 5 clients connect, then close one by one; the server side of
+/// each sees its close.
+pub async fn clients_connect_and_close_one_by_one<B: Backend>() {
+    for count in [1, 2, 5] {
+        let (server, mut incoming) = listen::<B>(ServerOptions::default()).await;
+        let mut pairs = Vec::new();
+        for _ in 0..count {
+            let client = B::connect(&server.url(), ClientOptions::default())
+                .await
+                .unwrap();
+            pairs.push((client, incoming.next().await));
+        }
+        for (client, server_side) in pairs {
+            assert!(server_side.is_open());
+            client.close();
+            let reason =
+                within::<B, _>(PROMPTLY, "server side closing", server_side.wait_closed()).await;
+            assert_eq!(reason, juggler_driver::CloseReason::Remote);
+            assert_eq!(
+                client.wait_closed().await,
+                juggler_driver::CloseReason::Local
+            );
+        }
+        server.close().await;
+    }
+}
+
+/// Closing the server with 1, 2 and 10 clients closes them all promptly.
+pub async fn server_close_closes_every_client<B: Backend>() {
+    for count in [1, 2, 10] {
+        let (server, mut incoming) = listen::<B>(ServerOptions::default()).await;
+        let mut clients = Vec::new();
+        let mut server_sides = Vec::new();
+        for _ in 0..count {
+            clients.push(
+                B::connect(&server.url(), ClientOptions::default())
+                    .await
+                    .unwrap(),
+            );
+            server_sides.push(incoming.next().await);
+        }
+        within::<B, _>(PROMPTLY, "server close", server.close()).await;
+        for (client, server_side) in clients.iter().zip(&server_sides) {
+            assert!(!server_side.is_open());
+            within::<B, _>(PROMPTLY, "client seeing the close", client.wait_closed()).await;
+        }
+    }
+}
+
+/// `set_local_data` round trips both ways for each reference sequence.
+pub async fn set_local_data_round_trips_both_ways<B: Backend>() {
+    for sequence in data_sequences() {
+        let (server, server_side, client) = pair::<B>(IMMEDIATE).await;
+        for (from, to) in [(&client, &server_side), (&server_side, &client)] {
+            let mut changes = to.remote_changes();
+            for value in &sequence {
+                from.set_local_data(value.clone()).unwrap();
+                assert_eq!(*from.local_data(), *value);
+                let received = within::<B, _>(PROMPTLY, "data change", changes.changed())
+                    .await
+                    .unwrap();
+                assert_eq!(*received, *value);
+            }
+        }
+        server.close().await;
+    }
+}
+
+/// Under the manual policy nothing arrives before the flush, all after.
+pub async fn manual_flush_sends_only_on_flush<B: Backend>() {
+    for sequence in data_sequences() {
+        let (server, server_side, client) = pair::<B>(None).await;
+        let (seen, _registration) = record_changes(&server_side);
+        for value in &sequence {
+            client.set_local_data(value.clone()).unwrap();
+        }
+        // A message overtakes no DATA frame: when it arrives, every DATA
+        // frame sent before it has arrived too.
+        client.send(&json!("marker")).await.unwrap();
+        assert_eq!(server_side.receive().await.unwrap(), json!("marker"));
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "data arrived before the flush"
+        );
+        assert_eq!(*server_side.remote_data(), Value::Null);
+        let mut changes = server_side.remote_changes();
+        client.flush_local_data().await.unwrap();
+        let last = sequence.last().unwrap();
+        if *last != Value::Null {
+            assert_eq!(
+                *within::<B, _>(PROMPTLY, "flushed data", changes.changed())
+                    .await
+                    .unwrap(),
+                *last
+            );
+        }
+        client.send(&json!("marker")).await.unwrap();
+        server_side.receive().await.unwrap();
+        assert_eq!(*server_side.remote_data(), *last);
+        assert!(
+            seen.lock().unwrap().len() <= 1,
+            "one flush, at most one change"
+        );
+        server.close().await;
+    }
+}
+
+/// Messages arrive in order, both ways, for each reference sequence.
+pub async fn send_receive_both_ways<B: Backend>() {
+    for sequence in message_sequences() {
+        let (server, server_side, client) = pair::<B>(IMMEDIATE).await;
+        for (from, to) in [(&client, &server_side), (&server_side, &client)] {
+            for message in &sequence {
+                from.send(message).await.unwrap();
+            }
+            for message in &sequence {
+                let received = within::<B, _>(PROMPTLY, "message", to.receive())
+                    .await
+                    .unwrap();
+                assert_eq!(received, *message);
+                // JSON types survive: 0.0 stays a float, 0 an integer.
+                assert_eq!(received.is_f64(), message.is_f64());
+            }
+        }
+        server.close().await;
+    }
+}
+
+/// An 8 MiB string message goes from server to client.
+pub async fn big_message_server_to_client<B: Backend>() {
+    let (server, server_side, client) = pair::<B>(IMMEDIATE).await;
+    let big = Value::String("x".repeat(8 << 20));
+    server_side.send(&big).await.unwrap();
+    let received = within::<B, _>(PROMPTLY, "8 MiB message", client.receive())
+        .await
+        .unwrap();
+    assert_eq!(received, big);
+    server.close().await;
+}
+
+/// Every operation on a connection whose peer closed fails with `Closed`,
+/// and the data keeps its last values.
+pub async fn operations_after_peer_close_fail<B: Backend>() {
+    let (server, server_side, client) = pair::<B>(IMMEDIATE).await;
+    let mut changes = client.remote_changes();
+    server_side.set_local_data(json!({"last": 1})).unwrap();
+    within::<B, _>(PROMPTLY, "data change", changes.changed())
+        .await
+        .unwrap();
+    client.set_local_data(json!("mine")).unwrap();
+    server_side.close();
+    within::<B, _>(PROMPTLY, "client close", client.wait_closed()).await;
+    assert!(!client.is_open());
+    assert!(matches!(
+        client.set_local_data(json!(1)),
+        Err(Error::Closed)
+    ));
+    assert!(matches!(
+        client.flush_local_data().await,
+        Err(Error::Closed)
+    ));
+    assert!(matches!(client.send(&json!(1)).await, Err(Error::Closed)));
+    assert!(matches!(client.receive().await, Err(Error::Closed)));
+    assert!(matches!(changes.changed().await, Err(Error::Closed)));
+    assert_eq!(*client.local_data(), json!("mine"));
+    assert_eq!(*client.remote_data(), json!({"last": 1}));
+    server.close().await;
+}
+
+/// Autoflush zero: three quick sets give three changes, in order.
+pub async fn immediate_autoflush_delivers_every_change<B: Backend>() {
+    let (server, server_side, client) = pair::<B>(IMMEDIATE).await;
+    let (seen, _registration) = record_changes(&server_side);
+    for value in [json!(123), json!("abc"), json!("xyz")] {
+        client.set_local_data(value).unwrap();
+    }
+    client.send(&json!("marker")).await.unwrap();
+    within::<B, _>(PROMPTLY, "marker", server_side.receive())
+        .await
+        .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [json!(123), json!("abc"), json!("xyz")]
+    );
+    server.close().await;
+}
+
+/// Autoflush non-zero: three quick sets give one change, the latest value.
+pub async fn delayed_autoflush_delivers_the_latest_once<B: Backend>() {
+    let (server, server_side, client) = pair::<B>(Some(Duration::from_millis(50))).await;
+    let (seen, _registration) = record_changes(&server_side);
+    let mut changes = server_side.remote_changes();
+    for value in [json!(123), json!("abc"), json!("xyz")] {
+        client.set_local_data(value).unwrap();
+    }
+    let received = within::<B, _>(PROMPTLY, "delayed change", changes.changed())
+        .await
+        .unwrap();
+    assert_eq!(*received, json!("xyz"));
+    // Nothing else is pending; a marker shows nothing else was sent.
+    client.send(&json!("marker")).await.unwrap();
+    server_side.receive().await.unwrap();
+    assert_eq!(*seen.lock().unwrap(), [json!("xyz")]);
+    server.close().await;
+}
+
+/// Juggler PING is answered with PONG by our own peer, and nothing breaks.
+pub async fn ping_is_answered<B: Backend>() {
+    let (server, server_side, client) = pair::<B>(IMMEDIATE).await;
+    client.send_ping().unwrap();
+    client.send(&json!("after ping")).await.unwrap();
+    assert_eq!(server_side.receive().await.unwrap(), json!("after ping"));
+    server_side.send(&json!("reply")).await.unwrap();
+    assert_eq!(client.receive().await.unwrap(), json!("reply"));
+    assert!(client.is_open() && server_side.is_open());
+    server.close().await;
+}
+
+/// Dropping the last handle closes the connection.
+pub async fn dropping_the_last_handle_closes<B: Backend>() {
+    let (server, server_side, client) = pair::<B>(IMMEDIATE).await;
+    let clone = client.clone();
+    drop(client);
+    assert!(clone.is_open(), "a clone keeps it open");
+    drop(clone);
+    within::<B, _>(PROMPTLY, "server side closing", server_side.wait_closed()).await;
+    server.close().await;
+}
+
+/// The reference README example: the server sees the client's 123.
+pub async fn readme_example<B: Backend>() {
+    let (server, mut incoming) =
+        listen::<B>(ServerOptions::default().autoflush_delay(IMMEDIATE)).await;
+    let client = B::connect(
+        &server.url(),
+        ClientOptions::default().autoflush_delay(IMMEDIATE),
+    )
+    .await
+    .unwrap();
+    let server_side = incoming.next().await;
+    let mut changes = server_side.remote_changes();
+    client.set_local_data(json!(123)).unwrap();
+    assert_eq!(*changes.changed().await.unwrap(), json!(123));
+    server.close().await;
+    within::<B, _>(PROMPTLY, "client close", client.wait_closed()).await;
+    within::<B, _>(PROMPTLY, "server side close", server_side.wait_closed()).await;
+}
+
+/// Declares one `#[test]` per conformance case for a [`Backend`].
+#[macro_export]
+macro_rules! conformance_tests {
+    ($backend:ty) => {
+        $crate::conformance_tests!(@cases $backend;
+            connect_before_listen_fails,
+            clients_connect_and_close_one_by_one,
+            server_close_closes_every_client,
+            set_local_data_round_trips_both_ways,
+            manual_flush_sends_only_on_flush,
+            send_receive_both_ways,
+            big_message_server_to_client,
+            operations_after_peer_close_fail,
+            immediate_autoflush_delivers_every_change,
+            delayed_autoflush_delivers_the_latest_once,
+            ping_is_answered,
+            dropping_the_last_handle_closes,
+            readme_example,
+        );
+    };
+    (@cases $backend:ty; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                <$backend as $crate::Backend>::block_on($crate::conformance::$case::<$backend>());
+            }
+        )*
+    };
+}

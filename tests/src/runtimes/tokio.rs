@@ -1,0 +1,57 @@
+//! juggler-tokio under the suite.
+
+use std::future::Future;
+use std::time::Duration;
+
+use juggler_driver::{ClientOptions, Connection, Error, ServerOptions};
+
+use crate::{Backend, TestServer};
+
+/// juggler-tokio as a [`Backend`].
+pub struct Tokio;
+
+impl TestServer for juggler_tokio::Server {
+    fn url(&self) -> String {
+        juggler_tokio::Server::url(self).to_owned()
+    }
+
+    fn local_addr(&self) -> std::net::SocketAddr {
+        juggler_tokio::Server::local_addr(self)
+    }
+
+    async fn close(&self) {
+        juggler_tokio::Server::close(self).await
+    }
+}
+
+impl Backend for Tokio {
+    type Server = juggler_tokio::Server;
+
+    fn block_on<F: Future<Output = ()> + Send + 'static>(future: F) {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    fn spawn<F: Future<Output = ()> + Send + 'static>(future: F) {
+        tokio::spawn(future);
+    }
+
+    async fn sleep(duration: Duration) {
+        tokio::time::sleep(duration).await
+    }
+
+    async fn listen(
+        options: ServerOptions,
+        on_connection: impl Fn(Connection) + Send + Sync + 'static,
+    ) -> Result<Self::Server, Error> {
+        juggler_tokio::listen("127.0.0.1", 0, on_connection, options).await
+    }
+
+    async fn connect(address: &str, options: ClientOptions) -> Result<Connection, Error> {
+        juggler_tokio::connect_with(address, options).await
+    }
+}

@@ -1,0 +1,3 @@
+//! The conformance suite on juggler-tokio.
+
+juggler_tests::conformance_tests!(juggler_tests::runtimes::Tokio);
