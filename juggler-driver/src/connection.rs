@@ -268,7 +268,7 @@ impl Connection {
     /// An async stream of remote data changes; see [`RemoteChanges`].
     pub fn remote_changes(&self) -> RemoteChanges {
         RemoteChanges {
-            seen: self.shared().lock().remote_changes,
+            seen: 0,
             shared: self.handle.shared.clone(),
         }
     }
@@ -421,7 +421,10 @@ impl ChangeCallbackHandle {
 impl Drop for ChangeCallbackHandle {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.upgrade() {
-            shared.lock().callbacks.remove(&self.id);
+            // Drop the callback after the lock is released: it may own a
+            // `Connection`, whose drop closes the connection, which locks.
+            let callback = shared.lock().callbacks.remove(&self.id);
+            drop(callback);
         }
     }
 }
@@ -429,7 +432,11 @@ impl Drop for ChangeCallbackHandle {
 /// Remote data changes as an async sequence: each
 /// [`changed`](Self::changed) waits for changes not yet seen and returns
 /// the remote data after them (several quick changes may be seen as one).
-/// It does not keep the connection open.
+///
+/// A new `RemoteChanges` has seen nothing: if the remote data has changed
+/// since the connection opened, its first `changed` returns at once with
+/// the current data, so a late subscriber never misses the state. It does
+/// not keep the connection open.
 #[derive(Clone)]
 pub struct RemoteChanges {
     shared: Arc<Shared>,

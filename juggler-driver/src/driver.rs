@@ -16,7 +16,7 @@ use juggler_core::{CloseReason, FrameText, ProtocolError, Transmit};
 
 use crate::connection::{Shared, Wake};
 use crate::error::close_reason_of;
-use crate::{Connection, ConnectionOptions, Runtime};
+use crate::{BoxFuture, Connection, ConnectionOptions, Runtime};
 
 /// Most frames the writer takes from the engine before one socket flush,
 /// so one busy connection cannot hold its task forever.
@@ -34,10 +34,26 @@ pub fn start<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let (connection, driver) = prepare(socket, options, peer_addr, runtime.clone());
+    runtime.spawn(driver);
+    connection
+}
+
+/// Like [`start`], but hands back the driver instead of spawning it, so a
+/// server can give the connection to the application before the first
+/// frame is read: a change callback registered then misses nothing.
+pub fn prepare<S>(
+    socket: WebSocketStream<S>,
+    options: ConnectionOptions,
+    peer_addr: Option<SocketAddr>,
+    runtime: Arc<dyn Runtime>,
+) -> (Connection, BoxFuture)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let shared = Arc::new(Shared::new(options, peer_addr));
-    let driver = run(socket, shared.clone(), runtime.clone());
-    runtime.spawn(Box::pin(driver));
-    Connection::new(shared)
+    let driver = run(socket, shared.clone(), runtime);
+    (Connection::new(shared), Box::pin(driver))
 }
 
 /// Drives one connection until its socket is done with.
@@ -48,18 +64,24 @@ where
     let (sink, stream) = socket.split();
     let reader = std::pin::pin!(read_loop(stream, &shared));
     let writer = std::pin::pin!(write_loop(sink, &shared, &*runtime));
+    // Reading and writing go on until both are done: the writer ends after
+    // its close frame, the reader at the peer's. Once the engine is closed
+    // for any reason, all of it gets `close_timeout`, then the socket is
+    // dropped, so a peer that stops reading cannot hold a shutdown up.
+    let io = async {
+        match select(reader, writer).await {
+            Either::Left(((), writer)) => writer.await,
+            Either::Right(((), reader)) => reader.await,
+        }
+    };
     let close_timeout = shared.options.close_timeout;
-    // Whichever side ends first, the other gets `close_timeout` to finish
-    // the close handshake: the writer its close reply, the reader the
-    // peer's close frame.
-    match select(reader, writer).await {
-        Either::Left(((), writer)) => {
-            let _ = select(writer, runtime.sleep_until(Instant::now() + close_timeout)).await;
-        }
-        Either::Right(((), reader)) => {
-            let _ = select(reader, runtime.sleep_until(Instant::now() + close_timeout)).await;
-        }
-    }
+    let bound = async {
+        shared
+            .wait_for(|state| state.engine.is_closed().then_some(()))
+            .await;
+        runtime.sleep_until(Instant::now() + close_timeout).await;
+    };
+    select(std::pin::pin!(io), std::pin::pin!(bound)).await;
     shared.update(Wake::AllButWriter, |state| {
         state.engine.handle_transport_closed(CloseReason::Remote);
         state.driver_done = true;

@@ -20,7 +20,7 @@ mod server;
 
 pub use client::{handshake, ClientOptions, Io, Target};
 pub use connection::{ChangeCallbackHandle, Connection, RemoteChanges};
-pub use driver::start;
+pub use driver::{prepare, start};
 pub use error::{CloseReason, Error, ProtocolError};
 pub use options::{ConnectionOptions, KeepAlive};
 pub use runtime::{BoxFuture, Runtime};

@@ -16,7 +16,7 @@ use axum::Router;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use juggler_driver::{
-    index_redirect, server_tls_config, start, upgrade_response, Connection, ConnectionOptions,
+    index_redirect, prepare, server_tls_config, upgrade_response, Connection, ConnectionOptions,
     Error, Registry, Runtime, ServerOptions, StaticDir,
 };
 use tokio::net::{TcpListener, TcpStream};
@@ -39,7 +39,7 @@ impl Accepted {
         let io = TokioAdapter::new(TokioIo::new(upgraded));
         let config = self.options.websocket_config();
         let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-        let connection = start(
+        let (connection, driver) = prepare(
             socket,
             self.options.clone(),
             peer_addr,
@@ -49,6 +49,7 @@ impl Accepted {
         if self.registry.add(&connection) {
             (self.on_connection)(connection);
         }
+        self.runtime.spawn(driver);
     }
 }
 

@@ -336,6 +336,58 @@ pub async fn readme_example<B: Backend>() {
     within::<B, _>(PROMPTLY, "server side close", server_side.wait_closed()).await;
 }
 
+/// A change callback registered inside `on_connection` sees even the data
+/// a client sets right after connecting: the server hands out the
+/// connection before it reads the first frame.
+pub async fn callback_registered_on_connection_misses_nothing<B: Backend>() {
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+    let registrations = Arc::new(Mutex::new(Vec::new()));
+    let server = {
+        let registrations = registrations.clone();
+        B::listen(ServerOptions::default(), move |connection: Connection| {
+            let seen_tx = seen_tx.clone();
+            let observed = connection.clone();
+            let registration = connection
+                .register_change_cb(move || drop(seen_tx.send((*observed.remote_data()).clone())));
+            registrations
+                .lock()
+                .unwrap()
+                .push((connection, registration));
+        })
+        .await
+        .unwrap()
+    };
+    for n in 0..20 {
+        let client = B::connect(
+            &server.url(),
+            ClientOptions::default().autoflush_delay(IMMEDIATE),
+        )
+        .await
+        .unwrap();
+        client.set_local_data(json!(n)).unwrap();
+        let seen = within::<B, _>(PROMPTLY, "the first change", seen_rx.recv())
+            .await
+            .unwrap();
+        assert_eq!(seen, json!(n));
+        client.shutdown().await;
+    }
+    server.close().await;
+}
+
+/// A `RemoteChanges` made after a change still reports it at once.
+pub async fn late_subscriber_sees_current_data<B: Backend>() {
+    let (server, server_side, client) = pair::<B>(IMMEDIATE).await;
+    client.set_local_data(json!({"early": true})).unwrap();
+    client.send(&json!("marker")).await.unwrap();
+    server_side.receive().await.unwrap();
+    let mut late = server_side.remote_changes();
+    let data = within::<B, _>(PROMPTLY, "current data", late.changed())
+        .await
+        .unwrap();
+    assert_eq!(*data, json!({"early": true}));
+    server.close().await;
+}
+
 /// Declares one `#[test]` per conformance case for a [`Backend`].
 #[macro_export]
 macro_rules! conformance_tests {
@@ -354,6 +406,8 @@ macro_rules! conformance_tests {
             ping_is_answered,
             dropping_the_last_handle_closes,
             readme_example,
+            callback_registered_on_connection_misses_nothing,
+            late_subscriber_sees_current_data,
         );
     };
     (@cases $backend:ty; $($case:ident),* $(,)?) => {

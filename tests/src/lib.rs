@@ -9,5 +9,6 @@ pub mod backend;
 pub mod conformance;
 pub mod http;
 pub mod runtimes;
+pub mod web;
 
 pub use backend::{Backend, Incoming, TestServer};
