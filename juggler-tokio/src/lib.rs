@@ -44,3 +44,8 @@ pub use juggler_driver::{
     ConnectionOptions, Error, KeepAlive, PatchOperation, ProtocolError, RemoteChanges,
     ServerOptions, Value,
 };
+
+/// The README's example, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -61,10 +61,9 @@ fn exchange(addr: SocketAddr, request: &[u8]) -> HttpResponse {
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    let chunked = matches!(
-        head.to_ascii_lowercase().find("transfer-encoding: chunked"),
-        Some(_)
-    );
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
     if chunked {
         body = dechunk(&body);
     }
