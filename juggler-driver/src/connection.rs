@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::options::ConnectionOptions;
-use crate::Error;
+use crate::{Error, Runtime};
 
 type ChangeCallback = Arc<dyn Fn() + Send + Sync>;
 
@@ -27,6 +27,7 @@ pub(crate) struct Shared {
     pub(crate) reader_notify: Notify,
     pub(crate) options: ConnectionOptions,
     peer_addr: Option<SocketAddr>,
+    runtime: Arc<dyn Runtime>,
 }
 
 pub(crate) struct State {
@@ -66,7 +67,11 @@ pub(crate) enum Wake {
 }
 
 impl Shared {
-    pub(crate) fn new(options: ConnectionOptions, peer_addr: Option<SocketAddr>) -> Self {
+    pub(crate) fn new(
+        options: ConnectionOptions,
+        peer_addr: Option<SocketAddr>,
+        runtime: Arc<dyn Runtime>,
+    ) -> Self {
         Shared {
             state: Mutex::new(State {
                 engine: Engine::new(options.engine_config()),
@@ -83,6 +88,7 @@ impl Shared {
             reader_notify: Notify::new(),
             options,
             peer_addr,
+            runtime,
         }
     }
 
@@ -220,6 +226,12 @@ impl Connection {
 
     pub(crate) fn shared_arc(&self) -> &Arc<Shared> {
         &self.handle.shared
+    }
+
+    /// The runtime the connection runs on, for libraries layered on top
+    /// (such as `juggler-rpc`) that spawn tasks or need timers.
+    pub fn runtime(&self) -> Arc<dyn Runtime> {
+        self.shared().runtime.clone()
     }
 
     /// The address of the peer, when the transport has one.

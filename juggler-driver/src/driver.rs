@@ -51,7 +51,7 @@ pub fn prepare<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let shared = Arc::new(Shared::new(options, peer_addr));
+    let shared = Arc::new(Shared::new(options, peer_addr, runtime.clone()));
     let driver = run(socket, shared.clone(), runtime);
     (Connection::new(shared), Box::pin(driver))
 }
