@@ -49,6 +49,10 @@ pub enum ProtocolError {
         /// The configured limit.
         limit: usize,
     },
+    /// A MESSAGE payload that the layer above Juggler (such as RPC) found
+    /// malformed, for example an rpc object without an id.
+    #[error("invalid message: {0}")]
+    InvalidMessage(String),
     /// A DATA patch does not apply to the remote data; nothing of it was applied.
     #[error("DATA patch does not apply to remote data: {0}")]
     PatchFailed(String),

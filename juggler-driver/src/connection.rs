@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
-use juggler_core::{CloseReason, Engine, Event, PatchOperation};
+use juggler_core::{CloseReason, Engine, Event, PatchOperation, ProtocolError};
 use serde_json::Value;
 use tokio::sync::Notify;
 
@@ -400,6 +400,15 @@ impl Connection {
     /// [`wait_closed`](Self::wait_closed).
     pub fn close(&self) {
         self.shared().close();
+    }
+
+    /// Closes the connection for a protocol violation found by a layer
+    /// above Juggler (such as a malformed rpc object): the peer gets a
+    /// close frame with the error's code and text, and `close_reason`
+    /// reports it. Unsent frames are dropped, as for any protocol error.
+    pub fn close_with_protocol_error(&self, err: ProtocolError) {
+        self.shared()
+            .update(Wake::All, |state| state.engine.handle_protocol_error(err));
     }
 
     /// Waits until the connection is closed and its socket released, and
