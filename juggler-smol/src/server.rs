@@ -1,0 +1,326 @@
+//! `listen`: the server side, on hyper over smol's I/O.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_tungstenite::tungstenite::protocol::Role;
+use async_tungstenite::WebSocketStream;
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use juggler_driver::{
+    index_redirect, prepare, server_tls_config, upgrade_response, Connection, ConnectionOptions,
+    Error, Io, Registry, Runtime, ServerOptions, StaticDir,
+};
+use smol::net::{TcpListener, TcpStream};
+use smol::Task;
+use smol_hyper::rt::FuturesIo;
+
+use crate::runtime::SmolRuntime;
+
+/// The I/O hyper serves, plain or TLS: one type, so an upgraded request
+/// can be turned back into the stream it came on.
+type HttpIo = FuturesIo<Box<dyn Io>>;
+type Body = Full<Bytes>;
+
+/// What every request of one server shares.
+struct App {
+    on_connection: Box<dyn Fn(Connection) + Send + Sync>,
+    registry: Arc<Registry>,
+    options: ConnectionOptions,
+    runtime: Arc<dyn Runtime>,
+    ws_path: String,
+    index_path: Option<String>,
+    static_dir: Option<StaticDir>,
+}
+
+impl App {
+    async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let path = request.uri().path();
+        if path == self.ws_path {
+            return self.websocket(request, peer);
+        }
+        let readable = matches!(*request.method(), Method::GET | Method::HEAD);
+        if readable && path == "/" {
+            if let Some(index_path) = &self.index_path {
+                return index_redirect(index_path).map(Body::from);
+            }
+        }
+        if let (true, Some(dir)) = (readable, &self.static_dir) {
+            if let Some(file) = dir.resolve(path) {
+                return serve_file(file, request.method() == Method::HEAD).await;
+            }
+        }
+        status(StatusCode::NOT_FOUND)
+    }
+
+    fn websocket(self: Arc<Self>, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let response = match upgrade_response(&request) {
+            Ok(response) => response,
+            Err(rejection) => return rejection.response().map(Body::from),
+        };
+        smol::spawn(async move {
+            let upgraded = match hyper::upgrade::on(request).await {
+                Ok(upgraded) => upgraded,
+                Err(err) => return tracing::debug!(%peer, %err, "WebSocket upgrade failed"),
+            };
+            let Ok(parts) = upgraded.downcast::<HttpIo>() else {
+                return tracing::error!("upgraded stream is not the served stream");
+            };
+            let config = self.options.websocket_config();
+            let socket = WebSocketStream::from_partially_read(
+                parts.io.into_inner(),
+                parts.read_buf.to_vec(),
+                Role::Server,
+                Some(config),
+            )
+            .await;
+            let (connection, driver) = prepare(
+                socket,
+                self.options.clone(),
+                Some(peer),
+                self.runtime.clone(),
+            );
+            tracing::debug!(%peer, "juggler connection accepted");
+            if self.registry.add(&connection) {
+                (self.on_connection)(connection);
+            }
+            self.runtime.spawn(driver);
+        })
+        .detach();
+        response.map(|()| Body::default())
+    }
+}
+
+fn status(code: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::default());
+    *response.status_mut() = code;
+    response
+}
+
+/// Serves one file that [`StaticDir::resolve`] found (read whole: static
+/// folders of GUI assets hold small files).
+async fn serve_file(path: PathBuf, head_only: bool) -> Response<Body> {
+    let Ok(bytes) = smol::fs::read(&path).await else {
+        return status(StatusCode::NOT_FOUND);
+    };
+    let mime = mime_guess::from_path(&path).first_or_octet_stream();
+    let body = if head_only {
+        Bytes::new()
+    } else {
+        Bytes::from(bytes)
+    };
+    let mut response = Response::new(Body::from(body));
+    if let Ok(value) = HeaderValue::from_str(mime.as_ref()) {
+        response.headers_mut().insert(CONTENT_TYPE, value);
+    }
+    response
+}
+
+/// A listening Juggler server.
+///
+/// Closing it ([`close`](Self::close)) stops accepting, closes every
+/// connection it accepted (each waiting at most the shutdown timeout for
+/// its clean close) and completes when all are gone. Dropping it without
+/// `close` stops accepting and starts closing the connections.
+pub struct Server {
+    local_addr: SocketAddr,
+    url: String,
+    registry: Arc<Registry>,
+    accept_task: Mutex<Option<Task<()>>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("url", &self.url).finish()
+    }
+}
+
+impl Server {
+    /// The address the server listens on (with the real port when `0` was
+    /// asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The URL clients connect to: `ws://` or `wss://`, address, `ws_path`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// How many accepted connections are open or closing.
+    pub fn connection_count(&self) -> usize {
+        self.registry.live()
+    }
+
+    /// Stops accepting, closes every connection and waits until all are
+    /// gone.
+    pub async fn close(&self) {
+        let task = self
+            .accept_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            task.cancel().await;
+        }
+        self.registry.close_all().await;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let task = self
+            .accept_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            drop(task);
+            let registry = self.registry.clone();
+            smol::spawn(async move { registry.close_all().await }).detach();
+        }
+    }
+}
+
+/// Starts a Juggler server on `host:port` (port `0` picks a free one) and
+/// calls `on_connection` with every new connection.
+///
+/// `on_connection` runs before the connection reads its first frame and
+/// must not block; spawn async work from it. The connection closes when the
+/// last handle to it is dropped.
+///
+/// ```no_run
+/// use juggler_smol::{listen, ServerOptions};
+///
+/// # fn main() -> Result<(), juggler_smol::Error> { smol::block_on(async {
+/// let server = listen("127.0.0.1", 0, |connection| {
+///     smol::spawn(async move {
+///         while let Ok(message) = connection.receive().await {
+///             let _ = connection.send(&message).await; // echo
+///         }
+///     }).detach();
+/// }, ServerOptions::default()).await?;
+/// println!("listening on {}", server.url());
+/// server.close().await;
+/// # Ok(()) }) }
+/// ```
+pub async fn listen(
+    host: &str,
+    port: u16,
+    on_connection: impl Fn(Connection) + Send + Sync + 'static,
+    options: ServerOptions,
+) -> Result<Server, Error> {
+    let tls = options
+        .pem_file
+        .as_deref()
+        .map(server_tls_config)
+        .transpose()?;
+    let static_dir = options
+        .static_dir
+        .as_ref()
+        .map(StaticDir::new)
+        .transpose()?;
+    let listener = TcpListener::bind((host, port)).await?;
+    let local_addr = listener.local_addr()?;
+    let registry = Arc::new(Registry::default());
+    let app = Arc::new(App {
+        on_connection: Box::new(on_connection),
+        registry: registry.clone(),
+        options: options.accepted_connection_options(),
+        runtime: SmolRuntime::shared(),
+        ws_path: options.ws_path.clone(),
+        index_path: options.index_path.clone(),
+        static_dir,
+    });
+    let acceptor = tls.map(futures_rustls::TlsAcceptor::from);
+    let scheme = if acceptor.is_some() { "wss" } else { "ws" };
+    let url = format!("{scheme}://{local_addr}{}", options.ws_path);
+    let accept_task = smol::spawn(accept_loop(
+        listener,
+        app,
+        acceptor,
+        options.tls_handshake_timeout,
+    ));
+    tracing::info!(%url, "juggler server listening");
+    Ok(Server {
+        local_addr,
+        url,
+        registry,
+        accept_task: Mutex::new(Some(accept_task)),
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    app: Arc<App>,
+    tls: Option<futures_rustls::TlsAcceptor>,
+    tls_timeout: Duration,
+) {
+    // HTTP connections are tasks owned here, so cancelling the accept task
+    // ends them; upgraded WebSocket connections run in tasks of their own.
+    let mut http: Vec<Task<()>> = Vec::new();
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                http.retain(|task| !task.is_finished());
+                http.push(smol::spawn(serve_http(
+                    stream,
+                    peer,
+                    app.clone(),
+                    tls.clone(),
+                    tls_timeout,
+                )));
+            }
+            Err(err) => {
+                // Out of file descriptors and the like: back off, go on.
+                tracing::warn!(%err, "accept failed");
+                smol::Timer::after(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve_http(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Arc<App>,
+    tls: Option<futures_rustls::TlsAcceptor>,
+    tls_timeout: Duration,
+) {
+    let io: Box<dyn Io> = match tls {
+        None => Box::new(stream),
+        Some(acceptor) => {
+            let handshake = async { Some(acceptor.accept(stream).await) };
+            let timeout = async {
+                smol::Timer::after(tls_timeout).await;
+                None
+            };
+            match smol::future::or(handshake, timeout).await {
+                Some(Ok(stream)) => Box::new(stream),
+                Some(Err(err)) => return tracing::debug!(%peer, %err, "TLS handshake failed"),
+                None => return tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+    };
+    let service = hyper::service::service_fn(move |request| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(app.handle(request, peer).await) }
+    });
+    let result = hyper::server::conn::http1::Builder::new()
+        .serve_connection(FuturesIo::new(io), service)
+        .with_upgrades()
+        .await;
+    if let Err(err) = result {
+        tracing::debug!(%peer, %err, "HTTP connection ended with an error");
+    }
+}

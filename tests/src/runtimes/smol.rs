@@ -1,0 +1,52 @@
+//! juggler-smol under the suite.
+
+use std::future::Future;
+use std::time::Duration;
+
+use juggler_driver::{ClientOptions, Connection, Error, ServerOptions};
+
+use crate::{Backend, TestServer};
+
+/// juggler-smol as a [`Backend`].
+pub struct Smol;
+
+impl TestServer for juggler_smol::Server {
+    fn url(&self) -> String {
+        juggler_smol::Server::url(self).to_owned()
+    }
+
+    fn local_addr(&self) -> std::net::SocketAddr {
+        juggler_smol::Server::local_addr(self)
+    }
+
+    async fn close(&self) {
+        juggler_smol::Server::close(self).await
+    }
+}
+
+impl Backend for Smol {
+    type Server = juggler_smol::Server;
+
+    fn block_on<F: Future<Output = ()> + Send + 'static>(future: F) {
+        smol::block_on(future)
+    }
+
+    fn spawn<F: Future<Output = ()> + Send + 'static>(future: F) {
+        smol::spawn(future).detach();
+    }
+
+    async fn sleep(duration: Duration) {
+        smol::Timer::after(duration).await;
+    }
+
+    async fn listen(
+        options: ServerOptions,
+        on_connection: impl Fn(Connection) + Send + Sync + 'static,
+    ) -> Result<Self::Server, Error> {
+        juggler_smol::listen("127.0.0.1", 0, on_connection, options).await
+    }
+
+    async fn connect(address: &str, options: ClientOptions) -> Result<Connection, Error> {
+        juggler_smol::connect_with(address, options).await
+    }
+}
