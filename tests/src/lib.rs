@@ -6,8 +6,10 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod browser;
 pub mod conformance;
 pub mod http;
+pub mod interop_browser;
 pub mod runtimes;
 pub mod web;
 

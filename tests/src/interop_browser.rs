@@ -1,0 +1,128 @@
+//! The pinned browser reference client (`@hat-open/juggler`, bundled with
+//! esbuild) in headless Chromium against our server. The page reports over
+//! Juggler itself; the assertions are here.
+
+use std::time::Duration;
+
+use juggler_driver::{CloseReason, Connection, ServerOptions};
+use serde_json::{json, Value};
+
+use crate::backend::{listen, within, Backend, TestServer, PROMPTLY};
+use crate::browser::kit;
+use crate::web::TempDir;
+
+/// Chromium's start takes seconds on a loaded 2-core machine.
+const BROWSER_START: Duration = Duration::from_secs(60);
+
+/// The page's next report; a reported JavaScript error fails the test.
+async fn next_report<B: Backend>(page: &Connection) -> Value {
+    let report = within::<B, _>(PROMPTLY, "a report from the page", page.receive())
+        .await
+        .expect("the page stays connected");
+    if let Some(error) = report.get("error") {
+        panic!("the page reported an error: {error}");
+    }
+    report
+}
+
+/// Data both ways (jiff's `test` ops included), messages both ways with
+/// unicode, escapes and nesting, and a close from the browser.
+pub async fn reference_browser_client<B: Backend>() {
+    let Some(kit) = kit() else { return };
+    let www = TempDir::new("browser-www");
+    kit.bundle(
+        "reference_client.js",
+        &www.0.join("reference_client.bundle.js"),
+    );
+    std::fs::copy(
+        crate::browser::browser_dir().join("reference_client.html"),
+        www.0.join("reference_client.html"),
+    )
+    .unwrap();
+    let options = ServerOptions::default()
+        .static_dir(&www.0)
+        .autoflush_delay(Some(Duration::ZERO));
+    let (server, mut incoming) = listen::<B>(options).await;
+    let _browser = kit.open(&format!(
+        "http://{}/reference_client.html",
+        server.local_addr()
+    ));
+    let page = within::<B, _>(BROWSER_START, "the page connecting", incoming.next()).await;
+    let ready = next_report::<B>(&page).await;
+    assert!(
+        ready["ready"].as_str().unwrap_or("").contains("Chrome"),
+        "{ready}"
+    );
+
+    // Server data reaches the page through jiff.patch, change by change.
+    let states = [
+        json!({"text": "ünïcödé \"quoted\" \\ \n\t 😀", "list": [1, 2.5, -3, {"deep": [null, true]}], "max_safe": 9_007_199_254_740_991_i64}),
+        json!({"renamed": "ünïcödé \"quoted\" \\ \n\t 😀", "list": [{"deep": [null, false]}, 1, -3], "max_safe": 0}),
+        json!([]),
+        json!(null),
+    ];
+    for state in &states {
+        page.set_local_data(state.clone()).unwrap();
+        assert_eq!(next_report::<B>(&page).await, json!({"remote_data": state}));
+    }
+
+    // Page data reaches us through jiff.diff, whose patches carry `test`
+    // ops before `replace` and `remove`; a failed one would close us.
+    let values = [
+        json!({"a": 1, "list": [1, 2, 3], "nested": {"x": "y"}}),
+        json!({"b": 1, "list": [3, 1, 2], "nested": {"x": "z", "new": [true]}}),
+        json!({"b": 1}),
+        json!("whole value"),
+        json!({"again": {"deep": {"deeper": [1, [2, [3]]]}}}),
+    ];
+    for value in &values {
+        page.send(&json!({"do": "set_local_data", "value": value}))
+            .await
+            .unwrap();
+        assert_eq!(next_report::<B>(&page).await, json!({"set": true}));
+        assert_eq!(*page.remote_data(), *value);
+    }
+    assert!(page.is_open());
+
+    // Messages both ways, in order.
+    let messages = [
+        json!(false),
+        json!(0),
+        json!(""),
+        json!([]),
+        json!({}),
+        json!(null),
+        json!({"ünïcödé": "\u{0}\u{1f}\"\\/", "n": -1.5e-7}),
+        json!("x".repeat(1 << 20)),
+    ];
+    for message in &messages {
+        page.send(&json!({"do": "echo", "value": message}))
+            .await
+            .unwrap();
+    }
+    for message in &messages {
+        assert_eq!(next_report::<B>(&page).await, json!({"echo": message}));
+    }
+
+    // The browser closes; we see a clean remote close.
+    page.send(&json!({"do": "close"})).await.unwrap();
+    let reason = within::<B, _>(PROMPTLY, "the page closing", page.wait_closed()).await;
+    assert_eq!(reason, CloseReason::Remote);
+    server.close().await;
+}
+
+/// Declares one `#[test]` per browser case for a [`Backend`].
+#[macro_export]
+macro_rules! browser_tests {
+    ($backend:ty) => {
+        $crate::browser_tests!(@cases $backend; reference_browser_client);
+    };
+    (@cases $backend:ty; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                <$backend as $crate::Backend>::block_on($crate::interop_browser::$case::<$backend>());
+            }
+        )*
+    };
+}

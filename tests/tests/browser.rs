@@ -1,0 +1,9 @@
+//! The browser reference client against both runtimes' servers.
+
+mod tokio {
+    juggler_tests::browser_tests!(juggler_tests::runtimes::Tokio);
+}
+
+mod smol {
+    juggler_tests::browser_tests!(juggler_tests::runtimes::Smol);
+}
