@@ -493,14 +493,14 @@ impl Engine {
                 match json_patch::patch(Arc::make_mut(&mut self.synced), &ops) {
                     Ok(()) => ops,
                     Err(_) => {
-                        let ops = json_patch::diff(&self.synced, &self.local).0;
+                        let ops = crate::diff(&self.synced, &self.local);
                         self.synced = self.local.clone();
                         ops
                     }
                 }
             }
             LocalChange::Replaced => {
-                let ops = json_patch::diff(&self.synced, &self.local).0;
+                let ops = crate::diff(&self.synced, &self.local);
                 self.synced = self.local.clone();
                 ops
             }
