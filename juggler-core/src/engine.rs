@@ -8,7 +8,7 @@ use json_patch::PatchOperation;
 use serde_json::Value;
 
 use crate::error::{CloseReason, Closed, ProtocolError, UpdateError};
-use crate::frame::{encode, Frame, FrameKind, FrameText};
+use crate::frame::{encode, EncodedMessage, Frame, FrameKind, FrameText};
 
 /// When local data changes are sent to the peer (SPEC §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -357,10 +357,14 @@ impl Engine {
     /// Queues one MESSAGE frame; the ticket completes once it is written.
     pub fn send_message(&mut self, message: &Value) -> Result<FlushTicket, Closed> {
         self.ensure_open()?;
-        self.queue(
-            FrameKind::Message,
-            encode(FrameKind::Message, message).into(),
-        );
+        self.send_encoded(EncodedMessage::new(message))
+    }
+
+    /// Queues a MESSAGE frame encoded beforehand (see [`EncodedMessage`]);
+    /// the ticket completes once it is written.
+    pub fn send_encoded(&mut self, message: EncodedMessage) -> Result<FlushTicket, Closed> {
+        self.ensure_open()?;
+        self.queue(FrameKind::Message, message.into_text());
         Ok(FlushTicket(self.queued_frames))
     }
 

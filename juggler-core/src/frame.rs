@@ -132,6 +132,39 @@ pub fn encode<P: Serialize + ?Sized>(kind: FrameKind, payload: &P) -> String {
     .expect("JSON values always serialize")
 }
 
+/// A MESSAGE frame encoded ahead of time: outside a lock, or once for many
+/// connections ([`EncodedMessage::shared`]). Queue it with
+/// [`Engine::send_encoded`](crate::Engine::send_encoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedMessage(FrameText);
+
+impl EncodedMessage {
+    /// Encodes `message` as a MESSAGE frame.
+    pub fn new(message: &Value) -> Self {
+        EncodedMessage(encode(FrameKind::Message, message).into())
+    }
+
+    /// Encodes `message` once into text that clones share without a copy,
+    /// for sending the same message to many connections.
+    pub fn shared(message: &Value) -> Self {
+        EncodedMessage(Arc::<str>::from(encode(FrameKind::Message, message)).into())
+    }
+
+    /// The frame's length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always false: a frame is never empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn into_text(self) -> FrameText {
+        self.0
+    }
+}
+
 /// The text of one outgoing frame, owned or shared between connections.
 ///
 /// Shared text lets one encoded frame go to many connections without a copy.

@@ -31,7 +31,7 @@ pub mod fuzzing;
 
 pub use engine::{AutoflushPolicy, Config, Engine, Event, FlushTicket, Transmit};
 pub use error::{CloseReason, Closed, ProtocolError, UpdateError};
-pub use frame::{Frame, FrameKind, FrameText};
+pub use frame::{EncodedMessage, Frame, FrameKind, FrameText};
 pub use patch::{apply, diff};
 
 /// Re-exported so users name the same JSON and patch types as the engine.

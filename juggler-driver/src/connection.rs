@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
-use juggler_core::{CloseReason, Engine, Event, PatchOperation, ProtocolError};
+use juggler_core::{CloseReason, EncodedMessage, Engine, Event, PatchOperation, ProtocolError};
 use serde_json::Value;
 use tokio::sync::Notify;
 
@@ -328,17 +328,26 @@ impl Connection {
     /// Queues one message for the peer, waiting while the send queue is
     /// full. Messages go out in the order they are queued; to know that
     /// they were written, await [`flush_local_data`](Self::flush_local_data).
+    /// The message is encoded before the connection's lock is taken.
     pub async fn send(&self, message: &Value) -> Result<(), Error> {
+        self.send_encoded(EncodedMessage::new(message)).await
+    }
+
+    /// [`send`](Self::send) for a message encoded beforehand, for example
+    /// once for many connections with [`EncodedMessage::shared`].
+    pub async fn send_encoded(&self, message: EncodedMessage) -> Result<(), Error> {
         let limit = self.shared().options.max_send_queue;
+        let mut message = Some(message);
         self.shared()
             .wait_for(|state| {
                 if state.engine.is_closed() {
                     Some(Err(Error::Closed))
                 } else if state.engine.queued_transmits() < limit {
+                    let message = message.take()?;
                     Some(
                         state
                             .engine
-                            .send_message(message)
+                            .send_encoded(message)
                             .map(drop)
                             .map_err(Error::from),
                     )
@@ -354,6 +363,7 @@ impl Connection {
     /// Like [`send`](Self::send) but never waits: fails with
     /// [`Error::QueueFull`] when the send queue is full.
     pub fn try_send(&self, message: &Value) -> Result<(), Error> {
+        let message = EncodedMessage::new(message);
         let limit = self.shared().options.max_send_queue;
         self.shared().update(Wake::All, |state| {
             if state.engine.is_closed() {
@@ -363,7 +373,7 @@ impl Connection {
             } else {
                 state
                     .engine
-                    .send_message(message)
+                    .send_encoded(message)
                     .map(drop)
                     .map_err(Error::from)
             }

@@ -29,4 +29,4 @@ pub use server::{
     UpgradeRejection,
 };
 
-pub use juggler_core::{AutoflushPolicy, PatchOperation, Value};
+pub use juggler_core::{AutoflushPolicy, EncodedMessage, PatchOperation, Value};

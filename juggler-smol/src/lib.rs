@@ -39,6 +39,6 @@ pub use server::{listen, Server};
 
 pub use juggler_driver::{
     AutoflushPolicy, ChangeCallbackHandle, ClientOptions, CloseReason, Connection,
-    ConnectionOptions, Error, KeepAlive, PatchOperation, ProtocolError, RemoteChanges,
-    ServerOptions, Value,
+    ConnectionOptions, EncodedMessage, Error, KeepAlive, PatchOperation, ProtocolError,
+    RemoteChanges, ServerOptions, Value,
 };

@@ -41,8 +41,8 @@ pub use server::{listen, Server};
 
 pub use juggler_driver::{
     AutoflushPolicy, ChangeCallbackHandle, ClientOptions, CloseReason, Connection,
-    ConnectionOptions, Error, KeepAlive, PatchOperation, ProtocolError, RemoteChanges,
-    ServerOptions, Value,
+    ConnectionOptions, EncodedMessage, Error, KeepAlive, PatchOperation, ProtocolError,
+    RemoteChanges, ServerOptions, Value,
 };
 
 /// The README's example, compiled and run as a doctest so it stays true.

@@ -266,3 +266,17 @@ fn transport_close_drops_unwritten_frames() {
     assert!(engine.poll_transmit().is_none());
     assert_eq!(engine.queued_transmits(), 0);
 }
+
+#[test]
+fn one_encoded_message_goes_to_many_engines_without_a_copy() {
+    let message = crate::EncodedMessage::shared(&json!({"to": "everyone"}));
+    let mut engines = [engine(), engine()];
+    for engine in &mut engines {
+        engine.send_encoded(message.clone()).unwrap();
+    }
+    for engine in &mut engines {
+        let transmit = engine.poll_transmit().unwrap();
+        assert_eq!(transmit.text.as_str(), r#"{"type":"MESSAGE","payload":{"to":"everyone"}}"#);
+        assert!(transmit.text.into_owned_or_shared().is_err(), "the text is shared, not copied");
+    }
+}
