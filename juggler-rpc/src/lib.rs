@@ -1,1 +1,100 @@
-//! placeholder
+//! Remote procedure calls over Juggler messages (SPEC §5): the reference
+//! `RpcConnection`, on either runtime.
+//!
+//! - [`RpcConnection`] wraps a [`juggler_driver::Connection`] from
+//!   `juggler-tokio` or `juggler-smol`. It answers the peer's requests with
+//!   [`Actions`], makes calls of its own ([`RpcConnection::call`],
+//!   optionally with a timeout or with serde types), and keeps the
+//!   connection's data and message API; its `receive` yields only the
+//!   messages that are not rpc objects.
+//! - [`protocol`] is the protocol logic without I/O: decoding and
+//!   validating rpc objects, encoding them, and the pending-call table.
+//!
+//! On the wire a call is a MESSAGE with
+//! `{"type": "rpc", "id": 1, "direction": "request", "action": "add_one", "args": [123]}`,
+//! answered by
+//! `{"type": "rpc", "id": 1, "direction": "response", "success": true, "result": 124}`.
+//! Both sides may call at once; ids count up from 1 per connection and
+//! direction.
+//!
+//! ```
+//! use juggler_rpc::{Actions, RpcConnection, RpcError};
+//! use juggler_tokio::{connect, listen, ServerOptions};
+//! use serde_json::json;
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = listen("127.0.0.1", 0, |connection| {
+//!     let actions = Actions::new().typed_action("add_one", |(x,): (i64,)| async move {
+//!         x.checked_add(1).ok_or("overflow")
+//!     });
+//!     let rpc = RpcConnection::new(connection, actions);
+//!     // Dropping the last RpcConnection handle closes the connection:
+//!     // keep one until the peer goes away.
+//!     tokio::spawn(async move { rpc.wait_closed().await });
+//! }, ServerOptions::default()).await?;
+//!
+//! let client = RpcConnection::new(connect(server.url()).await?, Actions::new());
+//! assert_eq!(client.call("add_one", vec![json!(123)]).await?, json!(124));
+//! let sum: i64 = client.call_typed("add_one", (41,)).await?;
+//! assert_eq!(sum, 42);
+//! match client.call("add_one", vec![json!("abc")]).await {
+//!     Err(RpcError::Remote(text)) => assert!(text.contains("invalid type")),
+//!     other => panic!("{other:?}"),
+//! }
+//! match client.call("missing", vec![]).await {
+//!     Err(RpcError::Remote(text)) => assert_eq!(text, "invalid action"),
+//!     other => panic!("{other:?}"),
+//! }
+//! server.close().await;
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+mod actions;
+mod connection;
+pub mod protocol;
+
+pub use actions::{ActionFuture, Actions, INVALID_ACTION};
+pub use connection::{RpcConnection, RpcOptions, ACTION_PANICKED, TOO_MANY_REQUESTS};
+
+use thiserror::Error;
+
+/// Why a call failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum RpcError {
+    /// The remote action failed (or does not exist: `"invalid action"`).
+    /// The text is the response's `result`: the string itself, or the JSON
+    /// text of a `result` that is not a string.
+    #[error("remote error: {0}")]
+    Remote(String),
+    /// The connection closed before the response arrived (or was closed
+    /// when the call was made).
+    #[error("connection closed")]
+    Closed,
+    /// [`RpcConnection::call_with_timeout`] gave up waiting.
+    #[error("call timed out")]
+    Timeout,
+    /// The request could not be sent for a reason other than the close.
+    #[error(transparent)]
+    Connection(juggler_driver::Error),
+    /// [`RpcConnection::call_typed`]: the arguments do not serialize to a
+    /// JSON array.
+    #[error("invalid call arguments: {0}")]
+    InvalidArgs(String),
+    /// [`RpcConnection::call_typed`]: the result does not deserialize into
+    /// the requested type.
+    #[error("invalid call result: {0}")]
+    InvalidResult(serde_json::Error),
+}
+
+impl From<juggler_driver::Error> for RpcError {
+    fn from(err: juggler_driver::Error) -> Self {
+        match err {
+            juggler_driver::Error::Closed => RpcError::Closed,
+            other => RpcError::Connection(other),
+        }
+    }
+}

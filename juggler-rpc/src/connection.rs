@@ -1,0 +1,556 @@
+//! The async wrapper: [`RpcConnection`] over a Juggler [`Connection`].
+
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures_util::future::{select, Either};
+use futures_util::FutureExt;
+use juggler_core::{CloseReason, PatchOperation, ProtocolError};
+use juggler_driver::{ChangeCallbackHandle, Connection, Error, RemoteChanges};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::actions::Actions;
+use crate::protocol::{decode, Calls, Decoded, Request, Resolved, Response, RpcId, RpcMessage};
+use crate::RpcError;
+
+/// The error text of a request refused because
+/// [`RpcOptions::max_concurrent_requests`] actions are already running.
+pub const TOO_MANY_REQUESTS: &str = "too many concurrent requests";
+
+/// The error text of a request whose action panicked.
+pub const ACTION_PANICKED: &str = "action panicked";
+
+/// Limits of an [`RpcConnection`] on what the peer can make it hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RpcOptions {
+    /// Most plain (non-rpc) messages waiting for
+    /// [`receive`](RpcConnection::receive). While that many wait, the
+    /// connection stops taking messages from the Juggler connection, which
+    /// in turn stops reading the socket (backpressure, as a bare
+    /// `Connection` does): responses behind them then wait too, so read
+    /// the plain messages the peer sends. Default 1024.
+    pub max_receive_queue: usize,
+    /// Most of the peer's requests handled at once (the action running,
+    /// or its response waiting to be sent). A request beyond that is
+    /// answered at once with `success: false` and [`TOO_MANY_REQUESTS`].
+    /// Default 65,536.
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for RpcOptions {
+    fn default() -> Self {
+        RpcOptions {
+            max_receive_queue: 1024,
+            max_concurrent_requests: 1 << 16,
+        }
+    }
+}
+
+impl RpcOptions {
+    /// Sets [`max_receive_queue`](Self::max_receive_queue) (at least 1).
+    pub fn max_receive_queue(mut self, messages: usize) -> Self {
+        self.max_receive_queue = messages.max(1);
+        self
+    }
+
+    /// Sets [`max_concurrent_requests`](Self::max_concurrent_requests).
+    pub fn max_concurrent_requests(mut self, requests: usize) -> Self {
+        self.max_concurrent_requests = requests;
+        self
+    }
+}
+
+type Waiter = oneshot::Sender<Result<Value, RpcError>>;
+
+/// What the handles, the dispatch task and the action tasks share.
+struct Shared {
+    calls: Mutex<Calls<Waiter>>,
+    /// Becomes `true` once the dispatch task has seen the close; running
+    /// actions are then cancelled.
+    closed: watch::Sender<bool>,
+    /// Actions running now, against `max_concurrent_requests`.
+    running: Mutex<usize>,
+    max_concurrent_requests: usize,
+}
+
+impl Shared {
+    fn calls(&self) -> MutexGuard<'_, Calls<Waiter>> {
+        // Every critical section is a short, panic-free table operation.
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn running(&self) -> MutexGuard<'_, usize> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Fails every pending call with [`RpcError::Closed`] and refuses new
+    /// ones; cancels running actions.
+    fn close(&self) {
+        let pending = self.calls().close();
+        for (_, waiter) in pending {
+            let _ = waiter.send(Err(RpcError::Closed));
+        }
+        self.closed.send_replace(true);
+    }
+}
+
+/// Closes the connection when the last [`RpcConnection`] clone goes away.
+struct Handle {
+    connection: Connection,
+    shared: Arc<Shared>,
+    /// Plain messages from the dispatch task. Owned here, not in `Shared`,
+    /// so that dropping the last handle also frees a dispatch task waiting
+    /// for room in this queue.
+    messages: tokio::sync::Mutex<mpsc::Receiver<Value>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.connection.close();
+    }
+}
+
+/// Remote procedure calls (SPEC §5) over a Juggler [`Connection`] of
+/// either runtime, with the connection's own data and message API.
+///
+/// A cheap `Clone + Send + Sync` handle. [`new`](Self::new) spawns one
+/// dispatch task on the connection's runtime that reads every message:
+/// requests run their action, each in its own task, so a slow action holds
+/// up nothing else; responses complete their [`call`](Self::call); plain
+/// messages queue for [`receive`](Self::receive). A malformed rpc object
+/// is a protocol error: it is logged and closes the connection with
+/// [`ProtocolError::InvalidMessage`].
+///
+/// The `RpcConnection` takes the connection over: do not call `receive` on
+/// the [`Connection`] itself (that would take messages from under it).
+/// Dropping the last `RpcConnection` clone closes the connection even if
+/// `Connection` clones remain elsewhere; the dispatch task then ends, and
+/// running actions are cancelled, as they are whenever the connection
+/// closes.
+#[derive(Clone)]
+pub struct RpcConnection {
+    handle: Arc<Handle>,
+}
+
+impl fmt::Debug for RpcConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RpcConnection")
+            .field("connection", &self.handle.connection)
+            .field("pending_calls", &self.handle.shared.calls().len())
+            .finish()
+    }
+}
+
+impl RpcConnection {
+    /// Wraps `connection`, answering the peer's requests with `actions`.
+    pub fn new(connection: Connection, actions: Actions) -> Self {
+        RpcConnection::with_options(connection, actions, RpcOptions::default())
+    }
+
+    /// [`new`](Self::new) with limits other than the defaults.
+    pub fn with_options(connection: Connection, actions: Actions, options: RpcOptions) -> Self {
+        let (closed, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            calls: Mutex::new(Calls::new()),
+            closed,
+            running: Mutex::new(0),
+            max_concurrent_requests: options.max_concurrent_requests,
+        });
+        let (sender, receiver) = mpsc::channel(options.max_receive_queue.max(1));
+        let dispatch = dispatch(
+            connection.clone(),
+            shared.clone(),
+            Arc::new(actions),
+            sender,
+        );
+        connection.runtime().spawn(Box::pin(dispatch));
+        RpcConnection {
+            handle: Arc::new(Handle {
+                connection,
+                shared,
+                messages: tokio::sync::Mutex::new(receiver),
+            }),
+        }
+    }
+
+    /// The wrapped connection.
+    pub fn connection(&self) -> &Connection {
+        &self.handle.connection
+    }
+
+    /// The local data as last set.
+    pub fn local_data(&self) -> Arc<Value> {
+        self.connection().local_data()
+    }
+
+    /// The peer's data as last received.
+    pub fn remote_data(&self) -> Arc<Value> {
+        self.connection().remote_data()
+    }
+
+    /// Calls `callback` once for every change of the remote data; see
+    /// [`Connection::register_change_cb`].
+    #[must_use = "the callback is unregistered when the handle is dropped"]
+    pub fn register_change_cb(
+        &self,
+        callback: impl Fn() + Send + Sync + 'static,
+    ) -> ChangeCallbackHandle {
+        self.connection().register_change_cb(callback)
+    }
+
+    /// An async stream of remote data changes; see
+    /// [`Connection::remote_changes`].
+    pub fn remote_changes(&self) -> RemoteChanges {
+        self.connection().remote_changes()
+    }
+
+    /// Replaces the local data; see [`Connection::set_local_data`].
+    pub fn set_local_data(&self, data: impl Into<Arc<Value>>) -> Result<(), Error> {
+        self.connection().set_local_data(data)
+    }
+
+    /// Applies RFC 6902 operations to the local data; see
+    /// [`Connection::update_local_data`].
+    pub fn update_local_data(&self, ops: Vec<PatchOperation>) -> Result<(), Error> {
+        self.connection().update_local_data(ops)
+    }
+
+    /// Sends unsent local data now; see [`Connection::flush_local_data`].
+    pub async fn flush_local_data(&self) -> Result<(), Error> {
+        self.connection().flush_local_data().await
+    }
+
+    /// Sends one plain message; see [`Connection::send`]. A message that
+    /// is an object with `"type": "rpc"` is taken by the peer for an rpc
+    /// object.
+    pub async fn send(&self, message: &Value) -> Result<(), Error> {
+        self.connection().send(message).await
+    }
+
+    /// The next message from the peer that is not an rpc object, waiting
+    /// if there is none. Messages that arrived before the close are still
+    /// returned; after them, fails with [`Error::Closed`].
+    pub async fn receive(&self) -> Result<Value, Error> {
+        let mut messages = self.handle.messages.lock().await;
+        messages.recv().await.ok_or(Error::Closed)
+    }
+
+    /// Calls the peer's action `action` with `args` and waits for its
+    /// result. Fails with [`RpcError::Remote`] carrying the remote error
+    /// text when the action failed (or does not exist: `"invalid
+    /// action"`), and with [`RpcError::Closed`] if the connection closes
+    /// first.
+    ///
+    /// Dropping the returned future gives the call up cleanly: its pending
+    /// entry is removed and a late response is ignored.
+    pub async fn call(&self, action: &str, args: Vec<Value>) -> Result<Value, RpcError> {
+        self.call_inner(action, args).await
+    }
+
+    /// [`call`](Self::call), giving up with [`RpcError::Timeout`] after
+    /// `timeout` (measured on the connection's runtime). The pending entry
+    /// is removed then; a late response is ignored.
+    pub async fn call_with_timeout(
+        &self,
+        action: &str,
+        args: Vec<Value>,
+        timeout: Duration,
+    ) -> Result<Value, RpcError> {
+        let call = std::pin::pin!(self.call_inner(action, args));
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            // Too far away for the clock: no timeout at all.
+            return call.await;
+        };
+        let timer = self.connection().runtime().sleep_until(deadline);
+        match select(call, timer).await {
+            Either::Left((outcome, _)) => outcome,
+            // Dropping the call future here removes its pending entry.
+            Either::Right(_) => Err(RpcError::Timeout),
+        }
+    }
+
+    /// [`call`](Self::call) with serde: `args` must serialize to a JSON
+    /// array (a tuple such as `(123,)` for positional arguments, `()` for
+    /// none); the result deserializes into `R`.
+    pub async fn call_typed<A, R>(&self, action: &str, args: A) -> Result<R, RpcError>
+    where
+        A: Serialize,
+        R: DeserializeOwned,
+    {
+        let args = match serde_json::to_value(args) {
+            Ok(Value::Array(args)) => args,
+            // `()` serializes to null: no arguments.
+            Ok(Value::Null) => Vec::new(),
+            Ok(other) => {
+                return Err(RpcError::InvalidArgs(format!(
+                    "arguments must serialize to a JSON array, not {other}"
+                )))
+            }
+            Err(err) => return Err(RpcError::InvalidArgs(err.to_string())),
+        };
+        let result = self.call(action, args).await?;
+        serde_json::from_value(result).map_err(RpcError::InvalidResult)
+    }
+
+    async fn call_inner(&self, action: &str, args: Vec<Value>) -> Result<Value, RpcError> {
+        let (waiter, outcome) = oneshot::channel();
+        let (id, request) = self
+            .handle
+            .shared
+            .calls()
+            .start(action, args, waiter)
+            .map_err(|_| RpcError::Closed)?;
+        let _pending = PendingCall {
+            shared: &self.handle.shared,
+            id,
+        };
+        self.connection()
+            .send(&request)
+            .await
+            .map_err(RpcError::from)?;
+        // The sender is dropped only by a cancel, which this future alone
+        // does; treat it as closed all the same.
+        outcome.await.unwrap_or(Err(RpcError::Closed))
+    }
+
+    /// How many of this side's calls wait for a response now.
+    pub fn pending_calls(&self) -> usize {
+        self.handle.shared.calls().len()
+    }
+
+    /// Starts closing the connection; see [`Connection::close`]. Pending
+    /// calls fail with [`RpcError::Closed`].
+    pub fn close(&self) {
+        self.connection().close();
+    }
+
+    /// Waits until the connection is closed and returns why; see
+    /// [`Connection::wait_closed`].
+    pub async fn wait_closed(&self) -> CloseReason {
+        self.connection().wait_closed().await
+    }
+
+    /// [`close`](Self::close), then [`wait_closed`](Self::wait_closed).
+    pub async fn shutdown(&self) -> CloseReason {
+        self.connection().shutdown().await
+    }
+
+    /// Whether the connection is open.
+    pub fn is_open(&self) -> bool {
+        self.connection().is_open()
+    }
+
+    /// Why the connection closed, once it has.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.connection().close_reason()
+    }
+}
+
+/// Removes a call's pending entry when the call ends, however it ends
+/// (answered: already gone; timed out or dropped: removed here).
+struct PendingCall<'a> {
+    shared: &'a Shared,
+    id: RpcId,
+}
+
+impl Drop for PendingCall<'_> {
+    fn drop(&mut self) {
+        let waiter = self.shared.calls().cancel(self.id);
+        drop(waiter);
+    }
+}
+
+/// The dispatch task: reads every message of the connection until it
+/// closes, then fails the pending calls and ends the plain-message queue.
+async fn dispatch(
+    connection: Connection,
+    shared: Arc<Shared>,
+    actions: Arc<Actions>,
+    messages: mpsc::Sender<Value>,
+) {
+    while let Ok(message) = connection.receive().await {
+        match decode(message) {
+            Ok(Decoded::Other(message)) => {
+                queue_message(&connection, &shared, &messages, message).await
+            }
+            Ok(Decoded::Rpc(RpcMessage::Request(request))) => {
+                if !*shared.closed.borrow() {
+                    start_request(&connection, &shared, &actions, request).await;
+                }
+            }
+            Ok(Decoded::Rpc(RpcMessage::Response(response))) => {
+                let resolved = shared.calls().resolve(response);
+                match resolved {
+                    Resolved::Pending {
+                        waiter, outcome, ..
+                    } => {
+                        let _ = waiter.send(outcome.map_err(RpcError::Remote));
+                    }
+                    Resolved::Unknown(id) => {
+                        tracing::debug!(id, "rpc response with no pending call; ignored")
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(
+                    peer = ?connection.peer_addr(),
+                    %err,
+                    "rpc protocol error; closing connection"
+                );
+                connection.close_with_protocol_error(ProtocolError::InvalidMessage(err.0));
+                break;
+            }
+        }
+    }
+    shared.close();
+    // Dropping `messages` ends `receive` once the queue is drained.
+}
+
+/// Queues a plain message for `receive`, waiting for room. Should the
+/// connection close meanwhile, pending calls fail at once rather than
+/// after the application has read the queue.
+async fn queue_message(
+    connection: &Connection,
+    shared: &Shared,
+    messages: &mpsc::Sender<Value>,
+    message: Value,
+) {
+    let message = match messages.try_send(message) {
+        Ok(()) => return,
+        // Every handle is gone: nobody will read it.
+        Err(mpsc::error::TrySendError::Closed(_)) => return,
+        Err(mpsc::error::TrySendError::Full(message)) => message,
+    };
+    let room = std::pin::pin!(messages.reserve());
+    let closed = std::pin::pin!(connection.wait_closed());
+    let room = match select(room, closed).await {
+        Either::Left((room, _)) => room,
+        Either::Right((_, room)) => {
+            shared.close();
+            room.await
+        }
+    };
+    if let Ok(permit) = room {
+        permit.send(message);
+    }
+}
+
+/// Runs a request's action in its own task, which then sends the
+/// response. A request beyond `max_concurrent_requests` is refused here,
+/// on the dispatch task: should the peer not read its responses, the
+/// dispatch task then waits for room to send, and stops reading too.
+async fn start_request(
+    connection: &Connection,
+    shared: &Arc<Shared>,
+    actions: &Arc<Actions>,
+    request: Request,
+) {
+    let Some(slot) = RunningSlot::take(shared) else {
+        tracing::debug!(id = request.id, "rpc request refused: too many running");
+        let response = Response::failure(request.id, TOO_MANY_REQUESTS);
+        send_response(connection, &response).await;
+        return;
+    };
+    let connection_for_task = connection.clone();
+    let actions = actions.clone();
+    let task = async move {
+        // The slot is held until the response is handed to the connection.
+        let slot = slot;
+        let connection = connection_for_task;
+        let outcome = run_action(&slot.0, &actions, request.action, request.args).await;
+        match outcome {
+            Some(outcome) => {
+                send_response(&connection, &Response::from_outcome(request.id, outcome)).await
+            }
+            None => tracing::debug!(id = request.id, "rpc action cancelled: connection closed"),
+        }
+    };
+    connection.runtime().spawn(Box::pin(task));
+}
+
+async fn send_response(connection: &Connection, response: &Response) {
+    if let Err(err) = connection.send(&response.encode()).await {
+        tracing::debug!(id = response.id, %err, "rpc response not sent");
+    }
+}
+
+/// The action's outcome (a panic becomes an error text), or `None` if the
+/// connection closed first.
+async fn run_action(
+    shared: &Shared,
+    actions: &Actions,
+    name: String,
+    args: Vec<Value>,
+) -> Option<Result<Value, String>> {
+    let mut closed = shared.closed.subscribe();
+    let action = AssertUnwindSafe(async { actions.run(&name, args).await }).catch_unwind();
+    let closing = std::pin::pin!(closed.wait_for(|closed| *closed));
+    let finished = match select(std::pin::pin!(action), closing).await {
+        Either::Left((Ok(outcome), _)) => Some(outcome),
+        Either::Left((Err(_panic), _)) => {
+            tracing::error!(action = %name, "rpc action panicked");
+            Some(Err(ACTION_PANICKED.to_owned()))
+        }
+        Either::Right(_) => None,
+    };
+    finished
+}
+
+/// One of the `max_concurrent_requests` slots, freed on drop.
+struct RunningSlot(Arc<Shared>);
+
+impl RunningSlot {
+    /// A free slot, if there is one.
+    fn take(shared: &Arc<Shared>) -> Option<RunningSlot> {
+        let mut running = shared.running();
+        if *running >= shared.max_concurrent_requests {
+            return None;
+        }
+        *running += 1;
+        Some(RunningSlot(shared.clone()))
+    }
+}
+
+impl Drop for RunningSlot {
+    fn drop(&mut self) {
+        *self.0.running() -= 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_send_sync<T: Send + Sync + Clone + 'static>() {}
+    fn is_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn handles_and_futures_are_send() {
+        is_send_sync::<RpcConnection>();
+        // Never polled: only the types matter.
+        fn futures(rpc: &RpcConnection) {
+            is_send(&rpc.call("a", Vec::new()));
+            is_send(&rpc.call_with_timeout("a", Vec::new(), Duration::from_secs(1)));
+            is_send(&rpc.call_typed::<(i64,), i64>("a", (1,)));
+            is_send(&rpc.receive());
+            is_send(&rpc.flush_local_data());
+        }
+        let _ = futures;
+    }
+
+    #[test]
+    fn options_clamp_and_default() {
+        let options = RpcOptions::default();
+        assert_eq!(options.max_receive_queue, 1024);
+        assert_eq!(options.max_concurrent_requests, 1 << 16);
+        let options = options.max_receive_queue(0).max_concurrent_requests(0);
+        assert_eq!(options.max_receive_queue, 1);
+        assert_eq!(options.max_concurrent_requests, 0);
+    }
+}
