@@ -42,6 +42,8 @@ pub(crate) struct State {
     pub(crate) last_received: Instant,
     /// The driver task has ended and dropped the socket.
     pub(crate) driver_done: bool,
+    /// The code and reason of the peer's close frame, if it sent one.
+    pub(crate) peer_close: Option<(u16, String)>,
 }
 
 impl State {
@@ -82,6 +84,7 @@ impl Shared {
                 next_callback_id: 0,
                 last_received: Instant::now(),
                 driver_done: false,
+                peer_close: None,
             }),
             app_notify: Notify::new(),
             writer_notify: Notify::new(),
@@ -257,6 +260,13 @@ impl Connection {
     /// Why the connection closed, once it has.
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.shared().lock().engine.close_reason().cloned()
+    }
+
+    /// The WebSocket close code and reason text the peer sent, if it closed
+    /// with a close frame (for example 1009 when a message of ours was over
+    /// its size limit).
+    pub fn peer_close_frame(&self) -> Option<(u16, String)> {
+        self.shared().lock().peer_close.clone()
     }
 
     /// Calls `callback` once for every change of the remote data. The

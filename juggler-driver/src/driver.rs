@@ -114,7 +114,13 @@ where
                     false
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => false,
-                Some(Ok(Message::Close(_))) | None => {
+                Some(Ok(Message::Close(frame))) => {
+                    state.peer_close =
+                        frame.map(|frame| (u16::from(frame.code), frame.reason.to_string()));
+                    state.engine.handle_transport_closed(CloseReason::Remote);
+                    true
+                }
+                None => {
                     state.engine.handle_transport_closed(CloseReason::Remote);
                     true
                 }

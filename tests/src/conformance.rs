@@ -12,7 +12,8 @@ use crate::backend::{listen, pair, within, Backend, TestServer, PROMPTLY};
 
 const IMMEDIATE: Option<Duration> = Some(Duration::ZERO);
 
-fn data_sequences() -> Vec<Vec<Value>> {
+/// The data sequences of hat-juggler's own tests.
+pub fn data_sequences() -> Vec<Vec<Value>> {
     vec![
         vec![json!(true), json!(false), json!(true), json!(false)],
         vec![json!(0), json!(1), json!(2), json!(3), json!(4), json!(5)],
@@ -34,7 +35,8 @@ fn data_sequences() -> Vec<Vec<Value>> {
     ]
 }
 
-fn message_sequences() -> Vec<Vec<Value>> {
+/// The message sequences of hat-juggler's own tests.
+pub fn message_sequences() -> Vec<Vec<Value>> {
     vec![
         vec![json!(false), json!(false), json!(true), json!(false)],
         vec![json!(0), json!(0), json!(1), json!(2), json!(0), json!(3)],
@@ -388,6 +390,34 @@ pub async fn late_subscriber_sees_current_data<B: Backend>() {
     server.close().await;
 }
 
+/// A protocol error closes with a close code and reason the peer reads.
+pub async fn peer_reads_the_close_code_of_a_protocol_error<B: Backend>() {
+    let (server, server_side, client) = pair::<B>(IMMEDIATE).await;
+    server_side.close_with_protocol_error(juggler_driver::ProtocolError::InvalidMessage(
+        "bad rpc".into(),
+    ));
+    let reason = within::<B, _>(PROMPTLY, "client close", client.wait_closed()).await;
+    assert_eq!(reason, juggler_driver::CloseReason::Remote);
+    assert_eq!(
+        client.peer_close_frame(),
+        Some((1002, "invalid message: bad rpc".to_owned()))
+    );
+    assert!(matches!(
+        server_side.wait_closed().await,
+        juggler_driver::CloseReason::Protocol(juggler_driver::ProtocolError::InvalidMessage(_))
+    ));
+    // A clean close says 1000.
+    let (server2, server_side2, client2) = pair::<B>(IMMEDIATE).await;
+    client2.shutdown().await;
+    within::<B, _>(PROMPTLY, "server side close", server_side2.wait_closed()).await;
+    assert_eq!(
+        server_side2.peer_close_frame().map(|(code, _)| code),
+        Some(1000)
+    );
+    server.close().await;
+    server2.close().await;
+}
+
 /// Declares one `#[test]` per conformance case for a [`Backend`].
 #[macro_export]
 macro_rules! conformance_tests {
@@ -408,6 +438,7 @@ macro_rules! conformance_tests {
             readme_example,
             callback_registered_on_connection_misses_nothing,
             late_subscriber_sees_current_data,
+            peer_reads_the_close_code_of_a_protocol_error,
         );
     };
     (@cases $backend:ty; $($case:ident),* $(,)?) => {
