@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use juggler_driver::{CloseReason, Connection, ServerOptions};
+use juggler_rpc::{Actions, RpcConnection, RpcError};
 use serde_json::{json, Value};
 
 use crate::backend::{listen, within, Backend, TestServer, PROMPTLY};
@@ -111,11 +112,82 @@ pub async fn reference_browser_client<B: Backend>() {
     server.close().await;
 }
 
+/// Serves one bundled page of `tests/browser` from a fresh folder.
+fn bundled_page(kit: &crate::browser::Kit, name: &str) -> TempDir {
+    let www = TempDir::new("browser-www");
+    kit.bundle(
+        &format!("{name}.js"),
+        &www.0.join(format!("{name}.bundle.js")),
+    );
+    std::fs::copy(
+        crate::browser::browser_dir().join(format!("{name}.html")),
+        www.0.join(format!("{name}.html")),
+    )
+    .unwrap();
+    www
+}
+
+/// The reference `Application` class: its RPC proxy calls our actions
+/// (results, errors, a missing action), and we call the page's actions.
+pub async fn reference_application_rpc<B: Backend>() {
+    let Some(kit) = kit() else { return };
+    let www = bundled_page(kit, "reference_app");
+    let (server, mut incoming) = listen::<B>(ServerOptions::default().static_dir(&www.0)).await;
+    let _browser = kit.open(&format!(
+        "http://{}/reference_app.html",
+        server.local_addr()
+    ));
+    let connection = within::<B, _>(BROWSER_START, "the page connecting", incoming.next()).await;
+    let actions = Actions::new()
+        .action("add", |args: Vec<Value>| async move {
+            let mut sum = 0.0;
+            for arg in &args {
+                sum += arg.as_f64().ok_or_else(|| format!("not a number: {arg}"))?;
+            }
+            Ok::<_, String>(json!(sum))
+        })
+        .action("echo", |args: Vec<Value>| async move {
+            Ok::<_, String>(Value::Array(args))
+        });
+    let rpc = RpcConnection::new(connection, actions);
+
+    // Our calls to the page's actions.
+    let echoed = within::<B, _>(
+        PROMPTLY,
+        "page echo",
+        rpc.call("echo", vec![json!(1), json!("two")]),
+    )
+    .await;
+    assert_eq!(echoed.unwrap(), json!([1, "two"]));
+    let failed = within::<B, _>(PROMPTLY, "page failure", rpc.call("fail", vec![])).await;
+    assert!(
+        matches!(&failed, Err(RpcError::Remote(text)) if text.contains("page action failed")),
+        "{failed:?}"
+    );
+    let missing = within::<B, _>(PROMPTLY, "page missing action", rpc.call("nope", vec![])).await;
+    assert!(matches!(missing, Err(RpcError::Remote(_))), "{missing:?}");
+
+    // The page's calls to ours, reported back as a plain message.
+    let report = within::<B, _>(PROMPTLY, "the page's RPC results", rpc.receive())
+        .await
+        .unwrap();
+    assert_eq!(
+        report,
+        json!({"rpc_results": {
+            "add": {"ok": 5},  // JavaScript writes 5.0 as 5
+            "nested": {"err": "not a number: {\"not\":\"a number\"}"},
+            "missing": {"err": "invalid action"},
+            "echo": {"ok": ["x", [1, {"ü": null}]]},
+        }})
+    );
+    server.close().await;
+}
+
 /// Declares one `#[test]` per browser case for a [`Backend`].
 #[macro_export]
 macro_rules! browser_tests {
     ($backend:ty) => {
-        $crate::browser_tests!(@cases $backend; reference_browser_client);
+        $crate::browser_tests!(@cases $backend; reference_browser_client, reference_application_rpc);
     };
     (@cases $backend:ty; $($case:ident),* $(,)?) => {
         $(

@@ -10,6 +10,9 @@ pub mod browser;
 pub mod conformance;
 pub mod http;
 pub mod interop_browser;
+pub mod interop_python;
+pub mod python;
+pub mod rpc;
 pub mod runtimes;
 pub mod web;
 

@@ -276,7 +276,13 @@ fn one_encoded_message_goes_to_many_engines_without_a_copy() {
     }
     for engine in &mut engines {
         let transmit = engine.poll_transmit().unwrap();
-        assert_eq!(transmit.text.as_str(), r#"{"type":"MESSAGE","payload":{"to":"everyone"}}"#);
-        assert!(transmit.text.into_owned_or_shared().is_err(), "the text is shared, not copied");
+        assert_eq!(
+            transmit.text.as_str(),
+            r#"{"type":"MESSAGE","payload":{"to":"everyone"}}"#
+        );
+        assert!(
+            transmit.text.into_owned_or_shared().is_err(),
+            "the text is shared, not copied"
+        );
     }
 }

@@ -1,0 +1,214 @@
+//! The juggler-rs demo: a small page kept live by a Rust back end.
+//!
+//! Every connected page gets the same shared state as its remote data: the
+//! server's clock (ticking every second), the number of connected clients,
+//! a shared counter and the names of everyone connected. Each page syncs
+//! its visitor's name as local data, and calls two actions over RPC:
+//! `increment(n)` and `reverse(text)`. Run it with `cargo run --example demo`.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use juggler_rpc::{Actions, RpcConnection};
+use juggler_tokio::{listen, Connection, Error, Server, ServerOptions};
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+/// The folder of the demo page.
+pub fn www_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/www"))
+}
+
+/// What every connection shares.
+#[derive(Default)]
+struct State {
+    counter: i64,
+    /// Connected pages by id, with the name each one synced.
+    clients: BTreeMap<u64, (RpcConnection, String)>,
+    next_id: u64,
+}
+
+impl State {
+    fn snapshot(&self) -> Value {
+        json!({
+            "time": clock_text(SystemTime::now()),
+            "clients": self.clients.len(),
+            "counter": self.counter,
+            "names": self.clients.values().map(|(_, name)| name.clone()).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// `HH:MM:SS UTC` of a point in time.
+fn clock_text(time: SystemTime) -> String {
+    let seconds = time
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+        % 86_400;
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
+/// The running demo.
+pub struct Demo {
+    server: Server,
+    state: Arc<Mutex<State>>,
+    messages: broadcast::Sender<Value>,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+type Shared = Arc<Mutex<State>>;
+
+fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Sends the current shared state to every page: one value, shared by all
+/// connections (each diffs it against what its page holds).
+fn publish(state: &Shared) {
+    let state = lock(state);
+    let snapshot = Arc::new(state.snapshot());
+    for (connection, _) in state.clients.values() {
+        let _ = connection.set_local_data(snapshot.clone());
+    }
+}
+
+fn actions(state: &Shared) -> Actions {
+    let counter_state = state.clone();
+    Actions::new()
+        .action("increment", move |args: Vec<Value>| {
+            let state = counter_state.clone();
+            async move {
+                let by = args
+                    .first()
+                    .and_then(Value::as_i64)
+                    .ok_or("increment takes one integer")?;
+                let counter = {
+                    let mut state = lock(&state);
+                    state.counter = state.counter.saturating_add(by);
+                    state.counter
+                };
+                publish(&state);
+                Ok::<_, &str>(json!(counter))
+            }
+        })
+        .action("reverse", |args: Vec<Value>| async move {
+            let text = args
+                .first()
+                .and_then(Value::as_str)
+                .ok_or("reverse takes one string")?;
+            Ok::<_, &str>(json!(text.chars().rev().collect::<String>()))
+        })
+}
+
+fn accept(state: &Shared, messages: &broadcast::Sender<Value>, connection: Connection) {
+    let rpc = RpcConnection::new(connection, actions(state));
+    let id = {
+        let mut locked = lock(state);
+        let id = locked.next_id;
+        locked.next_id += 1;
+        locked.clients.insert(id, (rpc.clone(), "guest".into()));
+        id
+    };
+    publish(state);
+    let (state, messages) = (state.clone(), messages.clone());
+    tokio::spawn(async move {
+        let mut changes = rpc.remote_changes();
+        loop {
+            tokio::select! {
+                change = changes.changed() => {
+                    let Ok(data) = change else { break };
+                    let name = data.get("name").and_then(Value::as_str).unwrap_or("guest");
+                    let name: String = name.chars().take(40).collect();
+                    if let Some(entry) = lock(&state).clients.get_mut(&id) {
+                        entry.1 = name;
+                    }
+                    publish(&state);
+                }
+                message = rpc.receive() => {
+                    let Ok(message) = message else { break };
+                    let _ = messages.send(message);
+                }
+            }
+        }
+        lock(&state).clients.remove(&id);
+        publish(&state);
+    });
+}
+
+impl Demo {
+    /// Starts the demo server on `host:port` (`0` picks a free port).
+    pub async fn start(host: &str, port: u16) -> Result<Demo, Error> {
+        let state: Shared = Arc::default();
+        let (messages, _) = broadcast::channel(64);
+        let options = ServerOptions::default()
+            .static_dir(www_dir())
+            .autoflush_delay(Some(Duration::ZERO));
+        let server = {
+            let (state, messages) = (state.clone(), messages.clone());
+            listen(
+                host,
+                port,
+                move |connection| accept(&state, &messages, connection),
+                options,
+            )
+            .await?
+        };
+        let ticker = {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    publish(&state);
+                }
+            })
+        };
+        Ok(Demo {
+            server,
+            state,
+            messages,
+            ticker,
+        })
+    }
+
+    /// The page's address.
+    pub fn page_url(&self) -> String {
+        format!("http://{}/index.html", self.server.local_addr())
+    }
+
+    /// The shared counter.
+    pub fn counter(&self) -> i64 {
+        lock(&self.state).counter
+    }
+
+    /// Messages pages send that are not RPC (the page's self-test reports).
+    pub fn page_messages(&self) -> broadcast::Receiver<Value> {
+        self.messages.subscribe()
+    }
+
+    /// Stops ticking and closes every connection.
+    pub async fn close(self) {
+        self.ticker.abort();
+        self.server.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_text_is_utc_wall_time() {
+        let time = UNIX_EPOCH + Duration::from_secs(86_400 * 365 + 3600 * 13 + 60 * 7 + 9);
+        assert_eq!(clock_text(time), "13:07:09 UTC");
+    }
+}
