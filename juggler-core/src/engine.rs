@@ -58,6 +58,11 @@ pub struct Config {
     pub autoflush: AutoflushPolicy,
     /// Most operations one incoming DATA frame may carry. Default: 1,048,576.
     pub max_patch_operations: usize,
+    /// Most DATA frames that may wait in a row at the end of the outgoing
+    /// queue (a peer that lags); past it they collapse into one frame that
+    /// replaces the peer's whole remote data with the current local data.
+    /// State is state: only the latest matters. Default: 64.
+    pub max_queued_data_frames: usize,
 }
 
 impl Default for Config {
@@ -65,6 +70,7 @@ impl Default for Config {
         Config {
             autoflush: AutoflushPolicy::default(),
             max_patch_operations: 1 << 20,
+            max_queued_data_frames: 64,
         }
     }
 }
@@ -313,6 +319,30 @@ impl Engine {
         Ok(())
     }
 
+    /// Sets the local data to a [`SharedState`](crate::SharedState)'s new
+    /// version. When this engine holds the change's previous version, nothing
+    /// is unsent and the policy is immediate, the change's pre-encoded frame
+    /// is queued as it is: no diff, no encoding, shared bytes. Otherwise it is
+    /// [`set_local_data`](Self::set_local_data) with the new version.
+    pub fn set_local_data_shared(
+        &mut self,
+        now: Instant,
+        change: &crate::SharedChange,
+    ) -> Result<(), Closed> {
+        self.ensure_open()?;
+        let in_sync =
+            matches!(self.change, LocalChange::None) && Arc::ptr_eq(&self.synced, &change.base);
+        if !(in_sync && self.config.autoflush == AutoflushPolicy::Immediate) {
+            return self.set_local_data(now, change.data.clone());
+        }
+        self.local = change.data.clone();
+        self.synced = change.data.clone();
+        if let Some(frame) = &change.frame {
+            self.queue(FrameKind::Data, frame.clone().into());
+        }
+        Ok(())
+    }
+
     /// Applies a JSON Patch to the local data and schedules a sync by the
     /// autoflush policy.
     ///
@@ -540,11 +570,47 @@ impl Engine {
     }
 
     fn queue(&mut self, kind: FrameKind, text: FrameText) {
+        // One unsent PONG answers any number of PINGs: a peer that pings
+        // without reading cannot grow the queue.
+        if kind == FrameKind::Pong && self.transmits.iter().any(|t| t.kind == FrameKind::Pong) {
+            return;
+        }
         self.queued_frames += 1;
         self.transmits.push_back(Transmit {
             seq: self.queued_frames,
             kind,
             text,
+        });
+        if kind == FrameKind::Data {
+            self.collapse_lagging_data();
+        }
+    }
+
+    /// When more than `max_queued_data_frames` DATA frames wait in a row at
+    /// the end of the queue, the peer is lagging: they become one frame
+    /// that replaces its remote data with `synced`, which is where all of
+    /// them lead. It takes the last one's place and number, so the order
+    /// with messages and every flush ticket stay right.
+    fn collapse_lagging_data(&mut self) {
+        let run = self
+            .transmits
+            .iter()
+            .rev()
+            .take_while(|t| t.kind == FrameKind::Data)
+            .count();
+        if run <= self.config.max_queued_data_frames {
+            return;
+        }
+        let seq = self.queued_frames;
+        self.transmits.truncate(self.transmits.len() - run);
+        let ops = [PatchOperation::Replace(json_patch::ReplaceOperation {
+            path: Default::default(),
+            value: (*self.synced).clone(),
+        })];
+        self.transmits.push_back(Transmit {
+            seq,
+            kind: FrameKind::Data,
+            text: encode(FrameKind::Data, &ops).into(),
         });
     }
 

@@ -22,6 +22,7 @@ mod engine;
 mod error;
 pub mod frame;
 mod patch;
+mod shared;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -33,6 +34,7 @@ pub use engine::{AutoflushPolicy, Config, Engine, Event, FlushTicket, Transmit};
 pub use error::{CloseReason, Closed, ProtocolError, UpdateError};
 pub use frame::{EncodedMessage, Frame, FrameKind, FrameText};
 pub use patch::{apply, diff};
+pub use shared::{SharedChange, SharedState};
 
 /// Re-exported so users name the same JSON and patch types as the engine.
 pub use json_patch::{Patch, PatchOperation};

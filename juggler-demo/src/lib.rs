@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use juggler_rpc::{Actions, RpcConnection};
-use juggler_tokio::{listen, Connection, Error, Server, ServerOptions};
+use juggler_tokio::{listen, Connection, Error, Server, ServerOptions, SharedState};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
@@ -23,8 +23,9 @@ pub fn www_dir() -> PathBuf {
 }
 
 /// What every connection shares.
-#[derive(Default)]
 struct State {
+    /// The state every page shows: diffed and encoded once per change.
+    shared: SharedState,
     counter: i64,
     /// Connected pages by id, with the name each one synced.
     clients: BTreeMap<u64, (RpcConnection, String)>,
@@ -71,13 +72,14 @@ fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Sends the current shared state to every page: one value, shared by all
-/// connections (each diffs it against what its page holds).
+/// Sends the current shared state to every page: one diff and one encoded
+/// frame for all of them.
 fn publish(state: &Shared) {
-    let state = lock(state);
-    let snapshot = Arc::new(state.snapshot());
+    let mut state = lock(state);
+    let snapshot = state.snapshot();
+    let change = state.shared.set(snapshot);
     for (connection, _) in state.clients.values() {
-        let _ = connection.set_local_data(snapshot.clone());
+        let _ = connection.connection().set_local_data_shared(&change);
     }
 }
 
@@ -147,7 +149,12 @@ fn accept(state: &Shared, messages: &broadcast::Sender<Value>, connection: Conne
 impl Demo {
     /// Starts the demo server on `host:port` (`0` picks a free port).
     pub async fn start(host: &str, port: u16) -> Result<Demo, Error> {
-        let state: Shared = Arc::default();
+        let state: Shared = Arc::new(Mutex::new(State {
+            shared: SharedState::new(Value::Null),
+            counter: 0,
+            clients: BTreeMap::new(),
+            next_id: 0,
+        }));
         let (messages, _) = broadcast::channel(64);
         let options = ServerOptions::default()
             .static_dir(www_dir())

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
-use juggler_core::{CloseReason, EncodedMessage, Engine, Event, PatchOperation, ProtocolError};
+use juggler_core::{
+    CloseReason, EncodedMessage, Engine, Event, PatchOperation, ProtocolError, SharedChange,
+};
 use serde_json::Value;
 use tokio::sync::Notify;
 
@@ -302,6 +304,20 @@ impl Connection {
         let now = Instant::now();
         self.shared()
             .update(Wake::All, |state| state.engine.set_local_data(now, data))
+            .map_err(Error::from)
+    }
+
+    /// Sets the local data to a [`SharedState`](juggler_core::SharedState)'s
+    /// new version: a connection that holds the previous version (and syncs
+    /// immediately) queues the change's pre-encoded frame as it is, so one
+    /// change reaches any number of connections with one diff and one
+    /// encoding. Others sync it like [`set_local_data`](Self::set_local_data).
+    pub fn set_local_data_shared(&self, change: &SharedChange) -> Result<(), Error> {
+        let now = Instant::now();
+        self.shared()
+            .update(Wake::All, |state| {
+                state.engine.set_local_data_shared(now, change)
+            })
             .map_err(Error::from)
     }
 

@@ -29,4 +29,6 @@ pub use server::{
     UpgradeRejection,
 };
 
-pub use juggler_core::{AutoflushPolicy, EncodedMessage, PatchOperation, Value};
+pub use juggler_core::{
+    AutoflushPolicy, EncodedMessage, PatchOperation, SharedChange, SharedState, Value,
+};

@@ -50,6 +50,9 @@ pub struct ConnectionOptions {
     /// Most outgoing frames waiting for the socket; `send` waits (and
     /// `try_send` fails) while that many wait. Default 1024.
     pub max_send_queue: usize,
+    /// Most DATA frames that wait in a row for a slow peer before they
+    /// collapse into one frame carrying the current state. Default 64.
+    pub max_queued_data_frames: usize,
     /// Most received messages waiting for `receive`; while that many wait,
     /// the connection stops reading from the socket (TCP backpressure).
     /// Default 1024.
@@ -67,6 +70,7 @@ impl Default for ConnectionOptions {
             max_message_size: 64 << 20,
             max_patch_operations: 1 << 20,
             max_send_queue: 1024,
+            max_queued_data_frames: 64,
             max_receive_queue: 1024,
             close_timeout: Duration::from_millis(100),
         }
@@ -126,6 +130,7 @@ impl ConnectionOptions {
     pub(crate) fn engine_config(&self) -> juggler_core::Config {
         let mut config = juggler_core::Config::with_autoflush(self.autoflush);
         config.max_patch_operations = self.max_patch_operations;
+        config.max_queued_data_frames = self.max_queued_data_frames.max(1);
         config
     }
 

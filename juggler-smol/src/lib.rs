@@ -40,5 +40,5 @@ pub use server::{listen, Server};
 pub use juggler_driver::{
     AutoflushPolicy, ChangeCallbackHandle, ClientOptions, CloseReason, Connection,
     ConnectionOptions, EncodedMessage, Error, KeepAlive, PatchOperation, ProtocolError,
-    RemoteChanges, ServerOptions, Value,
+    RemoteChanges, ServerOptions, SharedChange, SharedState, Value,
 };

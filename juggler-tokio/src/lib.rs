@@ -42,7 +42,7 @@ pub use server::{listen, Server};
 pub use juggler_driver::{
     AutoflushPolicy, ChangeCallbackHandle, ClientOptions, CloseReason, Connection,
     ConnectionOptions, EncodedMessage, Error, KeepAlive, PatchOperation, ProtocolError,
-    RemoteChanges, ServerOptions, Value,
+    RemoteChanges, ServerOptions, SharedChange, SharedState, Value,
 };
 
 /// The README's example, compiled and run as a doctest so it stays true.

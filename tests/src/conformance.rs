@@ -418,6 +418,47 @@ pub async fn peer_reads_the_close_code_of_a_protocol_error<B: Backend>() {
     server2.close().await;
 }
 
+/// One shared state shown to many clients: every client sees every
+/// change, whether it got the pre-encoded frame or (when it joined late)
+/// a diff of its own.
+pub async fn shared_state_fans_out_to_every_client<B: Backend>() {
+    use juggler_driver::SharedState;
+    let (server, mut incoming) =
+        listen::<B>(ServerOptions::default().autoflush_delay(IMMEDIATE)).await;
+    let mut state = SharedState::new(json!({"version": 0, "items": []}));
+    let mut server_sides = Vec::new();
+    let mut clients = Vec::new();
+    for joined in 0..6 {
+        let client = B::connect(&server.url(), ClientOptions::default())
+            .await
+            .unwrap();
+        let server_side = incoming.next().await;
+        server_side.set_local_data(state.data().clone()).unwrap();
+        server_sides.push(server_side);
+        clients.push((client.remote_changes(), client));
+        // A change after each join: some clients are in sync, one is new.
+        let ops = serde_json::from_value(json!([
+            {"op": "replace", "path": "/version", "value": joined + 1},
+            {"op": "add", "path": "/items/-", "value": {"joined": joined}},
+        ]))
+        .unwrap();
+        let change = state.update(ops).unwrap();
+        for server_side in &server_sides {
+            server_side.set_local_data_shared(&change).unwrap();
+        }
+        for (changes, client) in &mut clients {
+            let expected = state.data().clone();
+            while *client.remote_data() != *expected {
+                within::<B, _>(PROMPTLY, "the shared change", changes.changed())
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    assert_eq!(state.data()["items"].as_array().unwrap().len(), 6);
+    server.close().await;
+}
+
 /// Declares one `#[test]` per conformance case for a [`Backend`].
 #[macro_export]
 macro_rules! conformance_tests {
@@ -439,6 +480,7 @@ macro_rules! conformance_tests {
             callback_registered_on_connection_misses_nothing,
             late_subscriber_sees_current_data,
             peer_reads_the_close_code_of_a_protocol_error,
+            shared_state_fans_out_to_every_client,
         );
     };
     (@cases $backend:ty; $($case:ident),* $(,)?) => {

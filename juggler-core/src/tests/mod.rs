@@ -1,5 +1,6 @@
 //! Engine tests: no sockets, no sleeps, a virtual clock.
 
+mod bounded_output;
 mod hostile_input;
 mod properties;
 mod spec_data_sync;

@@ -85,9 +85,16 @@ proptest! {
     fn interleavings_deliver_messages_once_in_order_and_converge(
         policy_a in arb_policy(),
         policy_b in arb_policy(),
+        data_frame_limit in prop_oneof![Just(1usize), Just(3), Just(64)],
         ops in prop::collection::vec(arb_op(), 0..40),
     ) {
-        let mut pair = policy_pair(policy_a, policy_b);
+        // Small limits make the lagging-peer collapse happen often.
+        let config = |autoflush| crate::Config {
+            autoflush,
+            max_queued_data_frames: data_frame_limit,
+            ..crate::Config::default()
+        };
+        let mut pair = crate::testing::Pair::new(std::time::Instant::now(), config(policy_a), config(policy_b));
         let mut sent_by_a = Vec::new();
         let mut sent_by_b = Vec::new();
         for op in ops {

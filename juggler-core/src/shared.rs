@@ -1,0 +1,100 @@
+//! State shared by many connections: diffed once, encoded once.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::frame::{encode, FrameKind};
+use crate::{PatchOperation, UpdateError};
+
+/// A state that a server shows to many connections.
+///
+/// Each change is diffed once and encoded once into a [`SharedChange`];
+/// [`Engine::set_local_data_shared`](crate::Engine::set_local_data_shared)
+/// then hands the very same frame bytes to every connection that holds the
+/// previous version, with no per-connection diff or encoding. A connection
+/// that does not (a new one, or one whose policy batches) gets a diff of its
+/// own, so correctness never depends on the fast path.
+///
+/// ```
+/// use std::time::Instant;
+/// use juggler_core::{AutoflushPolicy, Config, Engine, SharedState};
+/// use serde_json::json;
+///
+/// let now = Instant::now();
+/// let mut state = SharedState::new(json!({"clock": 0}));
+/// let mut engines: Vec<Engine> = (0..3)
+///     .map(|_| Engine::new(Config::with_autoflush(AutoflushPolicy::Immediate)))
+///     .collect();
+/// for engine in &mut engines {
+///     engine.set_local_data(now, state.data().clone()).unwrap(); // first sync: a diff each
+///     engine.poll_transmit();
+/// }
+/// let change = state.set(json!({"clock": 1}));
+/// for engine in &mut engines {
+///     engine.set_local_data_shared(now, &change).unwrap(); // same bytes, no diff
+/// }
+/// let frames: Vec<_> = engines.iter_mut().map(|e| e.poll_transmit().unwrap().text).collect();
+/// assert!(frames.iter().all(|text| text == &frames[0]));
+/// ```
+#[derive(Debug, Clone)]
+pub struct SharedState {
+    data: Arc<Value>,
+}
+
+/// One change of a [`SharedState`]: the version it applies to, the new
+/// version, and the DATA frame between them (none if nothing changed).
+#[derive(Debug, Clone)]
+pub struct SharedChange {
+    pub(crate) base: Arc<Value>,
+    pub(crate) data: Arc<Value>,
+    pub(crate) frame: Option<Arc<str>>,
+}
+
+impl SharedChange {
+    /// The state after the change.
+    pub fn data(&self) -> &Arc<Value> {
+        &self.data
+    }
+
+    /// Whether the change changed anything.
+    pub fn is_empty(&self) -> bool {
+        self.frame.is_none()
+    }
+}
+
+impl SharedState {
+    /// A shared state holding `data`.
+    pub fn new(data: impl Into<Arc<Value>>) -> Self {
+        SharedState { data: data.into() }
+    }
+
+    /// The current state.
+    pub fn data(&self) -> &Arc<Value> {
+        &self.data
+    }
+
+    /// Replaces the state: one diff, one encoding.
+    pub fn set(&mut self, data: impl Into<Arc<Value>>) -> SharedChange {
+        let data = data.into();
+        let ops = crate::diff(&self.data, &data);
+        self.advance(data, &ops)
+    }
+
+    /// Changes the state with RFC 6902 ops, which become the frame as they
+    /// are (no diff). The state is copied once if connections still hold the
+    /// previous version (they do, to compare against it); the patch applies
+    /// whole or not at all.
+    pub fn update(&mut self, ops: Vec<PatchOperation>) -> Result<SharedChange, UpdateError> {
+        let mut data = self.data.clone();
+        crate::apply(Arc::make_mut(&mut data), &ops)
+            .map_err(|err| UpdateError::Patch(err.to_string()))?;
+        Ok(self.advance(data, &ops))
+    }
+
+    fn advance(&mut self, data: Arc<Value>, ops: &[PatchOperation]) -> SharedChange {
+        let base = std::mem::replace(&mut self.data, data.clone());
+        let frame = (!ops.is_empty()).then(|| Arc::<str>::from(encode(FrameKind::Data, ops)));
+        SharedChange { base, data, frame }
+    }
+}
