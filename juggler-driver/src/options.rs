@@ -60,6 +60,10 @@ pub struct ConnectionOptions {
     /// How long a closing connection waits for the peer's close handshake.
     /// Default 0.1 s, the reference's `shutdown_timeout`.
     pub close_timeout: Duration,
+    /// Bytes read from the socket at a time. Every connection holds a buffer
+    /// this big even when idle, so the default is small (4 KiB); it grows
+    /// for larger frames.
+    pub read_buffer_size: usize,
 }
 
 impl Default for ConnectionOptions {
@@ -73,6 +77,7 @@ impl Default for ConnectionOptions {
             max_queued_data_frames: 64,
             max_receive_queue: 1024,
             close_timeout: Duration::from_millis(100),
+            read_buffer_size: 4 << 10,
         }
     }
 }
@@ -127,6 +132,12 @@ impl ConnectionOptions {
         self
     }
 
+    /// Sets how many bytes are read from the socket at a time.
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.read_buffer_size = bytes.max(256);
+        self
+    }
+
     pub(crate) fn engine_config(&self) -> juggler_core::Config {
         let mut config = juggler_core::Config::with_autoflush(self.autoflush);
         config.max_patch_operations = self.max_patch_operations;
@@ -139,5 +150,6 @@ impl ConnectionOptions {
         async_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .max_message_size(Some(self.max_message_size))
             .max_frame_size(Some(self.max_message_size))
+            .read_buffer_size(self.read_buffer_size)
     }
 }
