@@ -11,11 +11,11 @@ event about a connection carries its number as ``conn``.
 Commands (``conn`` names a connection; ``autoflush_delay`` is seconds,
 ``0`` for immediate, ``null`` for manual; ``trace`` is optional)::
 
-    {"cmd": "listen", "autoflush_delay": D, "trace": B}
+    {"cmd": "listen", "autoflush_delay": D, "trace": B, "rpc": R}
         -> {"event": "listening", "server": S, "port": P}
         then per accepted connection
         -> {"event": "connected", "conn": C, "server": S}
-    {"cmd": "connect", "url": U, "autoflush_delay": D, "trace": B}
+    {"cmd": "connect", "url": U, "autoflush_delay": D, "trace": B, "rpc": R}
         -> {"event": "connected", "conn": C}
     {"cmd": "set_local_data", "conn": C, "value": V}
     {"cmd": "set_local_data", "conn": C, "values": [V, ...]}
@@ -29,7 +29,30 @@ Commands (``conn`` names a connection; ``autoflush_delay`` is seconds,
         (the JSON Patch hat-juggler would send for that change)
     {"cmd": "close", "conn": C}           (the closed event follows)
     {"cmd": "close_server", "server": S}  -> {"event": "server_closed", ...}
+    {"cmd": "call", "conn": C, "tag": T, "action": A, "args": [V, ...]}
+        (an RpcConnection's call, run in the background; its outcome:)
+        -> {"event": "result", "conn": C, "tag": T, "success": true,
+            "result": V}
+        -> {"event": "result", "conn": C, "tag": T, "success": false,
+            "error_type": NAME, "error": TEXT}
+    {"cmd": "release", "gate": K}
+        (lets one call of the action hold(K) return, now or when it comes)
     {"cmd": "exit"}
+
+RPC: with ``"rpc": {"default_action": B}`` (optional; absent or ``null``
+for none) each connection is wrapped in a ``hat.juggler.RpcConnection``
+from the start; ``message`` events then report what its ``receive`` yields
+(the messages that are not rpc objects). Its actions::
+
+    act(x)        -> x + 1 (as in hat-juggler's own test)
+    fail(text)    raises Exception(text)
+    echo(*args)   -> [args...]
+    hold(key)     -> {"event": "held", "conn": C, "gate": key}, then waits
+                  for {"cmd": "release", "gate": key}; -> key
+    notify(value) sends the plain message value, then -> value
+
+and with ``"default_action": true`` a default action answering any other
+name with ``{"default": name, "args": [args...]}``.
 
 Events that come by themselves::
 
@@ -59,6 +82,8 @@ class Peer:
     def __init__(self):
         self.conns = {}
         self.servers = {}
+        self.rpcs = {}
+        self.gates = {}
         self.tasks = set()
 
     def emit(self, event, **fields):
@@ -70,9 +95,50 @@ class Peer:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def add_connection(self, conn, trace, **fields):
+    def gate(self, key):
+        # One permit per release: each release lets one hold(key) through,
+        # whichever comes first.
+        key = json.dumps(key, sort_keys=True)
+        if key not in self.gates:
+            self.gates[key] = asyncio.Semaphore(0)
+        return self.gates[key]
+
+    def create_rpc(self, cid, conn, rpc):
+        async def act(x):
+            return x + 1
+
+        async def fail(text):
+            raise Exception(text)
+
+        async def echo(*args):
+            return list(args)
+
+        async def hold(key):
+            self.emit('held', conn=cid, gate=key)
+            await self.gate(key).acquire()
+            return key
+
+        async def notify(value):
+            await conn.send(value)
+            return value
+
+        async def default_action(name, *args):
+            return {'default': name, 'args': list(args)}
+
+        actions = {'act': act, 'fail': fail, 'echo': echo, 'hold': hold,
+                   'notify': notify}
+        return juggler.RpcConnection(
+            conn, actions,
+            default_action if rpc.get('default_action') else None)
+
+    def add_connection(self, conn, trace, rpc=None, **fields):
         cid = len(self.conns)
         self.conns[cid] = conn
+        # Wrapped before anything reads the connection, so that no message
+        # goes past the RpcConnection.
+        receiver = conn
+        if rpc is not None:
+            receiver = self.rpcs[cid] = self.create_rpc(cid, conn, rpc)
         conn.register_change_cb(
             lambda: self.emit('change', conn=cid,
                               remote_data=conn.remote_data))
@@ -85,13 +151,13 @@ class Peer:
                 return await send_str(data, *args, **kwargs)
 
             ws.send_str = traced_send_str
-        self.spawn(self.watch(cid, conn))
+        self.spawn(self.watch(cid, conn, receiver))
         self.emit('connected', conn=cid, **fields)
 
-    async def watch(self, cid, conn):
+    async def watch(self, cid, conn, receiver):
         try:
             while True:
-                value = await conn.receive()
+                value = await receiver.receive()
                 self.emit('message', conn=cid, value=value)
         except ConnectionError:
             pass
@@ -101,9 +167,10 @@ class Peer:
     async def cmd_listen(self, cmd):
         sid = len(self.servers)
         trace = cmd.get('trace', False)
+        rpc = cmd.get('rpc')
 
         def on_connection(conn):
-            self.add_connection(conn, trace, server=sid)
+            self.add_connection(conn, trace, rpc, server=sid)
 
         # hat-juggler does not report the port it bound, so pick a free one
         # and try again in the unlikely case someone takes it meanwhile.
@@ -123,7 +190,7 @@ class Peer:
     async def cmd_connect(self, cmd):
         conn = await juggler.connect(
             cmd['url'], autoflush_delay=cmd['autoflush_delay'])
-        self.add_connection(conn, cmd.get('trace', False))
+        self.add_connection(conn, cmd.get('trace', False), cmd.get('rpc'))
 
     async def cmd_set_local_data(self, cmd):
         conn = self.conns[cmd['conn']]
@@ -153,6 +220,25 @@ class Peer:
     async def cmd_close_server(self, cmd):
         await self.servers[cmd['server']].async_close()
         self.emit('server_closed', server=cmd['server'])
+
+    async def cmd_call(self, cmd):
+        cid = cmd['conn']
+        rpc = self.rpcs[cid]
+
+        async def call():
+            fields = {'conn': cid, 'tag': cmd['tag']}
+            try:
+                result = await rpc.call(cmd['action'], *cmd['args'])
+            except Exception as e:
+                self.emit('result', **fields, success=False,
+                          error_type=type(e).__name__, error=str(e))
+            else:
+                self.emit('result', **fields, success=True, result=result)
+
+        self.spawn(call())
+
+    async def cmd_release(self, cmd):
+        self.gate(cmd['gate']).release()
 
     async def run(self, lines):
         while True:
