@@ -138,6 +138,21 @@ impl Target {
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
+/// Connects to a `ws://` or `wss://` address on `runtime`: TCP, TLS when the
+/// scheme is `wss`, the WebSocket handshake, then the driver. The runtime
+/// crates' `connect_with` is this with their runtime.
+pub async fn connect(
+    address: &str,
+    options: ClientOptions,
+    runtime: Arc<dyn Runtime>,
+) -> Result<Connection, Error> {
+    let target = Target::parse(address)?;
+    let (stream, peer_addr) = runtime
+        .connect_tcp(target.host.clone(), target.port)
+        .await?;
+    handshake(stream, &target, Some(peer_addr), &options, runtime).await
+}
+
 /// Finishes a client connection over an open TCP stream: TLS when the
 /// target is `wss`, the WebSocket handshake, then the driver on `runtime`.
 pub async fn handshake<S: Io>(

@@ -18,12 +18,12 @@ mod options;
 mod runtime;
 mod server;
 
-pub use client::{handshake, ClientOptions, Io, Target};
+pub use client::{connect, handshake, ClientOptions, Io, Target};
 pub use connection::{ChangeCallbackHandle, Connection, RemoteChanges};
 pub use driver::{prepare, start};
 pub use error::{CloseReason, Error, ProtocolError};
 pub use options::{ConnectionOptions, KeepAlive};
-pub use runtime::{BoxFuture, Runtime};
+pub use runtime::{BoxFuture, Runtime, TcpConnecting};
 pub use server::{
     index_redirect, server_tls_config, upgrade_response, Registry, ServerOptions, StaticDir,
     UpgradeRejection,

@@ -1,17 +1,29 @@
 //! The little a driver needs from an async runtime.
 
 use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Instant;
+
+use crate::client::Io;
 
 /// A boxed future the runtime runs or waits on.
 pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
-/// Spawning and timers: everything runtime-specific the connection driver
-/// uses. `juggler-tokio` and `juggler-smol` each implement it in a few lines.
+/// A TCP connection in progress: the stream (with `TCP_NODELAY` set) and
+/// the peer's address.
+pub type TcpConnecting =
+    Pin<Box<dyn Future<Output = io::Result<(Box<dyn Io>, SocketAddr)>> + Send + 'static>>;
+
+/// Spawning, timers and TCP connect: everything runtime-specific that the
+/// connection driver and the client use. `juggler-tokio` and `juggler-smol`
+/// each implement it in a few lines.
 pub trait Runtime: Send + Sync + 'static {
     /// Runs `future` to completion in the background.
     fn spawn(&self, future: BoxFuture);
     /// A future that completes at `deadline`.
     fn sleep_until(&self, deadline: Instant) -> BoxFuture;
+    /// Opens a TCP connection to `host:port`.
+    fn connect_tcp(&self, host: String, port: u16) -> TcpConnecting;
 }

@@ -1,7 +1,6 @@
 //! `connect`: the client side.
 
-use juggler_driver::{handshake, ClientOptions, Connection, Error, Target};
-use smol::net::TcpStream;
+use juggler_driver::{ClientOptions, Connection, Error};
 
 use crate::runtime::SmolRuntime;
 
@@ -21,9 +20,5 @@ pub async fn connect(address: &str) -> Result<Connection, Error> {
 
 /// Connects with the given options; see [`ClientOptions`].
 pub async fn connect_with(address: &str, options: ClientOptions) -> Result<Connection, Error> {
-    let target = Target::parse(address)?;
-    let stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
-    stream.set_nodelay(true)?;
-    let peer_addr = stream.peer_addr().ok();
-    handshake(stream, &target, peer_addr, &options, SmolRuntime::shared()).await
+    juggler_driver::connect(address, options, SmolRuntime::shared()).await
 }

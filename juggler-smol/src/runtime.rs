@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use juggler_driver::{BoxFuture, Runtime};
+use juggler_driver::{BoxFuture, Io, Runtime, TcpConnecting};
+use smol::net::TcpStream;
 
 /// Spawns on smol's global executor and sleeps with `async-io` timers.
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +25,15 @@ impl Runtime for SmolRuntime {
         let timer = smol::Timer::at(deadline);
         Box::pin(async move {
             timer.await;
+        })
+    }
+
+    fn connect_tcp(&self, host: String, port: u16) -> TcpConnecting {
+        Box::pin(async move {
+            let stream = TcpStream::connect((host.as_str(), port)).await?;
+            stream.set_nodelay(true)?;
+            let peer = stream.peer_addr()?;
+            Ok((Box::new(stream) as Box<dyn Io>, peer))
         })
     }
 }

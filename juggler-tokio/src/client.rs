@@ -1,8 +1,6 @@
 //! `connect`: the client side.
 
-use async_tungstenite::tokio::TokioAdapter;
-use juggler_driver::{handshake, ClientOptions, Connection, Error, Target};
-use tokio::net::TcpStream;
+use juggler_driver::{ClientOptions, Connection, Error};
 
 use crate::runtime::TokioRuntime;
 
@@ -22,16 +20,5 @@ pub async fn connect(address: &str) -> Result<Connection, Error> {
 
 /// Connects with the given options; see [`ClientOptions`].
 pub async fn connect_with(address: &str, options: ClientOptions) -> Result<Connection, Error> {
-    let target = Target::parse(address)?;
-    let stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
-    stream.set_nodelay(true)?;
-    let peer_addr = stream.peer_addr().ok();
-    handshake(
-        TokioAdapter::new(stream),
-        &target,
-        peer_addr,
-        &options,
-        TokioRuntime::current(),
-    )
-    .await
+    juggler_driver::connect(address, options, TokioRuntime::current()).await
 }

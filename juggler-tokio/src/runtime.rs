@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use juggler_driver::{BoxFuture, Runtime};
+use async_tungstenite::tokio::TokioAdapter;
+use juggler_driver::{BoxFuture, Io, Runtime, TcpConnecting};
+use tokio::net::TcpStream;
 
 /// Spawns on and sleeps with the tokio runtime the call came from.
 #[derive(Debug, Clone)]
@@ -24,5 +26,14 @@ impl Runtime for TokioRuntime {
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture {
         Box::pin(tokio::time::sleep_until(deadline.into()))
+    }
+
+    fn connect_tcp(&self, host: String, port: u16) -> TcpConnecting {
+        Box::pin(async move {
+            let stream = TcpStream::connect((host.as_str(), port)).await?;
+            stream.set_nodelay(true)?;
+            let peer = stream.peer_addr()?;
+            Ok((Box::new(TokioAdapter::new(stream)) as Box<dyn Io>, peer))
+        })
     }
 }
