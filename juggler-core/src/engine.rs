@@ -233,6 +233,8 @@ pub struct Engine {
     local: Arc<Value>,
     synced: Arc<Value>,
     remote: Arc<Value>,
+    /// An upper bound of how deep `remote` nests (see `depth`).
+    remote_depth: usize,
     change: LocalChange,
     deadline: Option<Instant>,
     transmits: VecDeque<Transmit>,
@@ -253,6 +255,7 @@ impl Engine {
             local: null.clone(),
             synced: null.clone(),
             remote: null,
+            remote_depth: 0,
             change: LocalChange::None,
             deadline: None,
             transmits: VecDeque::new(),
@@ -553,8 +556,23 @@ impl Engine {
                         limit: self.config.max_patch_operations,
                     });
                 }
+                let bound = match crate::depth::bound_after(self.remote_depth, &ops) {
+                    Some(bound) => bound,
+                    // The running bound is loose; count the real depth once
+                    // before refusing.
+                    None => {
+                        self.remote_depth = crate::depth::depth(&self.remote);
+                        crate::depth::bound_after(self.remote_depth, &ops).ok_or_else(|| {
+                            ProtocolError::PatchFailed(format!(
+                                "remote data would nest deeper than {} levels",
+                                crate::depth::MAX_DEPTH
+                            ))
+                        })?
+                    }
+                };
                 json_patch::patch(Arc::make_mut(&mut self.remote), &ops)
                     .map_err(|err| ProtocolError::PatchFailed(err.to_string()))?;
+                self.remote_depth = bound;
                 self.events.push_back(Event::RemoteDataChanged);
             }
             Frame::Message(message) => self.events.push_back(Event::Message(message)),

@@ -18,6 +18,7 @@
 //! - `fuzzing` (feature `fuzzing`): the fuzz target's logic.
 #![forbid(unsafe_code)]
 
+mod depth;
 mod engine;
 mod error;
 pub mod frame;
@@ -30,6 +31,7 @@ pub mod testing;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 
+pub use depth::MAX_DEPTH;
 pub use engine::{AutoflushPolicy, Config, Engine, Event, FlushTicket, Transmit};
 pub use error::{CloseReason, Closed, ProtocolError, UpdateError};
 pub use frame::{EncodedMessage, Frame, FrameKind, FrameText};

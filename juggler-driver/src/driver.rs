@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
-use async_tungstenite::tungstenite::{Message, Utf8Bytes};
+use async_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_util::future::{select, Either};
@@ -189,28 +189,36 @@ where
         });
 
         if let Some(last) = batch.last().map(|transmit| transmit.seq) {
-            let mut result = Ok(());
-            for transmit in batch.drain(..) {
-                result = sink.feed(Message::Text(utf8_bytes(transmit.text))).await;
-                if result.is_err() {
-                    break;
+            // A write that makes no progress for a whole keep-alive period is
+            // a peer that stopped reading: keep-alive cannot run meanwhile.
+            let outcome = {
+                let write = std::pin::pin!(write_batch(&mut sink, &mut batch));
+                match keep_alive {
+                    Some(k) => {
+                        let stall = runtime.sleep_until(Instant::now() + k.interval + k.timeout);
+                        match select(write, stall).await {
+                            Either::Left((result, _)) => Some(result),
+                            Either::Right(_) => None,
+                        }
+                    }
+                    None => Some(write.await),
                 }
-            }
-            if result.is_ok() {
-                result = sink.flush().await;
-            }
-            match result {
-                Ok(()) => shared.update(Wake::AllButWriter, |state| state.written = last),
-                Err(err) => {
-                    batch.clear();
-                    let reason = close_reason_of(&err);
-                    shared.update(Wake::AllButWriter, |state| {
-                        state.engine.handle_transport_closed(reason)
-                    });
-                    return;
+            };
+            let failure = match outcome {
+                Some(Ok(())) => {
+                    shared.update(Wake::AllButWriter, |state| state.written = last);
+                    continue;
                 }
-            }
-            continue;
+                Some(Err(err)) => close_reason_of(&err),
+                None => CloseReason::Transport(
+                    "the peer stopped reading: a write stalled past the keep-alive timeout".into(),
+                ),
+            };
+            batch.clear();
+            shared.update(Wake::AllButWriter, |state| {
+                state.engine.handle_transport_closed(failure)
+            });
+            return;
         }
 
         if let Some(reason) = work.closed {
@@ -256,6 +264,20 @@ where
             None => notified.await,
         }
     }
+}
+
+/// Feeds every frame of `batch` to the socket, then flushes once.
+async fn write_batch<S>(
+    sink: &mut WebSocketSender<S>,
+    batch: &mut Vec<Transmit>,
+) -> Result<(), WsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    for transmit in batch.drain(..) {
+        sink.feed(Message::Text(utf8_bytes(transmit.text))).await?;
+    }
+    sink.flush().await
 }
 
 /// The frame text as tungstenite's text type, without a copy when owned.

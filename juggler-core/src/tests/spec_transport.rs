@@ -286,3 +286,38 @@ fn one_encoded_message_goes_to_many_engines_without_a_copy() {
         );
     }
 }
+
+#[test]
+fn patches_cannot_nest_remote_data_past_the_depth_limit() {
+    let mut engine = engine();
+    engine
+        .handle_text(r#"{"type":"DATA","payload":[{"op":"replace","path":"","value":{"x":{}}}]}"#)
+        .unwrap();
+    // Each round nests /x one level deeper with three small ops.
+    let round = r#"{"op":"add","path":"/y","value":{}},{"op":"move","from":"/x","path":"/y/x"},{"op":"move","from":"/y","path":"/x"}"#;
+    let frame = format!(
+        r#"{{"type":"DATA","payload":[{}]}}"#,
+        vec![round; 3000].join(",")
+    );
+    let before = engine.remote_data().clone();
+    let err = engine.handle_text(&frame).unwrap_err();
+    assert!(
+        matches!(&err, ProtocolError::PatchFailed(text) if text.contains("deeper")),
+        "{err:?}"
+    );
+    assert_eq!(engine.remote_data(), &before);
+    // Frame by frame it is refused too, once the limit is reached.
+    let mut engine = self::engine();
+    engine
+        .handle_text(r#"{"type":"DATA","payload":[{"op":"replace","path":"","value":{"x":{}}}]}"#)
+        .unwrap();
+    let one_round = format!(r#"{{"type":"DATA","payload":[{round}]}}"#);
+    let accepted = (0..1000)
+        .take_while(|_| engine.handle_text(&one_round).is_ok())
+        .count();
+    assert!(
+        (100..=crate::MAX_DEPTH).contains(&accepted),
+        "{accepted} rounds accepted"
+    );
+    assert!(crate::depth::depth(engine.remote_data()) <= crate::MAX_DEPTH);
+}
