@@ -14,6 +14,8 @@ pub trait TestServer: Send + Sync + 'static {
     fn local_addr(&self) -> std::net::SocketAddr;
     /// Closes it and waits until all its connections are gone.
     fn close(&self) -> impl Future<Output = ()> + Send;
+    /// How many accepted connections are open or closing.
+    fn connection_count(&self) -> usize;
 }
 
 /// A runtime under test: `juggler-tokio` or `juggler-smol`.
@@ -41,6 +43,12 @@ pub trait Backend: 'static {
         address: &str,
         options: ClientOptions,
     ) -> impl Future<Output = Result<Connection, Error>> + Send;
+
+    /// A plain TCP connection to `addr` on the runtime's own sockets, for
+    /// clients that speak raw (and hostile) HTTP, TLS or WebSocket.
+    fn tcp_connect(
+        addr: std::net::SocketAddr,
+    ) -> impl Future<Output = std::io::Result<Box<dyn juggler_driver::Io>>> + Send;
 }
 
 /// The connections a server accepted, in order.

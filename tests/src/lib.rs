@@ -8,9 +8,11 @@
 pub mod backend;
 pub mod browser;
 pub mod conformance;
+pub mod hostile;
 pub mod http;
 pub mod interop_browser;
 pub mod interop_python;
+pub mod load;
 pub mod python;
 pub mod rpc;
 pub mod runtimes;

@@ -22,6 +22,10 @@ impl TestServer for juggler_smol::Server {
     async fn close(&self) {
         juggler_smol::Server::close(self).await
     }
+
+    fn connection_count(&self) -> usize {
+        juggler_smol::Server::connection_count(self)
+    }
 }
 
 impl Backend for Smol {
@@ -48,5 +52,13 @@ impl Backend for Smol {
 
     async fn connect(address: &str, options: ClientOptions) -> Result<Connection, Error> {
         juggler_smol::connect_with(address, options).await
+    }
+
+    async fn tcp_connect(
+        addr: std::net::SocketAddr,
+    ) -> std::io::Result<Box<dyn juggler_driver::Io>> {
+        let stream = smol::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Box::new(stream))
     }
 }

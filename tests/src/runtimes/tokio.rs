@@ -22,6 +22,10 @@ impl TestServer for juggler_tokio::Server {
     async fn close(&self) {
         juggler_tokio::Server::close(self).await
     }
+
+    fn connection_count(&self) -> usize {
+        juggler_tokio::Server::connection_count(self)
+    }
 }
 
 impl Backend for Tokio {
@@ -53,5 +57,15 @@ impl Backend for Tokio {
 
     async fn connect(address: &str, options: ClientOptions) -> Result<Connection, Error> {
         juggler_tokio::connect_with(address, options).await
+    }
+
+    async fn tcp_connect(
+        addr: std::net::SocketAddr,
+    ) -> std::io::Result<Box<dyn juggler_driver::Io>> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Box::new(async_tungstenite::tokio::TokioAdapter::new(
+            stream,
+        )))
     }
 }
