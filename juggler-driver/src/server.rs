@@ -2,6 +2,8 @@
 //! check, static file paths, TLS from a PEM file and the set of live
 //! connections a server closes on shutdown.
 
+use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
@@ -11,8 +13,10 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use tokio::sync::watch;
+
 use crate::connection::Shared;
-use crate::{Connection, ConnectionOptions, Error};
+use crate::{Connection, ConnectionOptions, Error, Runtime};
 
 /// Settings of `listen`, with the reference's defaults.
 ///
@@ -273,6 +277,107 @@ pub fn server_tls_config(pem_file: &Path) -> Result<Arc<rustls::ServerConfig>, E
     .map_err(|err| Error::Tls(format!("{}: {err}", pem_file.display())))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// A listening Juggler server, whatever its runtime.
+///
+/// Closing it ([`close`](Self::close)) stops accepting, closes every
+/// connection it accepted (each waiting at most the shutdown timeout for
+/// its clean close) and completes when all are gone. Dropping it without
+/// `close` stops accepting and starts closing the connections.
+pub struct Server {
+    local_addr: SocketAddr,
+    url: String,
+    registry: Arc<Registry>,
+    stop: watch::Sender<bool>,
+    accept_done: watch::Receiver<()>,
+    runtime: Arc<dyn Runtime>,
+}
+
+/// The accept loop's side of a [`Server`]: it tells the loop when to stop,
+/// and dropping it tells the server that the loop (and the HTTP connections
+/// it owns) is gone.
+pub struct AcceptControl {
+    stop: watch::Receiver<bool>,
+    _done: watch::Sender<()>,
+}
+
+impl AcceptControl {
+    /// Completes when the server asks the accept loop to stop.
+    pub async fn stopped(&mut self) {
+        let _ = self.stop.wait_for(|stop| *stop).await;
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server").field("url", &self.url).finish()
+    }
+}
+
+impl Server {
+    /// A server listening on `local_addr`; runtime crates call this from
+    /// `listen` and run the accept loop with the [`AcceptControl`].
+    pub fn new(
+        local_addr: SocketAddr,
+        url: String,
+        registry: Arc<Registry>,
+        runtime: Arc<dyn Runtime>,
+    ) -> (Server, AcceptControl) {
+        let (stop, stop_rx) = watch::channel(false);
+        let (done, accept_done) = watch::channel(());
+        let server = Server {
+            local_addr,
+            url,
+            registry,
+            stop,
+            accept_done,
+            runtime,
+        };
+        (
+            server,
+            AcceptControl {
+                stop: stop_rx,
+                _done: done,
+            },
+        )
+    }
+
+    /// The address the server listens on (with the real port when `0` was
+    /// asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The URL clients connect to: `ws://` or `wss://`, address, `ws_path`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// How many accepted connections are open or closing.
+    pub fn connection_count(&self) -> usize {
+        self.registry.live()
+    }
+
+    /// Stops accepting, closes every connection and waits until all are
+    /// gone.
+    pub async fn close(&self) {
+        self.stop.send_replace(true);
+        let mut accept_done = self.accept_done.clone();
+        // Ends with an error once the accept loop has dropped its control.
+        while accept_done.changed().await.is_ok() {}
+        self.registry.close_all().await;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !self.stop.send_replace(true) {
+            let registry = self.registry.clone();
+            self.runtime
+                .spawn(Box::pin(async move { registry.close_all().await }));
+        }
+    }
 }
 
 /// The connections a server accepted, so that closing the server closes

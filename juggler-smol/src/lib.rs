@@ -35,10 +35,10 @@ mod runtime;
 mod server;
 
 pub use client::{connect, connect_with};
-pub use server::{listen, Server};
+pub use server::listen;
 
 pub use juggler_driver::{
     AutoflushPolicy, ChangeCallbackHandle, ClientOptions, CloseReason, Connection,
     ConnectionOptions, EncodedMessage, Error, KeepAlive, PatchOperation, ProtocolError,
-    RemoteChanges, ServerOptions, SharedChange, SharedState, Value,
+    RemoteChanges, Server, ServerOptions, SharedChange, SharedState, Value,
 };

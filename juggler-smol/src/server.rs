@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_tungstenite::tungstenite::protocol::Role;
@@ -13,8 +13,8 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use juggler_driver::{
-    index_redirect, prepare, server_tls_config, upgrade_response, Connection, ConnectionOptions,
-    Error, Io, Registry, Runtime, ServerOptions, StaticDir,
+    index_redirect, prepare, server_tls_config, upgrade_response, AcceptControl, Connection,
+    ConnectionOptions, Error, Io, Registry, Runtime, Server, ServerOptions, StaticDir,
 };
 use smol::net::{TcpListener, TcpStream};
 use smol::Task;
@@ -125,72 +125,6 @@ async fn serve_file(path: PathBuf, head_only: bool) -> Response<Body> {
     response
 }
 
-/// A listening Juggler server.
-///
-/// Closing it ([`close`](Self::close)) stops accepting, closes every
-/// connection it accepted (each waiting at most the shutdown timeout for
-/// its clean close) and completes when all are gone. Dropping it without
-/// `close` stops accepting and starts closing the connections.
-pub struct Server {
-    local_addr: SocketAddr,
-    url: String,
-    registry: Arc<Registry>,
-    accept_task: Mutex<Option<Task<()>>>,
-}
-
-impl std::fmt::Debug for Server {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("url", &self.url).finish()
-    }
-}
-
-impl Server {
-    /// The address the server listens on (with the real port when `0` was
-    /// asked for).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// The URL clients connect to: `ws://` or `wss://`, address, `ws_path`.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// How many accepted connections are open or closing.
-    pub fn connection_count(&self) -> usize {
-        self.registry.live()
-    }
-
-    /// Stops accepting, closes every connection and waits until all are
-    /// gone.
-    pub async fn close(&self) {
-        let task = self
-            .accept_task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(task) = task {
-            task.cancel().await;
-        }
-        self.registry.close_all().await;
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let task = self
-            .accept_task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(task) = task {
-            drop(task);
-            let registry = self.registry.clone();
-            smol::spawn(async move { registry.close_all().await }).detach();
-        }
-    }
-}
-
 /// Starts a Juggler server on `host:port` (port `0` picks a free one) and
 /// calls `on_connection` with every new connection.
 ///
@@ -244,19 +178,17 @@ pub async fn listen(
     let acceptor = tls.map(futures_rustls::TlsAcceptor::from);
     let scheme = if acceptor.is_some() { "wss" } else { "ws" };
     let url = format!("{scheme}://{local_addr}{}", options.ws_path);
-    let accept_task = smol::spawn(accept_loop(
+    tracing::info!(%url, "juggler server listening");
+    let (server, control) = Server::new(local_addr, url, registry, SmolRuntime::shared());
+    smol::spawn(accept_loop(
         listener,
         app,
         acceptor,
         options.tls_handshake_timeout,
-    ));
-    tracing::info!(%url, "juggler server listening");
-    Ok(Server {
-        local_addr,
-        url,
-        registry,
-        accept_task: Mutex::new(Some(accept_task)),
-    })
+        control,
+    ))
+    .detach();
+    Ok(server)
 }
 
 async fn accept_loop(
@@ -264,12 +196,19 @@ async fn accept_loop(
     app: Arc<App>,
     tls: Option<futures_rustls::TlsAcceptor>,
     tls_timeout: Duration,
+    mut control: AcceptControl,
 ) {
-    // HTTP connections are tasks owned here, so cancelling the accept task
-    // ends them; upgraded WebSocket connections run in tasks of their own.
+    // HTTP connections are tasks owned here, so ending the loop cancels
+    // them; upgraded WebSocket connections run in tasks of their own.
     let mut http: Vec<Task<()>> = Vec::new();
     loop {
-        match listener.accept().await {
+        let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
+            control.stopped().await;
+            None
+        })
+        .await;
+        let Some(accepted) = accepted else { return };
+        match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 http.retain(|task| !task.is_finished());

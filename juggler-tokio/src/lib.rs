@@ -37,12 +37,12 @@ mod runtime;
 mod server;
 
 pub use client::{connect, connect_with};
-pub use server::{listen, Server};
+pub use server::listen;
 
 pub use juggler_driver::{
     AutoflushPolicy, ChangeCallbackHandle, ClientOptions, CloseReason, Connection,
     ConnectionOptions, EncodedMessage, Error, KeepAlive, PatchOperation, ProtocolError,
-    RemoteChanges, ServerOptions, SharedChange, SharedState, Value,
+    RemoteChanges, Server, ServerOptions, SharedChange, SharedState, Value,
 };
 
 /// The README's example, compiled and run as a doctest so it stays true.

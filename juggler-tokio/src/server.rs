@@ -1,7 +1,7 @@
 //! `listen`: the server side, on axum.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use async_tungstenite::tokio::TokioAdapter;
 use async_tungstenite::tungstenite::protocol::Role;
@@ -16,11 +16,11 @@ use axum::Router;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use juggler_driver::{
-    index_redirect, prepare, server_tls_config, upgrade_response, Connection, ConnectionOptions,
-    Error, Registry, Runtime, ServerOptions, StaticDir,
+    index_redirect, prepare, server_tls_config, upgrade_response, AcceptControl, Connection,
+    ConnectionOptions, Error, Registry, Runtime, Server, ServerOptions, StaticDir,
 };
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tower::ServiceExt;
 use tower_http::services::ServeDir;
 
@@ -56,75 +56,6 @@ impl Accepted {
 /// The peer of the HTTP connection a request came on.
 #[derive(Debug, Clone, Copy)]
 struct PeerAddr(SocketAddr);
-
-/// A listening Juggler server.
-///
-/// Closing it ([`close`](Self::close)) stops accepting, closes every
-/// connection it accepted (each waiting at most the shutdown timeout for
-/// its clean close) and completes when all are gone. Dropping it without
-/// `close` stops accepting and starts closing the connections.
-pub struct Server {
-    local_addr: SocketAddr,
-    url: String,
-    registry: Arc<Registry>,
-    accept_task: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl std::fmt::Debug for Server {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("url", &self.url).finish()
-    }
-}
-
-impl Server {
-    /// The address the server listens on (with the real port when `0` was
-    /// asked for).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// The URL clients connect to: `ws://` or `wss://`, address, `ws_path`.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// How many accepted connections are open or closing.
-    pub fn connection_count(&self) -> usize {
-        self.registry.live()
-    }
-
-    /// Stops accepting, closes every connection and waits until all are
-    /// gone.
-    pub async fn close(&self) {
-        let task = self
-            .accept_task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(task) = task {
-            task.abort();
-            let _ = task.await;
-        }
-        self.registry.close_all().await;
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let task = self
-            .accept_task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(task) = task {
-            task.abort();
-            let registry = self.registry.clone();
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move { registry.close_all().await });
-            }
-        }
-    }
-}
 
 /// Starts a Juggler server on `host:port` (port `0` picks a free one) and
 /// calls `on_connection` with every new connection.
@@ -178,19 +109,16 @@ pub async fn listen(
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let scheme = if acceptor.is_some() { "wss" } else { "ws" };
     let url = format!("{scheme}://{local_addr}{}", options.ws_path);
-    let accept_task = tokio::spawn(accept_loop(
+    tracing::info!(%url, "juggler server listening");
+    let (server, control) = Server::new(local_addr, url, registry, TokioRuntime::current());
+    tokio::spawn(accept_loop(
         listener,
         router,
         acceptor,
         options.tls_handshake_timeout,
+        control,
     ));
-    tracing::info!(%url, "juggler server listening");
-    Ok(Server {
-        local_addr,
-        url,
-        registry,
-        accept_task: Mutex::new(Some(accept_task)),
-    })
+    Ok(server)
 }
 
 fn router(
@@ -254,12 +182,17 @@ async fn accept_loop(
     router: Router,
     tls: Option<tokio_rustls::TlsAcceptor>,
     tls_timeout: std::time::Duration,
+    mut control: AcceptControl,
 ) {
-    // HTTP connections live in this set, so aborting the accept task ends
-    // them; upgraded WebSocket connections run in tasks of their own.
+    // HTTP connections live in this set, so ending the loop ends them;
+    // upgraded WebSocket connections run in tasks of their own.
     let mut http = JoinSet::new();
     loop {
-        match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = control.stopped() => return,
+        };
+        match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 http.spawn(serve_http(

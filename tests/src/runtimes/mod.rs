@@ -5,3 +5,21 @@ mod tokio;
 
 pub use self::smol::Smol;
 pub use self::tokio::Tokio;
+
+impl crate::TestServer for juggler_driver::Server {
+    fn url(&self) -> String {
+        juggler_driver::Server::url(self).to_owned()
+    }
+
+    fn local_addr(&self) -> std::net::SocketAddr {
+        juggler_driver::Server::local_addr(self)
+    }
+
+    async fn close(&self) {
+        juggler_driver::Server::close(self).await
+    }
+
+    fn connection_count(&self) -> usize {
+        juggler_driver::Server::connection_count(self)
+    }
+}

@@ -5,28 +5,10 @@ use std::time::Duration;
 
 use juggler_driver::{ClientOptions, Connection, Error, ServerOptions};
 
-use crate::{Backend, TestServer};
+use crate::Backend;
 
 /// juggler-smol as a [`Backend`].
 pub struct Smol;
-
-impl TestServer for juggler_smol::Server {
-    fn url(&self) -> String {
-        juggler_smol::Server::url(self).to_owned()
-    }
-
-    fn local_addr(&self) -> std::net::SocketAddr {
-        juggler_smol::Server::local_addr(self)
-    }
-
-    async fn close(&self) {
-        juggler_smol::Server::close(self).await
-    }
-
-    fn connection_count(&self) -> usize {
-        juggler_smol::Server::connection_count(self)
-    }
-}
 
 impl Backend for Smol {
     type Server = juggler_smol::Server;

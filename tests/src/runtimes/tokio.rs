@@ -5,28 +5,10 @@ use std::time::Duration;
 
 use juggler_driver::{ClientOptions, Connection, Error, ServerOptions};
 
-use crate::{Backend, TestServer};
+use crate::Backend;
 
 /// juggler-tokio as a [`Backend`].
 pub struct Tokio;
-
-impl TestServer for juggler_tokio::Server {
-    fn url(&self) -> String {
-        juggler_tokio::Server::url(self).to_owned()
-    }
-
-    fn local_addr(&self) -> std::net::SocketAddr {
-        juggler_tokio::Server::local_addr(self)
-    }
-
-    async fn close(&self) {
-        juggler_tokio::Server::close(self).await
-    }
-
-    fn connection_count(&self) -> usize {
-        juggler_tokio::Server::connection_count(self)
-    }
-}
 
 impl Backend for Tokio {
     type Server = juggler_tokio::Server;
