@@ -25,8 +25,8 @@ pub use error::{CloseReason, Error, ProtocolError};
 pub use options::{ConnectionOptions, KeepAlive};
 pub use runtime::{BoxFuture, Runtime, TcpConnecting};
 pub use server::{
-    index_redirect, server_tls_config, upgrade_response, AcceptControl, Registry, Server,
-    ServerOptions, StaticDir, UpgradeRejection,
+    index_redirect, load_server_files, server_tls_config, upgrade_response, AcceptControl,
+    Acceptor, Registry, Server, ServerOptions, StaticDir, UpgradeRejection,
 };
 
 pub use juggler_core::{

@@ -380,6 +380,77 @@ impl Drop for Server {
     }
 }
 
+/// What a server does with every upgraded WebSocket, the same on every
+/// runtime: build the connection, register it, hand it to the application
+/// (before its first frame is read), then start its driver.
+pub struct Acceptor {
+    on_connection: Box<dyn Fn(Connection) + Send + Sync>,
+    registry: Arc<Registry>,
+    options: ConnectionOptions,
+    runtime: Arc<dyn Runtime>,
+}
+
+impl Acceptor {
+    /// An acceptor for a server with these options.
+    pub fn new(
+        on_connection: impl Fn(Connection) + Send + Sync + 'static,
+        registry: Arc<Registry>,
+        options: &ServerOptions,
+        runtime: Arc<dyn Runtime>,
+    ) -> Self {
+        Acceptor {
+            on_connection: Box::new(on_connection),
+            registry,
+            options: options.accepted_connection_options(),
+            runtime,
+        }
+    }
+
+    /// The WebSocket settings for accepted connections.
+    pub fn websocket_config(&self) -> async_tungstenite::tungstenite::protocol::WebSocketConfig {
+        self.options.websocket_config()
+    }
+
+    /// Takes over one upgraded WebSocket.
+    pub fn accept<S>(
+        &self,
+        socket: async_tungstenite::WebSocketStream<S>,
+        peer_addr: Option<SocketAddr>,
+    ) where
+        S: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (connection, driver) = crate::prepare(
+            socket,
+            self.options.clone(),
+            peer_addr,
+            self.runtime.clone(),
+        );
+        tracing::debug!(?peer_addr, "juggler connection accepted");
+        if self.registry.add(&connection) {
+            (self.on_connection)(connection);
+        }
+        self.runtime.spawn(driver);
+    }
+}
+
+/// What `listen` loads from its options before it binds: the TLS
+/// configuration (`pem_file`) and the static folder (`static_dir`).
+pub fn load_server_files(
+    options: &ServerOptions,
+) -> Result<(Option<Arc<rustls::ServerConfig>>, Option<StaticDir>), Error> {
+    let tls = options
+        .pem_file
+        .as_deref()
+        .map(server_tls_config)
+        .transpose()?;
+    let static_dir = options
+        .static_dir
+        .as_ref()
+        .map(StaticDir::new)
+        .transpose()?;
+    Ok((tls, static_dir))
+}
+
 /// The connections a server accepted, so that closing the server closes
 /// them all. Holds no handle: it never keeps a connection open.
 #[derive(Default)]

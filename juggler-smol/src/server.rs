@@ -13,8 +13,8 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use juggler_driver::{
-    index_redirect, prepare, server_tls_config, upgrade_response, AcceptControl, Connection,
-    ConnectionOptions, Error, Io, Registry, Runtime, Server, ServerOptions, StaticDir,
+    index_redirect, load_server_files, upgrade_response, AcceptControl, Acceptor, Connection,
+    Error, Io, Registry, Server, ServerOptions, StaticDir,
 };
 use smol::net::{TcpListener, TcpStream};
 use smol::Task;
@@ -29,10 +29,7 @@ type Body = Full<Bytes>;
 
 /// What every request of one server shares.
 struct App {
-    on_connection: Box<dyn Fn(Connection) + Send + Sync>,
-    registry: Arc<Registry>,
-    options: ConnectionOptions,
-    runtime: Arc<dyn Runtime>,
+    acceptor: Acceptor,
     ws_path: String,
     index_path: Option<String>,
     static_dir: Option<StaticDir>,
@@ -75,7 +72,7 @@ impl App {
             let Ok(parts) = upgraded.downcast::<HttpIo>() else {
                 return tracing::error!("upgraded stream is not the served stream");
             };
-            let config = self.options.websocket_config();
+            let config = self.acceptor.websocket_config();
             let socket = WebSocketStream::from_partially_read(
                 parts.io.into_inner(),
                 parts.read_buf.to_vec(),
@@ -83,17 +80,7 @@ impl App {
                 Some(config),
             )
             .await;
-            let (connection, driver) = prepare(
-                socket,
-                self.options.clone(),
-                Some(peer),
-                self.runtime.clone(),
-            );
-            tracing::debug!(%peer, "juggler connection accepted");
-            if self.registry.add(&connection) {
-                (self.on_connection)(connection);
-            }
-            self.runtime.spawn(driver);
+            self.acceptor.accept(socket, Some(peer));
         })
         .detach();
         response.map(|()| Body::default())
@@ -153,24 +140,17 @@ pub async fn listen(
     on_connection: impl Fn(Connection) + Send + Sync + 'static,
     options: ServerOptions,
 ) -> Result<Server, Error> {
-    let tls = options
-        .pem_file
-        .as_deref()
-        .map(server_tls_config)
-        .transpose()?;
-    let static_dir = options
-        .static_dir
-        .as_ref()
-        .map(StaticDir::new)
-        .transpose()?;
+    let (tls, static_dir) = load_server_files(&options)?;
     let listener = TcpListener::bind((host, port)).await?;
     let local_addr = listener.local_addr()?;
     let registry = Arc::new(Registry::default());
     let app = Arc::new(App {
-        on_connection: Box::new(on_connection),
-        registry: registry.clone(),
-        options: options.accepted_connection_options(),
-        runtime: SmolRuntime::shared(),
+        acceptor: Acceptor::new(
+            on_connection,
+            registry.clone(),
+            &options,
+            SmolRuntime::shared(),
+        ),
         ws_path: options.ws_path.clone(),
         index_path: options.index_path.clone(),
         static_dir,

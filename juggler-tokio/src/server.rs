@@ -16,8 +16,8 @@ use axum::Router;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use juggler_driver::{
-    index_redirect, prepare, server_tls_config, upgrade_response, AcceptControl, Connection,
-    ConnectionOptions, Error, Registry, Runtime, Server, ServerOptions, StaticDir,
+    index_redirect, load_server_files, upgrade_response, AcceptControl, Acceptor, Connection,
+    Error, Registry, Server, ServerOptions, StaticDir,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -26,31 +26,12 @@ use tower_http::services::ServeDir;
 
 use crate::runtime::TokioRuntime;
 
-/// What every request handler of one server shares.
-struct Accepted {
-    on_connection: Box<dyn Fn(Connection) + Send + Sync>,
-    registry: Arc<Registry>,
-    options: ConnectionOptions,
-    runtime: Arc<dyn Runtime>,
-}
-
-impl Accepted {
-    async fn start(&self, upgraded: Upgraded, peer_addr: Option<SocketAddr>) {
-        let io = TokioAdapter::new(TokioIo::new(upgraded));
-        let config = self.options.websocket_config();
-        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-        let (connection, driver) = prepare(
-            socket,
-            self.options.clone(),
-            peer_addr,
-            self.runtime.clone(),
-        );
-        tracing::debug!(?peer_addr, "juggler connection accepted");
-        if self.registry.add(&connection) {
-            (self.on_connection)(connection);
-        }
-        self.runtime.spawn(driver);
-    }
+/// Turns an upgraded HTTP connection into an accepted Juggler connection.
+async fn start(acceptor: &Acceptor, upgraded: Upgraded, peer_addr: Option<SocketAddr>) {
+    let io = TokioAdapter::new(TokioIo::new(upgraded));
+    let socket =
+        WebSocketStream::from_raw_socket(io, Role::Server, Some(acceptor.websocket_config())).await;
+    acceptor.accept(socket, peer_addr);
 }
 
 /// The peer of the HTTP connection a request came on.
@@ -86,26 +67,17 @@ pub async fn listen(
     on_connection: impl Fn(Connection) + Send + Sync + 'static,
     options: ServerOptions,
 ) -> Result<Server, Error> {
-    let tls = options
-        .pem_file
-        .as_deref()
-        .map(server_tls_config)
-        .transpose()?;
-    let static_dir = options
-        .static_dir
-        .as_ref()
-        .map(StaticDir::new)
-        .transpose()?;
+    let (tls, static_dir) = load_server_files(&options)?;
     let listener = TcpListener::bind((host, port)).await?;
     let local_addr = listener.local_addr()?;
     let registry = Arc::new(Registry::default());
-    let accepted = Arc::new(Accepted {
-        on_connection: Box::new(on_connection),
-        registry: registry.clone(),
-        options: options.accepted_connection_options(),
-        runtime: TokioRuntime::current(),
-    });
-    let router = router(&options, accepted, static_dir);
+    let acceptor = Arc::new(Acceptor::new(
+        on_connection,
+        registry.clone(),
+        &options,
+        TokioRuntime::current(),
+    ));
+    let router = router(&options, acceptor, static_dir);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let scheme = if acceptor.is_some() { "wss" } else { "ws" };
     let url = format!("{scheme}://{local_addr}{}", options.ws_path);
@@ -123,10 +95,10 @@ pub async fn listen(
 
 fn router(
     options: &ServerOptions,
-    accepted: Arc<Accepted>,
+    acceptor: Arc<Acceptor>,
     static_dir: Option<StaticDir>,
 ) -> Router {
-    let mut router = Router::new().route(&options.ws_path, any(websocket).with_state(accepted));
+    let mut router = Router::new().route(&options.ws_path, any(websocket).with_state(acceptor));
     if let Some(index_path) = options.index_path.clone() {
         router = router.route(
             "/",
@@ -146,7 +118,7 @@ fn router(
     router
 }
 
-async fn websocket(State(accepted): State<Arc<Accepted>>, request: Request) -> Response {
+async fn websocket(State(acceptor): State<Arc<Acceptor>>, request: Request) -> Response {
     let response = match upgrade_response(&request) {
         Ok(response) => response,
         Err(rejection) => return rejection.response().map(Body::from),
@@ -155,7 +127,7 @@ async fn websocket(State(accepted): State<Arc<Accepted>>, request: Request) -> R
     let on_upgrade = hyper::upgrade::on(request);
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => accepted.start(upgraded, peer_addr).await,
+            Ok(upgraded) => start(&acceptor, upgraded, peer_addr).await,
             Err(err) => tracing::debug!(?peer_addr, %err, "WebSocket upgrade failed"),
         }
     });
