@@ -1,0 +1,227 @@
+//! `fanout-100`, `fanout-1000`: one change of a shared 1,000-key state,
+//! pushed by the server to N clients.
+//!
+//! The server holds N connections (the clients are in the same process).
+//! Each round changes one entry of the shared state, makes the new state
+//! one `Arc<Value>`, and hands it to every server-side connection (see
+//! [`Publisher`]); latency is from there until every client has seen the
+//! entry at the new version. The rounds run twice: first with
+//! `set_local_data(arc.clone())` on each connection (a diff and an encoding
+//! per connection), then with the shared-state API (`SharedState::set`,
+//! one diff and one encoding, then `set_local_data_shared` on each). At the
+//! end every client's remote data must equal the server's state.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use juggler_tokio::{Connection, SharedState, Value};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::{connect, next_accepted, serve, Ctx, Samples};
+use crate::data::{self, FANOUT_INDEX};
+use crate::report::{Measure, Outcome};
+use crate::sys::cpu_time;
+
+/// How a round hands the new state to every server-side connection.
+///
+/// `PerConnection` is what the scenario was first written for; switching
+/// a caller to the shared-state API is the one-line change from
+/// `Publisher::PerConnection` to `Publisher::shared(...)`.
+enum Publisher {
+    /// `set_local_data(state.clone())` on each connection: each diffs the
+    /// new state against what it synced and encodes its own frame.
+    PerConnection,
+    /// `SharedState::set` (one diff, one encoding), then
+    /// `set_local_data_shared` on each connection (the same frame bytes).
+    Shared(SharedState),
+}
+
+impl Publisher {
+    /// The shared-state publisher, starting from `synced`: the version every
+    /// connection holds now (the fast path needs the very same `Arc`).
+    fn shared(synced: &Arc<Value>) -> Self {
+        Publisher::Shared(SharedState::new(synced.clone()))
+    }
+
+    fn publish(&mut self, connections: &[Connection], state: &Arc<Value>) -> Result<(), String> {
+        match self {
+            Publisher::PerConnection => {
+                for connection in connections {
+                    connection
+                        .set_local_data(state.clone())
+                        .map_err(|err| format!("set_local_data failed: {err}"))?;
+                }
+            }
+            Publisher::Shared(shared) => {
+                let change = shared.set(state.clone());
+                for connection in connections {
+                    connection
+                        .set_local_data_shared(&change)
+                        .map_err(|err| format!("set_local_data_shared failed: {err}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The size of the shared state.
+const KEYS: usize = 1_000;
+
+/// Runs the scenario with `clients` clients (`quick_clients` under
+/// `--quick`).
+pub async fn run(ctx: Ctx, clients: usize, quick_clients: usize) -> Outcome {
+    let n = ctx.pick(clients, quick_clients);
+    let rounds: u64 = ctx.pick(10, 2);
+    crate::sys::raise_nofile_limit();
+
+    let (server, mut incoming) = serve(ctx.rt).await?;
+    let mut client_connections = Vec::with_capacity(n);
+    let mut server_connections = Vec::with_capacity(n);
+    for _ in 0..n {
+        client_connections.push(connect(ctx.rt, &server).await?);
+        server_connections.push(next_accepted(ctx.rt, &mut incoming).await?);
+    }
+
+    // Every client reports (its number, the version it sees) on each change.
+    let (reports, mut reported) = mpsc::unbounded_channel::<(usize, Option<u64>)>();
+    for (number, client) in client_connections.iter().enumerate() {
+        let mut changes = client.remote_changes();
+        let reports = reports.clone();
+        drop(ctx.rt.spawn(async move {
+            while let Ok(data) = changes.changed().await {
+                let version = data::version_of(&data, FANOUT_INDEX);
+                drop(data);
+                if reports.send((number, version)).is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    drop(reports);
+
+    let mut state = data::state(KEYS);
+    let mut seen = vec![None; n];
+    // Round 0: the first sync of the whole state to every client.
+    let mut last = Arc::new(state.clone());
+    let start = Instant::now();
+    Publisher::PerConnection.publish(&server_connections, &last)?;
+    ctx.rt
+        .timeout(
+            ctx.limit(),
+            "the first sync",
+            wait_all(&mut reported, &mut seen, 0),
+        )
+        .await??;
+    let initial = start.elapsed();
+
+    let mut round = 0;
+    let mut results = Vec::new();
+    for shared_api in [false, true] {
+        let mut publisher = if shared_api {
+            Publisher::shared(&last)
+        } else {
+            Publisher::PerConnection
+        };
+        let mut latencies = Samples::default();
+        let mut publish_time = Duration::ZERO;
+        let mut cpu = Duration::ZERO;
+        for _ in 0..rounds {
+            round += 1;
+            state[data::key(FANOUT_INDEX)]["v"] = json!(round);
+            let next = Arc::new(state.clone());
+            let cpu_start = cpu_time()?;
+            let start = Instant::now();
+            publisher.publish(&server_connections, &next)?;
+            publish_time += start.elapsed();
+            ctx.rt
+                .timeout(
+                    ctx.limit(),
+                    "a change to reach every client",
+                    wait_all(&mut reported, &mut seen, round),
+                )
+                .await??;
+            latencies.push(start.elapsed());
+            cpu += cpu_time()? - cpu_start;
+            last = next;
+        }
+        results.push((latencies, publish_time, cpu));
+    }
+
+    for (number, client) in client_connections.iter().enumerate() {
+        if *client.remote_data() != state {
+            return Err(format!(
+                "client {number}'s remote data differs from the server's state"
+            ));
+        }
+    }
+    for client in &client_connections {
+        client.close();
+    }
+    for client in &client_connections {
+        client.wait_closed().await;
+    }
+    server.close().await;
+
+    let mut measures = Vec::new();
+    let names = [
+        ("latency", "cpu", "set_local_data per connection"),
+        (
+            "latency shared-state",
+            "cpu shared-state",
+            "SharedState + set_local_data_shared",
+        ),
+    ];
+    for ((latencies, publish_time, cpu), (latency, cpu_name, how)) in results.iter().zip(names) {
+        measures.push(Measure::new(
+            latency,
+            latencies.mean_ms(),
+            "ms",
+            format!(
+                "{how}; {n} clients, {KEYS}-key state; {}; publish loop {:.3} ms/round",
+                latencies.summary(),
+                publish_time.as_secs_f64() * 1e3 / rounds as f64
+            ),
+        ));
+        measures.push(Measure::new(
+            cpu_name,
+            cpu.as_secs_f64() * 1e3 / rounds as f64,
+            "ms",
+            format!("{how}; process CPU per change, server and all clients"),
+        ));
+    }
+    measures.push(Measure::new(
+        "initial sync",
+        initial.as_secs_f64() * 1e3,
+        "ms",
+        format!("whole state to {n} clients"),
+    ));
+    Ok(measures)
+}
+
+/// Waits until every client has reported `version`; `seen` holds the last
+/// version each client reported.
+async fn wait_all(
+    reported: &mut mpsc::UnboundedReceiver<(usize, Option<u64>)>,
+    seen: &mut [Option<u64>],
+    version: u64,
+) -> Result<(), String> {
+    let mut missing = seen.iter().filter(|v| **v != Some(version)).count();
+    while missing > 0 {
+        let (number, got) = reported.recv().await.ok_or("the clients' reports ended")?;
+        match got {
+            Some(got) if got > version => {
+                return Err(format!(
+                    "client {number} saw version {got} in round {version}"
+                ))
+            }
+            Some(got) if got == version && seen[number] != Some(version) => {
+                seen[number] = Some(version);
+                missing -= 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,255 @@
+//! The scenarios, and what they share: the run context, a server with a
+//! queue of accepted connections, client/server pairs, latency statistics.
+//!
+//! Every scenario checks its result as it goes (counts, order, values,
+//! final state equality) and fails with a reason instead of reporting a
+//! number when something is wrong.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use juggler_tokio::{ClientOptions, Connection, ServerOptions};
+use tokio::sync::mpsc;
+
+use crate::report::Outcome;
+use crate::rt::{Rt, Server};
+
+mod fanout;
+mod full_sync;
+mod idle;
+mod messages;
+pub mod raw;
+mod rpc;
+mod state;
+
+pub use idle::{run_idle_clients, run_idle_server};
+
+/// How a scenario runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx {
+    /// The runtime.
+    pub rt: Rt,
+    /// The smoke-test sizes (`--quick`) instead of the full ones.
+    pub quick: bool,
+}
+
+impl Ctx {
+    /// `full`, or `quick` under `--quick`.
+    pub fn pick<T>(&self, full: T, quick: T) -> T {
+        if self.quick {
+            quick
+        } else {
+            full
+        }
+    }
+
+    /// The longest a whole scenario may take before it counts as failed.
+    pub fn limit(&self) -> Duration {
+        Duration::from_secs(self.pick(300, 60))
+    }
+}
+
+/// A scenario's future.
+pub type Run = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// A named scenario.
+pub struct Scenario {
+    /// The name `--scenario` takes.
+    pub name: &'static str,
+    /// One line on what it measures.
+    pub about: &'static str,
+    /// Starts it.
+    pub run: fn(Ctx) -> Run,
+}
+
+/// This library's scenarios, in the order they run.
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "messages-100b",
+        about: "one-way 100-byte messages client -> server, msgs/s",
+        run: |ctx| Box::pin(messages::run(ctx, 100)),
+    },
+    Scenario {
+        name: "messages-10kb",
+        about: "one-way 10 KiB messages client -> server, msgs/s",
+        run: |ctx| Box::pin(messages::run(ctx, 10_240)),
+    },
+    Scenario {
+        name: "rpc-sequential",
+        about: "juggler-rpc calls, one at a time, calls/s",
+        run: |ctx| Box::pin(rpc::run(ctx, 1)),
+    },
+    Scenario {
+        name: "rpc-64",
+        about: "juggler-rpc calls, 64 outstanding, calls/s",
+        run: |ctx| Box::pin(rpc::run(ctx, 64)),
+    },
+    Scenario {
+        name: "state-1k",
+        about: "one-entry change of a 1,000-key state: diff and ops paths, latency and CPU",
+        run: |ctx| Box::pin(state::run(ctx, 1_000, 1_000)),
+    },
+    Scenario {
+        name: "state-100k",
+        about: "one-entry change of a 100,000-key state: diff and ops paths, latency and CPU",
+        run: |ctx| Box::pin(state::run(ctx, 100_000, 10_000)),
+    },
+    Scenario {
+        name: "full-sync-100k",
+        about: "first sync of a 100,000-key state to a fresh client",
+        run: |ctx| Box::pin(full_sync::run(ctx)),
+    },
+    Scenario {
+        name: "fanout-100",
+        about: "one change of a shared 1,000-key state to 100 clients",
+        run: |ctx| Box::pin(fanout::run(ctx, 100, 20)),
+    },
+    Scenario {
+        name: "fanout-1000",
+        about: "one change of a shared 1,000-key state to 1,000 clients",
+        run: |ctx| Box::pin(fanout::run(ctx, 1_000, 100)),
+    },
+    Scenario {
+        name: "idle-memory-1000",
+        about: "server memory per idle connection, 1,000 clients in a child process",
+        run: |ctx| Box::pin(idle::run(ctx, 1_000, 100)),
+    },
+    Scenario {
+        name: "idle-memory-10000",
+        about: "server memory per idle connection, 10,000 clients in a child process",
+        run: |ctx| Box::pin(idle::run(ctx, 10_000, 200)),
+    },
+];
+
+/// Server options of every scenario: changes go out at once (autoflush
+/// delay zero), so latency is the library's, not a timer's.
+pub fn server_options() -> ServerOptions {
+    ServerOptions::default().autoflush_delay(Some(Duration::ZERO))
+}
+
+/// Client options of every scenario; see [`server_options`].
+pub fn client_options() -> ClientOptions {
+    ClientOptions::default().autoflush_delay(Some(Duration::ZERO))
+}
+
+/// A listening server whose accepted connections queue in the receiver.
+pub async fn serve(rt: Rt) -> Result<(Server, mpsc::UnboundedReceiver<Connection>), String> {
+    let (accepted, incoming) = mpsc::unbounded_channel();
+    let server = rt
+        .listen(
+            move |connection| {
+                let _ = accepted.send(connection);
+            },
+            server_options(),
+        )
+        .await
+        .map_err(|err| format!("listen failed: {err}"))?;
+    Ok((server, incoming))
+}
+
+/// The next accepted connection.
+pub async fn next_accepted(
+    rt: Rt,
+    incoming: &mut mpsc::UnboundedReceiver<Connection>,
+) -> Result<Connection, String> {
+    rt.timeout(
+        Duration::from_secs(10),
+        "accepting a connection",
+        incoming.recv(),
+    )
+    .await?
+    .ok_or_else(|| "the server stopped accepting".to_owned())
+}
+
+/// Connects a client with [`client_options`].
+pub async fn connect(rt: Rt, server: &Server) -> Result<Connection, String> {
+    rt.connect(server.url(), client_options())
+        .await
+        .map_err(|err| format!("connect failed: {err}"))
+}
+
+/// A server, one client, and the server's side of that client.
+pub async fn pair(rt: Rt) -> Result<(Server, Connection, Connection), String> {
+    let (server, mut incoming) = serve(rt).await?;
+    let client = connect(rt, &server).await?;
+    let server_side = next_accepted(rt, &mut incoming).await?;
+    Ok((server, client, server_side))
+}
+
+/// Latencies (or any durations) of the rounds of a scenario.
+#[derive(Debug, Default, Clone)]
+pub struct Samples(Vec<Duration>);
+
+impl Samples {
+    /// Adds one sample.
+    pub fn push(&mut self, sample: Duration) {
+        self.0.push(sample);
+    }
+
+    /// How many samples there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The mean in milliseconds.
+    pub fn mean_ms(&self) -> f64 {
+        if self.0.is_empty() {
+            return f64::NAN;
+        }
+        self.total().as_secs_f64() * 1e3 / self.0.len() as f64
+    }
+
+    /// The sum of all samples.
+    pub fn total(&self) -> Duration {
+        self.0.iter().sum()
+    }
+
+    /// The `q` quantile (0..=1) in milliseconds, nearest rank.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        let mut sorted = self.0.clone();
+        sorted.sort_unstable();
+        match sorted.len() {
+            0 => f64::NAN,
+            n => {
+                let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+                sorted[rank - 1].as_secs_f64() * 1e3
+            }
+        }
+    }
+
+    /// "n rounds, p50 … p99 … max …" for a detail text.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} rounds, p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            self.len(),
+            self.quantile_ms(0.5),
+            self.quantile_ms(0.99),
+            self.quantile_ms(1.0)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_statistics() {
+        let mut samples = Samples::default();
+        for ms in [4, 1, 3, 2] {
+            samples.push(Duration::from_millis(ms));
+        }
+        assert_eq!(samples.mean_ms(), 2.5);
+        assert_eq!(samples.quantile_ms(0.5), 2.0);
+        assert_eq!(samples.quantile_ms(1.0), 4.0);
+    }
+
+    #[test]
+    fn scenario_names_are_unique() {
+        let mut names: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), SCENARIOS.len());
+    }
+}

@@ -1,0 +1,272 @@
+//! `--baseline raw`: the same traffic over plain tokio-tungstenite, no
+//! Juggler library, as the yardstick for what the socket, the WebSocket
+//! framing and serde_json cost by themselves.
+//!
+//! - `messages-100b`, `messages-10kb`: the same MESSAGE frames (built from
+//!   a `Value` and serialized per message, as `send` does), parsed with
+//!   serde_json on receipt and checked like the library's; once writing
+//!   (flushing) each frame alone, once batched (`feed` all, one `flush`).
+//! - `rpc-sequential`, `rpc-64`: a serde_json request/response echo with
+//!   juggler-rpc's wire objects: the server parses each request, adds, and
+//!   answers; the client keeps one or 64 requests outstanding and checks
+//!   every response.
+//!
+//! Both ends run on one multi-threaded tokio runtime, like the library's.
+
+use std::time::Instant;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use super::{Ctx, Run, Scenario};
+use crate::data;
+use crate::report::{Measure, Outcome};
+use crate::rt::Rt;
+
+/// The baselines, named after the scenarios they stand beside.
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "messages-100b",
+        about: "raw tokio-tungstenite one-way 100-byte frames, per-frame and batched",
+        run: |ctx| boxed(messages(ctx, 100)),
+    },
+    Scenario {
+        name: "messages-10kb",
+        about: "raw tokio-tungstenite one-way 10 KiB frames, per-frame and batched",
+        run: |ctx| boxed(messages(ctx, 10_240)),
+    },
+    Scenario {
+        name: "rpc-sequential",
+        about: "raw serde_json request/response echo, one outstanding",
+        run: |ctx| boxed(rpc(ctx, 1)),
+    },
+    Scenario {
+        name: "rpc-64",
+        about: "raw serde_json request/response echo, 64 outstanding",
+        run: |ctx| boxed(rpc(ctx, 64)),
+    },
+];
+
+fn boxed(future: impl std::future::Future<Output = Outcome> + Send + 'static) -> Run {
+    Box::pin(future)
+}
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// A connected client and server WebSocket over loopback (TCP_NODELAY on
+/// both, as the library sets).
+async fn ws_pair() -> Result<(Ws, Ws), String> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|err| format!("bind failed: {err}"))?;
+    let address = listener
+        .local_addr()
+        .map_err(|err| format!("no address: {err}"))?;
+    let accept = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.map_err(|err| err.to_string())?;
+        stream.set_nodelay(true).map_err(|err| err.to_string())?;
+        tokio_tungstenite::accept_async(stream)
+            .await
+            .map_err(|err| err.to_string())
+    });
+    let stream = TcpStream::connect(address)
+        .await
+        .map_err(|err| format!("connect failed: {err}"))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|err| format!("nodelay failed: {err}"))?;
+    let (client, _) = tokio_tungstenite::client_async(format!("ws://{address}/ws"), stream)
+        .await
+        .map_err(|err| format!("handshake failed: {err}"))?;
+    let server = accept
+        .await
+        .map_err(|err| format!("accept task failed: {err}"))?
+        .map_err(|err| format!("accept failed: {err}"))?;
+    Ok((client, server))
+}
+
+/// The next text frame parsed as JSON.
+async fn next_json(ws: &mut Ws) -> Result<Value, String> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => {
+                return serde_json::from_str(&text).map_err(|err| format!("bad JSON: {err}"))
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+            Some(Ok(other)) => return Err(format!("unexpected frame {other:?}")),
+            Some(Err(err)) => return Err(format!("read failed: {err}")),
+            None => return Err("the stream ended".to_owned()),
+        }
+    }
+}
+
+async fn messages(ctx: Ctx, size: usize) -> Outcome {
+    let count: u64 = match size {
+        100 => ctx.pick(500_000, 5_000),
+        _ => ctx.pick(50_000, 500),
+    };
+    let padding = data::padding(size);
+    let mut measures = Vec::new();
+    for batched in [false, true] {
+        let (mut client, mut server) = ws_pair().await?;
+        let padding_len = padding.len();
+        let receiver = ctx.rt.spawn(async move {
+            for expected in 0..count {
+                let frame = next_json(&mut server).await?;
+                if frame["type"] != "MESSAGE" {
+                    return Err(format!("frame {expected} is not a MESSAGE"));
+                }
+                let seq = frame["payload"]["seq"].as_u64();
+                if seq != Some(expected) {
+                    return Err(format!("message {expected} arrived as {seq:?}"));
+                }
+                if frame["payload"]["data"].as_str().map(str::len) != Some(padding_len) {
+                    return Err(format!("message {expected} arrived with wrong padding"));
+                }
+            }
+            Ok::<_, String>((Instant::now(), server))
+        });
+        let start = Instant::now();
+        for seq in 0..count {
+            let frame = data::message_frame(&data::message(seq, &padding));
+            let sent = if batched {
+                client.feed(Message::text(frame)).await
+            } else {
+                client.send(Message::text(frame)).await
+            };
+            sent.map_err(|err| format!("write failed: {err}"))?;
+        }
+        client
+            .flush()
+            .await
+            .map_err(|err| format!("flush failed: {err}"))?;
+        let (done, mut server) = ctx
+            .rt
+            .timeout(ctx.limit(), "receiving the frames", receiver)
+            .await???;
+        let elapsed = done - start;
+        client
+            .close(None)
+            .await
+            .map_err(|err| format!("close failed: {err}"))?;
+        // Nothing after the last message but the close.
+        match server.next().await {
+            Some(Ok(Message::Close(_))) | None => {}
+            other => return Err(format!("unexpected frame after the last: {other:?}")),
+        }
+        measures.push(Measure::new(
+            if batched {
+                "throughput batched"
+            } else {
+                "throughput per-frame"
+            },
+            count as f64 / elapsed.as_secs_f64(),
+            "msgs/s",
+            format!(
+                "{count} frames of {size} B in {:.3} s, {}",
+                elapsed.as_secs_f64(),
+                if batched {
+                    "feed each, one flush"
+                } else {
+                    "send (flush) each"
+                }
+            ),
+        ));
+    }
+    Ok(measures)
+}
+
+async fn rpc(ctx: Ctx, outstanding: usize) -> Outcome {
+    let calls: u64 = match outstanding {
+        1 => ctx.pick(20_000, 500),
+        _ => ctx.pick(200_000, 2_000),
+    };
+    let (mut client, mut server) = ws_pair().await?;
+    let echo = ctx.rt.spawn(async move {
+        loop {
+            let frame = match next_json(&mut server).await {
+                Ok(frame) => frame,
+                Err(_) => return Ok::<(), String>(()), // the client closed
+            };
+            let request = &frame["payload"];
+            let (Some(id), Some(a), Some(b)) = (
+                request["id"].as_u64(),
+                request["args"][0].as_i64(),
+                request["args"][1].as_i64(),
+            ) else {
+                return Err(format!("bad request {frame}"));
+            };
+            if request["type"] != "rpc" || request["direction"] != "request" {
+                return Err(format!("bad request {frame}"));
+            }
+            let response = json!({"type": "MESSAGE", "payload": {
+                "type": "rpc", "id": id, "direction": "response",
+                "success": true, "result": a + b,
+            }});
+            server
+                .send(Message::text(response.to_string()))
+                .await
+                .map_err(|err| format!("echo write failed: {err}"))?;
+        }
+    });
+
+    let request = |id: u64| {
+        let x = id as i64;
+        let frame = json!({"type": "MESSAGE", "payload": {
+            "type": "rpc", "id": id, "direction": "request",
+            "action": "add", "args": [x, 1],
+        }});
+        Message::text(frame.to_string())
+    };
+    let start = Instant::now();
+    let mut next_id = 1u64;
+    let mut answered = 0u64;
+    while next_id <= calls.min(outstanding as u64) {
+        client
+            .send(request(next_id))
+            .await
+            .map_err(|err| format!("write failed: {err}"))?;
+        next_id += 1;
+    }
+    while answered < calls {
+        let frame = next_json(&mut client).await?;
+        answered += 1;
+        let response = &frame["payload"];
+        let id = response["id"].as_u64().ok_or("response without id")?;
+        // The echo answers in order.
+        if id != answered || response["result"].as_i64() != Some(id as i64 + 1) {
+            return Err(format!("response {answered} is {frame}"));
+        }
+        if next_id <= calls {
+            client
+                .send(request(next_id))
+                .await
+                .map_err(|err| format!("write failed: {err}"))?;
+            next_id += 1;
+        }
+    }
+    let elapsed = start.elapsed();
+    client
+        .close(None)
+        .await
+        .map_err(|err| format!("close failed: {err}"))?;
+    ctx.rt
+        .timeout(ctx.limit(), "the echo task", echo)
+        .await???;
+
+    Ok(vec![Measure::new(
+        "calls",
+        calls as f64 / elapsed.as_secs_f64(),
+        "calls/s",
+        format!(
+            "{calls} request/response pairs, {outstanding} outstanding, in {:.3} s",
+            elapsed.as_secs_f64()
+        ),
+    )])
+}
+
+/// The runtime the baselines run on.
+pub const RUNTIME: Rt = Rt::Tokio;
