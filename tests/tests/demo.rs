@@ -35,8 +35,9 @@ async fn demo_page_shows_state_and_a_click_round_trips() {
         "the page shows the server clock, not {clock:?}"
     );
     assert_eq!(shown["shown"]["clients"], "1");
+    // What the page showed before its click (the server may already have
+    // counted the click by now, so its counter is not read here).
     assert_eq!(shown["shown"]["counter"], "0");
-    assert_eq!(demo.counter(), 0);
 
     let clicked = next_report(&mut reports).await;
     assert_eq!(clicked["selftest"], "clicked");
