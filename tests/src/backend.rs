@@ -101,3 +101,36 @@ pub async fn within<B: Backend, F: Future>(limit: Duration, what: &str, future: 
 
 /// The guard limit of [`within`] for things that take milliseconds.
 pub const PROMPTLY: Duration = Duration::from_secs(10);
+
+/// The reference's `autoflush_delay=0`: every change is its own DATA frame.
+pub const IMMEDIATE: Option<Duration> = Some(Duration::ZERO);
+
+/// Records the remote data at every change notification; keep the handle.
+pub fn record_changes(
+    connection: &Connection,
+) -> (
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    juggler_driver::ChangeCallbackHandle,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let handle = {
+        let seen = seen.clone();
+        let observed = connection.clone();
+        connection.register_change_cb(move || {
+            seen.lock().unwrap().push((*observed.remote_data()).clone())
+        })
+    };
+    (seen, handle)
+}
+
+/// Receives `messages` on `to`, in order, with their JSON types intact
+/// (0.0 stays a float, 0 an integer).
+pub async fn expect_messages<B: Backend>(to: &Connection, messages: &[serde_json::Value]) {
+    for message in messages {
+        let received = within::<B, _>(PROMPTLY, "message", to.receive())
+            .await
+            .unwrap();
+        assert_eq!(received, *message);
+        assert_eq!(received.is_f64(), message.is_f64());
+    }
+}

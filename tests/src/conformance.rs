@@ -8,9 +8,9 @@ use std::time::Duration;
 use juggler_driver::{ClientOptions, Connection, Error, ServerOptions};
 use serde_json::{json, Value};
 
-use crate::backend::{listen, pair, within, Backend, TestServer, PROMPTLY};
-
-const IMMEDIATE: Option<Duration> = Some(Duration::ZERO);
+use crate::backend::{
+    expect_messages, listen, pair, record_changes, within, Backend, TestServer, IMMEDIATE, PROMPTLY,
+};
 
 /// The data sequences of hat-juggler's own tests.
 pub fn data_sequences() -> Vec<Vec<Value>> {
@@ -57,21 +57,6 @@ pub fn message_sequences() -> Vec<Vec<Value>> {
             json!(null),
         ],
     ]
-}
-
-/// Records the remote data at every change notification.
-fn record_changes(
-    connection: &Connection,
-) -> (Arc<Mutex<Vec<Value>>>, juggler_driver::ChangeCallbackHandle) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let handle = {
-        let seen = seen.clone();
-        let observed = connection.clone();
-        connection.register_change_cb(move || {
-            seen.lock().unwrap().push((*observed.remote_data()).clone())
-        })
-    };
-    (seen, handle)
 }
 
 /// Connecting to a port nobody listens on fails.
@@ -205,14 +190,7 @@ pub async fn send_receive_both_ways<B: Backend>() {
             for message in &sequence {
                 from.send(message).await.unwrap();
             }
-            for message in &sequence {
-                let received = within::<B, _>(PROMPTLY, "message", to.receive())
-                    .await
-                    .unwrap();
-                assert_eq!(received, *message);
-                // JSON types survive: 0.0 stays a float, 0 an integer.
-                assert_eq!(received.is_f64(), message.is_f64());
-            }
+            expect_messages::<B>(to, &sequence).await;
         }
         server.close().await;
     }

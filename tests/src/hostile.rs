@@ -25,10 +25,8 @@ use juggler_driver::{
 };
 use serde_json::{json, Value};
 
-use crate::backend::{listen, within, Backend, Incoming, TestServer, PROMPTLY};
+use crate::backend::{listen, within, Backend, Incoming, TestServer, IMMEDIATE, PROMPTLY};
 use crate::web::{self_signed_pem, TempDir};
-
-const IMMEDIATE: Option<Duration> = Some(Duration::ZERO);
 
 // ---- panics on runtime threads ----------------------------------------------
 

@@ -21,11 +21,10 @@ use juggler_rpc::{Actions, RpcConnection, RpcError};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Notify};
 
-use crate::backend::{listen, within, Backend, TestServer, PROMPTLY};
+use crate::backend::{listen, record_changes, within, Backend, TestServer, IMMEDIATE, PROMPTLY};
 use crate::conformance::{data_sequences, message_sequences};
 use crate::python::{start_peer, PythonPeer};
 
-const IMMEDIATE: Option<Duration> = Some(Duration::ZERO);
 const DELAYED: Option<Duration> = Some(Duration::from_millis(50));
 /// Long enough never to fire during a case.
 const NEVER: Option<Duration> = Some(Duration::from_secs(3600));
@@ -172,21 +171,6 @@ fn shuffle_steps(count: usize) -> Vec<Value> {
         }
     }
     steps
-}
-
-/// Records the remote data at every change notification.
-fn record_changes(
-    connection: &Connection,
-) -> (Arc<Mutex<Vec<Value>>>, juggler_driver::ChangeCallbackHandle) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let handle = {
-        let seen = seen.clone();
-        let observed = connection.clone();
-        connection.register_change_cb(move || {
-            seen.lock().unwrap().push((*observed.remote_data()).clone())
-        })
-    };
-    (seen, handle)
 }
 
 /// A string of `bytes` bytes whose every position matters.

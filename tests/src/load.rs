@@ -9,10 +9,8 @@ use juggler_driver::{ClientOptions, CloseReason, Connection, Error, ServerOption
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::backend::{within, Backend, TestServer, PROMPTLY};
+use crate::backend::{within, Backend, TestServer, IMMEDIATE, PROMPTLY};
 use crate::hostile::{assert_no_runtime_panics, raw_connect, watch_runtime_panics};
-
-const IMMEDIATE: Option<Duration> = Some(Duration::ZERO);
 
 /// Clients of [`thousand_clients_exchange_messages_and_data`].
 pub const CLIENTS: usize = 1_000;

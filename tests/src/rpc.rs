@@ -13,9 +13,7 @@ use juggler_rpc::{Actions, RpcConnection, RpcError, RpcOptions};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::backend::{pair, within, Backend, TestServer, PROMPTLY};
-
-const IMMEDIATE: Option<Duration> = Some(Duration::ZERO);
+use crate::backend::{pair, within, Backend, TestServer, IMMEDIATE, PROMPTLY};
 
 /// `act` adds one to its only argument, the raw JSON way.
 async fn raw_act(args: Vec<Value>) -> Result<Value, String> {
@@ -470,6 +468,8 @@ pub async fn plain_messages_pass_through<B: Backend>() {
                 );
             }
         }
+        // Through the rpc connection's own receive: its dispatch task owns
+        // the connection's message queue.
         for message in &messages {
             let received = within::<B, _>(PROMPTLY, "message", to.receive())
                 .await
