@@ -54,6 +54,8 @@
 
 mod actions;
 mod connection;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod protocol;
 
 pub use actions::{ActionFuture, Actions, INVALID_ACTION};
