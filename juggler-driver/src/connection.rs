@@ -21,8 +21,11 @@ type ChangeCallback = Arc<dyn Fn() + Send + Sync>;
 /// a mutex that is never held across an `.await` or a user callback.
 pub(crate) struct Shared {
     state: Mutex<State>,
-    /// Wakes application waiters (receive, flush, send, wait_closed, changes).
+    /// Wakes application waiters (receive, flush, send, changes).
     app_notify: Notify,
+    /// Wakes those that wait for the close or the driver's end only, so
+    /// that traffic does not wake them.
+    close_notify: Notify,
     /// Wakes the writer: frames queued, deadline moved, closed.
     pub(crate) writer_notify: Notify,
     /// Wakes the reader: room in the receive queue.
@@ -38,6 +41,12 @@ pub(crate) struct State {
     /// How many frames the driver has written (the `seq` of the last one).
     pub(crate) written: u64,
     remote_changes: u64,
+    /// Remote data changes drained from the engine whose callbacks have
+    /// not run yet.
+    unreported_changes: usize,
+    /// Whether events were drained since the last wake-up of the
+    /// application.
+    unreported_events: bool,
     callbacks: BTreeMap<u64, ChangeCallback>,
     next_callback_id: u64,
     /// When the reader last got any frame from the peer.
@@ -54,20 +63,72 @@ impl State {
         self.received.len() >= limit && !self.engine.is_closed()
     }
 
+    /// Moves the engine's events into the state: messages into the receive
+    /// queue, changes into the counters.
+    pub(crate) fn drain_events(&mut self) {
+        while let Some(event) = self.engine.poll_event() {
+            self.unreported_events = true;
+            match event {
+                Event::RemoteDataChanged => {
+                    self.remote_changes += 1;
+                    self.unreported_changes += 1;
+                }
+                Event::Message(message) => self.received.push_back(message),
+                // Logged by `Shared::update`, which sees the close happen.
+                Event::Closed(_) => {}
+                _ => {}
+            }
+        }
+    }
+
+    /// Whether remote data changed since the last callbacks ran.
+    pub(crate) fn has_unreported_changes(&self) -> bool {
+        self.unreported_changes > 0
+    }
+
+    /// Whether any change callback is registered.
+    pub(crate) fn has_change_callbacks(&self) -> bool {
+        !self.callbacks.is_empty()
+    }
+
     /// Whether frames still polled from the engine may yet be written.
     fn writes_pending(&self) -> bool {
         !self.driver_done && matches!(self.engine.close_reason(), None | Some(CloseReason::Local))
     }
 }
 
-/// Which sleepers to wake after a change.
+/// Who made a change, which decides whom [`Shared::update`] wakes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wake {
-    /// Everyone, the writer included: the application or the reader changed
-    /// something the writer may need to act on.
+    /// The application: its waiters are woken, and the writer if the
+    /// change gave it work.
     All,
-    /// Everyone but the writer: the writer itself made the change.
+    /// The reader: the application only if the frames produced events, the
+    /// writer only if they gave it work (a PONG, a close).
+    Reader,
+    /// The writer itself: the application only.
     AllButWriter,
+}
+
+/// What the writer and the close waiters act on; a change of it is what
+/// wakes them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Watched {
+    queued: usize,
+    deadline: Option<Instant>,
+    closed: bool,
+    driver_done: bool,
+}
+
+impl Watched {
+    fn of(state: &State) -> Self {
+        Watched {
+            queued: state.engine.queued_transmits(),
+            deadline: state.engine.poll_timeout(),
+            closed: state.engine.is_closed(),
+            driver_done: state.driver_done,
+        }
+    }
 }
 
 impl Shared {
@@ -82,6 +143,8 @@ impl Shared {
                 received: VecDeque::new(),
                 written: 0,
                 remote_changes: 0,
+                unreported_changes: 0,
+                unreported_events: false,
                 callbacks: BTreeMap::new(),
                 next_callback_id: 0,
                 last_received: Instant::now(),
@@ -89,6 +152,7 @@ impl Shared {
                 peer_close: None,
             }),
             app_notify: Notify::new(),
+            close_notify: Notify::new(),
             writer_notify: Notify::new(),
             reader_notify: Notify::new(),
             options,
@@ -104,34 +168,42 @@ impl Shared {
     }
 
     /// Runs `f` on the state, then dispatches the engine's events: messages
-    /// into the receive queue, change callbacks (outside the lock), wakeups.
+    /// into the receive queue, change callbacks (outside the lock), wakeups
+    /// of whoever has something new to act on (see [`Wake`]).
     pub(crate) fn update<R>(&self, wake: Wake, f: impl FnOnce(&mut State) -> R) -> R {
-        let (result, changes, callbacks) = {
+        let (result, changes, callbacks, events, before, after) = {
             let mut state = self.lock();
+            let before = Watched::of(&state);
             let result = f(&mut state);
-            let mut changes = 0usize;
-            while let Some(event) = state.engine.poll_event() {
-                match event {
-                    Event::RemoteDataChanged => changes += 1,
-                    Event::Message(message) => state.received.push_back(message),
-                    Event::Closed(reason) => log_close(&reason, self.peer_addr),
-                    _ => {}
-                }
-            }
-            state.remote_changes += changes as u64;
+            state.drain_events();
+            let changes = std::mem::take(&mut state.unreported_changes);
+            let events = std::mem::take(&mut state.unreported_events);
             let callbacks: Vec<ChangeCallback> = match changes {
                 0 => Vec::new(),
                 _ => state.callbacks.values().cloned().collect(),
             };
-            (result, changes, callbacks)
+            let after = Watched::of(&state);
+            if let (false, Some(reason)) = (before.closed, state.engine.close_reason()) {
+                log_close(reason, self.peer_addr);
+            }
+            (result, changes, callbacks, events, before, after)
         };
         for _ in 0..changes {
             for callback in &callbacks {
                 callback();
             }
         }
-        self.app_notify.notify_waiters();
-        if wake == Wake::All {
+        if wake != Wake::Reader || events || before.closed != after.closed {
+            self.app_notify.notify_waiters();
+        }
+        if (before.closed, before.driver_done) != (after.closed, after.driver_done) {
+            self.close_notify.notify_waiters();
+            // A closed engine no longer holds the reader back.
+            self.reader_notify.notify_one();
+        }
+        // The writer sleeps only with nothing queued, so a change of what
+        // it watches is all it needs to hear about.
+        if wake != Wake::AllButWriter && before != after {
             self.writer_notify.notify_one();
         }
         result
@@ -139,9 +211,30 @@ impl Shared {
 
     /// Waits until `check` returns a value; `check` runs under the lock
     /// after every change to the state.
-    pub(crate) async fn wait_for<T>(&self, mut check: impl FnMut(&mut State) -> Option<T>) -> T {
+    pub(crate) async fn wait_for<T>(&self, check: impl FnMut(&mut State) -> Option<T>) -> T {
+        self.wait_on(&self.app_notify, check).await
+    }
+
+    /// Waits until the engine is closed.
+    pub(crate) async fn wait_engine_closed(&self) {
+        self.wait_on(&self.close_notify, |state| {
+            state.engine.is_closed().then_some(())
+        })
+        .await
+    }
+
+    async fn wait_on<T>(
+        &self,
+        notify: &Notify,
+        mut check: impl FnMut(&mut State) -> Option<T>,
+    ) -> T {
+        // The common case, the condition already met, costs one lock and
+        // no registration with `notify`.
+        if let Some(value) = check(&mut self.lock()) {
+            return value;
+        }
         loop {
-            let notified = std::pin::pin!(self.app_notify.notified());
+            let notified = std::pin::pin!(notify.notified());
             let mut notified = notified;
             notified.as_mut().enable();
             if let Some(value) = check(&mut self.lock()) {
@@ -152,11 +245,16 @@ impl Shared {
     }
 
     /// Waits while the receive queue is full (and the engine open).
-    pub(crate) async fn wait_for_reader_room(&self, limit: usize) {
+    /// Waits while the receive queue is full (and the engine open), then
+    /// returns how many more messages it has room for (at least 1).
+    pub(crate) async fn wait_for_reader_room(&self, limit: usize) -> usize {
         loop {
             let notified = self.reader_notify.notified();
-            if !self.lock().receive_queue_full(limit) {
-                return;
+            {
+                let state = self.lock();
+                if !state.receive_queue_full(limit) {
+                    return limit.saturating_sub(state.received.len()).max(1);
+                }
             }
             notified.await;
         }
@@ -173,7 +271,8 @@ impl Shared {
 
     /// Waits until the driver task has ended.
     pub(crate) async fn wait_done(&self) {
-        self.wait_for(|state| state.driver_done.then_some(())).await
+        self.wait_on(&self.close_notify, |state| state.driver_done.then_some(()))
+            .await
     }
 }
 
@@ -419,15 +518,22 @@ impl Connection {
     /// that arrived before the close are still returned; after them, fails
     /// with [`Error::Closed`].
     pub async fn receive(&self) -> Result<Value, Error> {
-        let message = self
+        let limit = self.shared().options.max_receive_queue;
+        let (message, was_full) = self
             .shared()
-            .wait_for(|state| match state.received.pop_front() {
-                Some(message) => Some(Ok(message)),
-                None if state.engine.is_closed() => Some(Err(Error::Closed)),
-                None => None,
+            .wait_for(|state| {
+                let was_full = state.received.len() >= limit;
+                match state.received.pop_front() {
+                    Some(message) => Some((Ok(message), was_full)),
+                    None if state.engine.is_closed() => Some((Err(Error::Closed), false)),
+                    None => None,
+                }
             })
             .await;
-        self.shared().reader_notify.notify_one();
+        // The reader waits only while the queue is full.
+        if was_full {
+            self.shared().reader_notify.notify_one();
+        }
         message
     }
 

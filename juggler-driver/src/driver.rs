@@ -2,6 +2,7 @@
 //! time between a WebSocket and the engine, following the engine's
 //! documented contract.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,16 +12,19 @@ use async_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_util::future::{select, Either};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use juggler_core::{CloseReason, FrameText, ProtocolError, Transmit};
 
-use crate::connection::{Shared, Wake};
+use crate::connection::{Shared, State, Wake};
 use crate::error::close_reason_of;
 use crate::{BoxFuture, Connection, ConnectionOptions, Runtime};
 
 /// Most frames the writer takes from the engine before one socket flush,
 /// so one busy connection cannot hold its task forever.
 const WRITE_BATCH: usize = 256;
+
+/// Most frames the reader hands to the engine under one lock.
+const READ_BATCH: usize = 64;
 
 /// Starts driving an established WebSocket on `runtime` and returns the
 /// application's handle to it. Runtime crates call this after their
@@ -76,9 +80,7 @@ where
     };
     let close_timeout = shared.options.close_timeout;
     let bound = async {
-        shared
-            .wait_for(|state| state.engine.is_closed().then_some(()))
-            .await;
+        shared.wait_engine_closed().await;
         runtime.sleep_until(Instant::now() + close_timeout).await;
     };
     select(std::pin::pin!(io), std::pin::pin!(bound)).await;
@@ -88,55 +90,99 @@ where
     });
 }
 
-/// Reads frames into the engine until the stream ends.
+/// Reads frames into the engine until the stream ends. Frames that are
+/// already buffered are taken together, up to the receive queue's room and
+/// [`READ_BATCH`], and handed to the engine under one lock.
 async fn read_loop<S>(mut stream: WebSocketReceiver<S>, shared: &Shared)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let limit = shared.options.max_receive_queue;
+    // Grown on use: an idle connection holds no batch buffers.
+    let mut batch: VecDeque<ReadFrame> = VecDeque::new();
     loop {
-        shared.wait_for_reader_room(limit).await;
-        let frame = stream.next().await;
-        let now = Instant::now();
-        let ended = shared.update(Wake::All, |state| {
-            state.last_received = now;
-            match frame {
-                Some(Ok(Message::Text(text))) => {
-                    // A violation closes the engine itself; reading goes on
-                    // until the peer's close frame ends the stream.
-                    let _ = state.engine.handle_text(&text);
-                    false
-                }
-                Some(Ok(Message::Binary(_))) => {
-                    state
-                        .engine
-                        .handle_protocol_error(ProtocolError::BinaryFrame);
-                    false
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => false,
-                Some(Ok(Message::Close(frame))) => {
-                    state.peer_close =
-                        frame.map(|frame| (u16::from(frame.code), frame.reason.to_string()));
-                    state.engine.handle_transport_closed(CloseReason::Remote);
-                    true
-                }
-                None => {
-                    state.engine.handle_transport_closed(CloseReason::Remote);
-                    true
-                }
-                Some(Err(err)) => {
-                    match close_reason_of(&err) {
-                        CloseReason::Protocol(violation) => {
-                            state.engine.handle_protocol_error(violation)
-                        }
-                        other => state.engine.handle_transport_closed(other),
-                    }
-                    true
-                }
+        let room = shared.wait_for_reader_room(limit).await.min(READ_BATCH);
+        batch.push_back(stream.next().await);
+        while batch.len() < room && !batch.back().is_some_and(ends_stream) {
+            // A poll that finds nothing registers a no-op waker; the next
+            // `.await` on the stream registers the real one.
+            match stream.next().now_or_never() {
+                Some(frame) => batch.push_back(frame),
+                None => break,
             }
-        });
-        if ended {
-            return;
+        }
+        let now = Instant::now();
+        while !batch.is_empty() {
+            let ended = shared.update(Wake::Reader, |state| {
+                state.last_received = now;
+                handle_frames(state, &mut batch)
+            });
+            if ended {
+                return;
+            }
+        }
+    }
+}
+
+/// Hands frames from the front of `batch` to the engine; `true` if the
+/// stream ended. Change callbacks read the remote data when they run, so
+/// while any are registered a remote data change ends the turn: each
+/// callback call then sees the data of its own change.
+fn handle_frames(state: &mut State, batch: &mut VecDeque<ReadFrame>) -> bool {
+    let one_change = state.has_change_callbacks();
+    while let Some(frame) = batch.pop_front() {
+        if handle_frame(state, frame) {
+            return true;
+        }
+        if one_change {
+            state.drain_events();
+            if state.has_unreported_changes() {
+                return false;
+            }
+        }
+    }
+    false
+}
+
+/// What the WebSocket stream yields.
+type ReadFrame = Option<Result<Message, WsError>>;
+
+/// Whether nothing is to be read after `frame`.
+fn ends_stream(frame: &ReadFrame) -> bool {
+    matches!(frame, None | Some(Err(_)) | Some(Ok(Message::Close(_))))
+}
+
+/// Hands one frame to the engine; `true` if the stream ended with it.
+fn handle_frame(state: &mut State, frame: ReadFrame) -> bool {
+    match frame {
+        Some(Ok(Message::Text(text))) => {
+            // A violation closes the engine itself; reading goes on until
+            // the peer's close frame ends the stream.
+            let _ = state.engine.handle_text(&text);
+            false
+        }
+        Some(Ok(Message::Binary(_))) => {
+            state
+                .engine
+                .handle_protocol_error(ProtocolError::BinaryFrame);
+            false
+        }
+        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => false,
+        Some(Ok(Message::Close(frame))) => {
+            state.peer_close = frame.map(|frame| (u16::from(frame.code), frame.reason.to_string()));
+            state.engine.handle_transport_closed(CloseReason::Remote);
+            true
+        }
+        None => {
+            state.engine.handle_transport_closed(CloseReason::Remote);
+            true
+        }
+        Some(Err(err)) => {
+            match close_reason_of(&err) {
+                CloseReason::Protocol(violation) => state.engine.handle_protocol_error(violation),
+                other => state.engine.handle_transport_closed(other),
+            }
+            true
         }
     }
 }
@@ -156,7 +202,7 @@ where
     let keep_alive = shared.options.keep_alive;
     let mut next_ping = keep_alive.map(|k| Instant::now() + k.interval);
     let mut ping_sent: Option<Instant> = None;
-    let mut batch: Vec<Transmit> = Vec::with_capacity(WRITE_BATCH);
+    let mut batch: Vec<Transmit> = Vec::new();
     loop {
         let notified = shared.writer_notify.notified();
         let now = Instant::now();

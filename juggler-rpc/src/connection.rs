@@ -121,8 +121,10 @@ impl Drop for Handle {
 ///
 /// A cheap `Clone + Send + Sync` handle. [`new`](Self::new) spawns one
 /// dispatch task on the connection's runtime that reads every message:
-/// requests run their action, each in its own task, so a slow action holds
-/// up nothing else; responses complete their [`call`](Self::call); plain
+/// requests run their action, and an action that waits (for I/O, a timer,
+/// another call) goes on in its own task, so a slow action holds up nothing
+/// else (one that computes for long without waiting holds up the dispatch
+/// of this connection's messages meanwhile); responses complete their [`call`](Self::call); plain
 /// messages queue for [`receive`](Self::receive). A malformed rpc object
 /// is a protocol error: it is logged and closes the connection with
 /// [`ProtocolError::InvalidMessage`].
@@ -441,8 +443,8 @@ async fn queue_message(
     }
 }
 
-/// Runs a request's action in its own task, which then sends the
-/// response. A request beyond `max_concurrent_requests` is refused here,
+/// Runs a request's action, then sends the response: at once if the
+/// action finishes without waiting, else in a task of its own. A request beyond `max_concurrent_requests` is refused here,
 /// on the dispatch task: should the peer not read its responses, the
 /// dispatch task then waits for room to send, and stops reading too.
 async fn start_request(
@@ -471,7 +473,14 @@ async fn start_request(
             None => tracing::debug!(id = request.id, "rpc action cancelled: connection closed"),
         }
     };
-    connection.runtime().spawn(Box::pin(task));
+    // Most actions finish at their first poll: answering those right here
+    // saves a task and two wake-ups per request. One that waits goes on in
+    // its own task (`now_or_never` registered a no-op waker; the task's
+    // first poll registers its own).
+    let mut task = Box::pin(task);
+    if task.as_mut().now_or_never().is_none() {
+        connection.runtime().spawn(task);
+    }
 }
 
 async fn send_response(connection: &Connection, response: &Response) {
