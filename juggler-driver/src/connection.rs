@@ -21,11 +21,9 @@ type ChangeCallback = Arc<dyn Fn() + Send + Sync>;
 /// a mutex that is never held across an `.await` or a user callback.
 pub(crate) struct Shared {
     state: Mutex<State>,
-    /// Wakes application waiters (receive, flush, send, changes).
-    app_notify: Notify,
-    /// Wakes those that wait for the close or the driver's end only, so
-    /// that traffic does not wake them.
-    close_notify: Notify,
+    /// One queue of sleepers per thing they wait for, so that traffic wakes
+    /// only those it concerns; a close wakes them all.
+    waiters: [Notify; 4],
     /// Wakes the writer: frames queued, deadline moved, closed.
     pub(crate) writer_notify: Notify,
     /// Wakes the reader: room in the receive queue.
@@ -44,9 +42,8 @@ pub(crate) struct State {
     /// Remote data changes drained from the engine whose callbacks have
     /// not run yet.
     unreported_changes: usize,
-    /// Whether events were drained since the last wake-up of the
-    /// application.
-    unreported_events: bool,
+    /// Whether messages were queued since receivers were last woken.
+    unreported_messages: bool,
     callbacks: BTreeMap<u64, ChangeCallback>,
     next_callback_id: u64,
     /// When the reader last got any frame from the peer.
@@ -67,13 +64,15 @@ impl State {
     /// queue, changes into the counters.
     pub(crate) fn drain_events(&mut self) {
         while let Some(event) = self.engine.poll_event() {
-            self.unreported_events = true;
             match event {
                 Event::RemoteDataChanged => {
                     self.remote_changes += 1;
                     self.unreported_changes += 1;
                 }
-                Event::Message(message) => self.received.push_back(message),
+                Event::Message(message) => {
+                    self.received.push_back(message);
+                    self.unreported_messages = true;
+                }
                 // Logged by `Shared::update`, which sees the close happen.
                 Event::Closed(_) => {}
                 _ => {}
@@ -100,14 +99,27 @@ impl State {
 /// Who made a change, which decides whom [`Shared::update`] wakes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wake {
-    /// The application: its waiters are woken, and the writer if the
-    /// change gave it work.
-    All,
-    /// The reader: the application only if the frames produced events, the
-    /// writer only if they gave it work (a PONG, a close).
+    /// The application: the writer, if the change gave it work.
+    Application,
+    /// The reader: receivers of the messages and changes it queued, and
+    /// the writer if the frames gave it work (a PONG, a close).
     Reader,
-    /// The writer itself: the application only.
-    AllButWriter,
+    /// The writer itself: those waiting for it to make progress (room in
+    /// the send queue, frames written).
+    Writer,
+}
+
+/// What an application task waits for.
+#[derive(Clone, Copy)]
+pub(crate) enum Waiting {
+    /// A message in the receive queue.
+    Message,
+    /// A remote data change.
+    Change,
+    /// The writer's progress: room in the send queue, frames written.
+    Progress,
+    /// The engine's close or the driver's end.
+    Close,
 }
 
 /// What the writer and the close waiters act on; a change of it is what
@@ -144,15 +156,14 @@ impl Shared {
                 written: 0,
                 remote_changes: 0,
                 unreported_changes: 0,
-                unreported_events: false,
+                unreported_messages: false,
                 callbacks: BTreeMap::new(),
                 next_callback_id: 0,
                 last_received: Instant::now(),
                 driver_done: false,
                 peer_close: None,
             }),
-            app_notify: Notify::new(),
-            close_notify: Notify::new(),
+            waiters: Default::default(),
             writer_notify: Notify::new(),
             reader_notify: Notify::new(),
             options,
@@ -171,13 +182,13 @@ impl Shared {
     /// into the receive queue, change callbacks (outside the lock), wakeups
     /// of whoever has something new to act on (see [`Wake`]).
     pub(crate) fn update<R>(&self, wake: Wake, f: impl FnOnce(&mut State) -> R) -> R {
-        let (result, changes, callbacks, events, before, after) = {
+        let (result, changes, callbacks, messages, before, after) = {
             let mut state = self.lock();
             let before = Watched::of(&state);
             let result = f(&mut state);
             state.drain_events();
             let changes = std::mem::take(&mut state.unreported_changes);
-            let events = std::mem::take(&mut state.unreported_events);
+            let messages = std::mem::take(&mut state.unreported_messages);
             let callbacks: Vec<ChangeCallback> = match changes {
                 0 => Vec::new(),
                 _ => state.callbacks.values().cloned().collect(),
@@ -186,38 +197,52 @@ impl Shared {
             if let (false, Some(reason)) = (before.closed, state.engine.close_reason()) {
                 log_close(reason, self.peer_addr);
             }
-            (result, changes, callbacks, events, before, after)
+            (result, changes, callbacks, messages, before, after)
         };
         for _ in 0..changes {
             for callback in &callbacks {
                 callback();
             }
         }
-        if wake != Wake::Reader || events || before.closed != after.closed {
-            self.app_notify.notify_waiters();
-        }
-        if (before.closed, before.driver_done) != (after.closed, after.driver_done) {
-            self.close_notify.notify_waiters();
+        let closing = (before.closed, before.driver_done) != (after.closed, after.driver_done);
+        if closing {
+            for waiters in &self.waiters {
+                waiters.notify_waiters();
+            }
             // A closed engine no longer holds the reader back.
             self.reader_notify.notify_one();
+        } else {
+            if messages {
+                self.waiters[Waiting::Message as usize].notify_waiters();
+            }
+            if changes > 0 {
+                self.waiters[Waiting::Change as usize].notify_waiters();
+            }
+            if wake == Wake::Writer {
+                self.waiters[Waiting::Progress as usize].notify_waiters();
+            }
         }
         // The writer sleeps only with nothing queued, so a change of what
         // it watches is all it needs to hear about.
-        if wake != Wake::AllButWriter && before != after {
+        if wake != Wake::Writer && before != after {
             self.writer_notify.notify_one();
         }
         result
     }
 
     /// Waits until `check` returns a value; `check` runs under the lock
-    /// after every change to the state.
-    pub(crate) async fn wait_for<T>(&self, check: impl FnMut(&mut State) -> Option<T>) -> T {
-        self.wait_on(&self.app_notify, check).await
+    /// first, then whenever `waiting` may have come about.
+    pub(crate) async fn wait_for<T>(
+        &self,
+        waiting: Waiting,
+        check: impl FnMut(&mut State) -> Option<T>,
+    ) -> T {
+        self.wait_on(&self.waiters[waiting as usize], check).await
     }
 
     /// Waits until the engine is closed.
     pub(crate) async fn wait_engine_closed(&self) {
-        self.wait_on(&self.close_notify, |state| {
+        self.wait_for(Waiting::Close, |state| {
             state.engine.is_closed().then_some(())
         })
         .await
@@ -261,7 +286,7 @@ impl Shared {
     }
 
     pub(crate) fn close(&self) {
-        self.update(Wake::All, |state| state.engine.close());
+        self.update(Wake::Application, |state| state.engine.close());
     }
 
     /// Whether the driver task has ended.
@@ -271,7 +296,7 @@ impl Shared {
 
     /// Waits until the driver task has ended.
     pub(crate) async fn wait_done(&self) {
-        self.wait_on(&self.close_notify, |state| state.driver_done.then_some(()))
+        self.wait_for(Waiting::Close, |state| state.driver_done.then_some(()))
             .await
     }
 }
@@ -402,7 +427,9 @@ impl Connection {
         let data = data.into();
         let now = Instant::now();
         self.shared()
-            .update(Wake::All, |state| state.engine.set_local_data(now, data))
+            .update(Wake::Application, |state| {
+                state.engine.set_local_data(now, data)
+            })
             .map_err(Error::from)
     }
 
@@ -414,7 +441,7 @@ impl Connection {
     pub fn set_local_data_shared(&self, change: &SharedChange) -> Result<(), Error> {
         let now = Instant::now();
         self.shared()
-            .update(Wake::All, |state| {
+            .update(Wake::Application, |state| {
                 state.engine.set_local_data_shared(now, change)
             })
             .map_err(Error::from)
@@ -427,7 +454,9 @@ impl Connection {
     pub fn update_local_data(&self, ops: Vec<PatchOperation>) -> Result<(), Error> {
         let now = Instant::now();
         self.shared()
-            .update(Wake::All, |state| state.engine.update_local_data(now, ops))
+            .update(Wake::Application, |state| {
+                state.engine.update_local_data(now, ops)
+            })
             .map_err(Error::from)
     }
 
@@ -436,9 +465,9 @@ impl Connection {
     pub async fn flush_local_data(&self) -> Result<(), Error> {
         let ticket = self
             .shared()
-            .update(Wake::All, |state| state.engine.flush_local_data())?;
+            .update(Wake::Application, |state| state.engine.flush_local_data())?;
         self.shared()
-            .wait_for(|state| {
+            .wait_for(Waiting::Progress, |state| {
                 if ticket.is_complete(state.written) {
                     Some(Ok(()))
                 } else if !state.writes_pending() {
@@ -464,7 +493,7 @@ impl Connection {
         let limit = self.shared().options.max_send_queue;
         let mut message = Some(message);
         self.shared()
-            .wait_for(|state| {
+            .wait_for(Waiting::Progress, |state| {
                 if state.engine.is_closed() {
                     Some(Err(Error::Closed))
                 } else if state.engine.queued_transmits() < limit {
@@ -490,7 +519,7 @@ impl Connection {
     pub fn try_send(&self, message: &Value) -> Result<(), Error> {
         let message = EncodedMessage::new(message);
         let limit = self.shared().options.max_send_queue;
-        self.shared().update(Wake::All, |state| {
+        self.shared().update(Wake::Application, |state| {
             if state.engine.is_closed() {
                 Err(Error::Closed)
             } else if state.engine.queued_transmits() >= limit {
@@ -510,7 +539,9 @@ impl Connection {
     /// keep-alive uses WebSocket pings and needs no call.
     pub fn send_ping(&self) -> Result<(), Error> {
         self.shared()
-            .update(Wake::All, |state| state.engine.send_ping().map(drop))
+            .update(Wake::Application, |state| {
+                state.engine.send_ping().map(drop)
+            })
             .map_err(Error::from)
     }
 
@@ -521,7 +552,7 @@ impl Connection {
         let limit = self.shared().options.max_receive_queue;
         let (message, was_full) = self
             .shared()
-            .wait_for(|state| {
+            .wait_for(Waiting::Message, |state| {
                 let was_full = state.received.len() >= limit;
                 match state.received.pop_front() {
                     Some(message) => Some((Ok(message), was_full)),
@@ -549,8 +580,9 @@ impl Connection {
     /// close frame with the error's code and text, and `close_reason`
     /// reports it. Unsent frames are dropped, as for any protocol error.
     pub fn close_with_protocol_error(&self, err: ProtocolError) {
-        self.shared()
-            .update(Wake::All, |state| state.engine.handle_protocol_error(err));
+        self.shared().update(Wake::Application, |state| {
+            state.engine.handle_protocol_error(err)
+        });
     }
 
     /// Waits until the connection is closed and its socket released, and
@@ -621,7 +653,7 @@ impl RemoteChanges {
         let seen = self.seen;
         let (count, data) = self
             .shared
-            .wait_for(|state| {
+            .wait_for(Waiting::Change, |state| {
                 if state.remote_changes > seen {
                     Some(Ok((
                         state.remote_changes,

@@ -84,7 +84,7 @@ where
         runtime.sleep_until(Instant::now() + close_timeout).await;
     };
     select(std::pin::pin!(io), std::pin::pin!(bound)).await;
-    shared.update(Wake::AllButWriter, |state| {
+    shared.update(Wake::Writer, |state| {
         state.engine.handle_transport_closed(CloseReason::Remote);
         state.driver_done = true;
     });
@@ -206,7 +206,7 @@ where
     loop {
         let notified = shared.writer_notify.notified();
         let now = Instant::now();
-        let work = shared.update(Wake::AllButWriter, |state| {
+        let work = shared.update(Wake::Writer, |state| {
             state.engine.handle_timeout(now);
             if let (Some(k), Some(sent)) = (keep_alive, ping_sent) {
                 let reader_waiting = state.receive_queue_full(shared.options.max_receive_queue);
@@ -252,7 +252,7 @@ where
             };
             let failure = match outcome {
                 Some(Ok(())) => {
-                    shared.update(Wake::AllButWriter, |state| state.written = last);
+                    shared.update(Wake::Writer, |state| state.written = last);
                     continue;
                 }
                 Some(Err(err)) => close_reason_of(&err),
@@ -261,7 +261,7 @@ where
                 ),
             };
             batch.clear();
-            shared.update(Wake::AllButWriter, |state| {
+            shared.update(Wake::Writer, |state| {
                 state.engine.handle_transport_closed(failure)
             });
             return;
@@ -290,7 +290,7 @@ where
         if let (Some(k), Some(at)) = (keep_alive, next_ping) {
             if now >= at {
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    shared.update(Wake::AllButWriter, |state| {
+                    shared.update(Wake::Writer, |state| {
                         state.engine.handle_transport_closed(CloseReason::Transport(
                             "keep-alive ping failed".into(),
                         ))
