@@ -16,6 +16,7 @@ use crate::options::ConnectionOptions;
 use crate::{Error, Runtime};
 
 type ChangeCallback = Arc<dyn Fn() + Send + Sync>;
+pub(crate) type MessageFilter = Arc<dyn Fn(Value) -> Option<Value> + Send + Sync>;
 
 /// What the handles and the driver task share. The engine lives here, behind
 /// a mutex that is never held across an `.await` or a user callback.
@@ -45,6 +46,10 @@ pub(crate) struct State {
     /// Whether messages were queued since receivers were last woken.
     unreported_messages: bool,
     callbacks: BTreeMap<u64, ChangeCallback>,
+    /// See [`Connection::set_message_filter`].
+    message_filter: Option<MessageFilter>,
+    /// Messages drained from the engine for the filter, in order.
+    to_filter: Vec<Value>,
     next_callback_id: u64,
     /// When the reader last got any frame from the peer.
     pub(crate) last_received: Instant,
@@ -69,6 +74,9 @@ impl State {
                     self.remote_changes += 1;
                     self.unreported_changes += 1;
                 }
+                Event::Message(message) if self.message_filter.is_some() => {
+                    self.to_filter.push(message)
+                }
                 Event::Message(message) => {
                     self.received.push_back(message);
                     self.unreported_messages = true;
@@ -83,6 +91,13 @@ impl State {
     /// Whether remote data changed since the last callbacks ran.
     pub(crate) fn has_unreported_changes(&self) -> bool {
         self.unreported_changes > 0
+    }
+
+    /// Removes the message filter: no message comes after the driver's
+    /// end, and whatever the filter owns must not outlive the connection
+    /// by a cycle through it.
+    pub(crate) fn take_message_filter(&mut self) -> Option<MessageFilter> {
+        self.message_filter.take()
     }
 
     /// Whether any change callback is registered.
@@ -158,6 +173,8 @@ impl Shared {
                 unreported_changes: 0,
                 unreported_messages: false,
                 callbacks: BTreeMap::new(),
+                message_filter: None,
+                to_filter: Vec::new(),
                 next_callback_id: 0,
                 last_received: Instant::now(),
                 driver_done: false,
@@ -182,7 +199,7 @@ impl Shared {
     /// into the receive queue, change callbacks (outside the lock), wakeups
     /// of whoever has something new to act on (see [`Wake`]).
     pub(crate) fn update<R>(&self, wake: Wake, f: impl FnOnce(&mut State) -> R) -> R {
-        let (result, changes, callbacks, messages, before, after) = {
+        let (result, changes, callbacks, messages, before, after, to_filter) = {
             let mut state = self.lock();
             let before = Watched::of(&state);
             let result = f(&mut state);
@@ -197,8 +214,26 @@ impl Shared {
             if let (false, Some(reason)) = (before.closed, state.engine.close_reason()) {
                 log_close(reason, self.peer_addr);
             }
-            (result, changes, callbacks, messages, before, after)
+            let to_filter = match &state.message_filter {
+                Some(filter) if !state.to_filter.is_empty() => {
+                    Some((filter.clone(), std::mem::take(&mut state.to_filter)))
+                }
+                _ => None,
+            };
+            (
+                result, changes, callbacks, messages, before, after, to_filter,
+            )
         };
+        // Only the reader produces messages, and it waits for this call:
+        // what the filter passes on is queued in the order received.
+        let mut messages = messages;
+        if let Some((filter, to_filter)) = to_filter {
+            let passed: Vec<Value> = to_filter.into_iter().filter_map(|m| filter(m)).collect();
+            if !passed.is_empty() {
+                self.lock().received.extend(passed);
+                messages = true;
+            }
+        }
         for _ in 0..changes {
             for callback in &callbacks {
                 callback();
@@ -393,6 +428,33 @@ impl Connection {
     /// its size limit).
     pub fn peer_close_frame(&self) -> Option<(u16, String)> {
         self.shared().lock().peer_close.clone()
+    }
+
+    /// Sets a filter that every message from the peer passes before it
+    /// is queued for [`receive`](Self::receive), replacing any earlier
+    /// one: what it returns is queued, `None` drops the message. For
+    /// layers such as `juggler-rpc` that consume some messages themselves
+    /// and want to do so without a task switch.
+    ///
+    /// The filter runs on the connection's driver task, outside the
+    /// connection's lock, once per message and in order. It must not block
+    /// or wait: it may call this connection's non-waiting methods (such as
+    /// [`try_send`](Self::try_send)), spawn tasks, or use a
+    /// [`WeakConnection`]; a filter that owns a `Connection` keeps the
+    /// connection from closing on drop.
+    pub fn set_message_filter(
+        &self,
+        filter: impl Fn(Value) -> Option<Value> + Send + Sync + 'static,
+    ) {
+        self.shared().lock().message_filter = Some(Arc::new(filter));
+    }
+
+    /// A handle that does not keep the connection open (see
+    /// [`WeakConnection`]).
+    pub fn downgrade(&self) -> WeakConnection {
+        WeakConnection {
+            handle: Arc::downgrade(&self.handle),
+        }
     }
 
     /// Calls `callback` once for every change of the remote data. The
@@ -597,6 +659,22 @@ impl Connection {
     pub async fn shutdown(&self) -> CloseReason {
         self.close();
         self.wait_closed().await
+    }
+}
+
+/// A [`Connection`] handle that does not keep the connection open: the
+/// connection closes when the last `Connection` goes away, however many
+/// `WeakConnection`s remain. For callbacks and filters the connection
+/// itself holds, which would otherwise keep it open forever.
+#[derive(Clone, Debug)]
+pub struct WeakConnection {
+    handle: Weak<Handle>,
+}
+
+impl WeakConnection {
+    /// The connection, unless every `Connection` handle is gone.
+    pub fn upgrade(&self) -> Option<Connection> {
+        self.handle.upgrade().map(|handle| Connection { handle })
     }
 }
 

@@ -84,10 +84,14 @@ where
         runtime.sleep_until(Instant::now() + close_timeout).await;
     };
     select(std::pin::pin!(io), std::pin::pin!(bound)).await;
-    shared.update(Wake::Writer, |state| {
+    let filter = shared.update(Wake::Writer, |state| {
         state.engine.handle_transport_closed(CloseReason::Remote);
         state.driver_done = true;
+        state.take_message_filter()
     });
+    // Dropped outside the lock: it may own the last handle of something
+    // whose drop locks again.
+    drop(filter);
 }
 
 /// Reads frames into the engine until the stream ends. Frames that are

@@ -19,7 +19,7 @@ mod runtime;
 mod server;
 
 pub use client::{connect, handshake, ClientOptions, Io, Target};
-pub use connection::{ChangeCallbackHandle, Connection, RemoteChanges};
+pub use connection::{ChangeCallbackHandle, Connection, RemoteChanges, WeakConnection};
 pub use driver::{prepare, start};
 pub use error::{CloseReason, Error, ProtocolError};
 pub use options::{ConnectionOptions, KeepAlive};

@@ -15,7 +15,9 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::actions::Actions;
-use crate::protocol::{decode, Calls, Decoded, Request, Resolved, Response, RpcId, RpcMessage};
+use crate::protocol::{
+    decode, Calls, Decoded, InvalidRpc, Request, Resolved, Response, RpcId, RpcMessage,
+};
 use crate::RpcError;
 
 /// The error text of a request refused because
@@ -165,13 +167,10 @@ impl RpcConnection {
             max_concurrent_requests: options.max_concurrent_requests,
         });
         let (sender, receiver) = mpsc::channel(options.max_receive_queue.max(1));
-        let dispatch = dispatch(
-            connection.clone(),
-            shared.clone(),
-            Arc::new(actions),
-            sender,
-        );
+        let actions = Arc::new(actions);
+        let dispatch = dispatch(connection.clone(), shared.clone(), actions.clone(), sender);
         connection.runtime().spawn(Box::pin(dispatch));
+        connection.set_message_filter(message_filter(&connection, &shared, &actions));
         RpcConnection {
             handle: Arc::new(Handle {
                 connection,
@@ -386,32 +385,77 @@ async fn dispatch(
                     start_request(&connection, &shared, &actions, request).await;
                 }
             }
-            Ok(Decoded::Rpc(RpcMessage::Response(response))) => {
-                let resolved = shared.calls().resolve(response);
-                match resolved {
-                    Resolved::Pending {
-                        waiter, outcome, ..
-                    } => {
-                        let _ = waiter.send(outcome.map_err(RpcError::Remote));
-                    }
-                    Resolved::Unknown(id) => {
-                        tracing::debug!(id, "rpc response with no pending call; ignored")
-                    }
-                }
-            }
+            Ok(Decoded::Rpc(RpcMessage::Response(response))) => resolve(&shared, response),
             Err(err) => {
-                tracing::warn!(
-                    peer = ?connection.peer_addr(),
-                    %err,
-                    "rpc protocol error; closing connection"
-                );
-                connection.close_with_protocol_error(ProtocolError::InvalidMessage(err.0));
+                protocol_error(&connection, err);
                 break;
             }
         }
     }
     shared.close();
     // Dropping `messages` ends `receive` once the queue is drained.
+}
+
+/// The filter that handles rpc objects on the connection's driver task,
+/// as they arrive: responses complete their calls, requests whose action
+/// finishes at once are answered, and the rest start their action in a
+/// task. Without it, each would take a trip through the dispatch task.
+/// Plain messages pass, and so do requests beyond
+/// `max_concurrent_requests`: the dispatch task refuses those, waiting for
+/// room to send as backpressure requires.
+fn message_filter(
+    connection: &Connection,
+    shared: &Arc<Shared>,
+    actions: &Arc<Actions>,
+) -> impl Fn(Value) -> Option<Value> + Send + Sync + 'static {
+    // Weak: the connection holds the filter.
+    let connection = connection.downgrade();
+    let shared = shared.clone();
+    let actions = actions.clone();
+    move |message| match decode(message) {
+        Ok(Decoded::Other(message)) => Some(message),
+        Ok(Decoded::Rpc(RpcMessage::Response(response))) => {
+            resolve(&shared, response);
+            None
+        }
+        Ok(Decoded::Rpc(RpcMessage::Request(request))) => {
+            let connection = connection.upgrade()?;
+            if *shared.closed.borrow() {
+                return None;
+            }
+            match try_start_request(&connection, &shared, &actions, request) {
+                Ok(()) => None,
+                Err(request) => Some(request.encode()),
+            }
+        }
+        Err(err) => {
+            protocol_error(&connection.upgrade()?, err);
+            None
+        }
+    }
+}
+
+/// Completes the pending call `response` answers, if there is one.
+fn resolve(shared: &Shared, response: Response) {
+    let resolved = shared.calls().resolve(response);
+    match resolved {
+        Resolved::Pending {
+            waiter, outcome, ..
+        } => {
+            let _ = waiter.send(outcome.map_err(RpcError::Remote));
+        }
+        Resolved::Unknown(id) => tracing::debug!(id, "rpc response with no pending call; ignored"),
+    }
+}
+
+/// A malformed rpc object closes the connection.
+fn protocol_error(connection: &Connection, err: InvalidRpc) {
+    tracing::warn!(
+        peer = ?connection.peer_addr(),
+        %err,
+        "rpc protocol error; closing connection"
+    );
+    connection.close_with_protocol_error(ProtocolError::InvalidMessage(err.0));
 }
 
 /// Queues a plain message for `receive`, waiting for room. Should the
@@ -443,21 +487,34 @@ async fn queue_message(
     }
 }
 
-/// Runs a request's action, then sends the response: at once if the
-/// action finishes without waiting, else in a task of its own. A request beyond `max_concurrent_requests` is refused here,
-/// on the dispatch task: should the peer not read its responses, the
-/// dispatch task then waits for room to send, and stops reading too.
+/// Answers a request on the dispatch task: its action runs as in
+/// [`try_start_request`]; a request beyond `max_concurrent_requests` is
+/// refused here, and should the peer not read its responses, the dispatch
+/// task then waits for room to send, and stops reading too.
 async fn start_request(
     connection: &Connection,
     shared: &Arc<Shared>,
     actions: &Arc<Actions>,
     request: Request,
 ) {
-    let Some(slot) = RunningSlot::take(shared) else {
+    if let Err(request) = try_start_request(connection, shared, actions, request) {
         tracing::debug!(id = request.id, "rpc request refused: too many running");
         let response = Response::failure(request.id, TOO_MANY_REQUESTS);
         send_response(connection, &response).await;
-        return;
+    }
+}
+
+/// Runs a request's action, then sends the response: at once if the
+/// action finishes without waiting, else in a task of its own. Hands the
+/// request back if `max_concurrent_requests` actions are running.
+fn try_start_request(
+    connection: &Connection,
+    shared: &Arc<Shared>,
+    actions: &Arc<Actions>,
+    request: Request,
+) -> Result<(), Request> {
+    let Some(slot) = RunningSlot::take(shared) else {
+        return Err(request);
     };
     let connection_for_task = connection.clone();
     let actions = actions.clone();
@@ -474,13 +531,14 @@ async fn start_request(
         }
     };
     // Most actions finish at their first poll: answering those right here
-    // saves a task and two wake-ups per request. One that waits goes on in
-    // its own task (`now_or_never` registered a no-op waker; the task's
-    // first poll registers its own).
+    // saves a task and its wake-ups. One that waits goes on in its own
+    // task (`now_or_never` registered a no-op waker; the task's first poll
+    // registers its own).
     let mut task = Box::pin(task);
     if task.as_mut().now_or_never().is_none() {
         connection.runtime().spawn(task);
     }
+    Ok(())
 }
 
 async fn send_response(connection: &Connection, response: &Response) {

@@ -40,5 +40,5 @@ pub use server::listen;
 pub use juggler_driver::{
     AutoflushPolicy, ChangeCallbackHandle, ClientOptions, CloseReason, Connection,
     ConnectionOptions, EncodedMessage, Error, KeepAlive, PatchOperation, ProtocolError,
-    RemoteChanges, Server, ServerOptions, SharedChange, SharedState, Value,
+    RemoteChanges, Server, ServerOptions, SharedChange, SharedState, Value, WeakConnection,
 };

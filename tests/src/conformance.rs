@@ -437,6 +437,69 @@ pub async fn shared_state_fans_out_to_every_client<B: Backend>() {
     server.close().await;
 }
 
+/// A message filter sees every message in order; what it returns is
+/// queued for `receive`, what it drops is not, and it may send from the
+/// driver task through a `WeakConnection`.
+pub async fn message_filter_sees_every_message_in_order<B: Backend>() {
+    let (server, server_side, client) = pair::<B>(IMMEDIATE).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let weak = server_side.downgrade();
+    let recorded = seen.clone();
+    server_side.set_message_filter(move |message| {
+        recorded.lock().unwrap().push(message.clone());
+        match message["kind"].as_str() {
+            Some("drop") => None,
+            Some("echo") => {
+                let connection = weak.upgrade()?;
+                connection
+                    .try_send(&json!({"echoed": message["n"]}))
+                    .unwrap();
+                None
+            }
+            _ => Some(json!({"passed": message["n"]})),
+        }
+    });
+    let kinds = ["pass", "drop", "echo", "pass", "drop", "pass"];
+    for (n, kind) in kinds.iter().enumerate() {
+        client.send(&json!({"kind": kind, "n": n})).await.unwrap();
+    }
+    expect_messages::<B>(
+        &server_side,
+        &[
+            json!({"passed": 0}),
+            json!({"passed": 3}),
+            json!({"passed": 5}),
+        ],
+    )
+    .await;
+    expect_messages::<B>(&client, &[json!({"echoed": 2})]).await;
+    let seen: Vec<Value> = seen.lock().unwrap().clone();
+    let expected: Vec<Value> = kinds
+        .iter()
+        .enumerate()
+        .map(|(n, kind)| json!({"kind": kind, "n": n}))
+        .collect();
+    assert_eq!(seen, expected);
+    server.close().await;
+}
+
+/// A filter that owns a `Connection` does not keep it alive past its end:
+/// the driver drops the filter, so what it owns is freed.
+pub async fn message_filter_is_released_when_the_connection_ends<B: Backend>() {
+    let (server, server_side, client) = pair::<B>(IMMEDIATE).await;
+    let owned = Arc::new(());
+    let held = (owned.clone(), server_side.clone());
+    server_side.set_message_filter(move |message| {
+        let _ = &held;
+        Some(message)
+    });
+    assert_eq!(Arc::strong_count(&owned), 2);
+    client.close();
+    within::<B, _>(PROMPTLY, "server side closed", server_side.wait_closed()).await;
+    assert_eq!(Arc::strong_count(&owned), 1, "the filter was not dropped");
+    server.close().await;
+}
+
 /// Declares one `#[test]` per conformance case for a [`Backend`].
 #[macro_export]
 macro_rules! conformance_tests {
@@ -459,6 +522,8 @@ macro_rules! conformance_tests {
             late_subscriber_sees_current_data,
             peer_reads_the_close_code_of_a_protocol_error,
             shared_state_fans_out_to_every_client,
+            message_filter_sees_every_message_in_order,
+            message_filter_is_released_when_the_connection_ends,
         );
     };
     (@cases $backend:ty; $($case:ident),* $(,)?) => {
