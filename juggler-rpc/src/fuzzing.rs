@@ -233,11 +233,9 @@ fn check_outcome(action: &str, args: &[Value], outcome: &Result<Value, String>) 
             (_, Err(text)) => assert!(!text.is_empty()),
         },
         "fail" => assert!(outcome.is_err()),
-        "unit" => {
-            if outcome.is_ok() {
-                assert!(args.is_empty() || args == [Value::Null], "{args:?}");
-                assert_eq!(outcome, &Ok(Value::Null));
-            }
+        "unit" if outcome.is_ok() => {
+            assert!(args.is_empty() || args == [Value::Null], "{args:?}");
+            assert_eq!(outcome, &Ok(Value::Null));
         }
         name if !ACTION_NAMES.contains(&name) => {
             assert_eq!(outcome, &Err(format!("no action {name}")))
