@@ -8,7 +8,8 @@ use json_patch::PatchOperation;
 use serde_json::Value;
 
 use crate::error::{CloseReason, Closed, ProtocolError, UpdateError};
-use crate::frame::{encode, EncodedMessage, Frame, FrameKind, FrameText};
+use crate::frame::{encode, encode_replace_root, EncodedMessage, Frame, FrameKind, FrameText};
+use crate::patch::replaces_root;
 
 /// When local data changes are sent to the peer (SPEC §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -536,6 +537,14 @@ impl Engine {
                     }
                 }
             }
+            LocalChange::Replaced if replaces_root(&self.synced, &self.local) => {
+                // The diff would be one op holding a deep copy of `local`
+                // (a first sync): encode it from `local` itself.
+                let text = encode_replace_root(&self.local);
+                self.synced = self.local.clone();
+                self.queue(FrameKind::Data, text.into());
+                return;
+            }
             LocalChange::Replaced => {
                 let ops = crate::diff(&self.synced, &self.local);
                 self.synced = self.local.clone();
@@ -549,7 +558,7 @@ impl Engine {
 
     fn handle_frame(&mut self, frame: Frame) -> Result<(), ProtocolError> {
         match frame {
-            Frame::Data(ops) => {
+            Frame::Data(mut ops) => {
                 if ops.len() > self.config.max_patch_operations {
                     return Err(ProtocolError::TooManyOperations {
                         count: ops.len(),
@@ -570,8 +579,15 @@ impl Engine {
                         })?
                     }
                 };
-                json_patch::patch(Arc::make_mut(&mut self.remote), &ops)
-                    .map_err(|err| ProtocolError::PatchFailed(err.to_string()))?;
+                match ops.as_mut_slice() {
+                    // A whole new document (a first sync, a collapsed run):
+                    // moved in rather than copied out of the op.
+                    [PatchOperation::Replace(op)] if op.path.is_root() => {
+                        self.remote = Arc::new(std::mem::take(&mut op.value));
+                    }
+                    _ => json_patch::patch(Arc::make_mut(&mut self.remote), &ops)
+                        .map_err(|err| ProtocolError::PatchFailed(err.to_string()))?,
+                }
                 self.remote_depth = bound;
                 self.events.push_back(Event::RemoteDataChanged);
             }
@@ -621,14 +637,10 @@ impl Engine {
         }
         let seq = self.queued_frames;
         self.transmits.truncate(self.transmits.len() - run);
-        let ops = [PatchOperation::Replace(json_patch::ReplaceOperation {
-            path: Default::default(),
-            value: (*self.synced).clone(),
-        })];
         self.transmits.push_back(Transmit {
             seq,
             kind: FrameKind::Data,
-            text: encode(FrameKind::Data, &ops).into(),
+            text: encode_replace_root(&self.synced).into(),
         });
     }
 

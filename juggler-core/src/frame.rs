@@ -132,6 +132,28 @@ pub fn encode<P: Serialize + ?Sized>(kind: FrameKind, payload: &P) -> String {
     .expect("JSON values always serialize")
 }
 
+/// Encodes the DATA frame whose one op replaces the whole document with
+/// `value`, `{"type": "DATA", "payload": [{"op": "replace", "path": "", "value": …}]}`,
+/// straight from the borrowed value: the same text as encoding that op,
+/// without the deep copy building it would take (a full sync of a large
+/// state).
+pub(crate) fn encode_replace_root(value: &Value) -> String {
+    #[derive(Serialize)]
+    struct ReplaceRoot<'a> {
+        op: &'static str,
+        path: &'static str,
+        value: &'a Value,
+    }
+    encode(
+        FrameKind::Data,
+        &[ReplaceRoot {
+            op: "replace",
+            path: "",
+            value,
+        }],
+    )
+}
+
 /// A MESSAGE frame encoded ahead of time: outside a lock, or once for many
 /// connections ([`EncodedMessage::shared`]). Queue it with
 /// [`Engine::send_encoded`](crate::Engine::send_encoded).
@@ -252,6 +274,21 @@ mod tests {
 
     fn decode(value: Value) -> Result<Frame, ProtocolError> {
         Frame::decode(&value.to_string())
+    }
+
+    #[test]
+    fn replace_root_encodes_as_the_op_does() {
+        for value in [
+            json!(null),
+            json!({"a": [1, {"b": "\u{e9}\"x"}]}),
+            json!([1.5, -2]),
+        ] {
+            let op = PatchOperation::Replace(json_patch::ReplaceOperation {
+                path: Default::default(),
+                value: value.clone(),
+            });
+            assert_eq!(encode_replace_root(&value), encode(FrameKind::Data, &[op]));
+        }
     }
 
     #[test]

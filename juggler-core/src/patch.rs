@@ -20,6 +20,16 @@ pub fn diff(from: &Value, to: &Value) -> Vec<PatchOperation> {
     ops
 }
 
+/// Whether [`diff`]`(from, to)` is the one op that replaces the whole
+/// document (the two differ, and are not both objects or both arrays).
+pub(crate) fn replaces_root(from: &Value, to: &Value) -> bool {
+    let same_container = matches!(
+        (from, to),
+        (Value::Object(_), Value::Object(_)) | (Value::Array(_), Value::Array(_))
+    );
+    !same_container && from != to
+}
+
 fn diff_into(from: &Value, to: &Value, path: &mut PointerBuf, ops: &mut Vec<PatchOperation>) {
     match (from, to) {
         (Value::Object(from), Value::Object(to)) => {
