@@ -1,8 +1,10 @@
 //! The public connection handle and the state it shares with its driver.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
@@ -16,6 +18,12 @@ use crate::options::ConnectionOptions;
 use crate::{Error, Runtime};
 
 type ChangeCallback = Arc<dyn Fn() + Send + Sync>;
+
+thread_local! {
+    /// The address of the [`Shared`] whose reader runs on this thread now,
+    /// or 0.
+    static READER_RUNNING: Cell<usize> = const { Cell::new(0) };
+}
 pub(crate) type MessageFilter = Arc<dyn Fn(Value) -> Option<Value> + Send + Sync>;
 
 /// What the handles and the driver task share. The engine lives here, behind
@@ -27,6 +35,9 @@ pub(crate) struct Shared {
     waiters: [Notify; 4],
     /// Wakes the writer: frames queued, deadline moved, closed.
     pub(crate) writer_notify: Notify,
+    /// Tells the writer to look at the state, from the driver task itself
+    /// (see [`Shared::wake_writer`]).
+    pub(crate) writer_kick: AtomicBool,
     /// Wakes the reader: room in the receive queue.
     pub(crate) reader_notify: Notify,
     pub(crate) options: ConnectionOptions,
@@ -182,6 +193,7 @@ impl Shared {
             }),
             waiters: Default::default(),
             writer_notify: Notify::new(),
+            writer_kick: AtomicBool::new(false),
             reader_notify: Notify::new(),
             options,
             peer_addr,
@@ -260,9 +272,45 @@ impl Shared {
         // The writer sleeps only with nothing queued, so a change of what
         // it watches is all it needs to hear about.
         if wake != Wake::Writer && before != after {
-            self.writer_notify.notify_one();
+            self.wake_writer();
         }
         result
+    }
+
+    /// Wakes the writer. On the driver task's own thread, while its reader
+    /// runs (it may be sending from a message filter), a flag does: the
+    /// writer is polled right after the reader in the same pass and checks
+    /// it. Waking the running task instead would make the executor
+    /// reschedule it as a yield, which wakes an idle worker thread, a
+    /// cross-CPU wake-up per frame on a latency-bound connection.
+    pub(crate) fn wake_writer(&self) {
+        if READER_RUNNING.get() == self.address() {
+            self.writer_kick.store(true, Ordering::Relaxed);
+        } else {
+            self.writer_notify.notify_one();
+        }
+    }
+
+    /// Runs `f` as this connection's reader, on the driver task: writer
+    /// wake-ups from this thread meanwhile set the flag.
+    pub(crate) fn as_reader<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Restore(usize);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                READER_RUNNING.set(self.0);
+            }
+        }
+        let _restore = Restore(READER_RUNNING.replace(self.address()));
+        f()
+    }
+
+    /// Takes the writer's flag (see [`wake_writer`](Self::wake_writer)).
+    pub(crate) fn take_writer_kick(&self) -> bool {
+        self.writer_kick.swap(false, Ordering::Relaxed)
+    }
+
+    fn address(&self) -> usize {
+        std::ptr::from_ref(self) as usize
     }
 
     /// Waits until `check` returns a value; `check` runs under the lock
@@ -572,7 +620,7 @@ impl Connection {
                 }
             })
             .await?;
-        self.shared().writer_notify.notify_one();
+        self.shared().wake_writer();
         Ok(())
     }
 

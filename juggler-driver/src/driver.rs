@@ -3,15 +3,17 @@
 //! documented contract.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use async_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_io::{AsyncRead, AsyncWrite};
-use futures_util::future::{select, Either};
+use futures_util::future::{join, poll_fn, select, Either};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use juggler_core::{CloseReason, FrameText, ProtocolError, Transmit};
 
@@ -72,26 +74,24 @@ where
     // its close frame, the reader at the peer's. Once the engine is closed
     // for any reason, all of it gets `close_timeout`, then the socket is
     // dropped, so a peer that stops reading cannot hold a shutdown up.
-    let io = async {
-        match select(reader, writer).await {
-            Either::Left(((), writer)) => writer.await,
-            Either::Right(((), reader)) => reader.await,
-        }
-    };
+    // `join` polls the reader first, then the writer, on every wake-up:
+    // the writer sees at once what the reader's frames gave it to do.
+    let io = join(reader, writer);
     let close_timeout = shared.options.close_timeout;
     let bound = async {
         shared.wait_engine_closed().await;
         runtime.sleep_until(Instant::now() + close_timeout).await;
     };
     select(std::pin::pin!(io), std::pin::pin!(bound)).await;
-    let filter = shared.update(Wake::Writer, |state| {
+    // Dropped outside the lock (it may own the last handle of something
+    // whose drop locks again), and before the end is announced, so that
+    // what it owns is free by the time `wait_closed` returns.
+    let filter = shared.update(Wake::Writer, State::take_message_filter);
+    drop(filter);
+    shared.update(Wake::Writer, |state| {
         state.engine.handle_transport_closed(CloseReason::Remote);
         state.driver_done = true;
-        state.take_message_filter()
     });
-    // Dropped outside the lock: it may own the last handle of something
-    // whose drop locks again.
-    drop(filter);
 }
 
 /// Reads frames into the engine until the stream ends. Frames that are
@@ -117,9 +117,11 @@ where
         }
         let now = Instant::now();
         while !batch.is_empty() {
-            let ended = shared.update(Wake::Reader, |state| {
-                state.last_received = now;
-                handle_frames(state, &mut batch)
+            let ended = shared.as_reader(|| {
+                shared.update(Wake::Reader, |state| {
+                    state.last_received = now;
+                    handle_frames(state, &mut batch)
+                })
             });
             if ended {
                 return;
@@ -209,6 +211,8 @@ where
     let mut batch: Vec<Transmit> = Vec::new();
     loop {
         let notified = shared.writer_notify.notified();
+        // Whatever the reader flagged, this look at the state covers.
+        shared.take_writer_kick();
         let now = Instant::now();
         let work = shared.update(Wake::Writer, |state| {
             state.engine.handle_timeout(now);
@@ -307,11 +311,18 @@ where
             }
         }
 
+        // Woken by the notify, the reader's flag (polled, not waited on:
+        // the reader sets it only while the task runs), or the deadline.
+        let mut notified = std::pin::pin!(notified);
+        let woken = poll_fn(|cx| match shared.take_writer_kick() {
+            true => Poll::Ready(()),
+            false => notified.as_mut().poll(cx),
+        });
         match work.wake_at {
             Some(at) => {
-                let _ = select(std::pin::pin!(notified), runtime.sleep_until(at)).await;
+                let _ = select(std::pin::pin!(woken), runtime.sleep_until(at)).await;
             }
-            None => notified.await,
+            None => woken.await,
         }
     }
 }

@@ -125,12 +125,16 @@ pub const SCENARIOS: &[Scenario] = &[
 /// Server options of every scenario: changes go out at once (autoflush
 /// delay zero), so latency is the library's, not a timer's.
 pub fn server_options() -> ServerOptions {
-    ServerOptions::default().autoflush_delay(Some(Duration::ZERO))
+    let mut o = ServerOptions::default().autoflush_delay(Some(Duration::ZERO));
+    if let Ok(q) = std::env::var("EXP_QUEUE") { let q: usize = q.parse().unwrap(); o.connection = o.connection.clone().max_send_queue(q).max_receive_queue(q); }
+    o
 }
 
 /// Client options of every scenario; see [`server_options`].
 pub fn client_options() -> ClientOptions {
-    ClientOptions::default().autoflush_delay(Some(Duration::ZERO))
+    let mut o = ClientOptions::default().autoflush_delay(Some(Duration::ZERO));
+    if let Ok(q) = std::env::var("EXP_QUEUE") { let q: usize = q.parse().unwrap(); o.connection = o.connection.clone().max_send_queue(q).max_receive_queue(q); }
+    o
 }
 
 /// A listening server whose accepted connections queue in the receiver.
