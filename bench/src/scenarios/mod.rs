@@ -125,16 +125,12 @@ pub const SCENARIOS: &[Scenario] = &[
 /// Server options of every scenario: changes go out at once (autoflush
 /// delay zero), so latency is the library's, not a timer's.
 pub fn server_options() -> ServerOptions {
-    let mut o = ServerOptions::default().autoflush_delay(Some(Duration::ZERO));
-    if let Ok(q) = std::env::var("EXP_QUEUE") { let q: usize = q.parse().unwrap(); o.connection = o.connection.clone().max_send_queue(q).max_receive_queue(q); }
-    o
+    ServerOptions::default().autoflush_delay(Some(Duration::ZERO))
 }
 
 /// Client options of every scenario; see [`server_options`].
 pub fn client_options() -> ClientOptions {
-    let mut o = ClientOptions::default().autoflush_delay(Some(Duration::ZERO));
-    if let Ok(q) = std::env::var("EXP_QUEUE") { let q: usize = q.parse().unwrap(); o.connection = o.connection.clone().max_send_queue(q).max_receive_queue(q); }
-    o
+    ClientOptions::default().autoflush_delay(Some(Duration::ZERO))
 }
 
 /// A listening server whose accepted connections queue in the receiver.
