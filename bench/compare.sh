@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every juggler-bench scenario on tokio and smol, the raw
-# tokio-tungstenite baselines, and the same scenarios against the pinned
+# Runs every juggler-bench scenario on tokio and smol, the raw WebSocket
+# baselines on both (tokio-tungstenite on tokio, async-tungstenite on smol), and the same scenarios against the pinned
 # Python reference peer (hat-juggler), in one go, then prints one table
 # with all of them and the ratios.
 #
@@ -62,7 +62,7 @@ step "juggler-rs, tokio and smol"
 echo "$bench --runtime both --json ${quick[*]}" >&2
 "$bench" --runtime both --json "${quick[@]}" | tee "$out/ours.jsonl" >&2 || status=1
 
-step "raw tokio-tungstenite baselines"
+step "raw WebSocket baselines, tokio and smol"
 echo "$bench --baseline raw --json ${quick[*]}" >&2
 "$bench" --baseline raw --json "${quick[@]}" | tee "$out/raw.jsonl" >&2 || status=1
 

@@ -5,7 +5,8 @@
 //! checks its result as it goes, and prints one line per number it
 //! measured; a scenario whose result is wrong prints `FAILED` and makes the
 //! process exit non-zero. `--baseline raw` runs the message and RPC
-//! scenarios over plain tokio-tungstenite instead, and `--table` turns the
+//! scenarios over a plain WebSocket library instead (tokio-tungstenite on
+//! tokio, async-tungstenite on smol), and `--table` turns the
 //! `--json` output of several runs (this program's and
 //! `python_peer_bench.py`'s) into the comparison table `compare.sh` prints.
 //!
@@ -44,7 +45,7 @@ usage: juggler-bench [--runtime tokio|smol|both] [--quick] [--scenario NAME...] 
   --quick          small sizes: the whole run takes seconds (CI's smoke run)
   --scenario NAME  run only these scenarios (repeat, or list names after it)
   --json           one JSON object per line instead of text
-  --baseline raw   run the raw tokio-tungstenite baselines instead
+  --baseline raw   run the raw WebSocket baselines instead (on --runtime)
   --threads N      executor threads per runtime (default 2, one per core)
   --list           list the scenarios
   --table FILE...  print the comparison table from --json outputs";
@@ -220,25 +221,22 @@ fn main() -> ExitCode {
             (Rt::Smol, _) => "smol/n-threads",
         }
     };
-    let plan: Vec<(Subject, Rt, Vec<&'static Scenario>)> = if args.raw {
-        let runtime = scenarios::raw::RUNTIME;
-        let subject = Subject {
-            implementation: "raw",
-            runtime: label(runtime),
-        };
-        vec![(subject, runtime, selected(scenarios::raw::SCENARIOS))]
+    let (implementation, list) = if args.raw {
+        ("raw", scenarios::raw::SCENARIOS)
     } else {
-        args.runtimes
-            .iter()
-            .map(|&rt| {
-                let subject = Subject {
-                    implementation: "juggler",
-                    runtime: label(rt),
-                };
-                (subject, rt, selected(scenarios::SCENARIOS))
-            })
-            .collect()
+        ("juggler", scenarios::SCENARIOS)
     };
+    let plan: Vec<(Subject, Rt, Vec<&'static Scenario>)> = args
+        .runtimes
+        .iter()
+        .map(|&rt| {
+            let subject = Subject {
+                implementation,
+                runtime: label(rt),
+            };
+            (subject, rt, selected(list))
+        })
+        .collect();
     for (subject, rt, list) in plan {
         for scenario in list {
             let outcome = run_one(

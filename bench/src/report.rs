@@ -38,7 +38,8 @@ pub type Outcome = Result<Vec<Measure>, String>;
 /// Who ran a scenario: `juggler` or `raw`, and the runtime.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject {
-    /// `juggler` (this library) or `raw` (the tokio-tungstenite baseline).
+    /// `juggler` (this library), `raw` (the plain WebSocket baseline) or
+    /// `python` (the reference peer).
     pub implementation: &'static str,
     /// `tokio` or `smol`.
     pub runtime: &'static str,
@@ -173,6 +174,19 @@ struct Row {
     target: Target,
 }
 
+impl Row {
+    /// The metric as the table shows it, naming raw's metric where it is
+    /// another one.
+    fn label(&self) -> String {
+        match self.raw_metric {
+            Some(raw_metric) if raw_metric != self.metric => {
+                format!("{} (raw: {raw_metric})", self.metric)
+            }
+            _ => self.metric.to_owned(),
+        }
+    }
+}
+
 const fn row(
     scenario: &'static str,
     metric: &'static str,
@@ -298,6 +312,8 @@ pub fn table(lines: &str) -> String {
         );
         write_rows(&mut out, &entries, one_thread);
     }
+    write_stack_rows(&mut out, &entries, ["tokio", "smol"]);
+    write_stack_rows(&mut out, &entries, ["tokio/1-thread", "smol/1-thread"]);
     out.push_str(
         "\nRatios are oriented so that above 1× is better for us (ours ÷ theirs for \
          rates, theirs ÷ ours for times and memory).\n",
@@ -311,31 +327,68 @@ pub fn table(lines: &str) -> String {
     out
 }
 
-/// Appends the table rows of the runs labelled `labels` (ours on tokio,
-/// ours on smol, raw) to `out`.
-fn write_rows(out: &mut String, entries: &Entries, labels: [&str; 3]) {
-    let get = |implementation: &str, runtime: &str, scenario: &str, metric: Option<&str>| {
-        metric.and_then(|metric| {
-            entries.get(&(
-                implementation.to_owned(),
-                runtime.to_owned(),
-                scenario.to_owned(),
-                metric.to_owned(),
-            ))
-        })
-    };
-    let cell = |entry: Option<&Entry>| match entry {
+/// The entry of one implementation's run for a scenario's metric.
+fn get<'a>(
+    entries: &'a Entries,
+    implementation: &str,
+    runtime: &str,
+    scenario: &str,
+    metric: Option<&str>,
+) -> Option<&'a Entry> {
+    metric.and_then(|metric| {
+        entries.get(&(
+            implementation.to_owned(),
+            runtime.to_owned(),
+            scenario.to_owned(),
+            metric.to_owned(),
+        ))
+    })
+}
+
+/// An entry's value as a table cell.
+fn cell(entry: Option<&Entry>) -> String {
+    match entry {
         None => "—".to_owned(),
         Some(Entry { error: Some(_), .. }) => "FAILED".to_owned(),
         Some(Entry { value: Some(v), .. }) => format_number(*v),
         Some(_) => "?".to_owned(),
-    };
-    let ratio = |ours: Option<f64>, theirs: Option<f64>, higher: bool| match (ours, theirs) {
-        (Some(o), Some(t)) if o > 0.0 && t > 0.0 => Some(if higher { o / t } else { t / o }),
+    }
+}
+
+/// The unit of the first of `entries` that has one.
+fn unit_of(entries: &[Option<&Entry>]) -> String {
+    entries
+        .iter()
+        .flatten()
+        .map(|e| e.unit.clone())
+        .find(|u| !u.is_empty())
+        .unwrap_or_default()
+}
+
+fn value(entry: Option<&Entry>) -> Option<f64> {
+    entry.and_then(|e| e.value)
+}
+
+/// Ours against theirs, oriented so that above 1 is better for us.
+fn ratio(ours: Option<f64>, theirs: Option<f64>, higher_is_better: bool) -> Option<f64> {
+    match (ours, theirs) {
+        (Some(o), Some(t)) if o > 0.0 && t > 0.0 => {
+            Some(if higher_is_better { o / t } else { t / o })
+        }
         _ => None,
+    }
+}
+
+fn show_ratio(ratio: Option<f64>) -> String {
+    ratio.map_or("—".to_owned(), |r| format!("{}×", format_number(r)))
+}
+
+/// Appends the table rows of the runs labelled `labels` (ours on tokio,
+/// ours on smol, raw) to `out`.
+fn write_rows(out: &mut String, entries: &Entries, labels: [&str; 3]) {
+    let get = |implementation: &str, runtime: &str, scenario: &str, metric: Option<&str>| {
+        get(entries, implementation, runtime, scenario, metric)
     };
-    let show_ratio =
-        |r: Option<f64>| r.map_or("—".to_owned(), |r| format!("{}×", format_number(r)));
 
     out.push_str(
         "| scenario | metric | unit | ours tokio | ours smol | Python | raw | tokio vs Python | smol vs Python | tokio vs raw | smol vs raw | target | met |\n",
@@ -349,13 +402,7 @@ fn write_rows(out: &mut String, entries: &Entries, labels: [&str; 3]) {
         if [tokio, smol, raw].iter().all(Option::is_none) {
             continue;
         }
-        let value = |e: Option<&Entry>| e.and_then(|e| e.value);
-        let unit = [tokio, smol, python, raw]
-            .into_iter()
-            .flatten()
-            .map(|e| e.unit.clone())
-            .find(|u| !u.is_empty())
-            .unwrap_or_default();
+        let unit = unit_of(&[tokio, smol, python, raw]);
         let tokio_py = ratio(value(tokio), value(python), r.higher_is_better);
         let smol_py = ratio(value(smol), value(python), r.higher_is_better);
         let tokio_raw = ratio(value(tokio), value(raw), r.higher_is_better);
@@ -371,17 +418,11 @@ fn write_rows(out: &mut String, entries: &Entries, labels: [&str; 3]) {
         .into_iter()
         .flatten()
         .collect();
-        let metric_label = match r.raw_metric {
-            Some(raw_metric) if raw_metric != r.metric => {
-                format!("{} (raw: {raw_metric})", r.metric)
-            }
-            _ => r.metric.to_owned(),
-        };
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.scenario,
-            metric_label,
+            r.label(),
             unit,
             cell(tokio),
             cell(smol),
@@ -397,6 +438,59 @@ fn write_rows(out: &mut String, entries: &Entries, labels: [&str; 3]) {
             } else {
                 met.join(", ")
             },
+        );
+    }
+}
+
+/// Appends the table of each runtime against the raw WebSocket library on
+/// that runtime (`labels`: tokio's and smol's run labels), for the rows
+/// that have a raw baseline; nothing when no raw smol run is in `entries`.
+fn write_stack_rows(out: &mut String, entries: &Entries, labels: [&str; 2]) {
+    let has_raw_smol = entries
+        .keys()
+        .any(|key| key.0 == "raw" && key.1 == labels[1]);
+    if !has_raw_smol {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nEach runtime against the plain WebSocket library on the same runtime \
+         (raw tokio: tokio-tungstenite; raw smol: async-tungstenite over smol's \
+         sockets, the library juggler-smol uses), runs labelled `{}` and `{}`:\n",
+        labels[0], labels[1]
+    );
+    out.push_str(
+        "| scenario | metric | unit | ours tokio | raw tokio | tokio vs raw tokio | ours smol | raw smol | smol vs raw smol |\n",
+    );
+    out.push_str("|---|---|---|--:|--:|--:|--:|--:|--:|\n");
+    for r in ROWS.iter().filter(|r| r.raw_metric.is_some()) {
+        let ours_tokio = get(entries, "juggler", labels[0], r.scenario, Some(r.metric));
+        let raw_tokio = get(entries, "raw", labels[0], r.scenario, r.raw_metric);
+        let ours_smol = get(entries, "juggler", labels[1], r.scenario, Some(r.metric));
+        let raw_smol = get(entries, "raw", labels[1], r.scenario, r.raw_metric);
+        if [ours_tokio, raw_tokio, ours_smol, raw_smol]
+            .iter()
+            .all(Option::is_none)
+        {
+            continue;
+        }
+        let unit = unit_of(&[ours_tokio, raw_tokio, ours_smol, raw_smol]);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.scenario,
+            r.label(),
+            unit,
+            cell(ours_tokio),
+            cell(raw_tokio),
+            show_ratio(ratio(
+                value(ours_tokio),
+                value(raw_tokio),
+                r.higher_is_better
+            )),
+            cell(ours_smol),
+            cell(raw_smol),
+            show_ratio(ratio(value(ours_smol), value(raw_smol), r.higher_is_better)),
         );
     }
 }
@@ -430,5 +524,36 @@ mod tests {
         assert!(table.contains("575×"), "{table}");
         assert!(table.contains("tokio met"), "{table}");
         assert!(table.contains("FAILED: boom"), "{table}");
+    }
+
+    #[test]
+    fn compares_each_runtime_with_raw_on_the_same_runtime() {
+        let lines = [
+            r#"{"impl":"juggler","runtime":"tokio","scenario":"rpc-64","metric":"calls","value":300.0,"unit":"calls/s","ok":true}"#,
+            r#"{"impl":"raw","runtime":"tokio","scenario":"rpc-64","metric":"calls","value":200.0,"unit":"calls/s","ok":true}"#,
+            r#"{"impl":"juggler","runtime":"smol","scenario":"rpc-64","metric":"calls","value":50.0,"unit":"calls/s","ok":true}"#,
+            r#"{"impl":"raw","runtime":"smol","scenario":"rpc-64","metric":"calls","value":100.0,"unit":"calls/s","ok":true}"#,
+        ]
+        .join("\n");
+        let table = table(&lines);
+        // The main table measures smol against raw tokio, the second one
+        // against raw smol.
+        assert!(
+            table.contains(
+                "| rpc-64 | calls | calls/s | 300 | 50.0 | — | 200 | — | — | 1.50× | 0.250× |"
+            ),
+            "{table}"
+        );
+        assert!(
+            table
+                .contains("| rpc-64 | calls | calls/s | 300 | 200 | 1.50× | 50.0 | 100 | 0.500× |"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn leaves_out_the_same_runtime_table_without_a_raw_smol_run() {
+        let lines = r#"{"impl":"raw","runtime":"tokio","scenario":"rpc-64","metric":"calls","value":200.0,"unit":"calls/s","ok":true}"#;
+        assert!(!table(lines).contains("raw smol"), "{}", table(lines));
     }
 }

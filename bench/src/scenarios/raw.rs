@@ -1,6 +1,9 @@
-//! `--baseline raw`: the same traffic over plain tokio-tungstenite, no
+//! `--baseline raw`: the same traffic over a plain WebSocket library, no
 //! Juggler library, as the yardstick for what the socket, the WebSocket
-//! framing and serde_json cost by themselves.
+//! framing and serde_json cost by themselves: tokio-tungstenite on tokio
+//! (the yardstick the targets are set against), async-tungstenite over
+//! smol's sockets on smol (what the stack under juggler-smol can do on
+//! smol's executor).
 //!
 //! - `messages-100b`, `messages-10kb`: the same MESSAGE frames (built from
 //!   a `Value` and serialized per message, as `send` does), parsed with
@@ -11,15 +14,15 @@
 //!   answers; the client keeps one or 64 requests outstanding and checks
 //!   every response.
 //!
-//! Both ends run on one multi-threaded tokio runtime, like the library's.
+//! Both ends run on one runtime with the same thread count as the
+//! library's runs.
 
+use std::future::Future;
 use std::time::Instant;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::{json, Value};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::{Ctx, Run, Scenario};
 use crate::data;
@@ -30,12 +33,12 @@ use crate::rt::Rt;
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "messages-100b",
-        about: "raw tokio-tungstenite one-way 100-byte frames, per-frame and batched",
+        about: "raw WebSocket one-way 100-byte frames, per-frame and batched",
         run: |ctx| boxed(messages(ctx, 100)),
     },
     Scenario {
         name: "messages-10kb",
-        about: "raw tokio-tungstenite one-way 10 KiB frames, per-frame and batched",
+        about: "raw WebSocket one-way 10 KiB frames, per-frame and batched",
         run: |ctx| boxed(messages(ctx, 10_240)),
     },
     Scenario {
@@ -50,46 +53,108 @@ pub const SCENARIOS: &[Scenario] = &[
     },
 ];
 
-fn boxed(future: impl std::future::Future<Output = Outcome> + Send + 'static) -> Run {
+fn boxed(future: impl Future<Output = Outcome> + Send + 'static) -> Run {
     Box::pin(future)
 }
 
-type Ws = WebSocketStream<TcpStream>;
+async fn messages(ctx: Ctx, size: usize) -> Outcome {
+    match ctx.rt {
+        Rt::Tokio => messages_over::<TokioWs>(ctx, size).await,
+        Rt::Smol => messages_over::<SmolWs>(ctx, size).await,
+    }
+}
 
-/// A connected client and server WebSocket over loopback (TCP_NODELAY on
-/// both, as the library sets).
-async fn ws_pair() -> Result<(Ws, Ws), String> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|err| format!("bind failed: {err}"))?;
-    let address = listener
-        .local_addr()
-        .map_err(|err| format!("no address: {err}"))?;
-    let accept = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.map_err(|err| err.to_string())?;
-        stream.set_nodelay(true).map_err(|err| err.to_string())?;
-        tokio_tungstenite::accept_async(stream)
+async fn rpc(ctx: Ctx, outstanding: usize) -> Outcome {
+    match ctx.rt {
+        Rt::Tokio => rpc_over::<TokioWs>(ctx, outstanding).await,
+        Rt::Smol => rpc_over::<SmolWs>(ctx, outstanding).await,
+    }
+}
+
+/// One end of a raw WebSocket connection on one runtime.
+trait RawWs:
+    Sink<Message, Error = WsError>
+    + Stream<Item = Result<Message, WsError>>
+    + Unpin
+    + Send
+    + Sized
+    + 'static
+{
+    /// A connected client and server over loopback (TCP_NODELAY on both,
+    /// as the library sets).
+    fn pair() -> impl Future<Output = Result<(Self, Self), String>> + Send;
+}
+
+type TokioWs = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+type SmolWs = async_tungstenite::WebSocketStream<smol::net::TcpStream>;
+
+impl RawWs for TokioWs {
+    async fn pair() -> Result<(Self, Self), String> {
+        use tokio::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0")
             .await
-            .map_err(|err| err.to_string())
-    });
-    let stream = TcpStream::connect(address)
-        .await
-        .map_err(|err| format!("connect failed: {err}"))?;
-    stream
-        .set_nodelay(true)
-        .map_err(|err| format!("nodelay failed: {err}"))?;
-    let (client, _) = tokio_tungstenite::client_async(format!("ws://{address}/ws"), stream)
-        .await
-        .map_err(|err| format!("handshake failed: {err}"))?;
-    let server = accept
-        .await
-        .map_err(|err| format!("accept task failed: {err}"))?
-        .map_err(|err| format!("accept failed: {err}"))?;
-    Ok((client, server))
+            .map_err(|err| format!("bind failed: {err}"))?;
+        let address = listener
+            .local_addr()
+            .map_err(|err| format!("no address: {err}"))?;
+        let accept = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.map_err(|err| err.to_string())?;
+            stream.set_nodelay(true).map_err(|err| err.to_string())?;
+            tokio_tungstenite::accept_async(stream)
+                .await
+                .map_err(|err| err.to_string())
+        });
+        let stream = TcpStream::connect(address)
+            .await
+            .map_err(|err| format!("connect failed: {err}"))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|err| format!("nodelay failed: {err}"))?;
+        let (client, _) = tokio_tungstenite::client_async(format!("ws://{address}/ws"), stream)
+            .await
+            .map_err(|err| format!("handshake failed: {err}"))?;
+        let server = accept
+            .await
+            .map_err(|err| format!("accept task failed: {err}"))?
+            .map_err(|err| format!("accept failed: {err}"))?;
+        Ok((client, server))
+    }
+}
+
+impl RawWs for SmolWs {
+    async fn pair() -> Result<(Self, Self), String> {
+        use smol::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|err| format!("bind failed: {err}"))?;
+        let address = listener
+            .local_addr()
+            .map_err(|err| format!("no address: {err}"))?;
+        let accept = smol::spawn(async move {
+            let (stream, _) = listener.accept().await.map_err(|err| err.to_string())?;
+            stream.set_nodelay(true).map_err(|err| err.to_string())?;
+            async_tungstenite::accept_async(stream)
+                .await
+                .map_err(|err| err.to_string())
+        });
+        let stream = TcpStream::connect(address)
+            .await
+            .map_err(|err| format!("connect failed: {err}"))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|err| format!("nodelay failed: {err}"))?;
+        let (client, _) = async_tungstenite::client_async(format!("ws://{address}/ws"), stream)
+            .await
+            .map_err(|err| format!("handshake failed: {err}"))?;
+        let server = accept
+            .await
+            .map_err(|err| format!("accept failed: {err}"))?;
+        Ok((client, server))
+    }
 }
 
 /// The next text frame parsed as JSON.
-async fn next_json(ws: &mut Ws) -> Result<Value, String> {
+async fn next_json(ws: &mut impl RawWs) -> Result<Value, String> {
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(text))) => {
@@ -103,7 +168,7 @@ async fn next_json(ws: &mut Ws) -> Result<Value, String> {
     }
 }
 
-async fn messages(ctx: Ctx, size: usize) -> Outcome {
+async fn messages_over<W: RawWs>(ctx: Ctx, size: usize) -> Outcome {
     let count: u64 = match size {
         100 => ctx.pick(500_000, 5_000),
         _ => ctx.pick(50_000, 500),
@@ -111,7 +176,7 @@ async fn messages(ctx: Ctx, size: usize) -> Outcome {
     let padding = data::padding(size);
     let mut measures = Vec::new();
     for batched in [false, true] {
-        let (mut client, mut server) = ws_pair().await?;
+        let (mut client, mut server) = W::pair().await?;
         let padding_len = padding.len();
         let receiver = ctx.rt.spawn(async move {
             for expected in 0..count {
@@ -149,7 +214,7 @@ async fn messages(ctx: Ctx, size: usize) -> Outcome {
             .await???;
         let elapsed = done - start;
         client
-            .close(None)
+            .close()
             .await
             .map_err(|err| format!("close failed: {err}"))?;
         // Nothing after the last message but the close.
@@ -179,12 +244,12 @@ async fn messages(ctx: Ctx, size: usize) -> Outcome {
     Ok(measures)
 }
 
-async fn rpc(ctx: Ctx, outstanding: usize) -> Outcome {
+async fn rpc_over<W: RawWs>(ctx: Ctx, outstanding: usize) -> Outcome {
     let calls: u64 = match outstanding {
         1 => ctx.pick(20_000, 500),
         _ => ctx.pick(200_000, 2_000),
     };
-    let (mut client, mut server) = ws_pair().await?;
+    let (mut client, mut server) = W::pair().await?;
     let echo = ctx.rt.spawn(async move {
         loop {
             let frame = match next_json(&mut server).await {
@@ -250,7 +315,7 @@ async fn rpc(ctx: Ctx, outstanding: usize) -> Outcome {
     }
     let elapsed = start.elapsed();
     client
-        .close(None)
+        .close()
         .await
         .map_err(|err| format!("close failed: {err}"))?;
     ctx.rt
@@ -267,6 +332,3 @@ async fn rpc(ctx: Ctx, outstanding: usize) -> Outcome {
         ),
     )])
 }
-
-/// The runtime the baselines run on.
-pub const RUNTIME: Rt = Rt::Tokio;
