@@ -209,6 +209,7 @@ where
     let mut next_ping = keep_alive.map(|k| Instant::now() + k.interval);
     let mut ping_sent: Option<Instant> = None;
     let mut batch: Vec<Transmit> = Vec::new();
+    let mut deadline = DeadlineTimer::default();
     loop {
         let notified = shared.writer_notify.notified();
         // Whatever the reader flagged, this look at the state covers.
@@ -320,10 +321,42 @@ where
         });
         match work.wake_at {
             Some(at) => {
-                let _ = select(std::pin::pin!(woken), runtime.sleep_until(at)).await;
+                let sleep = deadline.until(at, runtime);
+                if let Either::Right(_) = select(std::pin::pin!(woken), sleep).await {
+                    deadline.fired();
+                }
             }
             None => woken.await,
         }
+    }
+}
+
+/// The writer's deadline timer, kept across its waits while the deadline
+/// stays the same. Most waits end with a notify long before the deadline
+/// (keep-alive's next ping is 20 s away), and arming a fresh timer for each
+/// is not free everywhere: on smol (async-io) every armed timer wakes the
+/// thread that polls the reactor.
+#[derive(Default)]
+struct DeadlineTimer {
+    armed: Option<(Instant, BoxFuture)>,
+}
+
+impl DeadlineTimer {
+    /// The timer for `at`: the armed one if it is for `at`, else a new one.
+    fn until(&mut self, at: Instant, runtime: &dyn Runtime) -> &mut BoxFuture {
+        if !matches!(&self.armed, Some((armed_at, _)) if *armed_at == at) {
+            self.armed = None;
+        }
+        &mut self
+            .armed
+            .get_or_insert_with(|| (at, runtime.sleep_until(at)))
+            .1
+    }
+
+    /// Forgets the timer that completed: a finished future is not polled
+    /// again.
+    fn fired(&mut self) {
+        self.armed = None;
     }
 }
 
