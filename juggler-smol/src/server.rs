@@ -73,13 +73,20 @@ impl App {
                 return tracing::error!("upgraded stream is not the served stream");
             };
             let config = self.acceptor.websocket_config();
-            let socket = WebSocketStream::from_partially_read(
-                parts.io.into_inner(),
-                parts.read_buf.to_vec(),
-                Role::Server,
-                Some(config),
-            )
-            .await;
+            let io = parts.io.into_inner();
+            // tungstenite sizes the read buffers it allocates later after
+            // the allocation of the first one, and `read_buf.to_vec()` of
+            // nothing has none: every later socket read would then be of a
+            // few bytes, a syscall per frame header (1.5 per 100-byte
+            // message). Bytes the client sent before our 101 are rare.
+            let socket = if parts.read_buf.is_empty() {
+                WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await
+            } else {
+                let mut read =
+                    Vec::with_capacity(config.read_buffer_size.max(parts.read_buf.len()));
+                read.extend_from_slice(&parts.read_buf);
+                WebSocketStream::from_partially_read(io, read, Role::Server, Some(config)).await
+            };
             self.acceptor.accept(socket, Some(peer));
         })
         .detach();
