@@ -166,7 +166,8 @@ enum LocalChange {
 ///   [`send_message`](Self::send_message), [`send_ping`](Self::send_ping),
 ///   [`close`](Self::close).
 /// - **Inputs** from the driver: [`handle_text`](Self::handle_text) for each
-///   incoming text frame, [`handle_protocol_error`](Self::handle_protocol_error)
+///   incoming text frame (or [`handle_frame`](Self::handle_frame) with the
+///   frame decoded beforehand), [`handle_protocol_error`](Self::handle_protocol_error)
 ///   for violations only the transport sees (binary frame, invalid UTF-8,
 ///   oversized frame), [`handle_timeout`](Self::handle_timeout) when the
 ///   deadline passes, [`handle_transport_closed`](Self::handle_transport_closed)
@@ -442,7 +443,26 @@ impl Engine {
         if self.is_closed() {
             return Ok(());
         }
-        let result = Frame::decode(text).and_then(|frame| self.handle_frame(frame));
+        match Frame::decode(text) {
+            Ok(frame) => self.handle_frame(frame),
+            Err(err) => {
+                self.fail(err.clone());
+                Err(err)
+            }
+        }
+    }
+
+    /// Handles one incoming frame that the driver decoded itself with
+    /// [`Frame::decode`]: the same as [`handle_text`](Self::handle_text) of
+    /// its text, for drivers that decode (the costly part) outside the lock
+    /// that guards the engine. A text that did not decode goes to
+    /// [`handle_protocol_error`](Self::handle_protocol_error) with the
+    /// decode error.
+    pub fn handle_frame(&mut self, frame: Frame) -> Result<(), ProtocolError> {
+        if self.is_closed() {
+            return Ok(());
+        }
+        let result = self.apply_frame(frame);
         if let Err(err) = &result {
             self.fail(err.clone());
         }
@@ -556,7 +576,7 @@ impl Engine {
         }
     }
 
-    fn handle_frame(&mut self, frame: Frame) -> Result<(), ProtocolError> {
+    fn apply_frame(&mut self, frame: Frame) -> Result<(), ProtocolError> {
         match frame {
             Frame::Data(mut ops) => {
                 if ops.len() > self.config.max_patch_operations {

@@ -15,7 +15,7 @@ use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_util::future::{join, poll_fn, select, Either};
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use juggler_core::{CloseReason, FrameText, ProtocolError, Transmit};
+use juggler_core::{CloseReason, Frame, FrameText, ProtocolError, Transmit};
 
 use crate::connection::{Shared, State, Wake};
 use crate::error::close_reason_of;
@@ -27,6 +27,10 @@ const WRITE_BATCH: usize = 256;
 
 /// Most frames the reader hands to the engine under one lock.
 const READ_BATCH: usize = 64;
+
+/// The reader takes no more buffered frames once its batch holds this much
+/// text: a batch's memory stays near one large message, not 64 of them.
+const READ_BATCH_BYTES: usize = 1 << 20;
 
 /// Starts driving an established WebSocket on `runtime` and returns the
 /// application's handle to it. Runtime crates call this after their
@@ -95,23 +99,31 @@ where
 }
 
 /// Reads frames into the engine until the stream ends. Frames that are
-/// already buffered are taken together, up to the receive queue's room and
-/// [`READ_BATCH`], and handed to the engine under one lock.
+/// already buffered are taken together, up to the receive queue's room,
+/// [`READ_BATCH`] and [`READ_BATCH_BYTES`], decoded as they are taken, and
+/// handed to the engine under one lock.
 async fn read_loop<S>(mut stream: WebSocketReceiver<S>, shared: &Shared)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let limit = shared.options.max_receive_queue;
     // Grown on use: an idle connection holds no batch buffers.
-    let mut batch: VecDeque<ReadFrame> = VecDeque::new();
+    let mut batch: VecDeque<Incoming> = VecDeque::new();
     loop {
         let room = shared.wait_for_reader_room(limit).await.min(READ_BATCH);
-        batch.push_back(stream.next().await);
-        while batch.len() < room && !batch.back().is_some_and(ends_stream) {
+        let mut frame = stream.next().await;
+        let mut bytes = 0;
+        loop {
+            let last = ends_stream(&frame);
+            bytes += frame_len(&frame);
+            batch.push_back(Incoming::decode(frame));
+            if last || batch.len() >= room || bytes >= READ_BATCH_BYTES {
+                break;
+            }
             // A poll that finds nothing registers a no-op waker; the next
             // `.await` on the stream registers the real one.
             match stream.next().now_or_never() {
-                Some(frame) => batch.push_back(frame),
+                Some(next) => frame = next,
                 None => break,
             }
         }
@@ -134,7 +146,7 @@ where
 /// stream ended. Change callbacks read the remote data when they run, so
 /// while any are registered a remote data change ends the turn: each
 /// callback call then sees the data of its own change.
-fn handle_frames(state: &mut State, batch: &mut VecDeque<ReadFrame>) -> bool {
+fn handle_frames(state: &mut State, batch: &mut VecDeque<Incoming>) -> bool {
     let one_change = state.has_change_callbacks();
     while let Some(frame) = batch.pop_front() {
         if handle_frame(state, frame) {
@@ -153,17 +165,56 @@ fn handle_frames(state: &mut State, batch: &mut VecDeque<ReadFrame>) -> bool {
 /// What the WebSocket stream yields.
 type ReadFrame = Option<Result<Message, WsError>>;
 
+/// A frame read, with the text of a text frame already decoded: decoding
+/// (JSON parsing) is most of a frame's cost, and done here it does not hold
+/// the connection's lock, which the application's `send` and `receive`
+/// take.
+enum Incoming {
+    Text(Result<Frame, ProtocolError>),
+    Other(ReadFrame),
+}
+
+impl Incoming {
+    fn decode(frame: ReadFrame) -> Self {
+        match frame {
+            Some(Ok(Message::Text(text))) => Incoming::Text(Frame::decode(&text)),
+            other => Incoming::Other(other),
+        }
+    }
+}
+
 /// Whether nothing is to be read after `frame`.
 fn ends_stream(frame: &ReadFrame) -> bool {
     matches!(frame, None | Some(Err(_)) | Some(Ok(Message::Close(_))))
 }
 
-/// Hands one frame to the engine; `true` if the stream ended with it.
-fn handle_frame(state: &mut State, frame: ReadFrame) -> bool {
+/// The payload size of a data frame, 0 for others.
+fn frame_len(frame: &ReadFrame) -> usize {
     match frame {
+        Some(Ok(Message::Text(text))) => text.len(),
+        Some(Ok(Message::Binary(data))) => data.len(),
+        _ => 0,
+    }
+}
+
+/// Hands one frame to the engine; `true` if the stream ended with it.
+fn handle_frame(state: &mut State, frame: Incoming) -> bool {
+    let frame = match frame {
+        // A violation closes the engine itself; reading goes on until the
+        // peer's close frame ends the stream.
+        Incoming::Text(Ok(frame)) => {
+            let _ = state.engine.handle_frame(frame);
+            return false;
+        }
+        Incoming::Text(Err(violation)) => {
+            state.engine.handle_protocol_error(violation);
+            return false;
+        }
+        Incoming::Other(frame) => frame,
+    };
+    match frame {
+        // `Incoming::decode` never leaves one here; handled all the same.
         Some(Ok(Message::Text(text))) => {
-            // A violation closes the engine itself; reading goes on until
-            // the peer's close frame ends the stream.
             let _ = state.engine.handle_text(&text);
             false
         }

@@ -4,7 +4,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 use super::properties::arb_json;
-use crate::{CloseReason, Config, Engine, Event};
+use crate::{CloseReason, Config, Engine, Event, Frame};
 
 /// Text close to valid frames, which reaches deeper than random bytes.
 fn near_frame() -> impl Strategy<Value = String> {
@@ -64,8 +64,38 @@ fn check_never_corrupts(texts: Vec<String>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Feeding frames decoded beforehand (`Frame::decode`, then `handle_frame`
+/// or, for a text that does not decode, `handle_protocol_error`) leaves the
+/// engine exactly where `handle_text` does.
+fn check_decoded_frames_match_text(texts: Vec<String>) -> Result<(), TestCaseError> {
+    let first = r#"{"type":"DATA","payload":[{"op":"replace","path":"","value":{"a":[1,2,{"b":null}],"c":"d"}}]}"#;
+    let mut by_text = Engine::new(Config::default());
+    let mut by_frame = Engine::new(Config::default());
+    for text in std::iter::once(first).chain(texts.iter().map(String::as_str)) {
+        let _ = by_text.handle_text(text);
+        match Frame::decode(text) {
+            Ok(frame) => {
+                let _ = by_frame.handle_frame(frame);
+            }
+            Err(err) => by_frame.handle_protocol_error(err),
+        }
+        prop_assert_eq!(by_text.remote_data(), by_frame.remote_data());
+        prop_assert_eq!(by_text.close_reason(), by_frame.close_reason());
+        prop_assert_eq!(by_text.queued_transmits(), by_frame.queued_transmits());
+    }
+    let events =
+        |engine: &mut Engine| std::iter::from_fn(|| engine.poll_event()).collect::<Vec<_>>();
+    prop_assert_eq!(events(&mut by_text), events(&mut by_frame));
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn decoded_frames_act_as_their_text(texts in prop::collection::vec(near_frame(), 1..8)) {
+        check_decoded_frames_match_text(texts)?;
+    }
 
     #[test]
     fn arbitrary_text_never_panics(texts in prop::collection::vec(any::<String>(), 1..5)) {
