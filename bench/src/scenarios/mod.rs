@@ -12,7 +12,7 @@ use std::time::Duration;
 use juggler_tokio::{ClientOptions, Connection, ServerOptions};
 use tokio::sync::mpsc;
 
-use crate::report::Outcome;
+use crate::report::{Measure, Outcome};
 use crate::rt::{Rt, Server};
 
 mod fanout;
@@ -68,22 +68,22 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "messages-100b",
         about: "one-way 100-byte messages client -> server, msgs/s",
-        run: |ctx| Box::pin(messages::run(ctx, 100)),
+        run: |ctx| Box::pin(median_of_runs(ctx, move || messages::run(ctx, 100))),
     },
     Scenario {
         name: "messages-10kb",
         about: "one-way 10 KiB messages client -> server, msgs/s",
-        run: |ctx| Box::pin(messages::run(ctx, 10_240)),
+        run: |ctx| Box::pin(median_of_runs(ctx, move || messages::run(ctx, 10_240))),
     },
     Scenario {
         name: "rpc-sequential",
         about: "juggler-rpc calls, one at a time, calls/s",
-        run: |ctx| Box::pin(rpc::run(ctx, 1)),
+        run: |ctx| Box::pin(median_of_runs(ctx, move || rpc::run(ctx, 1))),
     },
     Scenario {
         name: "rpc-64",
         about: "juggler-rpc calls, 64 outstanding, calls/s",
-        run: |ctx| Box::pin(rpc::run(ctx, 64)),
+        run: |ctx| Box::pin(median_of_runs(ctx, move || rpc::run(ctx, 64))),
     },
     Scenario {
         name: "state-1k",
@@ -121,6 +121,57 @@ pub const SCENARIOS: &[Scenario] = &[
         run: |ctx| Box::pin(idle::run(ctx, 10_000, 200)),
     },
 ];
+
+/// How many times the throughput scenarios (messages, RPC) run within one
+/// bench run; each reports the median of its runs. One run of them takes
+/// about a second and varies by ±25% with how the runtime's threads happen
+/// to be scheduled; the Python script and the raw baselines do the same.
+pub const THROUGHPUT_RUNS: usize = 3;
+
+/// Runs `scenario` [`THROUGHPUT_RUNS`] times (once under `--quick`) and
+/// reports, for each metric, the median of its values, with all of them in
+/// the detail. Any failed run fails the whole.
+pub async fn median_of_runs<F, Fut>(ctx: Ctx, mut scenario: F) -> Outcome
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Outcome>,
+{
+    let mut runs = Vec::new();
+    for _ in 0..ctx.pick(THROUGHPUT_RUNS, 1) {
+        runs.push(scenario().await?);
+    }
+    Ok(median_measures(runs))
+}
+
+/// The median of each metric of the first run over `runs`.
+fn median_measures(mut runs: Vec<Vec<Measure>>) -> Vec<Measure> {
+    if runs.len() <= 1 {
+        return runs.pop().unwrap_or_default();
+    }
+    runs[0]
+        .iter()
+        .map(|first| {
+            let mut values: Vec<&Measure> = runs
+                .iter()
+                .filter_map(|run| run.iter().find(|m| m.metric == first.metric))
+                .collect();
+            let all = values
+                .iter()
+                .map(|m| crate::report::format_number(m.value))
+                .collect::<Vec<_>>()
+                .join(", ");
+            values.sort_by(|a, b| a.value.total_cmp(&b.value));
+            // `values` holds at least `first` itself.
+            let median = values[values.len() / 2];
+            Measure::new(
+                median.metric,
+                median.value,
+                median.unit,
+                format!("median of {} runs ({all}); {}", values.len(), median.detail),
+            )
+        })
+        .collect()
+}
 
 /// Server options of every scenario: changes go out at once (autoflush
 /// delay zero), so latency is the library's, not a timer's.
@@ -233,6 +284,29 @@ impl Samples {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median_of_runs_takes_each_metrics_middle_value() {
+        let run = |a: f64, b: f64| {
+            vec![
+                Measure::new("rate", a, "msgs/s", format!("run {a}")),
+                Measure::new("other", b, "ms", String::new()),
+            ]
+        };
+        let median = median_measures(vec![run(3.0, 10.0), run(1.0, 30.0), run(2.0, 20.0)]);
+        assert_eq!(median.len(), 2);
+        assert_eq!((median[0].metric, median[0].value), ("rate", 2.0));
+        assert!(
+            median[0]
+                .detail
+                .starts_with("median of 3 runs (3.00, 1.00, 2.00); run 2"),
+            "{}",
+            median[0].detail
+        );
+        assert_eq!((median[1].metric, median[1].value), ("other", 20.0));
+        let single = median_measures(vec![run(5.0, 6.0)]);
+        assert_eq!(single[0].detail, "run 5");
+    }
 
     #[test]
     fn samples_statistics() {

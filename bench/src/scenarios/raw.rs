@@ -24,7 +24,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::{Ctx, Run, Scenario};
+use super::{median_of_runs, Ctx, Run, Scenario};
 use crate::data;
 use crate::report::{Measure, Outcome};
 use crate::rt::Rt;
@@ -34,22 +34,22 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "messages-100b",
         about: "raw WebSocket one-way 100-byte frames, per-frame and batched",
-        run: |ctx| boxed(messages(ctx, 100)),
+        run: |ctx| boxed(median_of_runs(ctx, move || messages(ctx, 100))),
     },
     Scenario {
         name: "messages-10kb",
         about: "raw WebSocket one-way 10 KiB frames, per-frame and batched",
-        run: |ctx| boxed(messages(ctx, 10_240)),
+        run: |ctx| boxed(median_of_runs(ctx, move || messages(ctx, 10_240))),
     },
     Scenario {
         name: "rpc-sequential",
         about: "raw serde_json request/response echo, one outstanding",
-        run: |ctx| boxed(rpc(ctx, 1)),
+        run: |ctx| boxed(median_of_runs(ctx, move || rpc(ctx, 1))),
     },
     Scenario {
         name: "rpc-64",
         about: "raw serde_json request/response echo, 64 outstanding",
-        run: |ctx| boxed(rpc(ctx, 64)),
+        run: |ctx| boxed(median_of_runs(ctx, move || rpc(ctx, 64))),
     },
 ];
 
