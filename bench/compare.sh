@@ -4,7 +4,7 @@
 # Python reference peer (hat-juggler), in one go, then prints one table
 # with all of them and the ratios.
 #
-#   bench/compare.sh            # the full run (about 2 minutes on 2 cores)
+#   bench/compare.sh            # the full run (about 4 minutes on 2 cores)
 #   bench/compare.sh --quick    # the smoke sizes (seconds), to try it out
 #
 # The JSON results and the logs stay in target/bench-results/<time>/.
