@@ -114,9 +114,10 @@ where
         let mut frame = stream.next().await;
         let mut bytes = 0;
         loop {
-            let last = ends_stream(&frame);
             bytes += frame_len(&frame);
-            batch.push_back(Incoming::decode(frame));
+            let incoming = Incoming::decode(frame);
+            let last = incoming.ends_stream();
+            batch.push_back(incoming);
             if last || batch.len() >= room || bytes >= READ_BATCH_BYTES {
                 break;
             }
@@ -165,27 +166,40 @@ fn handle_frames(state: &mut State, batch: &mut VecDeque<Incoming>) -> bool {
 /// What the WebSocket stream yields.
 type ReadFrame = Option<Result<Message, WsError>>;
 
-/// A frame read, with the text of a text frame already decoded: decoding
+/// A frame read, classified for the engine, text frames decoded: decoding
 /// (JSON parsing) is most of a frame's cost, and done here it does not hold
 /// the connection's lock, which the application's `send` and `receive`
 /// take.
 enum Incoming {
-    Text(Result<Frame, ProtocolError>),
-    Other(ReadFrame),
+    /// A text frame decoded, or a frame the engine refuses (binary).
+    Frame(Result<Frame, ProtocolError>),
+    /// A ping, pong or raw frame: nothing for the engine.
+    Control,
+    /// The peer's close frame (its code and reason, if any) or the end of
+    /// the stream.
+    Closed(Option<(u16, String)>),
+    /// Reading failed; nothing more is read.
+    Failed(CloseReason),
 }
 
 impl Incoming {
     fn decode(frame: ReadFrame) -> Self {
         match frame {
-            Some(Ok(Message::Text(text))) => Incoming::Text(Frame::decode(&text)),
-            other => Incoming::Other(other),
+            Some(Ok(Message::Text(text))) => Incoming::Frame(Frame::decode(&text)),
+            Some(Ok(Message::Binary(_))) => Incoming::Frame(Err(ProtocolError::BinaryFrame)),
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Incoming::Control,
+            Some(Ok(Message::Close(frame))) => Incoming::Closed(
+                frame.map(|frame| (u16::from(frame.code), frame.reason.to_string())),
+            ),
+            None => Incoming::Closed(None),
+            Some(Err(err)) => Incoming::Failed(close_reason_of(&err)),
         }
     }
-}
 
-/// Whether nothing is to be read after `frame`.
-fn ends_stream(frame: &ReadFrame) -> bool {
-    matches!(frame, None | Some(Err(_)) | Some(Ok(Message::Close(_))))
+    /// Whether nothing is read after it.
+    fn ends_stream(&self) -> bool {
+        matches!(self, Incoming::Closed(_) | Incoming::Failed(_))
+    }
 }
 
 /// The payload size of a data frame, 0 for others.
@@ -199,46 +213,29 @@ fn frame_len(frame: &ReadFrame) -> usize {
 
 /// Hands one frame to the engine; `true` if the stream ended with it.
 fn handle_frame(state: &mut State, frame: Incoming) -> bool {
-    let frame = match frame {
+    match frame {
         // A violation closes the engine itself; reading goes on until the
         // peer's close frame ends the stream.
-        Incoming::Text(Ok(frame)) => {
+        Incoming::Frame(Ok(frame)) => {
             let _ = state.engine.handle_frame(frame);
-            return false;
+            false
         }
-        Incoming::Text(Err(violation)) => {
+        Incoming::Frame(Err(violation)) => {
             state.engine.handle_protocol_error(violation);
-            return false;
-        }
-        Incoming::Other(frame) => frame,
-    };
-    match frame {
-        // `Incoming::decode` never leaves one here; handled all the same.
-        Some(Ok(Message::Text(text))) => {
-            let _ = state.engine.handle_text(&text);
             false
         }
-        Some(Ok(Message::Binary(_))) => {
-            state
-                .engine
-                .handle_protocol_error(ProtocolError::BinaryFrame);
-            false
-        }
-        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => false,
-        Some(Ok(Message::Close(frame))) => {
-            state.peer_close = frame.map(|frame| (u16::from(frame.code), frame.reason.to_string()));
+        Incoming::Control => false,
+        Incoming::Closed(peer_close) => {
+            state.peer_close = peer_close;
             state.engine.handle_transport_closed(CloseReason::Remote);
             true
         }
-        None => {
-            state.engine.handle_transport_closed(CloseReason::Remote);
+        Incoming::Failed(CloseReason::Protocol(violation)) => {
+            state.engine.handle_protocol_error(violation);
             true
         }
-        Some(Err(err)) => {
-            match close_reason_of(&err) {
-                CloseReason::Protocol(violation) => state.engine.handle_protocol_error(violation),
-                other => state.engine.handle_transport_closed(other),
-            }
+        Incoming::Failed(reason) => {
+            state.engine.handle_transport_closed(reason);
             true
         }
     }
