@@ -20,6 +20,7 @@
 use std::future::Future;
 use std::time::Instant;
 
+use futures_util::future::try_join;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -85,73 +86,56 @@ trait RawWs:
     fn pair() -> impl Future<Output = Result<(Self, Self), String>> + Send;
 }
 
+/// Implements [`RawWs`] for one runtime: its TCP types and its WebSocket
+/// crate have the same functions by the same names (`bind`, `accept`,
+/// `connect`, `set_nodelay`; `accept_async`, `client_async`), so the pair
+/// is set up by the same code on both.
+macro_rules! raw_ws {
+    ($ws:ty, $listener:ty, $stream:ty, $tungstenite:ident) => {
+        impl RawWs for $ws {
+            async fn pair() -> Result<(Self, Self), String> {
+                let listener = <$listener>::bind("127.0.0.1:0")
+                    .await
+                    .map_err(|err| format!("bind failed: {err}"))?;
+                let address = listener
+                    .local_addr()
+                    .map_err(|err| format!("no address: {err}"))?;
+                let ((server, _), client) =
+                    try_join(listener.accept(), <$stream>::connect(address))
+                        .await
+                        .map_err(|err| format!("connect failed: {err}"))?;
+                for stream in [&server, &client] {
+                    stream
+                        .set_nodelay(true)
+                        .map_err(|err| format!("nodelay failed: {err}"))?;
+                }
+                let (server, (client, _)) = try_join(
+                    $tungstenite::accept_async(server),
+                    $tungstenite::client_async(format!("ws://{address}/ws"), client),
+                )
+                .await
+                .map_err(|err| format!("handshake failed: {err}"))?;
+                Ok((client, server))
+            }
+        }
+    };
+}
+
 type TokioWs = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 type SmolWs = async_tungstenite::WebSocketStream<smol::net::TcpStream>;
 
-impl RawWs for TokioWs {
-    async fn pair() -> Result<(Self, Self), String> {
-        use tokio::net::{TcpListener, TcpStream};
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|err| format!("bind failed: {err}"))?;
-        let address = listener
-            .local_addr()
-            .map_err(|err| format!("no address: {err}"))?;
-        let accept = tokio::spawn(async move {
-            let (stream, _) = listener.accept().await.map_err(|err| err.to_string())?;
-            stream.set_nodelay(true).map_err(|err| err.to_string())?;
-            tokio_tungstenite::accept_async(stream)
-                .await
-                .map_err(|err| err.to_string())
-        });
-        let stream = TcpStream::connect(address)
-            .await
-            .map_err(|err| format!("connect failed: {err}"))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|err| format!("nodelay failed: {err}"))?;
-        let (client, _) = tokio_tungstenite::client_async(format!("ws://{address}/ws"), stream)
-            .await
-            .map_err(|err| format!("handshake failed: {err}"))?;
-        let server = accept
-            .await
-            .map_err(|err| format!("accept task failed: {err}"))?
-            .map_err(|err| format!("accept failed: {err}"))?;
-        Ok((client, server))
-    }
-}
-
-impl RawWs for SmolWs {
-    async fn pair() -> Result<(Self, Self), String> {
-        use smol::net::{TcpListener, TcpStream};
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|err| format!("bind failed: {err}"))?;
-        let address = listener
-            .local_addr()
-            .map_err(|err| format!("no address: {err}"))?;
-        let accept = smol::spawn(async move {
-            let (stream, _) = listener.accept().await.map_err(|err| err.to_string())?;
-            stream.set_nodelay(true).map_err(|err| err.to_string())?;
-            async_tungstenite::accept_async(stream)
-                .await
-                .map_err(|err| err.to_string())
-        });
-        let stream = TcpStream::connect(address)
-            .await
-            .map_err(|err| format!("connect failed: {err}"))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|err| format!("nodelay failed: {err}"))?;
-        let (client, _) = async_tungstenite::client_async(format!("ws://{address}/ws"), stream)
-            .await
-            .map_err(|err| format!("handshake failed: {err}"))?;
-        let server = accept
-            .await
-            .map_err(|err| format!("accept failed: {err}"))?;
-        Ok((client, server))
-    }
-}
+raw_ws!(
+    TokioWs,
+    tokio::net::TcpListener,
+    tokio::net::TcpStream,
+    tokio_tungstenite
+);
+raw_ws!(
+    SmolWs,
+    smol::net::TcpListener,
+    smol::net::TcpStream,
+    async_tungstenite
+);
 
 /// The next text frame parsed as JSON.
 async fn next_json(ws: &mut impl RawWs) -> Result<Value, String> {
