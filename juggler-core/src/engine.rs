@@ -364,7 +364,7 @@ impl Engine {
         if ops.is_empty() {
             return Ok(());
         }
-        json_patch::patch(Arc::make_mut(&mut self.local), &ops)
+        crate::apply(Arc::make_mut(&mut self.local), &ops)
             .map_err(|err| UpdateError::Patch(err.to_string()))?;
         self.change = match std::mem::replace(&mut self.change, LocalChange::None) {
             LocalChange::None => LocalChange::Ops(ops),
@@ -548,7 +548,7 @@ impl Engine {
                 // `synced` and the ops came from the same base as `local`, so
                 // they apply; `patch` is atomic, so should they not, `synced`
                 // is untouched and the diff below is still right.
-                match json_patch::patch(Arc::make_mut(&mut self.synced), &ops) {
+                match crate::apply(Arc::make_mut(&mut self.synced), &ops) {
                     Ok(()) => ops,
                     Err(_) => {
                         let ops = crate::diff(&self.synced, &self.local);
@@ -605,7 +605,7 @@ impl Engine {
                     [PatchOperation::Replace(op)] if op.path.is_root() => {
                         self.remote = Arc::new(std::mem::take(&mut op.value));
                     }
-                    _ => json_patch::patch(Arc::make_mut(&mut self.remote), &ops)
+                    _ => crate::apply(Arc::make_mut(&mut self.remote), &ops)
                         .map_err(|err| ProtocolError::PatchFailed(err.to_string()))?,
                 }
                 self.remote_depth = bound;

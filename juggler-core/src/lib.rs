@@ -35,7 +35,7 @@ pub use depth::MAX_DEPTH;
 pub use engine::{AutoflushPolicy, Config, Engine, Event, FlushTicket, Transmit};
 pub use error::{CloseReason, Closed, ProtocolError, UpdateError};
 pub use frame::{EncodedMessage, Frame, FrameKind, FrameText};
-pub use patch::{apply, diff};
+pub use patch::{apply, diff, ApplyError};
 pub use shared::{SharedChange, SharedState};
 
 /// Re-exported so users name the same JSON and patch types as the engine.

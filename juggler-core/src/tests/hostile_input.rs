@@ -89,6 +89,36 @@ fn check_decoded_frames_match_text(texts: Vec<String>) -> Result<(), TestCaseErr
     Ok(())
 }
 
+/// Frames that crashed or corrupted the engine while it applied patches
+/// with `json_patch::patch`: a move to the root that then had to be undone
+/// (a panic: `unreachable!` in its rollback), and a move whose `add` half
+/// failed (the moved value was lost). Each is refused whole.
+#[test]
+fn failing_moves_neither_panic_nor_lose_data() {
+    for (start, frame) in [
+        (
+            json!([null]),
+            json!([{"op": "move", "from": "/0", "path": ""}, {"op": "test", "path": "/x", "value": 1}]),
+        ),
+        (
+            json!({"a": [1, 2, {"b": null}], "c": "d"}),
+            json!([{"op": "move", "from": "/a", "path": "//"}]),
+        ),
+    ] {
+        let mut engine = Engine::new(Config::default());
+        let first =
+            json!({"type": "DATA", "payload": [{"op": "replace", "path": "", "value": start}]});
+        engine.handle_text(&first.to_string()).unwrap();
+        let text = json!({"type": "DATA", "payload": frame}).to_string();
+        let err = engine.handle_text(&text).unwrap_err();
+        assert!(
+            matches!(err, crate::ProtocolError::PatchFailed(_)),
+            "{err:?}"
+        );
+        assert_eq!(**engine.remote_data(), start);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(3000))]
 
