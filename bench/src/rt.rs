@@ -194,8 +194,8 @@ impl Server {
     /// Stops accepting and closes every connection.
     pub async fn close(&self) {
         match self {
-            Server::Tokio(server) => server.close().await,
-            Server::Smol(server) => server.close().await,
+            Server::Tokio(server) => drop(server.close().await),
+            Server::Smol(server) => drop(server.close().await),
         }
     }
 }

@@ -42,7 +42,7 @@ pub(crate) struct Shared {
     pub(crate) reader_notify: Notify,
     pub(crate) options: ConnectionOptions,
     peer_addr: Option<SocketAddr>,
-    runtime: Arc<dyn Runtime>,
+    pub(crate) runtime: Arc<dyn Runtime>,
 }
 
 pub(crate) struct State {
@@ -68,6 +68,13 @@ pub(crate) struct State {
     pub(crate) driver_done: bool,
     /// The code and reason of the peer's close frame, if it sent one.
     pub(crate) peer_close: Option<(u16, String)>,
+    /// When the engine closed, on the runtime's clock: the close timeout
+    /// counts from here, not from when the driver task next runs, so a
+    /// busy executor cannot stretch one connection's close.
+    pub(crate) closed_at: Option<Instant>,
+    /// The close timeout ran out before the socket was done with, so the
+    /// driver dropped it.
+    pub(crate) close_timed_out: bool,
 }
 
 impl State {
@@ -187,7 +194,9 @@ impl Shared {
                 message_filter: None,
                 to_filter: Vec::new(),
                 next_callback_id: 0,
-                last_received: Instant::now(),
+                last_received: runtime.now(),
+                closed_at: None,
+                close_timed_out: false,
                 driver_done: false,
                 peer_close: None,
             }),
@@ -225,6 +234,7 @@ impl Shared {
             let after = Watched::of(&state);
             if let (false, Some(reason)) = (before.closed, state.engine.close_reason()) {
                 log_close(reason, self.peer_addr);
+                state.closed_at = Some(self.runtime.now());
             }
             let to_filter = match &state.message_filter {
                 Some(filter) if !state.to_filter.is_empty() => {
@@ -323,12 +333,9 @@ impl Shared {
         self.wait_on(&self.waiters[waiting as usize], check).await
     }
 
-    /// Waits until the engine is closed.
-    pub(crate) async fn wait_engine_closed(&self) {
-        self.wait_for(Waiting::Close, |state| {
-            state.engine.is_closed().then_some(())
-        })
-        .await
+    /// Waits until the engine is closed and returns when it closed.
+    pub(crate) async fn wait_engine_closed(&self) -> Instant {
+        self.wait_for(Waiting::Close, |state| state.closed_at).await
     }
 
     async fn wait_on<T>(
@@ -375,6 +382,11 @@ impl Shared {
     /// Whether the driver task has ended.
     pub(crate) fn is_done(&self) -> bool {
         self.lock().driver_done
+    }
+
+    /// Whether the close timeout cut the connection off.
+    pub(crate) fn close_timed_out(&self) -> bool {
+        self.lock().close_timed_out
     }
 
     /// Waits until the driver task has ended.
@@ -535,7 +547,7 @@ impl Connection {
     /// `local_data()` returns the new value at once.
     pub fn set_local_data(&self, data: impl Into<Arc<Value>>) -> Result<(), Error> {
         let data = data.into();
-        let now = Instant::now();
+        let now = self.shared().runtime.now();
         self.shared()
             .update(Wake::Application, |state| {
                 state.engine.set_local_data(now, data)
@@ -549,7 +561,7 @@ impl Connection {
     /// change reaches any number of connections with one diff and one
     /// encoding. Others sync it like [`set_local_data`](Self::set_local_data).
     pub fn set_local_data_shared(&self, change: &SharedChange) -> Result<(), Error> {
-        let now = Instant::now();
+        let now = self.shared().runtime.now();
         self.shared()
             .update(Wake::Application, |state| {
                 state.engine.set_local_data_shared(now, change)
@@ -562,7 +574,7 @@ impl Connection {
     /// of the whole state, so the cost is that of the change. Applies whole
     /// or not at all.
     pub fn update_local_data(&self, ops: Vec<PatchOperation>) -> Result<(), Error> {
-        let now = Instant::now();
+        let now = self.shared().runtime.now();
         self.shared()
             .update(Wake::Application, |state| {
                 state.engine.update_local_data(now, ops)

@@ -83,8 +83,9 @@ where
     let io = join(reader, writer);
     let close_timeout = shared.options.close_timeout;
     let bound = async {
-        shared.wait_engine_closed().await;
-        runtime.sleep_until(Instant::now() + close_timeout).await;
+        let closed_at = shared.wait_engine_closed().await;
+        runtime.sleep_until(closed_at + close_timeout).await;
+        shared.update(Wake::Writer, |state| state.close_timed_out = true);
     };
     select(std::pin::pin!(io), std::pin::pin!(bound)).await;
     // Dropped outside the lock (it may own the last handle of something
@@ -128,7 +129,7 @@ where
                 None => break,
             }
         }
-        let now = Instant::now();
+        let now = shared.runtime.now();
         while !batch.is_empty() {
             let ended = shared.as_reader(|| {
                 shared.update(Wake::Reader, |state| {
@@ -254,7 +255,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let keep_alive = shared.options.keep_alive;
-    let mut next_ping = keep_alive.map(|k| Instant::now() + k.interval);
+    let mut next_ping = keep_alive.map(|k| runtime.now() + k.interval);
     let mut ping_sent: Option<Instant> = None;
     let mut batch: Vec<Transmit> = Vec::new();
     let mut deadline = DeadlineTimer::default();
@@ -262,14 +263,19 @@ where
         let notified = shared.writer_notify.notified();
         // Whatever the reader flagged, this look at the state covers.
         shared.take_writer_kick();
-        let now = Instant::now();
+        let now = runtime.now();
         let work = shared.update(Wake::Writer, |state| {
             state.engine.handle_timeout(now);
             if let (Some(k), Some(sent)) = (keep_alive, ping_sent) {
-                let reader_waiting = state.receive_queue_full(shared.options.max_receive_queue);
                 if state.last_received >= sent {
                     ping_sent = None;
-                } else if now >= sent + k.timeout && !reader_waiting {
+                } else if state.receive_queue_full(shared.options.max_receive_queue) {
+                    // The application, not the peer, holds the reader back:
+                    // the wait for an answer starts again from here (and
+                    // the pong deadline, moved on, is not one already past
+                    // that would wake this loop at once, again and again).
+                    ping_sent = Some(now);
+                } else if now >= sent + k.timeout {
                     state.engine.handle_transport_closed(CloseReason::Transport(
                         "keep-alive timeout".into(),
                     ));
@@ -298,7 +304,7 @@ where
                 let write = std::pin::pin!(write_batch(&mut sink, &mut batch));
                 match keep_alive {
                     Some(k) => {
-                        let stall = runtime.sleep_until(Instant::now() + k.interval + k.timeout);
+                        let stall = runtime.sleep_until(runtime.now() + k.interval + k.timeout);
                         match select(write, stall).await {
                             Either::Left((result, _)) => Some(result),
                             Either::Right(_) => None,

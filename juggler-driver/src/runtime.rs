@@ -16,13 +16,18 @@ pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 pub type TcpConnecting =
     Pin<Box<dyn Future<Output = io::Result<(Box<dyn Io>, SocketAddr)>> + Send + 'static>>;
 
-/// Spawning, timers and TCP connect: everything runtime-specific that the
+/// Spawning, the clock, timers and TCP connect: everything runtime-specific that the
 /// connection driver and the client use. `juggler-tokio` and `juggler-smol`
 /// each implement it in a few lines.
 pub trait Runtime: Send + Sync + 'static {
     /// Runs `future` to completion in the background.
     fn spawn(&self, future: BoxFuture);
-    /// A future that completes at `deadline`.
+    /// The runtime's clock: the driver reads time only here, so a runtime
+    /// with a virtual clock (tokio's paused time, say) drives every timer
+    /// of a connection deterministically.
+    fn now(&self) -> Instant;
+    /// A future that completes at `deadline` on the clock of
+    /// [`now`](Self::now).
     fn sleep_until(&self, deadline: Instant) -> BoxFuture;
     /// Opens a TCP connection to `host:port`.
     fn connect_tcp(&self, host: String, port: u16) -> TcpConnecting;

@@ -360,13 +360,25 @@ impl Server {
     }
 
     /// Stops accepting, closes every connection and waits until all are
-    /// gone.
-    pub async fn close(&self) {
+    /// gone, then says what it closed.
+    ///
+    /// All connections close at once, each bounded by its own close
+    /// deadline: the moment it was told to close plus `shutdown_timeout`.
+    /// A peer that does not answer the close handshake by then is cut off,
+    /// so the whole close takes `shutdown_timeout` plus the time the
+    /// runtime needs to run the connections' tasks, whatever the peers do
+    /// and however many there are.
+    pub async fn close(&self) -> ShutdownSummary {
         self.stop.send_replace(true);
+        // Closing starts before the accept loop has stopped: that loop is
+        // a task too, and on a busy executor it may run late (on smol's
+        // one-thread global executor, behind every busy connection). What
+        // it accepts meanwhile is closed on arrival and waited for below.
+        self.registry.start_closing();
         let mut accept_done = self.accept_done.clone();
         // Ends with an error once the accept loop has dropped its control.
         while accept_done.changed().await.is_ok() {}
-        self.registry.close_all().await;
+        self.registry.wait_all_done().await
     }
 }
 
@@ -374,8 +386,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         if !self.stop.send_replace(true) {
             let registry = self.registry.clone();
-            self.runtime
-                .spawn(Box::pin(async move { registry.close_all().await }));
+            self.runtime.spawn(Box::pin(async move {
+                registry.close_all().await;
+            }));
         }
     }
 }
@@ -466,20 +479,20 @@ struct RegistryInner {
 
 impl Registry {
     /// Adds an accepted connection; once the server is closing, closes it
-    /// instead and returns `false`.
+    /// too and returns `false` (it is still waited for).
     pub fn add(&self, connection: &Connection) -> bool {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if inner.closing {
-            drop(inner);
-            connection.close();
-            return false;
-        }
         inner
             .connections
             .retain(|weak| weak.upgrade().is_some_and(|shared| !shared.is_done()));
         inner
             .connections
             .push(Arc::downgrade(connection.shared_arc()));
+        if inner.closing {
+            drop(inner);
+            connection.close();
+            return false;
+        }
         true
     }
 
@@ -495,10 +508,29 @@ impl Registry {
 
     /// Refuses new connections, closes every live one, and waits until all
     /// have released their sockets (each takes at most its close timeout).
-    pub async fn close_all(&self) {
+    pub async fn close_all(&self) -> ShutdownSummary {
+        self.start_closing();
+        self.wait_all_done().await
+    }
+
+    /// Closes every live connection; from now on, connections added are
+    /// closed on arrival (and still waited for by
+    /// [`wait_all_done`](Self::wait_all_done)).
+    pub fn start_closing(&self) {
         let live: Vec<Arc<Shared>> = {
             let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
             inner.closing = true;
+            inner.connections.iter().filter_map(Weak::upgrade).collect()
+        };
+        for shared in &live {
+            shared.close();
+        }
+    }
+
+    /// Waits until every connection added so far has released its socket.
+    pub async fn wait_all_done(&self) -> ShutdownSummary {
+        let live: Vec<Arc<Shared>> = {
+            let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
             inner
                 .connections
                 .drain(..)
@@ -506,12 +538,27 @@ impl Registry {
                 .collect()
         };
         for shared in &live {
-            shared.close();
-        }
-        for shared in &live {
             shared.wait_done().await;
         }
+        ShutdownSummary {
+            closed: live.len(),
+            timed_out: live
+                .iter()
+                .filter(|shared| shared.close_timed_out())
+                .count(),
+        }
     }
+}
+
+/// What closing a server did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownSummary {
+    /// Connections that were open or closing when the close began.
+    pub closed: usize,
+    /// How many of them did not finish their close handshake within the
+    /// shutdown timeout and were cut off at their deadline.
+    pub timed_out: usize,
 }
 
 #[cfg(test)]

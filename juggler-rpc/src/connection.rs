@@ -3,7 +3,7 @@
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use futures_util::FutureExt;
@@ -264,11 +264,12 @@ impl RpcConnection {
         timeout: Duration,
     ) -> Result<Value, RpcError> {
         let call = std::pin::pin!(self.call_inner(action, args));
-        let Some(deadline) = Instant::now().checked_add(timeout) else {
+        let runtime = self.connection().runtime();
+        let Some(deadline) = runtime.now().checked_add(timeout) else {
             // Too far away for the clock: no timeout at all.
             return call.await;
         };
-        let timer = self.connection().runtime().sleep_until(deadline);
+        let timer = runtime.sleep_until(deadline);
         match select(call, timer).await {
             Either::Left((outcome, _)) => outcome,
             // Dropping the call future here removes its pending entry.

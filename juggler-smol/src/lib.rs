@@ -40,5 +40,6 @@ pub use server::listen;
 pub use juggler_driver::{
     AutoflushPolicy, ChangeCallbackHandle, ClientOptions, CloseReason, Connection,
     ConnectionOptions, EncodedMessage, Error, KeepAlive, PatchOperation, ProtocolError,
-    RemoteChanges, Server, ServerOptions, SharedChange, SharedState, Value, WeakConnection,
+    RemoteChanges, Server, ServerOptions, SharedChange, SharedState, ShutdownSummary, Value,
+    WeakConnection,
 };

@@ -21,6 +21,10 @@ impl Runtime for SmolRuntime {
         smol::spawn(future).detach();
     }
 
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
     fn sleep_until(&self, deadline: Instant) -> BoxFuture {
         let timer = smol::Timer::at(deadline);
         Box::pin(async move {

@@ -24,6 +24,12 @@ impl Runtime for TokioRuntime {
         self.0.spawn(future);
     }
 
+    fn now(&self) -> Instant {
+        // tokio's clock, which is virtual while the runtime's time is
+        // paused (`tokio::time::pause`).
+        tokio::time::Instant::now().into_std()
+    }
+
     fn sleep_until(&self, deadline: Instant) -> BoxFuture {
         Box::pin(tokio::time::sleep_until(deadline.into()))
     }

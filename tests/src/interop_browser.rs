@@ -8,7 +8,7 @@ use juggler_driver::{CloseReason, Connection, ServerOptions};
 use juggler_rpc::{Actions, RpcConnection, RpcError};
 use serde_json::{json, Value};
 
-use crate::backend::{listen, within, Backend, TestServer, PROMPTLY};
+use crate::backend::{listen, within, Backend, TestServer, HANG_GUARD};
 use crate::browser::kit;
 use crate::web::TempDir;
 
@@ -17,7 +17,7 @@ const BROWSER_START: Duration = Duration::from_secs(60);
 
 /// The page's next report; a reported JavaScript error fails the test.
 async fn next_report<B: Backend>(page: &Connection) -> Value {
-    let report = within::<B, _>(PROMPTLY, "a report from the page", page.receive())
+    let report = within::<B, _>(HANG_GUARD, "a report from the page", page.receive())
         .await
         .expect("the page stays connected");
     if let Some(error) = report.get("error") {
@@ -107,7 +107,7 @@ pub async fn reference_browser_client<B: Backend>() {
 
     // The browser closes; we see a clean remote close.
     page.send(&json!({"do": "close"})).await.unwrap();
-    let reason = within::<B, _>(PROMPTLY, "the page closing", page.wait_closed()).await;
+    let reason = within::<B, _>(HANG_GUARD, "the page closing", page.wait_closed()).await;
     assert_eq!(reason, CloseReason::Remote);
     server.close().await;
 }
@@ -153,22 +153,22 @@ pub async fn reference_application_rpc<B: Backend>() {
 
     // Our calls to the page's actions.
     let echoed = within::<B, _>(
-        PROMPTLY,
+        HANG_GUARD,
         "page echo",
         rpc.call("echo", vec![json!(1), json!("two")]),
     )
     .await;
     assert_eq!(echoed.unwrap(), json!([1, "two"]));
-    let failed = within::<B, _>(PROMPTLY, "page failure", rpc.call("fail", vec![])).await;
+    let failed = within::<B, _>(HANG_GUARD, "page failure", rpc.call("fail", vec![])).await;
     assert!(
         matches!(&failed, Err(RpcError::Remote(text)) if text.contains("page action failed")),
         "{failed:?}"
     );
-    let missing = within::<B, _>(PROMPTLY, "page missing action", rpc.call("nope", vec![])).await;
+    let missing = within::<B, _>(HANG_GUARD, "page missing action", rpc.call("nope", vec![])).await;
     assert!(matches!(missing, Err(RpcError::Remote(_))), "{missing:?}");
 
     // The page's calls to ours, reported back as a plain message.
-    let report = within::<B, _>(PROMPTLY, "the page's RPC results", rpc.receive())
+    let report = within::<B, _>(HANG_GUARD, "the page's RPC results", rpc.receive())
         .await
         .unwrap();
     assert_eq!(

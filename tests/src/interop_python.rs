@@ -21,17 +21,19 @@ use juggler_rpc::{Actions, RpcConnection, RpcError};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Notify};
 
-use crate::backend::{listen, record_changes, within, Backend, TestServer, IMMEDIATE, PROMPTLY};
+use crate::backend::{listen, record_changes, within, Backend, TestServer, HANG_GUARD, IMMEDIATE};
 use crate::conformance::{data_sequences, message_sequences};
 use crate::python::{start_peer, PythonPeer};
 
-const DELAYED: Option<Duration> = Some(Duration::from_millis(50));
+/// A delay that three back-to-back sets never outlast, even on a loaded
+/// machine where a thread may wait a long while for a core.
+const DELAYED: Option<Duration> = Some(Duration::from_secs(1));
 /// Long enough never to fire during a case.
 const NEVER: Option<Duration> = Some(Duration::from_secs(3600));
 const MANUAL: Option<Duration> = None;
 /// The Python peer's autoflush delays, in seconds; `None` is manual.
 const PY_IMMEDIATE: Option<f64> = Some(0.0);
-const PY_DELAYED: Option<f64> = Some(0.05);
+const PY_DELAYED: Option<f64> = Some(1.0);
 const PY_MANUAL: Option<f64> = None;
 
 /// Which side listens.
@@ -225,7 +227,7 @@ impl<B: Backend> Py<B> {
 
     async fn event(&mut self) -> Value {
         within::<B, _>(
-            PROMPTLY,
+            HANG_GUARD,
             "the Python peer's next event",
             self.peer.next_event(),
         )
@@ -296,7 +298,8 @@ impl<B: Backend> Py<B> {
                 }));
                 let connected = self.expect_kind("connected").await;
                 let rust =
-                    within::<B, _>(PROMPTLY, "accepting the Python client", incoming.next()).await;
+                    within::<B, _>(HANG_GUARD, "accepting the Python client", incoming.next())
+                        .await;
                 Link {
                     rust,
                     conn: connected["conn"].as_u64().expect("a connection number"),
@@ -334,7 +337,7 @@ impl<B: Backend> Py<B> {
     async fn unlink(&mut self, link: Link<B>, connection_open: bool) {
         let closed = json!({"event": "closed", "conn": link.conn});
         if let Some(server) = &link.rust_server {
-            within::<B, _>(PROMPTLY, "closing our server", server.close()).await;
+            within::<B, _>(HANG_GUARD, "closing our server", server.close()).await;
             if connection_open {
                 self.expect(closed.clone()).await;
             }
@@ -347,7 +350,7 @@ impl<B: Backend> Py<B> {
             }
             self.expect_unordered(expected).await;
         }
-        within::<B, _>(PROMPTLY, "our side closing", link.rust.wait_closed()).await;
+        within::<B, _>(HANG_GUARD, "our side closing", link.rust.wait_closed()).await;
     }
 
     /// Whether the Python side of `link` is open.
@@ -375,7 +378,7 @@ pub async fn set_local_data_sequences_both_ways<B: Backend>() {
             let mut changes = link.rust.remote_changes();
             for value in &sequence {
                 py.command(json!({"cmd": "set_local_data", "conn": link.conn, "value": value}));
-                let received = within::<B, _>(PROMPTLY, "data change", changes.changed())
+                let received = within::<B, _>(HANG_GUARD, "data change", changes.changed())
                     .await
                     .unwrap();
                 assert_eq!(*received, *value, "{topology:?}, Python to us");
@@ -413,7 +416,7 @@ pub async fn move_operations_apply_both_ways<B: Backend>() {
                 .any(|op| op["op"] == "move");
             assert!(moves || !must_move, "step {step}: no move in {patch}");
             moving_patches += usize::from(moves);
-            let received = within::<B, _>(PROMPTLY, "data change", changes.changed())
+            let received = within::<B, _>(HANG_GUARD, "data change", changes.changed())
                 .await
                 .unwrap();
             assert_eq!(
@@ -480,7 +483,7 @@ pub async fn json_values_survive_both_ways<B: Backend>() {
             py.expect(json!({"event": "message", "conn": link.conn, "value": value}))
                 .await;
             py.command(json!({"cmd": "send", "conn": link.conn, "value": value}));
-            let received = within::<B, _>(PROMPTLY, "message", link.rust.receive())
+            let received = within::<B, _>(HANG_GUARD, "message", link.rust.receive())
                 .await
                 .unwrap();
             assert_eq!(received, *value, "{topology:?}: message from Python");
@@ -493,7 +496,7 @@ pub async fn json_values_survive_both_ways<B: Backend>() {
         let mut changes = link.rust.remote_changes();
         for value in &values {
             py.command(json!({"cmd": "set_local_data", "conn": link.conn, "value": value}));
-            let received = within::<B, _>(PROMPTLY, "data change", changes.changed())
+            let received = within::<B, _>(HANG_GUARD, "data change", changes.changed())
                 .await
                 .unwrap();
             assert_eq!(*received, *value, "{topology:?}: data from Python");
@@ -525,7 +528,7 @@ pub async fn immediate_autoflush_delivers_every_change<B: Backend>() {
         let (seen, _registration) = record_changes(&link.rust);
         let mut changes = link.rust.remote_changes();
         py.command(json!({"cmd": "set_local_data", "conn": link.conn, "values": values}));
-        within::<B, _>(PROMPTLY, "the last change", async {
+        within::<B, _>(HANG_GUARD, "the last change", async {
             while *changes.changed().await.unwrap() != values[2] {}
         })
         .await;
@@ -559,7 +562,7 @@ pub async fn delayed_autoflush_delivers_the_latest_once<B: Backend>() {
         let (seen, _registration) = record_changes(&link.rust);
         let mut changes = link.rust.remote_changes();
         py.command(json!({"cmd": "set_local_data", "conn": link.conn, "values": values}));
-        let received = within::<B, _>(PROMPTLY, "delayed change", changes.changed())
+        let received = within::<B, _>(HANG_GUARD, "delayed change", changes.changed())
             .await
             .unwrap();
         assert_eq!(*received, json!("xyz"));
@@ -638,7 +641,7 @@ pub async fn messages_in_order_both_ways<B: Backend>() {
                 py.command(json!({"cmd": "send", "conn": link.conn, "value": message}));
             }
             for message in &sequence {
-                let received = within::<B, _>(PROMPTLY, "message", link.rust.receive())
+                let received = within::<B, _>(HANG_GUARD, "message", link.rust.receive())
                     .await
                     .unwrap();
                 assert_eq!(received, *message, "{topology:?}");
@@ -666,7 +669,7 @@ pub async fn big_messages_both_ways<B: Backend>() {
         py.command(json!({"cmd": "send", "conn": link.conn, "value": big}));
         py.command(json!({"cmd": "send", "conn": link.conn, "value": "after"}));
         assert_eq!(link.rust.receive().await.unwrap(), json!("before"));
-        let received = within::<B, _>(PROMPTLY, "8 MiB message", link.rust.receive())
+        let received = within::<B, _>(HANG_GUARD, "8 MiB message", link.rust.receive())
             .await
             .unwrap();
         assert_same_big(&received, &big, "8 MiB from Python");
@@ -692,7 +695,7 @@ pub async fn big_messages_both_ways<B: Backend>() {
             py.expect(json!({"event": "closed", "conn": link.conn}))
                 .await;
             let reason =
-                within::<B, _>(PROMPTLY, "our side closing", link.rust.wait_closed()).await;
+                within::<B, _>(HANG_GUARD, "our side closing", link.rust.wait_closed()).await;
             assert_ne!(reason, CloseReason::Local);
             py.unlink(link, false).await;
         } else {
@@ -722,7 +725,7 @@ pub async fn ping_is_answered_with_pong<B: Backend>() {
         py.command(json!({"cmd": "send", "conn": link.conn, "value": "reply"}));
         py.expect_kind("frame_out").await;
         assert_eq!(
-            within::<B, _>(PROMPTLY, "reply", link.rust.receive())
+            within::<B, _>(HANG_GUARD, "reply", link.rust.receive())
                 .await
                 .unwrap(),
             json!("reply")
@@ -754,7 +757,7 @@ pub async fn closing_is_seen_by_the_other_side<B: Backend>() {
         .await;
         py.expect(json!({"event": "closed", "conn": link.conn}))
             .await;
-        let reason = within::<B, _>(PROMPTLY, "our side closing", link.rust.wait_closed()).await;
+        let reason = within::<B, _>(HANG_GUARD, "our side closing", link.rust.wait_closed()).await;
         assert_eq!(reason, CloseReason::Local, "{topology:?}");
         py.command(json!({"cmd": "send", "conn": link.conn, "value": 1}));
         py.expect_kind("error").await;
@@ -770,7 +773,7 @@ pub async fn closing_is_seen_by_the_other_side<B: Backend>() {
         py.command(json!({"cmd": "close", "conn": link.conn}));
         py.expect(json!({"event": "closed", "conn": link.conn}))
             .await;
-        let reason = within::<B, _>(PROMPTLY, "our side closing", link.rust.wait_closed()).await;
+        let reason = within::<B, _>(HANG_GUARD, "our side closing", link.rust.wait_closed()).await;
         assert_eq!(reason, CloseReason::Remote, "{topology:?}");
         assert_eq!(link.rust.receive().await.unwrap(), json!("last words"));
         assert!(matches!(link.rust.receive().await, Err(Error::Closed)));
@@ -901,7 +904,7 @@ impl<B: Backend> RpcLink<B> {
 
     /// The key of the next of our `gate` actions to start.
     async fn started(&mut self) -> Value {
-        within::<B, _>(PROMPTLY, "our gate action starting", self.started.recv())
+        within::<B, _>(HANG_GUARD, "our gate action starting", self.started.recv())
             .await
             .expect("our actions are alive")
     }
@@ -913,7 +916,7 @@ async fn rpc_call<B: Backend>(
     action: &str,
     args: Vec<Value>,
 ) -> Result<Value, RpcError> {
-    within::<B, _>(PROMPTLY, action, rpc.call(action, args)).await
+    within::<B, _>(HANG_GUARD, action, rpc.call(action, args)).await
 }
 
 /// The text of a remote error.
@@ -1184,7 +1187,7 @@ pub async fn rpc_concurrent_calls_both_ways<B: Backend>() {
             py.command(json!({"cmd": "release", "gate": "ours"}));
         };
         let ((held, acts), ()) = within::<B, _>(
-            PROMPTLY,
+            HANG_GUARD,
             "calls held by Python",
             futures_util::future::join(calls, release),
         )
@@ -1202,7 +1205,7 @@ pub async fn rpc_concurrent_calls_both_ways<B: Backend>() {
         py.expect_unordered((0..MANY).map(|n| py_ok(conn, n, json!(n + 1))).collect())
             .await;
         let results = within::<B, _>(
-            PROMPTLY,
+            HANG_GUARD,
             "many calls to Python",
             join_all((0..MANY).map(|n| rpc.call("act", vec![json!(n)]))),
         )
@@ -1240,7 +1243,7 @@ pub async fn rpc_plain_messages_pass_beside_calls<B: Backend>() {
             py.call(&link, n, "act", json!([n]));
         }
         for message in &plain {
-            let received = within::<B, _>(PROMPTLY, "message", link.rpc.receive())
+            let received = within::<B, _>(HANG_GUARD, "message", link.rpc.receive())
                 .await
                 .unwrap();
             assert_eq!(received, *message, "{topology:?}");
@@ -1266,7 +1269,7 @@ pub async fn rpc_plain_messages_pass_beside_calls<B: Backend>() {
         // From inside an action, ahead of its response.
         let result = rpc_call::<B>(&link.rpc, "notify", vec![json!({"from": "python"})]).await;
         assert_eq!(result.unwrap(), json!({"from": "python"}));
-        let received = within::<B, _>(PROMPTLY, "message", link.rpc.receive())
+        let received = within::<B, _>(HANG_GUARD, "message", link.rpc.receive())
             .await
             .unwrap();
         assert_eq!(received, json!({"from": "python"}), "{topology:?}");
@@ -1281,7 +1284,7 @@ pub async fn rpc_plain_messages_pass_beside_calls<B: Backend>() {
         py.call(&link, "held", "gate", json!(["held"]));
         assert_eq!(link.started().await, json!("held"));
         py.command(json!({"cmd": "send", "conn": conn, "value": "during"}));
-        let received = within::<B, _>(PROMPTLY, "message", link.rpc.receive())
+        let received = within::<B, _>(HANG_GUARD, "message", link.rpc.receive())
             .await
             .unwrap();
         assert_eq!(received, json!("during"), "{topology:?}");
@@ -1311,7 +1314,7 @@ pub async fn rpc_pending_calls_fail_when_closed<B: Backend>() {
             py.command(json!({"cmd": "close", "conn": conn}));
         };
         let (outcome, ()) = within::<B, _>(
-            PROMPTLY,
+            HANG_GUARD,
             "our call failing",
             futures_util::future::join(link.rpc.call("hold", vec![json!("never")]), close),
         )
@@ -1321,7 +1324,7 @@ pub async fn rpc_pending_calls_fail_when_closed<B: Backend>() {
             "{topology:?}: {outcome:?}"
         );
         py.expect(json!({"event": "closed", "conn": conn})).await;
-        let reason = within::<B, _>(PROMPTLY, "our side closing", link.rpc.wait_closed()).await;
+        let reason = within::<B, _>(HANG_GUARD, "our side closing", link.rpc.wait_closed()).await;
         assert_eq!(reason, CloseReason::Remote, "{topology:?}");
         let outcome = link.rpc.call("act", vec![json!(1)]).await;
         assert!(matches!(outcome, Err(RpcError::Closed)), "{outcome:?}");
@@ -1341,7 +1344,7 @@ pub async fn rpc_pending_calls_fail_when_closed<B: Backend>() {
             json!({"event": "closed", "conn": conn}),
         ])
         .await;
-        let reason = within::<B, _>(PROMPTLY, "our side closing", link.rpc.wait_closed()).await;
+        let reason = within::<B, _>(HANG_GUARD, "our side closing", link.rpc.wait_closed()).await;
         assert_eq!(reason, CloseReason::Local, "{topology:?}");
         py.call(&link, "after", "act", json!([1]));
         py.expect(py_err(conn, "after", "ConnectionError", ""))

@@ -13,7 +13,7 @@ use juggler_rpc::{Actions, RpcConnection, RpcError, RpcOptions};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::backend::{pair, within, Backend, TestServer, IMMEDIATE, PROMPTLY};
+use crate::backend::{pair, within, Backend, TestServer, HANG_GUARD, IMMEDIATE};
 
 /// `act` adds one to its only argument, the raw JSON way.
 async fn raw_act(args: Vec<Value>) -> Result<Value, String> {
@@ -69,12 +69,12 @@ async fn call<B: Backend>(
     action: &str,
     args: Vec<Value>,
 ) -> Result<Value, RpcError> {
-    within::<B, _>(PROMPTLY, action, rpc.call(action, args)).await
+    within::<B, _>(HANG_GUARD, action, rpc.call(action, args)).await
 }
 
 /// `rpc.receive`, failing the test if it hangs.
 async fn receive<B: Backend>(rpc: &RpcConnection) -> Result<Value, Error> {
-    within::<B, _>(PROMPTLY, "receive", rpc.receive()).await
+    within::<B, _>(HANG_GUARD, "receive", rpc.receive()).await
 }
 
 /// Starts `call` on its own task; its result arrives on the receiver.
@@ -99,12 +99,12 @@ pub async fn reference_call_both_ways<B: Backend>() {
     let server_rpc = RpcConnection::new(server_side, typed_act());
     let client_rpc = RpcConnection::new(client, Actions::new().action("act", raw_act));
     for (caller, callee) in [(&client_rpc, "server"), (&server_rpc, "client")] {
-        let result = within::<B, _>(PROMPTLY, "act(123)", caller.call("act", vec![json!(123)]))
+        let result = within::<B, _>(HANG_GUARD, "act(123)", caller.call("act", vec![json!(123)]))
             .await
             .unwrap();
         assert_eq!(result, json!(124), "calling the {callee}");
 
-        let typed: i64 = within::<B, _>(PROMPTLY, "typed call", caller.call_typed("act", (123,)))
+        let typed: i64 = within::<B, _>(HANG_GUARD, "typed call", caller.call_typed("act", (123,)))
             .await
             .unwrap();
         assert_eq!(typed, 124);
@@ -128,7 +128,7 @@ pub async fn default_action_gets_the_name_first<B: Backend>() {
     let _server_rpc = RpcConnection::new(server_side, actions);
     let client_rpc = RpcConnection::new(client, Actions::new());
     let result = within::<B, _>(
-        PROMPTLY,
+        HANG_GUARD,
         "default action",
         client_rpc.call("other", vec![json!(1), json!("two")]),
     )
@@ -164,7 +164,7 @@ pub async fn wire_format_and_ids<B: Backend>() {
         ),
     ] {
         let call = spawn_call::<B>(&rpc, "act", serde_json::from_value(args.clone()).unwrap());
-        let request = within::<B, _>(PROMPTLY, "the request", raw.receive())
+        let request = within::<B, _>(HANG_GUARD, "the request", raw.receive())
             .await
             .unwrap();
         assert_eq!(
@@ -181,7 +181,7 @@ pub async fn wire_format_and_ids<B: Backend>() {
             .unwrap()
             .extend(reply.as_object().unwrap().clone());
         raw.send(&response).await.unwrap();
-        let result = within::<B, _>(PROMPTLY, "the response", call)
+        let result = within::<B, _>(HANG_GUARD, "the response", call)
             .await
             .unwrap();
         assert_eq!(rpc.pending_calls(), 0);
@@ -206,7 +206,7 @@ pub async fn wire_format_and_ids<B: Backend>() {
     let mut responses = Vec::new();
     for _ in 0..2 {
         responses.push(
-            within::<B, _>(PROMPTLY, "a response", raw.receive())
+            within::<B, _>(HANG_GUARD, "a response", raw.receive())
                 .await
                 .unwrap(),
         );
@@ -243,7 +243,7 @@ pub async fn thousand_concurrent_calls<B: Backend>() {
         }
     };
     within::<B, _>(
-        PROMPTLY,
+        HANG_GUARD,
         "2000 calls",
         futures_util::future::join(calls(&client_rpc, 0), calls(&server_rpc, 1_000_000)),
     )
@@ -282,23 +282,23 @@ pub async fn slow_action_blocks_nothing<B: Backend>() {
     ];
     for (caller, callee, release, started) in cases {
         let mut slow = spawn_call::<B>(caller, "slow", vec![]);
-        within::<B, _>(PROMPTLY, "slow action starting", started.recv())
+        within::<B, _>(HANG_GUARD, "slow action starting", started.recv())
             .await
             .unwrap();
         // Another request to the busy side is answered...
-        let fast = within::<B, _>(PROMPTLY, "fast call", caller.call("fast", vec![json!(1)]))
+        let fast = within::<B, _>(HANG_GUARD, "fast call", caller.call("fast", vec![json!(1)]))
             .await
             .unwrap();
         assert_eq!(fast, json!(1));
         // ...and so is a request from the busy side, whose response must
         // get through too.
-        let back = within::<B, _>(PROMPTLY, "call back", callee.call("fast", vec![json!(2)]))
+        let back = within::<B, _>(HANG_GUARD, "call back", callee.call("fast", vec![json!(2)]))
             .await
             .unwrap();
         assert_eq!(back, json!(2));
         assert!(slow.try_recv().is_err(), "the slow call is still running");
         release.notify_one();
-        let result = within::<B, _>(PROMPTLY, "slow call", slow).await.unwrap();
+        let result = within::<B, _>(HANG_GUARD, "slow call", slow).await.unwrap();
         assert_eq!(result.unwrap(), json!("slow done"));
     }
     server.close().await;
@@ -328,7 +328,7 @@ pub async fn pending_calls_fail_on_close<B: Backend>() {
             .map(|_| spawn_call::<B>(&client_rpc, "never", vec![]))
             .collect();
         for _ in 0..3 {
-            within::<B, _>(PROMPTLY, "actions starting", started.recv())
+            within::<B, _>(HANG_GUARD, "actions starting", started.recv())
                 .await
                 .unwrap();
         }
@@ -339,23 +339,24 @@ pub async fn pending_calls_fail_on_close<B: Backend>() {
         }
         for call in calls {
             assert_closed(
-                within::<B, _>(PROMPTLY, "pending call failing", call)
+                within::<B, _>(HANG_GUARD, "pending call failing", call)
                     .await
                     .unwrap(),
             );
         }
         for _ in 0..3 {
-            within::<B, _>(PROMPTLY, "actions cancelled", dropped.recv())
+            within::<B, _>(HANG_GUARD, "actions cancelled", dropped.recv())
                 .await
                 .expect("every running action is dropped");
         }
-        within::<B, _>(PROMPTLY, "client closed", client_rpc.wait_closed()).await;
+        within::<B, _>(HANG_GUARD, "client closed", client_rpc.wait_closed()).await;
         assert_closed(call::<B>(&client_rpc, "never", vec![]).await);
         assert!(matches!(
             receive::<B>(&client_rpc).await,
             Err(Error::Closed)
         ));
-        let server_receive = within::<B, _>(PROMPTLY, "server receive", server_rpc.receive()).await;
+        let server_receive =
+            within::<B, _>(HANG_GUARD, "server receive", server_rpc.receive()).await;
         assert!(matches!(server_receive, Err(Error::Closed)));
         server.close().await;
     }
@@ -375,7 +376,7 @@ pub async fn call_timeout_ignores_late_response<B: Backend>() {
     let (server, raw, client) = pair::<B>(IMMEDIATE).await;
     let rpc = RpcConnection::new(client, Actions::new());
     let result = within::<B, _>(
-        PROMPTLY,
+        HANG_GUARD,
         "timeout",
         rpc.call_with_timeout("slow", vec![], Duration::from_millis(50)),
     )
@@ -386,7 +387,7 @@ pub async fn call_timeout_ignores_late_response<B: Backend>() {
         0,
         "the timed-out call is no longer pending"
     );
-    let request = within::<B, _>(PROMPTLY, "the request", raw.receive())
+    let request = within::<B, _>(HANG_GUARD, "the request", raw.receive())
         .await
         .unwrap();
     assert_eq!(request["id"], json!(1));
@@ -398,7 +399,7 @@ pub async fn call_timeout_ignores_late_response<B: Backend>() {
         .unwrap();
     raw.send(&json!("marker")).await.unwrap();
     assert_eq!(
-        within::<B, _>(PROMPTLY, "marker", rpc.receive())
+        within::<B, _>(HANG_GUARD, "marker", rpc.receive())
             .await
             .unwrap(),
         json!("marker")
@@ -417,7 +418,7 @@ pub async fn call_timeout_ignores_late_response<B: Backend>() {
         });
         result
     };
-    let request = within::<B, _>(PROMPTLY, "second request", raw.receive())
+    let request = within::<B, _>(HANG_GUARD, "second request", raw.receive())
         .await
         .unwrap();
     assert_eq!(request["id"], json!(2));
@@ -427,7 +428,7 @@ pub async fn call_timeout_ignores_late_response<B: Backend>() {
     .await
     .unwrap();
     assert_eq!(
-        within::<B, _>(PROMPTLY, "second response", call)
+        within::<B, _>(HANG_GUARD, "second response", call)
             .await
             .unwrap()
             .unwrap(),
@@ -471,7 +472,7 @@ pub async fn plain_messages_pass_through<B: Backend>() {
         // Through the rpc connection's own receive: its dispatch task owns
         // the connection's message queue.
         for message in &messages {
-            let received = within::<B, _>(PROMPTLY, "message", to.receive())
+            let received = within::<B, _>(HANG_GUARD, "message", to.receive())
                 .await
                 .unwrap();
             assert_eq!(received, *message);
@@ -503,16 +504,16 @@ pub async fn data_api_passes_through<B: Backend>() {
         )
         .unwrap()])
         .unwrap();
-    within::<B, _>(PROMPTLY, "flush", client_rpc.flush_local_data())
+    within::<B, _>(HANG_GUARD, "flush", client_rpc.flush_local_data())
         .await
         .unwrap();
-    let data = within::<B, _>(PROMPTLY, "data change", changes.changed())
+    let data = within::<B, _>(HANG_GUARD, "data change", changes.changed())
         .await
         .unwrap();
     assert_eq!(*data, json!({"a": 1, "b": 2}));
     assert_eq!(*server_rpc.remote_data(), json!({"a": 1, "b": 2}));
     assert_eq!(
-        within::<B, _>(PROMPTLY, "callback", seen.recv()).await,
+        within::<B, _>(HANG_GUARD, "callback", seen.recv()).await,
         Some(json!({"a": 1, "b": 2}))
     );
     server.close().await;
@@ -547,13 +548,13 @@ pub async fn malformed_rpc_closes_the_connection<B: Backend>() {
         let (server, raw, client) = pair::<B>(IMMEDIATE).await;
         let rpc = RpcConnection::new(client, typed_act());
         let pending = spawn_call::<B>(&rpc, "act", vec![json!(1)]);
-        within::<B, _>(PROMPTLY, "the request", raw.receive())
+        within::<B, _>(HANG_GUARD, "the request", raw.receive())
             .await
             .unwrap();
         raw.send(&json!("before")).await.unwrap();
         raw.send(&malformed).await.unwrap();
 
-        let reason = within::<B, _>(PROMPTLY, "rpc side closing", rpc.wait_closed()).await;
+        let reason = within::<B, _>(HANG_GUARD, "rpc side closing", rpc.wait_closed()).await;
         match &reason {
             CloseReason::Protocol(ProtocolError::InvalidMessage(text)) => {
                 assert!(text.contains(expected), "{malformed}: {text:?}")
@@ -563,11 +564,11 @@ pub async fn malformed_rpc_closes_the_connection<B: Backend>() {
         assert_eq!(rpc.close_reason(), Some(reason));
         assert!(!rpc.is_open());
         let peer_reason =
-            within::<B, _>(PROMPTLY, "peer seeing the close", raw.wait_closed()).await;
+            within::<B, _>(HANG_GUARD, "peer seeing the close", raw.wait_closed()).await;
         assert_eq!(peer_reason, CloseReason::Remote, "{malformed}");
 
         assert_closed(
-            within::<B, _>(PROMPTLY, "pending call", pending)
+            within::<B, _>(HANG_GUARD, "pending call", pending)
                 .await
                 .unwrap(),
         );
@@ -590,14 +591,14 @@ pub async fn too_many_concurrent_requests_are_refused<B: Backend>() {
     );
     let client_rpc = RpcConnection::new(client, Actions::new());
     let slow = spawn_call::<B>(&client_rpc, "slow", vec![]);
-    within::<B, _>(PROMPTLY, "slow action starting", started.recv())
+    within::<B, _>(HANG_GUARD, "slow action starting", started.recv())
         .await
         .unwrap();
     let text = remote_text(call::<B>(&client_rpc, "fast", vec![json!(1)]).await);
     assert_eq!(text, juggler_rpc::TOO_MANY_REQUESTS);
     release.notify_one();
     assert_eq!(
-        within::<B, _>(PROMPTLY, "slow call", slow)
+        within::<B, _>(HANG_GUARD, "slow call", slow)
             .await
             .unwrap()
             .unwrap(),
@@ -622,7 +623,12 @@ pub async fn panicking_action_answers_failure<B: Backend>() {
     let _server_rpc = RpcConnection::new(server_side, actions);
     let client_rpc = RpcConnection::new(client, Actions::new());
     let text = remote_text(
-        within::<B, _>(PROMPTLY, "panicking call", client_rpc.call("boom", vec![])).await,
+        within::<B, _>(
+            HANG_GUARD,
+            "panicking call",
+            client_rpc.call("boom", vec![]),
+        )
+        .await,
     );
     assert_eq!(text, juggler_rpc::ACTION_PANICKED);
     assert_eq!(
@@ -641,7 +647,7 @@ pub async fn dropping_the_last_rpc_handle_closes<B: Backend>() {
     drop(rpc);
     assert!(clone.is_open(), "a clone keeps it open");
     drop(clone);
-    let reason = within::<B, _>(PROMPTLY, "server side closing", server_side.wait_closed()).await;
+    let reason = within::<B, _>(HANG_GUARD, "server side closing", server_side.wait_closed()).await;
     assert_eq!(reason, CloseReason::Remote);
     server.close().await;
 }
@@ -657,7 +663,7 @@ pub async fn connection_accessor_is_the_same_connection<B: Backend>() {
     assert_eq!(*rpc.local_data(), json!("via the connection"));
     let mut changes = server_side.remote_changes();
     assert_eq!(
-        *within::<B, _>(PROMPTLY, "data", changes.changed())
+        *within::<B, _>(HANG_GUARD, "data", changes.changed())
             .await
             .unwrap(),
         json!("via the connection")

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use juggler_driver::{ClientOptions, ServerOptions};
 use serde_json::json;
 
-use crate::backend::{listen, within, Backend, TestServer, PROMPTLY};
+use crate::backend::{listen, within, Backend, TestServer, HANG_GUARD};
 use crate::http::get;
 
 /// A fresh folder under the system temp dir, removed on drop.
@@ -60,9 +60,13 @@ pub async fn tls_round_trip<B: Backend>() {
     let options = ClientOptions::default()
         .trust_pem(cert_pem.as_bytes())
         .unwrap();
-    let client = within::<B, _>(PROMPTLY, "wss connect", B::connect(&server.url(), options))
-        .await
-        .unwrap();
+    let client = within::<B, _>(
+        HANG_GUARD,
+        "wss connect",
+        B::connect(&server.url(), options),
+    )
+    .await
+    .unwrap();
     let server_side = incoming.next().await;
     client.send(&json!({"over": "tls"})).await.unwrap();
     assert_eq!(server_side.receive().await.unwrap(), json!({"over": "tls"}));

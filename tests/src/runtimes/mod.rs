@@ -15,7 +15,7 @@ impl crate::TestServer for juggler_driver::Server {
         juggler_driver::Server::local_addr(self)
     }
 
-    async fn close(&self) {
+    async fn close(&self) -> juggler_driver::ShutdownSummary {
         juggler_driver::Server::close(self).await
     }
 
