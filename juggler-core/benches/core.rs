@@ -3,6 +3,9 @@
 //!
 //! `cargo bench -p juggler-core` (add `-- --quick` for a smoke run).
 
+// The clock here is the origin of a virtual one, or a benchmark's stopwatch.
+#![allow(clippy::disallowed_methods)]
+
 use std::hint::black_box;
 use std::time::Instant;
 

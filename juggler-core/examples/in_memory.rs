@@ -3,6 +3,9 @@
 //!
 //! Run with `cargo run --example in_memory`.
 
+// The clock here is the origin of a virtual one, or a benchmark's stopwatch.
+#![allow(clippy::disallowed_methods)]
+
 use std::time::{Duration, Instant};
 
 use juggler_core::{AutoflushPolicy, Config, Engine, Event};

@@ -240,7 +240,8 @@ pub struct Engine {
     change: LocalChange,
     deadline: Option<Instant>,
     transmits: VecDeque<Transmit>,
-    queued_frames: u64,
+    /// The sequence number of the last frame queued (0 before the first).
+    last_seq: u64,
     events: VecDeque<Event>,
     closed: Option<CloseReason>,
 }
@@ -261,7 +262,7 @@ impl Engine {
             change: LocalChange::None,
             deadline: None,
             transmits: VecDeque::new(),
-            queued_frames: 0,
+            last_seq: 0,
             events: VecDeque::new(),
             closed: None,
         }
@@ -386,7 +387,7 @@ impl Engine {
     pub fn flush_local_data(&mut self) -> Result<FlushTicket, Closed> {
         self.ensure_open()?;
         self.flush_now();
-        Ok(FlushTicket(self.queued_frames))
+        Ok(FlushTicket(self.last_seq))
     }
 
     /// Queues one MESSAGE frame; the ticket completes once it is written.
@@ -400,7 +401,7 @@ impl Engine {
     pub fn send_encoded(&mut self, message: EncodedMessage) -> Result<FlushTicket, Closed> {
         self.ensure_open()?;
         self.queue(FrameKind::Message, message.into_text());
-        Ok(FlushTicket(self.queued_frames))
+        Ok(FlushTicket(self.last_seq))
     }
 
     /// Queues one Juggler `PING` frame (the peer answers `PONG`).
@@ -414,7 +415,7 @@ impl Engine {
             FrameKind::Ping,
             encode(FrameKind::Ping, &Value::Object(Default::default())).into(),
         );
-        Ok(FlushTicket(self.queued_frames))
+        Ok(FlushTicket(self.last_seq))
     }
 
     /// Closes the engine at the application's request.
@@ -629,9 +630,9 @@ impl Engine {
         if kind == FrameKind::Pong && self.transmits.iter().any(|t| t.kind == FrameKind::Pong) {
             return;
         }
-        self.queued_frames += 1;
+        self.last_seq += 1;
         self.transmits.push_back(Transmit {
-            seq: self.queued_frames,
+            seq: self.last_seq,
             kind,
             text,
         });
@@ -655,7 +656,7 @@ impl Engine {
         if run <= self.config.max_queued_data_frames {
             return;
         }
-        let seq = self.queued_frames;
+        let seq = self.last_seq;
         self.transmits.truncate(self.transmits.len() - run);
         self.transmits.push_back(Transmit {
             seq,

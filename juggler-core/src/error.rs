@@ -133,8 +133,13 @@ impl From<Closed> for UpdateError {
     }
 }
 
-/// Cuts `text` to at most `max` bytes on a character boundary.
-pub(crate) fn truncate_utf8(text: &str, max: usize) -> String {
+/// Cuts `text` to at most `max` bytes on a character boundary: how error
+/// texts quote what a peer sent without growing with it.
+///
+/// ```
+/// assert_eq!(juggler_core::truncate_utf8("añb", 2), "a");
+/// ```
+pub fn truncate_utf8(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();
     }

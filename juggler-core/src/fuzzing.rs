@@ -9,39 +9,46 @@ use serde_json::Value;
 use crate::testing::Pair;
 use crate::{AutoflushPolicy, CloseReason, Config, PatchOperation, ProtocolError};
 
+/// Which engine of the pair a step acts on.
+#[derive(Debug, Clone, Copy, Arbitrary)]
+enum Side {
+    A,
+    B,
+}
+
 /// One step of a fuzz scenario.
 #[derive(Debug, Arbitrary)]
 enum Step {
     /// Feed raw text to one side as an incoming frame.
-    Text(bool, String),
+    Text(Side, String),
     /// Feed text that is a frame of the given type with a JSON payload
     /// parsed from the string (or the string itself when it is not JSON).
-    Frame(bool, u8, String),
-    SetLocal(bool, String),
-    Update(bool, String),
-    Flush(bool),
-    Send(bool, String),
-    Ping(bool),
+    Frame(Side, u8, String),
+    SetLocal(Side, String),
+    Update(Side, String),
+    Flush(Side),
+    Send(Side, String),
+    Ping(Side),
     Advance(u16),
     Drive,
-    Binary(bool),
-    Close(bool),
+    Binary(Side),
+    Close(Side),
 }
 
 impl Step {
-    /// Whether the step acts on side `b` (else on `a`, or on both).
-    fn on_b(&self) -> bool {
+    /// The side the step acts on (`A` for those that act on both).
+    fn side(&self) -> Side {
         match self {
-            Step::Text(on_a, _)
-            | Step::Frame(on_a, _, _)
-            | Step::SetLocal(on_a, _)
-            | Step::Update(on_a, _)
-            | Step::Flush(on_a)
-            | Step::Send(on_a, _)
-            | Step::Ping(on_a)
-            | Step::Binary(on_a)
-            | Step::Close(on_a) => !*on_a,
-            Step::Advance(_) | Step::Drive => false,
+            Step::Text(side, _)
+            | Step::Frame(side, _, _)
+            | Step::SetLocal(side, _)
+            | Step::Update(side, _)
+            | Step::Flush(side)
+            | Step::Send(side, _)
+            | Step::Ping(side)
+            | Step::Binary(side)
+            | Step::Close(side) => *side,
+            Step::Advance(_) | Step::Drive => Side::A,
         }
     }
 }
@@ -70,8 +77,10 @@ pub fn run(data: &[u8]) {
         return;
     };
     // The only clock read: a base for the virtual clock, never used as "now".
+    #[allow(clippy::disallowed_methods)]
+    let origin = Instant::now();
     let mut pair = Pair::new(
-        Instant::now(),
+        origin,
         Config::with_autoflush(policy(a)),
         Config::with_autoflush(policy(b)),
     );
@@ -84,9 +93,9 @@ pub fn run(data: &[u8]) {
         let Ok(step) = Step::arbitrary(&mut input) else {
             break;
         };
-        let engine = match step.on_b() {
-            true => &mut pair.b.engine,
-            false => &mut pair.a.engine,
+        let engine = match step.side() {
+            Side::A => &mut pair.a.engine,
+            Side::B => &mut pair.b.engine,
         };
         match step {
             Step::Text(_, text) => check_input(engine, &text),

@@ -13,6 +13,9 @@
 //!   every driver follows.
 //! - [`diff`] and [`apply`]: the RFC 6902 diff the engine sends and the
 //!   atomic patch it applies.
+//! - [`Liveness`] (module [`liveness`]): keep-alive (when to ping, when a
+//!   silent peer is dead) as a deterministic machine for drivers that ping
+//!   at the transport.
 //! - `testing` (feature `testing`): a virtual-time pair of engines wired back
 //!   to back, for tests without sockets or sleeps.
 //! - `fuzzing` (feature `fuzzing`): the fuzz target's logic.
@@ -22,6 +25,7 @@ mod depth;
 mod engine;
 mod error;
 pub mod frame;
+pub mod liveness;
 mod patch;
 mod shared;
 
@@ -33,8 +37,9 @@ pub mod fuzzing;
 
 pub use depth::MAX_DEPTH;
 pub use engine::{AutoflushPolicy, Config, Engine, Event, FlushTicket, Transmit};
-pub use error::{CloseReason, Closed, ProtocolError, UpdateError};
+pub use error::{truncate_utf8, CloseReason, Closed, ProtocolError, UpdateError};
 pub use frame::{EncodedMessage, Frame, FrameKind, FrameText};
+pub use liveness::{Liveness, LivenessAction, LivenessDeadline};
 pub use patch::{apply, diff, ApplyError};
 pub use shared::{SharedChange, SharedState};
 

@@ -1,4 +1,17 @@
 //! The public connection handle and the state it shares with its driver.
+//!
+//! Wake-ups, in one place (docs/architecture.md says the same):
+//! [`Shared::update`] compares what the writer watches ([`WakeSnapshot`])
+//! before and after every change and wakes the writer when the application
+//! or the reader changed it. From another thread that is `writer_notify`.
+//! From the driver task's own thread while its reader runs
+//! ([`READER_RUNNING`] holds that connection's address), it is the
+//! `writer_kick` flag instead: `join` polls the writer right after the
+//! reader, and waking the running task would reschedule it as a yield and
+//! wake an idle worker. The writer's progress wakes application tasks
+//! waiting for it; the reader's messages and changes wake theirs; a close
+//! wakes everyone; room in the receive queue wakes the reader
+//! (`reader_notify`), only when the queue had been full.
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
@@ -9,7 +22,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
 use juggler_core::{
-    CloseReason, EncodedMessage, Engine, Event, PatchOperation, ProtocolError, SharedChange,
+    CloseReason, EncodedMessage, Engine, Event, Liveness, PatchOperation, ProtocolError,
+    SharedChange,
 };
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -45,27 +59,50 @@ pub(crate) struct Shared {
     pub(crate) runtime: Arc<dyn Runtime>,
 }
 
+/// Everything behind the connection's lock: the engine and what the driver
+/// and the handles keep beside it.
 pub(crate) struct State {
     pub(crate) engine: Engine,
+    /// Messages on their way to `receive`.
+    pub(crate) inbox: Inbox,
+    /// Remote data changes and who is told of them.
+    pub(crate) changes: ChangeLog,
+    /// How far the driver task has got.
+    pub(crate) driver: DriverProgress,
+}
+
+/// Messages from the peer on their way to the application.
+#[derive(Default)]
+pub(crate) struct Inbox {
+    /// Waiting for `receive`.
     received: VecDeque<Value>,
-    /// How many frames the driver has written (the `seq` of the last one).
-    pub(crate) written: u64,
-    remote_changes: u64,
-    /// Remote data changes drained from the engine whose callbacks have
-    /// not run yet.
-    unreported_changes: usize,
-    /// Whether messages were queued since receivers were last woken.
-    unreported_messages: bool,
-    callbacks: BTreeMap<u64, ChangeCallback>,
+    /// Messages were queued since receivers were last woken.
+    unreported: bool,
     /// See [`Connection::set_message_filter`].
-    message_filter: Option<MessageFilter>,
-    /// Messages drained from the engine for the filter, in order.
+    filter: Option<MessageFilter>,
+    /// Drained from the engine for the filter, in order.
     to_filter: Vec<Value>,
+}
+
+/// Remote data changes: how many there were, and the callbacks told of
+/// them.
+#[derive(Default)]
+pub(crate) struct ChangeLog {
+    /// Changes since the connection opened.
+    count: u64,
+    /// Changes drained from the engine whose callbacks have not run yet.
+    unreported: usize,
+    callbacks: BTreeMap<u64, ChangeCallback>,
     next_callback_id: u64,
-    /// When the reader last got any frame from the peer.
-    pub(crate) last_received: Instant,
-    /// The driver task has ended and dropped the socket.
-    pub(crate) driver_done: bool,
+}
+
+/// What the driver task has done so far.
+pub(crate) struct DriverProgress {
+    /// How many frames it has written (the `seq` of the last one).
+    pub(crate) written: u64,
+    /// Keep-alive, when it is on: the reader tells it what arrived, the
+    /// writer pings and closes by it.
+    pub(crate) liveness: Option<Liveness>,
     /// The code and reason of the peer's close frame, if it sent one.
     pub(crate) peer_close: Option<(u16, String)>,
     /// When the engine closed, on the runtime's clock: the close timeout
@@ -75,12 +112,14 @@ pub(crate) struct State {
     /// The close timeout ran out before the socket was done with, so the
     /// driver dropped it.
     pub(crate) close_timed_out: bool,
+    /// The task has ended and dropped the socket.
+    pub(crate) done: bool,
 }
 
 impl State {
     /// Whether the reader must wait before reading the next frame.
     pub(crate) fn receive_queue_full(&self, limit: usize) -> bool {
-        self.received.len() >= limit && !self.engine.is_closed()
+        self.inbox.received.len() >= limit && !self.engine.is_closed()
     }
 
     /// Moves the engine's events into the state: messages into the receive
@@ -89,15 +128,15 @@ impl State {
         while let Some(event) = self.engine.poll_event() {
             match event {
                 Event::RemoteDataChanged => {
-                    self.remote_changes += 1;
-                    self.unreported_changes += 1;
+                    self.changes.count += 1;
+                    self.changes.unreported += 1;
                 }
-                Event::Message(message) if self.message_filter.is_some() => {
-                    self.to_filter.push(message)
+                Event::Message(message) if self.inbox.filter.is_some() => {
+                    self.inbox.to_filter.push(message)
                 }
                 Event::Message(message) => {
-                    self.received.push_back(message);
-                    self.unreported_messages = true;
+                    self.inbox.received.push_back(message);
+                    self.inbox.unreported = true;
                 }
                 // Logged by `Shared::update`, which sees the close happen.
                 Event::Closed(_) => {}
@@ -108,24 +147,24 @@ impl State {
 
     /// Whether remote data changed since the last callbacks ran.
     pub(crate) fn has_unreported_changes(&self) -> bool {
-        self.unreported_changes > 0
+        self.changes.unreported > 0
     }
 
     /// Removes the message filter: no message comes after the driver's
     /// end, and whatever the filter owns must not outlive the connection
     /// by a cycle through it.
     pub(crate) fn take_message_filter(&mut self) -> Option<MessageFilter> {
-        self.message_filter.take()
+        self.inbox.filter.take()
     }
 
     /// Whether any change callback is registered.
     pub(crate) fn has_change_callbacks(&self) -> bool {
-        !self.callbacks.is_empty()
+        !self.changes.callbacks.is_empty()
     }
 
     /// Whether frames still polled from the engine may yet be written.
     fn writes_pending(&self) -> bool {
-        !self.driver_done && matches!(self.engine.close_reason(), None | Some(CloseReason::Local))
+        !self.driver.done && matches!(self.engine.close_reason(), None | Some(CloseReason::Local))
     }
 }
 
@@ -155,23 +194,36 @@ pub(crate) enum Waiting {
     Close,
 }
 
-/// What the writer and the close waiters act on; a change of it is what
-/// wakes them.
+/// What an update leaves to do outside the lock.
+struct Aftermath {
+    /// Remote data changes to report: each runs every callback once.
+    changes: usize,
+    callbacks: Vec<ChangeCallback>,
+    /// Messages were queued for `receive`.
+    messages: bool,
+    /// Messages for the message filter, in order.
+    to_filter: Option<(MessageFilter, Vec<Value>)>,
+    before: WakeSnapshot,
+    after: WakeSnapshot,
+}
+
+/// A snapshot of what the writer and the close waiters act on, taken before
+/// and after a change: a difference is what wakes them.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct Watched {
+struct WakeSnapshot {
     queued: usize,
     deadline: Option<Instant>,
     closed: bool,
     driver_done: bool,
 }
 
-impl Watched {
+impl WakeSnapshot {
     fn of(state: &State) -> Self {
-        Watched {
+        WakeSnapshot {
             queued: state.engine.queued_transmits(),
             deadline: state.engine.poll_timeout(),
             closed: state.engine.is_closed(),
-            driver_done: state.driver_done,
+            driver_done: state.driver.done,
         }
     }
 }
@@ -185,20 +237,18 @@ impl Shared {
         Shared {
             state: Mutex::new(State {
                 engine: Engine::new(options.engine_config()),
-                received: VecDeque::new(),
-                written: 0,
-                remote_changes: 0,
-                unreported_changes: 0,
-                unreported_messages: false,
-                callbacks: BTreeMap::new(),
-                message_filter: None,
-                to_filter: Vec::new(),
-                next_callback_id: 0,
-                last_received: runtime.now(),
-                closed_at: None,
-                close_timed_out: false,
-                driver_done: false,
-                peer_close: None,
+                inbox: Inbox::default(),
+                changes: ChangeLog::default(),
+                driver: DriverProgress {
+                    written: 0,
+                    liveness: options
+                        .keep_alive
+                        .map(|k| Liveness::new(runtime.now(), k.interval, k.timeout)),
+                    peer_close: None,
+                    closed_at: None,
+                    close_timed_out: false,
+                    done: false,
+                },
             }),
             waiters: Default::default(),
             writer_notify: Notify::new(),
@@ -220,39 +270,63 @@ impl Shared {
     /// into the receive queue, change callbacks (outside the lock), wakeups
     /// of whoever has something new to act on (see [`Wake`]).
     pub(crate) fn update<R>(&self, wake: Wake, f: impl FnOnce(&mut State) -> R) -> R {
-        let (result, changes, callbacks, messages, before, after, to_filter) = {
+        let (result, aftermath) = {
             let mut state = self.lock();
-            let before = Watched::of(&state);
+            let before = WakeSnapshot::of(&state);
             let result = f(&mut state);
             state.drain_events();
-            let changes = std::mem::take(&mut state.unreported_changes);
-            let messages = std::mem::take(&mut state.unreported_messages);
-            let callbacks: Vec<ChangeCallback> = match changes {
-                0 => Vec::new(),
-                _ => state.callbacks.values().cloned().collect(),
-            };
-            let after = Watched::of(&state);
-            if let (false, Some(reason)) = (before.closed, state.engine.close_reason()) {
-                log_close(reason, self.peer_addr);
-                state.closed_at = Some(self.runtime.now());
-            }
-            let to_filter = match &state.message_filter {
-                Some(filter) if !state.to_filter.is_empty() => {
-                    Some((filter.clone(), std::mem::take(&mut state.to_filter)))
-                }
-                _ => None,
-            };
-            (
-                result, changes, callbacks, messages, before, after, to_filter,
-            )
+            (result, self.take_aftermath(&mut state, before))
         };
+        self.run_aftermath(wake, aftermath);
+        result
+    }
+
+    /// What an update leaves to do once the lock is released, taken under
+    /// it.
+    fn take_aftermath(&self, state: &mut State, before: WakeSnapshot) -> Aftermath {
+        let changes = std::mem::take(&mut state.changes.unreported);
+        let callbacks = match changes {
+            0 => Vec::new(),
+            _ => state.changes.callbacks.values().cloned().collect(),
+        };
+        let after = WakeSnapshot::of(state);
+        if let (false, Some(reason)) = (before.closed, state.engine.close_reason()) {
+            log_close(reason, self.peer_addr);
+            state.driver.closed_at = Some(self.runtime.now());
+        }
+        let to_filter = match &state.inbox.filter {
+            Some(filter) if !state.inbox.to_filter.is_empty() => {
+                Some((filter.clone(), std::mem::take(&mut state.inbox.to_filter)))
+            }
+            _ => None,
+        };
+        Aftermath {
+            changes,
+            callbacks,
+            messages: std::mem::take(&mut state.inbox.unreported),
+            to_filter,
+            before,
+            after,
+        }
+    }
+
+    /// Runs the message filter and the change callbacks, then wakes whoever
+    /// has something new to act on.
+    fn run_aftermath(&self, wake: Wake, aftermath: Aftermath) {
+        let Aftermath {
+            changes,
+            callbacks,
+            mut messages,
+            to_filter,
+            before,
+            after,
+        } = aftermath;
         // Only the reader produces messages, and it waits for this call:
         // what the filter passes on is queued in the order received.
-        let mut messages = messages;
         if let Some((filter, to_filter)) = to_filter {
             let passed: Vec<Value> = to_filter.into_iter().filter_map(|m| filter(m)).collect();
             if !passed.is_empty() {
-                self.lock().received.extend(passed);
+                self.lock().inbox.received.extend(passed);
                 messages = true;
             }
         }
@@ -284,7 +358,6 @@ impl Shared {
         if wake != Wake::Writer && before != after {
             self.wake_writer();
         }
-        result
     }
 
     /// Wakes the writer. On the driver task's own thread, while its reader
@@ -335,7 +408,8 @@ impl Shared {
 
     /// Waits until the engine is closed and returns when it closed.
     pub(crate) async fn wait_engine_closed(&self) -> Instant {
-        self.wait_for(Waiting::Close, |state| state.closed_at).await
+        self.wait_for(Waiting::Close, |state| state.driver.closed_at)
+            .await
     }
 
     async fn wait_on<T>(
@@ -368,7 +442,7 @@ impl Shared {
             {
                 let state = self.lock();
                 if !state.receive_queue_full(limit) {
-                    return limit.saturating_sub(state.received.len()).max(1);
+                    return limit.saturating_sub(state.inbox.received.len()).max(1);
                 }
             }
             notified.await;
@@ -381,25 +455,27 @@ impl Shared {
 
     /// Whether the driver task has ended.
     pub(crate) fn is_done(&self) -> bool {
-        self.lock().driver_done
+        self.lock().driver.done
     }
 
     /// Whether the close timeout cut the connection off.
     pub(crate) fn close_timed_out(&self) -> bool {
-        self.lock().close_timed_out
+        self.lock().driver.close_timed_out
     }
 
     /// Waits until the driver task has ended.
     pub(crate) async fn wait_done(&self) {
-        self.wait_for(Waiting::Close, |state| state.driver_done.then_some(()))
+        self.wait_for(Waiting::Close, |state| state.driver.done.then_some(()))
             .await
     }
 }
 
 fn log_close(reason: &CloseReason, peer: Option<SocketAddr>) {
     match reason {
+        // The peer's fault, and the peer's to repeat at will: at `warn` it
+        // would be a way to flood our logs.
         CloseReason::Protocol(err) => {
-            tracing::warn!(?peer, %err, "juggler protocol error; closing connection")
+            tracing::debug!(?peer, %err, "juggler protocol error from the peer; closing connection")
         }
         CloseReason::Transport(err) => tracing::debug!(?peer, %err, "juggler connection lost"),
         other => tracing::debug!(?peer, reason = %other, "juggler connection closed"),
@@ -487,7 +563,7 @@ impl Connection {
     /// with a close frame (for example 1009 when a message of ours was over
     /// its size limit).
     pub fn peer_close_frame(&self) -> Option<(u16, String)> {
-        self.shared().lock().peer_close.clone()
+        self.shared().lock().driver.peer_close.clone()
     }
 
     /// Sets a filter that every message from the peer passes before it
@@ -506,7 +582,7 @@ impl Connection {
         &self,
         filter: impl Fn(Value) -> Option<Value> + Send + Sync + 'static,
     ) {
-        self.shared().lock().message_filter = Some(Arc::new(filter));
+        self.shared().lock().inbox.filter = Some(Arc::new(filter));
     }
 
     /// A handle that does not keep the connection open (see
@@ -526,9 +602,9 @@ impl Connection {
         callback: impl Fn() + Send + Sync + 'static,
     ) -> ChangeCallbackHandle {
         let mut state = self.shared().lock();
-        let id = state.next_callback_id;
-        state.next_callback_id += 1;
-        state.callbacks.insert(id, Arc::new(callback));
+        let id = state.changes.next_callback_id;
+        state.changes.next_callback_id += 1;
+        state.changes.callbacks.insert(id, Arc::new(callback));
         ChangeCallbackHandle {
             shared: Arc::downgrade(&self.handle.shared),
             id,
@@ -590,7 +666,7 @@ impl Connection {
             .update(Wake::Application, |state| state.engine.flush_local_data())?;
         self.shared()
             .wait_for(Waiting::Progress, |state| {
-                if ticket.is_complete(state.written) {
+                if ticket.is_complete(state.driver.written) {
                     Some(Ok(()))
                 } else if !state.writes_pending() {
                     Some(Err(Error::Closed))
@@ -675,8 +751,8 @@ impl Connection {
         let (message, was_full) = self
             .shared()
             .wait_for(Waiting::Message, |state| {
-                let was_full = state.received.len() >= limit;
-                match state.received.pop_front() {
+                let was_full = state.inbox.received.len() >= limit;
+                match state.inbox.received.pop_front() {
                     Some(message) => Some((Ok(message), was_full)),
                     None if state.engine.is_closed() => Some((Err(Error::Closed), false)),
                     None => None,
@@ -756,7 +832,7 @@ impl Drop for ChangeCallbackHandle {
         if let Some(shared) = self.shared.upgrade() {
             // Drop the callback after the lock is released: it may own a
             // `Connection`, whose drop closes the connection, which locks.
-            let callback = shared.lock().callbacks.remove(&self.id);
+            let callback = shared.lock().changes.callbacks.remove(&self.id);
             drop(callback);
         }
     }
@@ -792,9 +868,9 @@ impl RemoteChanges {
         let (count, data) = self
             .shared
             .wait_for(Waiting::Change, |state| {
-                if state.remote_changes > seen {
+                if state.changes.count > seen {
                     Some(Ok((
-                        state.remote_changes,
+                        state.changes.count,
                         state.engine.remote_data().clone(),
                     )))
                 } else if state.engine.is_closed() {

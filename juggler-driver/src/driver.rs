@@ -7,7 +7,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use async_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
@@ -15,7 +15,10 @@ use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_util::future::{join, poll_fn, select, Either};
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use juggler_core::{CloseReason, Frame, FrameText, ProtocolError, Transmit};
+use juggler_core::{
+    CloseReason, Frame, FrameText, LivenessAction, LivenessDeadline, ProtocolError, Transmit,
+};
+use tokio::sync::futures::Notified;
 
 use crate::connection::{Shared, State, Wake};
 use crate::error::close_reason_of;
@@ -85,7 +88,7 @@ where
     let bound = async {
         let closed_at = shared.wait_engine_closed().await;
         runtime.sleep_until(closed_at + close_timeout).await;
-        shared.update(Wake::Writer, |state| state.close_timed_out = true);
+        shared.update(Wake::Writer, |state| state.driver.close_timed_out = true);
     };
     select(std::pin::pin!(io), std::pin::pin!(bound)).await;
     // Dropped outside the lock (it may own the last handle of something
@@ -95,7 +98,7 @@ where
     drop(filter);
     shared.update(Wake::Writer, |state| {
         state.engine.handle_transport_closed(CloseReason::Remote);
-        state.driver_done = true;
+        state.driver.done = true;
     });
 }
 
@@ -129,43 +132,52 @@ where
                 None => break,
             }
         }
-        let now = shared.runtime.now();
         while !batch.is_empty() {
-            let ended = shared.as_reader(|| {
+            let stream_state = shared.as_reader(|| {
                 shared.update(Wake::Reader, |state| {
-                    state.last_received = now;
+                    if let Some(liveness) = &mut state.driver.liveness {
+                        liveness.handle_received();
+                    }
                     handle_frames(state, &mut batch)
                 })
             });
-            if ended {
+            if stream_state == StreamState::Ended {
                 return;
             }
         }
     }
 }
 
-/// Hands frames from the front of `batch` to the engine; `true` if the
-/// stream ended. Change callbacks read the remote data when they run, so
-/// while any are registered a remote data change ends the turn: each
-/// callback call then sees the data of its own change.
-fn handle_frames(state: &mut State, batch: &mut VecDeque<Incoming>) -> bool {
+/// Whether the peer's stream goes on after what the reader handed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamState {
+    Open,
+    /// The peer closed, or reading failed: nothing more is read.
+    Ended,
+}
+
+/// Hands frames from the front of `batch` to the engine. Change callbacks
+/// read the remote data when they run, so while any are registered a
+/// remote data change ends the turn: each callback call then sees the data
+/// of its own change.
+fn handle_frames(state: &mut State, batch: &mut VecDeque<Incoming>) -> StreamState {
     let one_change = state.has_change_callbacks();
     while let Some(frame) = batch.pop_front() {
-        if handle_frame(state, frame) {
-            return true;
+        if handle_frame(state, frame) == StreamState::Ended {
+            return StreamState::Ended;
         }
         if one_change {
             state.drain_events();
             if state.has_unreported_changes() {
-                return false;
+                return StreamState::Open;
             }
         }
     }
-    false
+    StreamState::Open
 }
 
-/// What the WebSocket stream yields.
-type ReadFrame = Option<Result<Message, WsError>>;
+/// One item of the WebSocket stream: a message, a read error, or the end.
+type StreamItem = Option<Result<Message, WsError>>;
 
 /// A frame read, classified for the engine, text frames decoded: decoding
 /// (JSON parsing) is most of a frame's cost, and done here it does not hold
@@ -184,7 +196,7 @@ enum Incoming {
 }
 
 impl Incoming {
-    fn decode(frame: ReadFrame) -> Self {
+    fn decode(frame: StreamItem) -> Self {
         match frame {
             Some(Ok(Message::Text(text))) => Incoming::Frame(Frame::decode(&text)),
             Some(Ok(Message::Binary(_))) => Incoming::Frame(Err(ProtocolError::BinaryFrame)),
@@ -204,7 +216,7 @@ impl Incoming {
 }
 
 /// The payload size of a data frame, 0 for others.
-fn frame_len(frame: &ReadFrame) -> usize {
+fn frame_len(frame: &StreamItem) -> usize {
     match frame {
         Some(Ok(Message::Text(text))) => text.len(),
         Some(Ok(Message::Binary(data))) => data.len(),
@@ -212,176 +224,274 @@ fn frame_len(frame: &ReadFrame) -> usize {
     }
 }
 
-/// Hands one frame to the engine; `true` if the stream ended with it.
-fn handle_frame(state: &mut State, frame: Incoming) -> bool {
+/// Hands one frame to the engine.
+fn handle_frame(state: &mut State, frame: Incoming) -> StreamState {
     match frame {
         // A violation closes the engine itself; reading goes on until the
         // peer's close frame ends the stream.
         Incoming::Frame(Ok(frame)) => {
             let _ = state.engine.handle_frame(frame);
-            false
+            StreamState::Open
         }
         Incoming::Frame(Err(violation)) => {
             state.engine.handle_protocol_error(violation);
-            false
+            StreamState::Open
         }
-        Incoming::Control => false,
+        Incoming::Control => StreamState::Open,
         Incoming::Closed(peer_close) => {
-            state.peer_close = peer_close;
+            state.driver.peer_close = peer_close;
             state.engine.handle_transport_closed(CloseReason::Remote);
-            true
+            StreamState::Ended
         }
         Incoming::Failed(CloseReason::Protocol(violation)) => {
             state.engine.handle_protocol_error(violation);
-            true
+            StreamState::Ended
         }
         Incoming::Failed(reason) => {
             state.engine.handle_transport_closed(reason);
-            true
+            StreamState::Ended
         }
     }
 }
 
-/// What the writer found to do in one look at the state.
-struct WriterWork {
+/// What the writer found to do in one look at the state, besides the
+/// frames it took.
+struct WriterTurn {
+    /// The engine is closed: after the frames, the close frame, and done.
     closed: Option<CloseReason>,
-    wake_at: Option<Instant>,
+    /// A keep-alive ping is due.
+    ping_due: bool,
+    /// When to look again if nothing wakes the writer before.
+    deadline: Option<Deadline>,
+}
+
+/// A moment the writer must look again at, and why.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    reason: DeadlineReason,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum DeadlineReason {
+    /// The engine's (delayed autoflush).
+    Engine,
+    /// Keep-alive's: the next ping, or the answer to the last one.
+    KeepAlive(LivenessDeadline),
+}
+
+impl DeadlineReason {
+    fn describe(self) -> &'static str {
+        match self {
+            DeadlineReason::Engine => "autoflush",
+            DeadlineReason::KeepAlive(LivenessDeadline::NextPing) => "keep-alive ping",
+            DeadlineReason::KeepAlive(LivenessDeadline::AnswerDue) => "keep-alive answer due",
+        }
+    }
 }
 
 /// Writes the engine's frames, fires its deadline, runs keep-alive and
-/// finally sends the close frame.
+/// finally sends the close frame. Each turn looks at the state once, then
+/// does the first thing that applies: write frames, close, ping, or wait.
 async fn write_loop<S>(mut sink: WebSocketSender<S>, shared: &Shared, runtime: &dyn Runtime)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let keep_alive = shared.options.keep_alive;
-    let mut next_ping = keep_alive.map(|k| runtime.now() + k.interval);
-    let mut ping_sent: Option<Instant> = None;
+    let stall_limit = shared.options.keep_alive.map(|k| k.interval + k.timeout);
     let mut batch: Vec<Transmit> = Vec::new();
-    let mut deadline = DeadlineTimer::default();
+    let mut timer = DeadlineTimer::default();
     loop {
         let notified = shared.writer_notify.notified();
         // Whatever the reader flagged, this look at the state covers.
         shared.take_writer_kick();
-        let now = runtime.now();
-        let work = shared.update(Wake::Writer, |state| {
-            state.engine.handle_timeout(now);
-            if let (Some(k), Some(sent)) = (keep_alive, ping_sent) {
-                if state.last_received >= sent {
-                    ping_sent = None;
-                } else if state.receive_queue_full(shared.options.max_receive_queue) {
-                    // The application, not the peer, holds the reader back:
-                    // the wait for an answer starts again from here (and
-                    // the pong deadline, moved on, is not one already past
-                    // that would wake this loop at once, again and again).
-                    ping_sent = Some(now);
-                } else if now >= sent + k.timeout {
-                    state.engine.handle_transport_closed(CloseReason::Transport(
-                        "keep-alive timeout".into(),
-                    ));
-                }
+        let turn = look(shared, runtime.now(), &mut batch);
+        if !batch.is_empty() {
+            if let Err(failure) =
+                write_frames(&mut sink, &mut batch, shared, runtime, stall_limit).await
+            {
+                shared.update(Wake::Writer, |state| {
+                    state.engine.handle_transport_closed(failure)
+                });
+                return;
             }
-            while batch.len() < WRITE_BATCH {
-                match state.engine.poll_transmit() {
-                    Some(transmit) => batch.push(transmit),
-                    None => break,
-                }
+            continue;
+        }
+        if let Some(reason) = turn.closed {
+            send_close(&mut sink, reason).await;
+            return;
+        }
+        if turn.ping_due {
+            if let Err(failure) = send_ping(&mut sink, shared, runtime).await {
+                shared.update(Wake::Writer, |state| {
+                    state.engine.handle_transport_closed(failure)
+                });
+                return;
             }
-            let pong_deadline = ping_sent.zip(keep_alive).map(|(sent, k)| sent + k.timeout);
-            WriterWork {
-                closed: state.engine.close_reason().cloned(),
-                wake_at: [state.engine.poll_timeout(), next_ping, pong_deadline]
-                    .into_iter()
-                    .flatten()
-                    .min(),
+            continue;
+        }
+        wait(shared, notified, turn.deadline, &mut timer, runtime).await;
+    }
+}
+
+/// One look at the state: the engine's and keep-alive's timers fired,
+/// frames taken into `batch`, and what else there is to do.
+fn look(shared: &Shared, now: Instant, batch: &mut Vec<Transmit>) -> WriterTurn {
+    shared.update(Wake::Writer, |state| {
+        state.engine.handle_timeout(now);
+        let held = state.receive_queue_full(shared.options.max_receive_queue);
+        let mut ping_due = false;
+        if let Some(liveness) = &mut state.driver.liveness {
+            if held {
+                liveness.handle_reader_held(now);
+            }
+            match liveness.poll(now) {
+                Some(LivenessAction::PeerDead) => state
+                    .engine
+                    .handle_transport_closed(CloseReason::Transport("keep-alive timeout".into())),
+                Some(LivenessAction::SendPing) => ping_due = true,
+                None => {}
+            }
+        }
+        while batch.len() < WRITE_BATCH {
+            match state.engine.poll_transmit() {
+                Some(transmit) => batch.push(transmit),
+                None => break,
+            }
+        }
+        let engine = state.engine.poll_timeout().map(|at| Deadline {
+            at,
+            reason: DeadlineReason::Engine,
+        });
+        let keep_alive = state.driver.liveness.as_ref().map(|liveness| {
+            let (at, why) = liveness.poll_timeout();
+            Deadline {
+                at,
+                reason: DeadlineReason::KeepAlive(why),
             }
         });
+        WriterTurn {
+            closed: state.engine.close_reason().cloned(),
+            ping_due,
+            deadline: [engine, keep_alive]
+                .into_iter()
+                .flatten()
+                .min_by_key(|deadline| deadline.at),
+        }
+    })
+}
 
-        if let Some(last) = batch.last().map(|transmit| transmit.seq) {
-            // A write that makes no progress for a whole keep-alive period is
-            // a peer that stopped reading: keep-alive cannot run meanwhile.
-            let outcome = {
-                let write = std::pin::pin!(write_batch(&mut sink, &mut batch));
-                match keep_alive {
-                    Some(k) => {
-                        let stall = runtime.sleep_until(runtime.now() + k.interval + k.timeout);
-                        match select(write, stall).await {
-                            Either::Left((result, _)) => Some(result),
-                            Either::Right(_) => None,
-                        }
-                    }
-                    None => Some(write.await),
+/// Writes the batch. A write that makes no progress for `stall_limit` (a
+/// whole keep-alive window) is a peer that stopped reading: keep-alive
+/// cannot run meanwhile. On failure, why the transport is closed.
+async fn write_frames<S>(
+    sink: &mut WebSocketSender<S>,
+    batch: &mut Vec<Transmit>,
+    shared: &Shared,
+    runtime: &dyn Runtime,
+    stall_limit: Option<Duration>,
+) -> Result<(), CloseReason>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let last = batch.last().map_or(0, |transmit| transmit.seq);
+    let outcome = {
+        let write = std::pin::pin!(write_batch(sink, batch));
+        match stall_limit {
+            Some(limit) => {
+                let stall = runtime.sleep_until(runtime.now() + limit);
+                match select(write, stall).await {
+                    Either::Left((result, _)) => Some(result),
+                    Either::Right(_) => None,
                 }
-            };
-            let failure = match outcome {
-                Some(Ok(())) => {
-                    shared.update(Wake::Writer, |state| state.written = last);
-                    continue;
-                }
-                Some(Err(err)) => close_reason_of(&err),
-                None => CloseReason::Transport(
-                    "the peer stopped reading: a write stalled past the keep-alive timeout".into(),
-                ),
-            };
+            }
+            None => Some(write.await),
+        }
+    };
+    match outcome {
+        Some(Ok(())) => {
+            shared.update(Wake::Writer, |state| state.driver.written = last);
+            Ok(())
+        }
+        Some(Err(err)) => {
             batch.clear();
-            shared.update(Wake::Writer, |state| {
-                state.engine.handle_transport_closed(failure)
-            });
-            return;
+            Err(close_reason_of(&err))
         }
+        None => {
+            batch.clear();
+            Err(CloseReason::Transport(
+                "the peer stopped reading: a write stalled past the keep-alive timeout".into(),
+            ))
+        }
+    }
+}
 
-        if let Some(reason) = work.closed {
-            match reason {
-                // tungstenite queued its reply to the peer's close frame;
-                // closing the sink sends it.
-                CloseReason::Remote => {
-                    let _ = SinkExt::close(&mut sink).await;
-                }
-                CloseReason::Transport(_) => {}
-                local_or_protocol => {
-                    let (code, text) = local_or_protocol.close_frame();
-                    let frame = CloseFrame {
-                        code: code.into(),
-                        reason: text.into(),
-                    };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                }
-            }
-            return;
+/// The last frame of a connection, by how it closed.
+async fn send_close<S>(sink: &mut WebSocketSender<S>, reason: CloseReason)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match reason {
+        // tungstenite queued its reply to the peer's close frame; closing
+        // the sink sends it.
+        CloseReason::Remote => {
+            let _ = SinkExt::close(sink).await;
         }
+        CloseReason::Transport(_) => {}
+        local_or_protocol => {
+            let (code, text) = local_or_protocol.close_frame();
+            let frame = CloseFrame {
+                code: code.into(),
+                reason: text.into(),
+            };
+            let _ = sink.send(Message::Close(Some(frame))).await;
+        }
+    }
+}
 
-        if let (Some(k), Some(at)) = (keep_alive, next_ping) {
-            if now >= at {
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    shared.update(Wake::Writer, |state| {
-                        state.engine.handle_transport_closed(CloseReason::Transport(
-                            "keep-alive ping failed".into(),
-                        ))
-                    });
-                    return;
-                }
-                ping_sent = ping_sent.or(Some(now));
-                next_ping = Some(now + k.interval);
-                continue;
-            }
+/// A keep-alive ping, then keep-alive told when it went out.
+async fn send_ping<S>(
+    sink: &mut WebSocketSender<S>,
+    shared: &Shared,
+    runtime: &dyn Runtime,
+) -> Result<(), CloseReason>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if sink.send(Message::Ping(Default::default())).await.is_err() {
+        return Err(CloseReason::Transport("keep-alive ping failed".into()));
+    }
+    let now = runtime.now();
+    shared.update(Wake::Writer, |state| {
+        if let Some(liveness) = &mut state.driver.liveness {
+            liveness.handle_ping_sent(now);
         }
+    });
+    Ok(())
+}
 
-        // Woken by the notify, the reader's flag (polled, not waited on:
-        // the reader sets it only while the task runs), or the deadline.
-        let mut notified = std::pin::pin!(notified);
-        let woken = poll_fn(|cx| match shared.take_writer_kick() {
-            true => Poll::Ready(()),
-            false => notified.as_mut().poll(cx),
-        });
-        match work.wake_at {
-            Some(at) => {
-                let sleep = deadline.until(at, runtime);
-                if let Either::Right(_) = select(std::pin::pin!(woken), sleep).await {
-                    deadline.fired();
-                }
+/// Waits for the notify, the reader's flag (polled, not waited on: the
+/// reader sets it only while the task runs), or the deadline.
+async fn wait(
+    shared: &Shared,
+    notified: Notified<'_>,
+    deadline: Option<Deadline>,
+    timer: &mut DeadlineTimer,
+    runtime: &dyn Runtime,
+) {
+    let mut notified = std::pin::pin!(notified);
+    let woken = poll_fn(|cx| match shared.take_writer_kick() {
+        true => Poll::Ready(()),
+        false => notified.as_mut().poll(cx),
+    });
+    match deadline {
+        Some(deadline) => {
+            let sleep = timer.until(deadline.at, runtime);
+            if let Either::Right(_) = select(std::pin::pin!(woken), sleep).await {
+                tracing::trace!(reason = deadline.reason.describe(), "writer deadline");
+                timer.fired();
             }
-            None => woken.await,
         }
+        None => woken.await,
     }
 }
 

@@ -1,5 +1,8 @@
 //! Engine tests: no sockets, no sleeps, a virtual clock.
 
+// `Instant::now()` here is only the virtual clock's origin.
+#![allow(clippy::disallowed_methods)]
+
 mod bounded_output;
 mod hostile_input;
 mod properties;
