@@ -15,14 +15,9 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::actions::Actions;
-use crate::protocol::{
-    decode, Calls, Decoded, InvalidRpc, Request, Resolved, Response, RpcId, RpcMessage,
-};
+use crate::endpoint::{Endpoint, Inbound};
+use crate::protocol::{InvalidRpc, Request, Response, RpcId};
 use crate::RpcError;
-
-/// The error text of a request refused because
-/// [`RpcOptions::max_concurrent_requests`] actions are already running.
-pub const TOO_MANY_REQUESTS: &str = "too many concurrent requests";
 
 /// The error text of a request whose action panicked.
 pub const ACTION_PANICKED: &str = "action panicked";
@@ -40,8 +35,8 @@ pub struct RpcOptions {
     pub max_receive_queue: usize,
     /// Most of the peer's requests handled at once (the action running,
     /// or its response waiting to be sent). A request beyond that is
-    /// answered at once with `success: false` and [`TOO_MANY_REQUESTS`].
-    /// Default 65,536.
+    /// answered at once with `success: false` and
+    /// [`TOO_MANY_REQUESTS`](crate::TOO_MANY_REQUESTS). Default 65,536.
     pub max_concurrent_requests: usize,
 }
 
@@ -70,31 +65,26 @@ impl RpcOptions {
 
 type Waiter = oneshot::Sender<Result<Value, RpcError>>;
 
-/// What the handles, the dispatch task and the action tasks share.
+/// What the handles, the message filter, the dispatch task and the action
+/// tasks share.
 struct Shared {
-    calls: Mutex<Calls<Waiter>>,
+    /// The protocol state: this side's calls, the peer's running requests.
+    endpoint: Mutex<Endpoint<Waiter>>,
     /// Becomes `true` once the dispatch task has seen the close; running
     /// actions are then cancelled.
     closed: watch::Sender<bool>,
-    /// Actions running now, against `max_concurrent_requests`.
-    running: Mutex<usize>,
-    max_concurrent_requests: usize,
 }
 
 impl Shared {
-    fn calls(&self) -> MutexGuard<'_, Calls<Waiter>> {
+    fn endpoint(&self) -> MutexGuard<'_, Endpoint<Waiter>> {
         // Every critical section is a short, panic-free table operation.
-        self.calls.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn running(&self) -> MutexGuard<'_, usize> {
-        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+        self.endpoint.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Fails every pending call with [`RpcError::Closed`] and refuses new
     /// ones; cancels running actions.
     fn close(&self) {
-        let pending = self.calls().close();
+        let pending = self.endpoint().close();
         for (_, waiter) in pending {
             let _ = waiter.send(Err(RpcError::Closed));
         }
@@ -146,7 +136,10 @@ impl fmt::Debug for RpcConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RpcConnection")
             .field("connection", &self.handle.connection)
-            .field("pending_calls", &self.handle.shared.calls().len())
+            .field(
+                "pending_calls",
+                &self.handle.shared.endpoint().pending_calls(),
+            )
             .finish()
     }
 }
@@ -161,10 +154,8 @@ impl RpcConnection {
     pub fn with_options(connection: Connection, actions: Actions, options: RpcOptions) -> Self {
         let (closed, _) = watch::channel(false);
         let shared = Arc::new(Shared {
-            calls: Mutex::new(Calls::new()),
+            endpoint: Mutex::new(Endpoint::new(options.max_concurrent_requests)),
             closed,
-            running: Mutex::new(0),
-            max_concurrent_requests: options.max_concurrent_requests,
         });
         let (sender, receiver) = mpsc::channel(options.max_receive_queue.max(1));
         let actions = Arc::new(actions);
@@ -305,8 +296,8 @@ impl RpcConnection {
         let (id, request) = self
             .handle
             .shared
-            .calls()
-            .start(action, args, waiter)
+            .endpoint()
+            .start_call(action, args, waiter)
             .map_err(|_| RpcError::Closed)?;
         let _pending = PendingCall {
             shared: &self.handle.shared,
@@ -323,7 +314,7 @@ impl RpcConnection {
 
     /// How many of this side's calls wait for a response now.
     pub fn pending_calls(&self) -> usize {
-        self.handle.shared.calls().len()
+        self.handle.shared.endpoint().pending_calls()
     }
 
     /// Starts closing the connection; see [`Connection::close`]. Pending
@@ -363,13 +354,17 @@ struct PendingCall<'a> {
 
 impl Drop for PendingCall<'_> {
     fn drop(&mut self) {
-        let waiter = self.shared.calls().cancel(self.id);
+        let waiter = self.shared.endpoint().cancel_call(self.id);
         drop(waiter);
     }
 }
 
-/// The dispatch task: reads every message of the connection until it
-/// closes, then fails the pending calls and ends the plain-message queue.
+/// The dispatch task: reads every message the filter passed on until the
+/// connection closes, then fails the pending calls and ends the
+/// plain-message queue. It waits where the filter cannot: for room in the
+/// plain-message queue, and to send the refusal of a request beyond
+/// `max_concurrent_requests` (so a peer that floods requests and does not
+/// read the answers is held back, down to the socket).
 async fn dispatch(
     connection: Connection,
     shared: Arc<Shared>,
@@ -377,20 +372,20 @@ async fn dispatch(
     messages: mpsc::Sender<Value>,
 ) {
     while let Ok(message) = connection.receive().await {
-        match decode(message) {
-            Ok(Decoded::Other(message)) => {
+        let inbound = shared.endpoint().handle_message(message);
+        match inbound {
+            Inbound::Plain(message) => {
                 queue_message(&connection, &shared, &messages, message).await
             }
-            Ok(Decoded::Rpc(RpcMessage::Request(request))) => {
-                if !*shared.closed.borrow() {
-                    start_request(&connection, &shared, &actions, request).await;
-                }
+            Inbound::Refuse(response) => {
+                tracing::debug!(id = response.id, "rpc request refused: too many running");
+                send_response(&connection, &response).await;
             }
-            Ok(Decoded::Rpc(RpcMessage::Response(response))) => resolve(&shared, response),
-            Err(err) => {
+            Inbound::Violation(err) => {
                 protocol_error(&connection, err);
                 break;
             }
+            other => act(&connection, &shared, &actions, other),
         }
     }
     shared.close();
@@ -401,9 +396,9 @@ async fn dispatch(
 /// as they arrive: responses complete their calls, requests whose action
 /// finishes at once are answered, and the rest start their action in a
 /// task. Without it, each would take a trip through the dispatch task.
-/// Plain messages pass, and so do requests beyond
-/// `max_concurrent_requests`: the dispatch task refuses those, waiting for
-/// room to send as backpressure requires.
+/// Plain messages pass, and so do requests the endpoint would refuse,
+/// untouched: the dispatch task refuses those, waiting for room to send as
+/// backpressure requires.
 fn message_filter(
     connection: &Connection,
     shared: &Arc<Shared>,
@@ -413,48 +408,64 @@ fn message_filter(
     let connection = connection.downgrade();
     let shared = shared.clone();
     let actions = actions.clone();
-    move |message| match decode(message) {
-        Ok(Decoded::Other(message)) => Some(message),
-        Ok(Decoded::Rpc(RpcMessage::Response(response))) => {
-            resolve(&shared, response);
-            None
-        }
-        Ok(Decoded::Rpc(RpcMessage::Request(request))) => {
-            let connection = connection.upgrade()?;
-            if *shared.closed.borrow() {
-                return None;
+    move |message| {
+        let inbound = {
+            let mut endpoint = shared.endpoint();
+            if endpoint.would_refuse(&message) {
+                return Some(message);
             }
-            match try_start_request(&connection, &shared, &actions, request) {
-                Ok(()) => None,
-                Err(request) => Some(request.encode()),
+            endpoint.handle_message(message)
+        };
+        match inbound {
+            Inbound::Plain(message) => Some(message),
+            other => {
+                match connection.upgrade() {
+                    Some(connection) => act(&connection, &shared, &actions, other),
+                    // Every handle is gone: the connection is closing.
+                    None if matches!(other, Inbound::Run(_)) => shared.endpoint().request_done(),
+                    None => {}
+                }
+                None
             }
-        }
-        Err(err) => {
-            protocol_error(&connection.upgrade()?, err);
-            None
         }
     }
 }
 
-/// Completes the pending call `response` answers, if there is one.
-fn resolve(shared: &Shared, response: Response) {
-    let resolved = shared.calls().resolve(response);
-    match resolved {
-        Resolved::Pending {
+/// Does what the endpoint said a message asks for, without waiting: a
+/// request runs (answered at once if its action finishes at once), a
+/// response wakes its caller, a violation closes the connection. A refusal
+/// is sent if the send queue has room; the filter never produces one, as
+/// it passes such requests on to the dispatch task.
+fn act(
+    connection: &Connection,
+    shared: &Arc<Shared>,
+    actions: &Arc<Actions>,
+    inbound: Inbound<Waiter>,
+) {
+    match inbound {
+        Inbound::Plain(_) | Inbound::Ignored => {}
+        Inbound::Run(request) => run_request(connection, shared, actions, request),
+        Inbound::Refuse(response) => {
+            if let Err(err) = connection.try_send(&response.encode()) {
+                tracing::debug!(id = response.id, %err, "rpc refusal not sent");
+            }
+        }
+        Inbound::Resolved {
             waiter, outcome, ..
         } => {
             let _ = waiter.send(outcome.map_err(RpcError::Remote));
         }
-        Resolved::Unknown(id) => tracing::debug!(id, "rpc response with no pending call; ignored"),
+        Inbound::Unmatched(id) => tracing::debug!(id, "rpc response with no pending call; ignored"),
+        Inbound::Violation(err) => protocol_error(connection, err),
     }
 }
 
 /// A malformed rpc object closes the connection.
 fn protocol_error(connection: &Connection, err: InvalidRpc) {
-    tracing::warn!(
+    tracing::debug!(
         peer = ?connection.peer_addr(),
         %err,
-        "rpc protocol error; closing connection"
+        "rpc protocol error from the peer; closing connection"
     );
     connection.close_with_protocol_error(ProtocolError::InvalidMessage(err.0));
 }
@@ -488,35 +499,16 @@ async fn queue_message(
     }
 }
 
-/// Answers a request on the dispatch task: its action runs as in
-/// [`try_start_request`]; a request beyond `max_concurrent_requests` is
-/// refused here, and should the peer not read its responses, the dispatch
-/// task then waits for room to send, and stops reading too.
-async fn start_request(
+/// Runs a request's action (its running slot already taken), then sends
+/// the response: at once if the action finishes without waiting, else in
+/// a task of its own.
+fn run_request(
     connection: &Connection,
     shared: &Arc<Shared>,
     actions: &Arc<Actions>,
     request: Request,
 ) {
-    if let Err(request) = try_start_request(connection, shared, actions, request) {
-        tracing::debug!(id = request.id, "rpc request refused: too many running");
-        let response = Response::failure(request.id, TOO_MANY_REQUESTS);
-        send_response(connection, &response).await;
-    }
-}
-
-/// Runs a request's action, then sends the response: at once if the
-/// action finishes without waiting, else in a task of its own. Hands the
-/// request back if `max_concurrent_requests` actions are running.
-fn try_start_request(
-    connection: &Connection,
-    shared: &Arc<Shared>,
-    actions: &Arc<Actions>,
-    request: Request,
-) -> Result<(), Request> {
-    let Some(slot) = RunningSlot::take(shared) else {
-        return Err(request);
-    };
+    let slot = RunningSlot(shared.clone());
     let connection_for_task = connection.clone();
     let actions = actions.clone();
     let task = async move {
@@ -539,7 +531,6 @@ fn try_start_request(
     if task.as_mut().now_or_never().is_none() {
         connection.runtime().spawn(task);
     }
-    Ok(())
 }
 
 async fn send_response(connection: &Connection, response: &Response) {
@@ -570,24 +561,12 @@ async fn run_action(
     finished
 }
 
-/// One of the `max_concurrent_requests` slots, freed on drop.
+/// The running slot the endpoint took for a request, freed on drop.
 struct RunningSlot(Arc<Shared>);
-
-impl RunningSlot {
-    /// A free slot, if there is one.
-    fn take(shared: &Arc<Shared>) -> Option<RunningSlot> {
-        let mut running = shared.running();
-        if *running >= shared.max_concurrent_requests {
-            return None;
-        }
-        *running += 1;
-        Some(RunningSlot(shared.clone()))
-    }
-}
 
 impl Drop for RunningSlot {
     fn drop(&mut self) {
-        *self.0.running() -= 1;
+        self.0.endpoint().request_done();
     }
 }
 

@@ -3,12 +3,12 @@
 //!
 //! One `juggler-core` engine plays the rpc side: arbitrary frames reach it
 //! as from the wire, and every message it yields goes through the same
-//! steps as in [`RpcConnection`](crate::RpcConnection)'s dispatch task:
-//! [`decode`], then a request runs its action from a real [`Actions`]
-//! registry (typed and raw actions, a default action) and is answered; a
-//! response resolves a pending call of a [`Calls`] table; a malformed rpc
-//! object closes the engine with [`ProtocolError::InvalidMessage`]. A second
-//! engine, the peer, receives what the rpc side sends and checks it.
+//! [`Endpoint`] as in [`RpcConnection`](crate::RpcConnection): a request
+//! runs its action from a real [`Actions`] registry (typed and raw actions,
+//! a default action) and is answered; a response resolves a pending call;
+//! a malformed rpc object closes the engine with
+//! [`ProtocolError::InvalidMessage`]. A second engine, the peer, receives
+//! what the rpc side sends and checks it.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -20,10 +20,51 @@ use juggler_core::testing::Pair;
 use juggler_core::{AutoflushPolicy, CloseReason, Config, Event, ProtocolError};
 use serde_json::{json, Value};
 
-use crate::protocol::{
-    decode, fuzz_message, Calls, Decoded, Resolved, Response, RpcId, RpcMessage,
-};
+use crate::endpoint::{Endpoint, Inbound};
+use crate::protocol::{decode, Calls, Decoded, Resolved, Response, RpcId, RpcMessage};
 use crate::Actions;
+
+/// The fuzz entry: decodes an arbitrary received message and checks the
+/// decoder's invariants. It panics only on a bug: a plain message that
+/// does not come back unchanged, an rpc message that does not survive an
+/// encode/decode round trip, or a response that a [`Calls`] table
+/// mishandles.
+pub fn fuzz_message(message: &Value) {
+    match decode(message.clone()) {
+        Ok(Decoded::Other(other)) => assert_eq!(&other, message, "plain message changed"),
+        Ok(Decoded::Rpc(rpc)) => {
+            let wire = match &rpc {
+                RpcMessage::Request(request) => request.encode(),
+                RpcMessage::Response(response) => response.encode(),
+            };
+            assert_eq!(
+                decode(wire).expect("an encoded message decodes"),
+                Decoded::Rpc(rpc.clone()),
+                "encode/decode round trip"
+            );
+            if let RpcMessage::Response(response) = rpc {
+                let mut calls = Calls::new();
+                let (first, _) = calls.start("a", Vec::new(), ()).expect("open");
+                let (second, _) = calls.start("b", Vec::new(), ()).expect("open");
+                let id = response.id;
+                let known = id == first || id == second;
+                match calls.resolve(response) {
+                    Resolved::Pending { id: resolved, .. } => {
+                        assert!(known && resolved == id, "resolved an unknown id")
+                    }
+                    Resolved::Unknown(unknown) => {
+                        assert!(!known && unknown == id, "ignored a pending id")
+                    }
+                }
+                let remaining = if known { 1 } else { 2 };
+                assert_eq!(calls.len(), remaining);
+                assert_eq!(calls.close().len(), remaining);
+                assert!(calls.is_empty());
+            }
+        }
+        Err(err) => assert!(!err.0.is_empty(), "an empty error text"),
+    }
+}
 
 /// One step of an rpc fuzz scenario.
 #[derive(Debug, Arbitrary)]
@@ -85,6 +126,11 @@ fn message_frame(payload: &Value) -> String {
     json!({"type": "MESSAGE", "payload": payload}).to_string()
 }
 
+/// Most of the peer's requests running at once: every request here is
+/// answered before the next message, so one slot is enough, and a
+/// request that found none would be a leaked slot.
+const MAX_RUNNING: usize = 1;
+
 /// Most steps one input runs, so every input finishes quickly.
 const MAX_STEPS: usize = 256;
 
@@ -92,7 +138,7 @@ const MAX_STEPS: usize = 256;
 struct RpcSide {
     pair: Pair,
     actions: Actions,
-    calls: Calls<()>,
+    endpoint: Endpoint<()>,
     /// The ids of calls the model holds pending, in start order.
     pending: Vec<RpcId>,
     /// Events of `pair.a` already dispatched.
@@ -112,7 +158,7 @@ impl RpcSide {
             // used as "now".
             pair: Pair::new(Instant::now(), config(), config()),
             actions: actions(),
-            calls: Calls::new(),
+            endpoint: Endpoint::new(MAX_RUNNING),
             pending: Vec::new(),
             dispatched: 0,
             sent: Vec::new(),
@@ -150,12 +196,12 @@ impl RpcSide {
             return;
         }
         fuzz_message(&message);
-        match decode(message.clone()) {
-            Ok(Decoded::Other(other)) => {
+        match self.endpoint.handle_message(message.clone()) {
+            Inbound::Plain(other) => {
                 assert_eq!(other, message);
                 self.plain += 1;
             }
-            Ok(Decoded::Rpc(RpcMessage::Request(request))) => {
+            Inbound::Run(request) => {
                 let outcome = self
                     .actions
                     .run(&request.action, request.args.clone())
@@ -164,23 +210,22 @@ impl RpcSide {
                 check_outcome(&request.action, &request.args, &outcome);
                 let response = Response::from_outcome(request.id, outcome).encode();
                 self.send(response);
+                self.endpoint.request_done();
             }
-            Ok(Decoded::Rpc(RpcMessage::Response(response))) => {
-                let id = response.id;
-                let was_pending = self.calls.is_pending(id);
-                assert_eq!(was_pending, self.pending.contains(&id));
-                match self.calls.resolve(response) {
-                    Resolved::Pending { id: resolved, .. } => {
-                        assert_eq!(resolved, id);
-                        self.pending.retain(|pending| *pending != id);
-                    }
-                    Resolved::Unknown(unknown) => {
-                        assert!(!was_pending && unknown == id, "ignored a pending call")
-                    }
-                }
-                assert_eq!(self.calls.len(), self.pending.len());
+            Inbound::Refuse(response) => panic!("refused with a free slot: {response:?}"),
+            Inbound::Ignored => panic!("a request ignored while open"),
+            Inbound::Resolved { id, .. } => {
+                assert!(
+                    self.pending.contains(&id),
+                    "resolved call {id} was not pending"
+                );
+                self.pending.retain(|pending| *pending != id);
+                assert_eq!(self.endpoint.pending_calls(), self.pending.len());
             }
-            Err(err) => {
+            Inbound::Unmatched(id) => {
+                assert!(!self.pending.contains(&id), "ignored pending call {id}");
+            }
+            Inbound::Violation(err) => {
                 self.pair
                     .a
                     .engine
@@ -189,11 +234,16 @@ impl RpcSide {
                     self.pair.a.engine.close_reason(),
                     Some(CloseReason::Protocol(ProtocolError::InvalidMessage(text))) if *text == err.0
                 ));
-                let failed = self.calls.close();
+                let failed = self.endpoint.close();
                 assert_eq!(failed.len(), self.pending.len());
                 self.pending.clear();
             }
         }
+        assert_eq!(
+            self.endpoint.running_requests(),
+            0,
+            "a request's slot leaked"
+        );
     }
 
     fn send(&mut self, message: Value) {
@@ -204,8 +254,8 @@ impl RpcSide {
 
     fn call(&mut self, pick: u8) {
         let action = ACTION_NAMES[usize::from(pick) % ACTION_NAMES.len()];
-        let Ok((id, request)) = self.calls.start(action, vec![json!(pick)], ()) else {
-            assert!(self.calls.is_closed());
+        let Ok((id, request)) = self.endpoint.start_call(action, vec![json!(pick)], ()) else {
+            assert!(self.endpoint.is_closed());
             return;
         };
         assert!(!self.pending.contains(&id), "id {id} reused while pending");
@@ -305,7 +355,7 @@ pub fn run(data: &[u8]) {
             }
             Step::Cancel(back) => {
                 if let Some(id) = side.pending_id(back) {
-                    assert_eq!(side.calls.cancel(id), Some(()));
+                    assert_eq!(side.endpoint.cancel_call(id), Some(()));
                     side.pending.retain(|pending| *pending != id);
                 }
             }
@@ -320,7 +370,7 @@ pub fn run(data: &[u8]) {
         assert!(matches!(decode(message), Ok(Decoded::Rpc(_))));
     }
     if !side.pair.a.engine.is_closed() {
-        assert_eq!(side.calls.len(), side.pending.len());
+        assert_eq!(side.endpoint.pending_calls(), side.pending.len());
     }
 }
 

@@ -54,12 +54,14 @@
 
 mod actions;
 mod connection;
-#[cfg(feature = "fuzzing")]
+pub mod endpoint;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod protocol;
 
 pub use actions::{ActionFuture, Actions, INVALID_ACTION};
-pub use connection::{RpcConnection, RpcOptions, ACTION_PANICKED, TOO_MANY_REQUESTS};
+pub use connection::{RpcConnection, RpcOptions, ACTION_PANICKED};
+pub use endpoint::TOO_MANY_REQUESTS;
 
 use thiserror::Error;
 
