@@ -1,21 +1,24 @@
-//! One conformance suite for every juggler-rs runtime.
+//! The test suites of juggler-rs, written once and run on every runtime.
 //!
-//! The cases in [`conformance`] are written once against the [`Backend`]
-//! trait; each runtime's test file implements `Backend` in a few lines and
-//! instantiates every case with [`conformance_tests!`].
+//! Where a test for X lives:
+//!
+//! - `support/`: what the suites share. [`support::backend`] is the
+//!   `Backend` trait a runtime implements to run the suites (and `within`,
+//!   the hang guard), [`support::runtimes`] its two implementations,
+//!   [`support::bench`] the hostile-input bench, [`support::python`] and
+//!   [`support::browser`] the reference peers, [`support::http`] a raw
+//!   HTTP client.
+//! - `cases/`: the suites. [`cases::conformance`] (the reference's own
+//!   tests), [`cases::web`] (HTTP side: static files, TLS),
+//!   [`cases::rpc`], [`cases::hostile`] (hostile input, by topic),
+//!   [`cases::load`], [`cases::interop_python`] and
+//!   [`cases::interop_browser`].
+//! - `tests/*.rs`: one test binary per suite, named after it, instantiating
+//!   the suite's cases on tokio and smol with its macro
+//!   ([`conformance_tests!`], [`hostile_tests!`], ...).
 #![forbid(unsafe_code)]
 
-pub mod backend;
-pub mod browser;
-pub mod conformance;
-pub mod hostile;
-pub mod http;
-pub mod interop_browser;
-pub mod interop_python;
-pub mod load;
-pub mod python;
-pub mod rpc;
-pub mod runtimes;
-pub mod web;
+pub mod cases;
+pub mod support;
 
-pub use backend::{Backend, Incoming, TestServer};
+pub use support::backend::{Backend, Incoming, TestServer};

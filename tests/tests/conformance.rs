@@ -1,4 +1,12 @@
-//! The conformance suite on juggler-tokio.
+//! The conformance suite (the reference's own cases, and the HTTP side) on
+//! both runtimes.
 
-juggler_tests::conformance_tests!(juggler_tests::runtimes::Tokio);
-juggler_tests::web_tests!(juggler_tests::runtimes::Tokio);
+mod tokio {
+    juggler_tests::conformance_tests!(juggler_tests::support::runtimes::Tokio);
+    juggler_tests::web_tests!(juggler_tests::support::runtimes::Tokio);
+}
+
+mod smol {
+    juggler_tests::conformance_tests!(juggler_tests::support::runtimes::Smol);
+    juggler_tests::web_tests!(juggler_tests::support::runtimes::Smol);
+}

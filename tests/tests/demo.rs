@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use juggler_demo::Demo;
-use juggler_tests::browser::kit;
+use juggler_tests::support::browser::kit;
 use serde_json::Value;
 
 async fn next_report(reports: &mut tokio::sync::broadcast::Receiver<Value>) -> Value {

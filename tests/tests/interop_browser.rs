@@ -1,9 +1,9 @@
 //! The browser reference client against both runtimes' servers.
 
 mod tokio {
-    juggler_tests::browser_tests!(juggler_tests::runtimes::Tokio);
+    juggler_tests::browser_tests!(juggler_tests::support::runtimes::Tokio);
 }
 
 mod smol {
-    juggler_tests::browser_tests!(juggler_tests::runtimes::Smol);
+    juggler_tests::browser_tests!(juggler_tests::support::runtimes::Smol);
 }

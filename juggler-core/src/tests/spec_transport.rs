@@ -321,3 +321,184 @@ fn patches_cannot_nest_remote_data_past_the_depth_limit() {
     );
     assert!(crate::depth::depth(engine.remote_data()) <= crate::MAX_DEPTH);
 }
+
+/// Every malformed text the socket-level hostile suite once sent one case
+/// at a time, here without sockets: each closes the engine with its typed
+/// error (and close code 1002), and leaves the remote data exactly as the
+/// setup frame made it. The socket suite keeps one of each kind.
+#[test]
+fn every_hostile_text_closes_with_its_error() {
+    type Expected = fn(&ProtocolError) -> bool;
+    let invalid_json: Expected = |err| matches!(err, ProtocolError::InvalidJson(_));
+    let not_an_object: Expected = |err| *err == ProtocolError::NotAnObject;
+    let unknown_type: Expected = |err| matches!(err, ProtocolError::UnknownType(_));
+    let missing_type: Expected = |err| *err == ProtocolError::MissingType;
+    let missing_payload: Expected = |err| *err == ProtocolError::MissingPayload;
+    let invalid_patch: Expected = |err| matches!(err, ProtocolError::InvalidPatch(_));
+    let patch_failed: Expected = |err| matches!(err, ProtocolError::PatchFailed(_));
+
+    const DEPTH: usize = 10_000;
+    let arrays = format!("{}{}", "[".repeat(DEPTH), "]".repeat(DEPTH));
+    let objects = format!("{}1{}", r#"{"a":"#.repeat(DEPTH), "}".repeat(DEPTH));
+    let unclosed = "[".repeat(DEPTH);
+    let huge_type = json!({"type": "X".repeat(100_000), "payload": 1}).to_string();
+    let data = |patch: Value| json!({"type": "DATA", "payload": patch}).to_string();
+
+    let mut cases: Vec<(String, Expected)> = Vec::new();
+    let mut add = |texts: &[&str], expected: Expected| {
+        cases.extend(texts.iter().map(|text| (text.to_string(), expected)));
+    };
+    add(
+        &[
+            "",
+            " ",
+            "{",
+            "not json",
+            r#"{"type":"MESSAGE","payload":1"#,
+            r#"{"type":"MESSAGE","payload":1} trailing"#,
+            r#"{"type":"MESSAGE","payload":1,}"#,
+            r#"{'type':'MESSAGE','payload':1}"#,
+            r#"{"type":"MESSAGE","payload":01}"#,
+            r#"{"type":"MESSAGE","payload":"\x"}"#,
+            r#"{"type":"MESSAGE","payload":"\ud800"}"#,
+            "{\"type\":\"MESSAGE\",\"payload\":\"\u{1}\"}",
+            r#"{"type":"MESSAGE","payload":1} {"type":"MESSAGE","payload":2}"#,
+            r#"/* comment */ {"type":"MESSAGE","payload":1}"#,
+            r#"{"type":"MESSAGE","payload":NaN}"#,
+            r#"{"type":"MESSAGE","payload":nan}"#,
+            r#"{"type":"MESSAGE","payload":Infinity}"#,
+            r#"{"type":"MESSAGE","payload":-Infinity}"#,
+            r#"{"type":"MESSAGE","payload":[1,NaN]}"#,
+            r#"{"type":"DATA","payload":[{"op":"add","path":"/a","value":NaN}]}"#,
+            r#"{"type":"MESSAGE","payload":1e400}"#,
+            r#"{"type":"MESSAGE","payload":-1e400}"#,
+            &arrays,
+            &format!(r#"{{"type":"MESSAGE","payload":{arrays}}}"#),
+            &format!(r#"{{"type":"MESSAGE","payload":{objects}}}"#),
+            &format!(
+                r#"{{"type":"DATA","payload":[{{"op":"add","path":"/d","value":{objects}}}]}}"#
+            ),
+            &format!(r#"{{"type":{arrays},"payload":1}}"#),
+            &format!(r#"{{"type":"MESSAGE","payload":{unclosed}"#),
+        ],
+        invalid_json,
+    );
+    add(
+        &[
+            "[]",
+            r#"[{"type":"MESSAGE","payload":1}]"#,
+            "1",
+            "-0.5",
+            r#""MESSAGE""#,
+            "null",
+            "true",
+        ],
+        not_an_object,
+    );
+    add(
+        &[
+            r#"{"type":"BOGUS","payload":1}"#,
+            r#"{"type":"message","payload":1}"#,
+            r#"{"type":"","payload":1}"#,
+            r#"{"type":"DATA ","payload":[]}"#,
+            r#"{"type":"RPC","payload":{}}"#,
+            &huge_type,
+        ],
+        unknown_type,
+    );
+    add(
+        &[
+            "{}",
+            r#"{"payload":1}"#,
+            r#"{"type":null,"payload":1}"#,
+            r#"{"type":1,"payload":1}"#,
+            r#"{"type":["DATA"],"payload":[]}"#,
+            r#"{"Type":"MESSAGE","payload":1}"#,
+        ],
+        missing_type,
+    );
+    add(
+        &[
+            r#"{"type":"MESSAGE"}"#,
+            r#"{"type":"DATA"}"#,
+            r#"{"type":"PING"}"#,
+            r#"{"type":"MESSAGE","Payload":1}"#,
+        ],
+        missing_payload,
+    );
+    add(
+        &[
+            r#"{"type":"DATA","payload":[1]}"#,
+            r#"{"type":"DATA","payload":[null]}"#,
+            r#"{"type":"DATA","payload":[{"op":"bogus","path":""}]}"#,
+            r#"{"type":"DATA","payload":[{"op":"add","path":"/a"}]}"#,
+            r#"{"type":"DATA","payload":[{"path":"/a","value":1}]}"#,
+            r#"{"type":"DATA","payload":[{"op":"remove"}]}"#,
+            r#"{"type":"DATA","payload":[{"op":"move","path":"/a"}]}"#,
+            r#"{"type":"DATA","payload":[{"op":"add","path":1,"value":1}]}"#,
+            r#"{"type":"DATA","payload":{}}"#,
+            r#"{"type":"DATA","payload":{"op":"add","path":"","value":1}}"#,
+            r#"{"type":"DATA","payload":"[]"}"#,
+            r#"{"type":"DATA","payload":null}"#,
+            r#"{"type":"DATA","payload":1}"#,
+            r#"{"type":"DATA","payload":true}"#,
+        ],
+        invalid_patch,
+    );
+    // Pointers that are not RFC 6901, even after valid ops.
+    for patch in [
+        json!([{"op": "add", "path": "a", "value": 1}]),
+        json!([{"op": "add", "path": "a/b", "value": 1}]),
+        json!([{"op": "add", "path": "/a~2", "value": 1}]),
+        json!([{"op": "add", "path": "/a~", "value": 1}]),
+        json!([{"op": "move", "from": "obj", "path": "/b"}]),
+        json!([{"op": "add", "path": "/b", "value": 1}, {"op": "remove", "path": "x"}]),
+    ] {
+        cases.push((data(patch), invalid_patch));
+    }
+    // Ops that do not apply to the setup's data.
+    for patch in [
+        json!([{"op": "remove", "path": "/missing"}]),
+        json!([{"op": "remove", "path": "/obj/missing"}]),
+        json!([{"op": "replace", "path": "/missing", "value": 1}]),
+        json!([{"op": "add", "path": "/missing/child", "value": 1}]),
+        json!([{"op": "add", "path": "/a/child", "value": 1}]),
+        json!([{"op": "add", "path": "/s/0", "value": 1}]),
+        json!([{"op": "test", "path": "/a", "value": 2}]),
+        json!([{"op": "test", "path": "/a", "value": "1"}]),
+        json!([{"op": "test", "path": "/a", "value": 1.5}]),
+        json!([{"op": "test", "path": "/obj", "value": {"k": "w"}}]),
+        json!([{"op": "test", "path": "/missing", "value": null}]),
+        json!([{"op": "move", "from": "/missing", "path": "/b"}]),
+        json!([{"op": "move", "from": "/obj", "path": "/obj/inside"}]),
+        json!([{"op": "copy", "from": "/missing", "path": "/b"}]),
+        json!([{"op": "add", "path": "/arr/3", "value": 0}]),
+        json!([{"op": "remove", "path": "/arr/2"}]),
+        json!([{"op": "replace", "path": "/arr/5", "value": 0}]),
+        json!([{"op": "remove", "path": "/arr/-"}]),
+        json!([{"op": "add", "path": "/arr/-1", "value": 0}]),
+        json!([{"op": "add", "path": "/arr/01", "value": 0}]),
+        json!([{"op": "add", "path": "/arr/x", "value": 0}]),
+        json!([{"op": "add", "path": "/arr/99999999999999999999999", "value": 0}]),
+    ] {
+        cases.push((data(patch), patch_failed));
+    }
+
+    let base = json!({"a": 1, "arr": [1, 2], "obj": {"k": "v"}, "s": "text"});
+    for (text, expected) in cases {
+        let mut engine = engine();
+        engine
+            .handle_text(&data(json!([{"op": "replace", "path": "", "value": base}])))
+            .unwrap();
+        let shown: String = text.chars().take(80).collect();
+        let err = engine.handle_text(&text).unwrap_err();
+        assert!(expected(&err), "{shown}: {err:?}");
+        assert_eq!(err.close_code(), 1002, "{shown}");
+        assert_eq!(
+            engine.close_reason(),
+            Some(&CloseReason::Protocol(err)),
+            "{shown}"
+        );
+        assert_eq!(**engine.remote_data(), base, "{shown}");
+    }
+}

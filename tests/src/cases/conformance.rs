@@ -8,7 +8,7 @@ use std::time::Duration;
 use juggler_driver::{ClientOptions, Connection, Error, ServerOptions};
 use serde_json::{json, Value};
 
-use crate::backend::{
+use crate::support::backend::{
     expect_messages, listen, pair, record_changes, within, Backend, TestServer, HANG_GUARD,
     IMMEDIATE,
 };
@@ -533,7 +533,7 @@ macro_rules! conformance_tests {
         $(
             #[test]
             fn $case() {
-                <$backend as $crate::Backend>::block_on($crate::conformance::$case::<$backend>());
+                <$backend as $crate::Backend>::block_on($crate::cases::conformance::$case::<$backend>());
             }
         )*
     };

@@ -8,9 +8,9 @@ use juggler_driver::{CloseReason, Connection, ServerOptions};
 use juggler_rpc::{Actions, RpcConnection, RpcError};
 use serde_json::{json, Value};
 
-use crate::backend::{listen, within, Backend, TestServer, HANG_GUARD};
-use crate::browser::kit;
-use crate::web::TempDir;
+use crate::cases::web::TempDir;
+use crate::support::backend::{listen, within, Backend, TestServer, HANG_GUARD};
+use crate::support::browser::kit;
 
 /// Chromium's start takes seconds on a loaded 2-core machine.
 const BROWSER_START: Duration = Duration::from_secs(60);
@@ -36,7 +36,7 @@ pub async fn reference_browser_client<B: Backend>() {
         &www.0.join("reference_client.bundle.js"),
     );
     std::fs::copy(
-        crate::browser::browser_dir().join("reference_client.html"),
+        crate::support::browser::browser_dir().join("reference_client.html"),
         www.0.join("reference_client.html"),
     )
     .unwrap();
@@ -113,14 +113,14 @@ pub async fn reference_browser_client<B: Backend>() {
 }
 
 /// Serves one bundled page of `tests/browser` from a fresh folder.
-fn bundled_page(kit: &crate::browser::Kit, name: &str) -> TempDir {
+fn bundled_page(kit: &crate::support::browser::Kit, name: &str) -> TempDir {
     let www = TempDir::new("browser-www");
     kit.bundle(
         &format!("{name}.js"),
         &www.0.join(format!("{name}.bundle.js")),
     );
     std::fs::copy(
-        crate::browser::browser_dir().join(format!("{name}.html")),
+        crate::support::browser::browser_dir().join(format!("{name}.html")),
         www.0.join(format!("{name}.html")),
     )
     .unwrap();
@@ -193,7 +193,7 @@ macro_rules! browser_tests {
         $(
             #[test]
             fn $case() {
-                <$backend as $crate::Backend>::block_on($crate::interop_browser::$case::<$backend>());
+                <$backend as $crate::Backend>::block_on($crate::cases::interop_browser::$case::<$backend>());
             }
         )*
     };

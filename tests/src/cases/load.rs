@@ -14,8 +14,8 @@ use juggler_driver::{ClientOptions, CloseReason, Connection, Error, ServerOption
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::backend::{within, Backend, TestServer, HANG_GUARD, IMMEDIATE};
-use crate::hostile::{assert_no_runtime_panics, raw_connect, watch_runtime_panics};
+use crate::support::backend::{within, Backend, TestServer, HANG_GUARD, IMMEDIATE};
+use crate::support::bench::{assert_no_runtime_panics, raw_connect, watch_runtime_panics};
 
 /// Held by every load case while it runs: one at a time per process.
 pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -420,10 +420,10 @@ macro_rules! load_tests {
         $(
             #[test]
             fn $case() {
-                let _serial = $crate::load::SERIAL
+                let _serial = $crate::cases::load::SERIAL
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                <$backend as $crate::Backend>::block_on($crate::load::$case::<$backend>());
+                <$backend as $crate::Backend>::block_on($crate::cases::load::$case::<$backend>());
             }
         )*
     };

@@ -13,7 +13,7 @@ use juggler_rpc::{Actions, RpcConnection, RpcError, RpcOptions};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::backend::{pair, within, Backend, TestServer, HANG_GUARD, IMMEDIATE};
+use crate::support::backend::{pair, within, Backend, TestServer, HANG_GUARD, IMMEDIATE};
 
 /// `act` adds one to its only argument, the raw JSON way.
 async fn raw_act(args: Vec<Value>) -> Result<Value, String> {
@@ -698,7 +698,7 @@ macro_rules! rpc_tests {
         $(
             #[test]
             fn $case() {
-                <$backend as $crate::Backend>::block_on($crate::rpc::$case::<$backend>());
+                <$backend as $crate::Backend>::block_on($crate::cases::rpc::$case::<$backend>());
             }
         )*
     };

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use juggler_driver::{ClientOptions, ServerOptions};
 use serde_json::json;
 
-use crate::backend::{listen, within, Backend, TestServer, HANG_GUARD};
-use crate::http::get;
+use crate::support::backend::{listen, within, Backend, TestServer, HANG_GUARD};
+use crate::support::http::get;
 
 /// A fresh folder under the system temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -166,7 +166,7 @@ macro_rules! web_tests {
         $(
             #[test]
             fn $case() {
-                <$backend as $crate::Backend>::block_on($crate::web::$case::<$backend>());
+                <$backend as $crate::Backend>::block_on($crate::cases::web::$case::<$backend>());
             }
         )*
     };

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
-use crate::web::TempDir;
+use crate::cases::web::TempDir;
 
 /// What the browser tests need, found once per test process.
 #[derive(Debug)]

@@ -280,7 +280,7 @@ impl PythonPeer {
     }
 
     /// The next event (a JSON object with an `event` field). Use a hang
-    /// guard such as [`within`](crate::backend::within) around it.
+    /// guard such as [`within`](crate::support::backend::within) around it.
     ///
     /// # Panics
     ///

@@ -1,0 +1,9 @@
+//! The suites, each written once against [`Backend`](crate::Backend).
+
+pub mod conformance;
+pub mod hostile;
+pub mod interop_browser;
+pub mod interop_python;
+pub mod load;
+pub mod rpc;
+pub mod web;
