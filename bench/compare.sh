@@ -85,7 +85,7 @@ step "comparison (one run; expect ±25% noise)"
 if [ ${#quick[@]} -gt 0 ]; then
     echo "(--quick: smoke sizes; the numbers and verdicts mean nothing)"
 fi
-"$bench" --table "$out"/*.jsonl | tee "$out/table.md"
+python3 bench/table.py "$out"/*.jsonl | tee "$out/table.md"
 echo
 echo "results: $out"
 if [ "$status" -ne 0 ]; then

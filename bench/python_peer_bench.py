@@ -4,7 +4,7 @@ Runs the same scenarios as ``juggler-bench`` (same payloads, states and
 checks; see ``bench/src/data.rs`` and ``bench/src/scenarios/``) with a
 hat-juggler server and hat-juggler clients in one asyncio process, and
 prints one JSON object per measured number, in juggler-bench's ``--json``
-format (``"impl": "python"``), so that ``juggler-bench --table`` can put
+format (``"impl": "python"``), so that ``bench/table.py`` can put
 them beside ours. A scenario whose result is wrong prints a failure record
 (``"ok": false``) and makes the script exit 1.
 

@@ -6,15 +6,14 @@
 //! measured; a scenario whose result is wrong prints `FAILED` and makes the
 //! process exit non-zero. `--baseline raw` runs the message and RPC
 //! scenarios over a plain WebSocket library instead (tokio-tungstenite on
-//! tokio, async-tungstenite on smol), and `--table` turns the
-//! `--json` output of several runs (this program's and
-//! `python_peer_bench.py`'s) into the comparison table `compare.sh` prints.
+//! tokio, async-tungstenite on smol). `bench/table.py` turns the `--json`
+//! output of several runs (this program's and `python_peer_bench.py`'s)
+//! into the comparison table `compare.sh` prints, with the targets.
 //!
 //! ```text
 //! cargo run --release -p juggler-bench -- [--runtime tokio|smol|both] [--quick]
 //!     [--scenario NAME...] [--json] [--baseline raw]
 //! juggler-bench --list
-//! juggler-bench --table FILE...
 //! ```
 //!
 //! The idle-memory scenarios start this program twice more, as
@@ -39,7 +38,6 @@ const USAGE: &str = "\
 usage: juggler-bench [--runtime tokio|smol|both] [--quick] [--scenario NAME...] [--json]
                      [--baseline raw] [--threads N]
        juggler-bench --list
-       juggler-bench --table FILE...
 
   --runtime R      the runtime(s) to run on (default: both)
   --quick          small sizes: the whole run takes seconds (CI's smoke run)
@@ -47,8 +45,7 @@ usage: juggler-bench [--runtime tokio|smol|both] [--quick] [--scenario NAME...] 
   --json           one JSON object per line instead of text
   --baseline raw   run the raw WebSocket baselines instead (on --runtime)
   --threads N      executor threads per runtime (default 2, one per core)
-  --list           list the scenarios
-  --table FILE...  print the comparison table from --json outputs";
+  --list           list the scenarios";
 
 /// What the command line asks for.
 #[derive(Debug, Default)]
@@ -59,70 +56,48 @@ struct Args {
     json: bool,
     raw: bool,
     list: bool,
-    table: Vec<String>,
+    help: bool,
     idle_clients: Option<usize>,
     idle_server: Option<usize>,
     url: Option<String>,
     threads: Option<usize>,
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
     let mut parsed = Args::default();
-    let mut in_list: Option<&'static str> = None;
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        match arg.as_str() {
-            "--runtime" => {
-                parsed.runtimes = match value("--runtime")?.as_str() {
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("runtime") => {
+                let name = parser.value()?.string()?;
+                parsed.runtimes = match name.as_str() {
                     "both" => vec![Rt::Tokio, Rt::Smol],
                     name => vec![Rt::parse(name).ok_or(format!("unknown runtime {name}"))?],
                 };
             }
-            "--quick" => parsed.quick = true,
-            "--json" => parsed.json = true,
-            "--list" => parsed.list = true,
-            "--baseline" => match value("--baseline")?.as_str() {
+            Long("quick") => parsed.quick = true,
+            Long("json") => parsed.json = true,
+            Long("list") => parsed.list = true,
+            Long("baseline") => match parser.value()?.string()?.as_str() {
                 "raw" => parsed.raw = true,
-                other => return Err(format!("unknown baseline {other} (only raw)")),
+                other => return Err(format!("unknown baseline {other} (only raw)").into()),
             },
-            "--scenario" => {
-                parsed.scenarios.push(value("--scenario")?);
-                in_list = Some("--scenario");
-                continue;
-            }
-            "--table" => {
-                parsed.table.push(value("--table")?);
-                in_list = Some("--table");
-                continue;
-            }
-            "--idle-clients" => {
-                let n = value("--idle-clients")?;
-                parsed.idle_clients = Some(n.parse().map_err(|_| format!("bad count {n}"))?);
-            }
-            "--idle-server" => {
-                let n = value("--idle-server")?;
-                parsed.idle_server = Some(n.parse().map_err(|_| format!("bad count {n}"))?);
-            }
-            "--url" => parsed.url = Some(value("--url")?),
-            "--threads" => {
-                let n = value("--threads")?;
-                match n.parse() {
-                    Ok(n) if n > 0 => parsed.threads = Some(n),
-                    _ => return Err(format!("bad thread count {n}")),
+            Long("scenario") => {
+                for name in parser.values()? {
+                    parsed.scenarios.push(name.string()?);
                 }
             }
-            "-h" | "--help" => return Err(String::new()),
-            other if !other.starts_with("--") => {
-                match in_list {
-                    Some("--scenario") => parsed.scenarios.push(other.to_owned()),
-                    Some(_) => parsed.table.push(other.to_owned()),
-                    None => return Err(format!("unexpected argument {other}")),
-                }
-                continue;
-            }
-            other => return Err(format!("unknown option {other}")),
+            Long("idle-clients") => parsed.idle_clients = Some(parser.value()?.parse()?),
+            Long("idle-server") => parsed.idle_server = Some(parser.value()?.parse()?),
+            Long("url") => parsed.url = Some(parser.value()?.string()?),
+            Long("threads") => match parser.value()?.parse()? {
+                0 => return Err("bad thread count 0".into()),
+                n => parsed.threads = Some(n),
+            },
+            Short('h') | Long("help") => parsed.help = true,
+            _ => return Err(arg.unexpected()),
         }
-        in_list = None;
     }
     if parsed.runtimes.is_empty() {
         parsed.runtimes = vec![Rt::Tokio, Rt::Smol];
@@ -132,12 +107,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
 
 fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
+        Ok(args) if args.help => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Ok(args) => args,
         Err(err) => {
-            if !err.is_empty() {
-                eprintln!("juggler-bench: {err}");
-            }
-            eprintln!("{USAGE}");
+            eprintln!("juggler-bench: {err}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -163,22 +139,6 @@ fn main() -> ExitCode {
             true => ExitCode::SUCCESS,
             false => ExitCode::FAILURE,
         };
-    }
-
-    if !args.table.is_empty() {
-        let mut lines = String::new();
-        for file in &args.table {
-            match std::fs::read_to_string(file) {
-                Ok(text) => lines.push_str(&text),
-                Err(err) => {
-                    eprintln!("juggler-bench: cannot read {file}: {err}");
-                    return ExitCode::from(2);
-                }
-            }
-            lines.push('\n');
-        }
-        print!("{}", report::table(&lines));
-        return ExitCode::SUCCESS;
     }
 
     if args.list {
@@ -287,7 +247,7 @@ fn run_one(scenario: &Scenario, ctx: Ctx) -> Outcome {
 mod tests {
     use super::*;
 
-    fn parse(line: &str) -> Result<Args, String> {
+    fn parse(line: &str) -> Result<Args, lexopt::Error> {
         parse_args(line.split_whitespace().map(str::to_owned))
     }
 
@@ -301,7 +261,8 @@ mod tests {
         assert!(parse("--baseline raw").unwrap().raw);
         assert!(parse("--runtime deno").is_err());
         assert!(parse("stray").is_err());
-        assert_eq!(parse("--table x y").unwrap().table, ["x", "y"]);
+        assert!(parse("--table x").is_err());
+        assert!(parse("--help").unwrap().help);
         assert_eq!(parse("--threads 1").unwrap().threads, Some(1));
         assert!(parse("--threads 0").is_err());
     }
