@@ -26,7 +26,8 @@ pub use options::{ConnectionOptions, KeepAlive};
 pub use runtime::{BoxFuture, Runtime, TcpConnecting};
 pub use server::{
     index_redirect, load_server_files, server_tls_config, upgrade_response, AcceptControl,
-    Acceptor, Registry, Server, ServerOptions, ShutdownSummary, StaticDir, UpgradeRejection,
+    Acceptor, HttpTimeouts, OriginPolicy, Refusal, Registry, Server, ServerOptions,
+    ShutdownSummary, StaticDir, UpgradeRejection,
 };
 
 pub use juggler_core::{

@@ -53,6 +53,18 @@ pub struct ServerOptions {
     /// How long a TLS handshake may take before the socket is dropped.
     /// Default 10 s.
     pub tls_handshake_timeout: Duration,
+    /// Which web pages may open the WebSocket. Default
+    /// [`OriginPolicy::SameHost`].
+    pub origin_policy: OriginPolicy,
+    /// Most connections open at once; over it, new upgrades get `503
+    /// Service Unavailable` and existing connections are untouched. Upgrades
+    /// checked at the same moment may each pass, so the count can exceed it
+    /// by the handshakes in flight. `None` lifts the cap. Default 16,384.
+    pub max_connections: Option<usize>,
+    /// How long a client may take to send a request's headers, and how long
+    /// an HTTP connection may wait idle for its next request, before the
+    /// socket is closed (slowloris). `None` turns it off. Default 10 s.
+    pub header_read_timeout: Option<Duration>,
 }
 
 impl Default for ServerOptions {
@@ -65,6 +77,9 @@ impl Default for ServerOptions {
             connection: ConnectionOptions::default(),
             shutdown_timeout: Duration::from_millis(100),
             tls_handshake_timeout: Duration::from_secs(10),
+            origin_policy: OriginPolicy::SameHost,
+            max_connections: Some(16_384),
+            header_read_timeout: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -112,10 +127,175 @@ impl ServerOptions {
         self
     }
 
+    /// Sets which web pages may open the WebSocket.
+    pub fn origin_policy(mut self, policy: OriginPolicy) -> Self {
+        self.origin_policy = policy;
+        self
+    }
+
+    /// Sets the most connections open at once (`None`: no cap).
+    pub fn max_connections(mut self, max: Option<usize>) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// Sets the header read and idle timeout of HTTP connections (`None`:
+    /// none).
+    pub fn header_read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// The limits on a client's steps before its upgrade, for the runtime
+    /// crates' HTTP side.
+    pub fn http_timeouts(&self) -> HttpTimeouts {
+        HttpTimeouts {
+            tls_handshake: self.tls_handshake_timeout,
+            header_read: self.header_read_timeout,
+        }
+    }
+
     /// The options of one accepted connection: its close waits at most the
     /// server's shutdown timeout.
     pub fn accepted_connection_options(&self) -> ConnectionOptions {
         self.connection.clone().close_timeout(self.shutdown_timeout)
+    }
+}
+
+/// Which web pages may open the WebSocket: the check of a browser's
+/// `Origin` header against cross-site WebSocket hijacking.
+///
+/// A browser lets any page open a WebSocket to any server, with the
+/// user's cookies, and tells the server only the page's origin. Without a
+/// check, any page an operator has open could read the state or call the
+/// actions of a back end on their network. So the default admits only
+/// pages of the server's own host and port, as Phoenix and Django Channels
+/// do by default. Requests without `Origin` (the Python and Rust clients,
+/// other non-browser programs) are always admitted: `Origin` protects a
+/// browser's user, and a program that is not a browser can send any
+/// `Origin` it likes anyway.
+///
+/// ```
+/// use juggler_driver::{OriginPolicy, ServerOptions};
+///
+/// let options = ServerOptions::default().origin_policy(OriginPolicy::AllowList(vec![
+///     "https://gui.example.com".into(),
+/// ]));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OriginPolicy {
+    /// Only pages whose origin's host and port are the request's `Host`.
+    /// Others get `403 Forbidden`. The default.
+    #[default]
+    SameHost,
+    /// The server's own host, and pages of these origins
+    /// (`scheme://host[:port]`; host case and default ports do not matter).
+    AllowList(Vec<String>),
+    /// Any page. Only for servers with nothing a third-party page must not
+    /// read or do.
+    Any,
+}
+
+/// A host and port, the part of an origin the policy compares.
+#[derive(Debug, PartialEq, Eq)]
+struct Site {
+    host: String,
+    port: u16,
+}
+
+impl Site {
+    /// The site of an origin (`scheme://host[:port]`); `None` for `null`
+    /// and anything else that is not a web origin.
+    fn of_origin(origin: &str) -> Option<Site> {
+        let uri: http::Uri = origin.parse().ok()?;
+        let default_port = default_port(uri.scheme_str()?)?;
+        Some(Site {
+            host: uri.host()?.to_ascii_lowercase(),
+            port: uri.port_u16().unwrap_or(default_port),
+        })
+    }
+
+    /// The site of a `Host` header, its port defaulting to `default_port`.
+    fn of_host(host: &str, default_port: u16) -> Option<Site> {
+        let authority: http::uri::Authority = host.parse().ok()?;
+        Some(Site {
+            host: authority.host().to_ascii_lowercase(),
+            port: authority.port_u16().unwrap_or(default_port),
+        })
+    }
+}
+
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme.to_ascii_lowercase().as_str() {
+        "http" | "ws" => Some(80),
+        "https" | "wss" => Some(443),
+        _ => None,
+    }
+}
+
+impl OriginPolicy {
+    /// Whether a request with these headers may open the WebSocket.
+    pub fn admits(&self, headers: &HeaderMap) -> bool {
+        let Some(origin) = headers.get(header::ORIGIN) else {
+            return true;
+        };
+        if *self == OriginPolicy::Any {
+            return true;
+        }
+        let Some(site) = origin.to_str().ok().and_then(Site::of_origin) else {
+            return false;
+        };
+        let origin_port = site.port;
+        let same_host = headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .and_then(|host| Site::of_host(host, origin_port))
+            .is_some_and(|host| host == site);
+        same_host
+            || match self {
+                OriginPolicy::AllowList(allowed) => allowed
+                    .iter()
+                    .any(|allowed| Site::of_origin(allowed).is_some_and(|a| a == site)),
+                _ => false,
+            }
+    }
+}
+
+/// How long a client may take over the steps before its upgrade: see
+/// [`ServerOptions::tls_handshake_timeout`] and
+/// [`ServerOptions::header_read_timeout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpTimeouts {
+    /// The TLS handshake.
+    pub tls_handshake: Duration,
+    /// A request's headers, and the wait for the next request.
+    pub header_read: Option<Duration>,
+}
+
+/// Why [`Acceptor::admit`] refused an upgrade request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Not a WebSocket upgrade we accept: 400 or 426.
+    Upgrade(UpgradeRejection),
+    /// The origin policy does not admit the page: 403.
+    Origin,
+    /// `max_connections` are open: 503.
+    Full,
+}
+
+impl Refusal {
+    /// The HTTP answer to the refused request.
+    pub fn response(self) -> Response<String> {
+        let (status, text) = match self {
+            Refusal::Upgrade(rejection) => return rejection.response(),
+            Refusal::Origin => (StatusCode::FORBIDDEN, "origin not allowed\n"),
+            Refusal::Full => (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n"),
+        };
+        let mut response = Response::new(text.to_owned());
+        *response.status_mut() = status;
+        response
     }
 }
 
@@ -400,6 +580,8 @@ pub struct Acceptor {
     on_connection: Box<dyn Fn(Connection) + Send + Sync>,
     registry: Arc<Registry>,
     options: ConnectionOptions,
+    origin_policy: OriginPolicy,
+    max_connections: Option<usize>,
     runtime: Arc<dyn Runtime>,
 }
 
@@ -415,8 +597,30 @@ impl Acceptor {
             on_connection: Box::new(on_connection),
             registry,
             options: options.accepted_connection_options(),
+            origin_policy: options.origin_policy.clone(),
+            max_connections: options.max_connections,
             runtime,
         }
+    }
+
+    /// Decides on a request to the WebSocket path before anything is
+    /// switched: it must be an upgrade we accept, come from a page the
+    /// origin policy admits and find the server with room. Admitted, the
+    /// `101` to answer with; refused, why ([`Refusal::response`] is the
+    /// answer), and no connection is made.
+    pub fn admit<B>(&self, request: &Request<B>) -> Result<Response<()>, Refusal> {
+        let response = upgrade_response(request).map_err(Refusal::Upgrade)?;
+        if !self.origin_policy.admits(request.headers()) {
+            tracing::debug!(origin = ?request.headers().get(header::ORIGIN), "WebSocket upgrade refused: origin");
+            return Err(Refusal::Origin);
+        }
+        if let Some(max) = self.max_connections {
+            if self.registry.live() >= max {
+                tracing::debug!(max, "WebSocket upgrade refused: max_connections");
+                return Err(Refusal::Full);
+            }
+        }
+        Ok(response)
     }
 
     /// The WebSocket settings for accepted connections.
@@ -610,6 +814,52 @@ mod tests {
             UpgradeRejection::NotWebSocket.response().status(),
             StatusCode::BAD_REQUEST
         );
+    }
+
+    fn with(origin: Option<&str>, host: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_str(host).unwrap());
+        if let Some(origin) = origin {
+            headers.insert(header::ORIGIN, HeaderValue::from_str(origin).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn the_default_origin_policy_admits_the_same_host_and_non_browsers() {
+        let policy = OriginPolicy::default();
+        for (origin, host, admitted) in [
+            (None, "127.0.0.1:8080", true),
+            (Some("http://127.0.0.1:8080"), "127.0.0.1:8080", true),
+            (Some("HTTP://LOCALHOST:8080"), "localhost:8080", true),
+            (Some("http://gui.example"), "gui.example", true),
+            (Some("https://gui.example"), "gui.example", true),
+            (Some("http://gui.example:80"), "gui.example", true),
+            (Some("http://[::1]:9"), "[::1]:9", true),
+            (Some("http://evil.example"), "127.0.0.1:8080", false),
+            (Some("http://127.0.0.1:8081"), "127.0.0.1:8080", false),
+            (Some("http://127.0.0.1"), "127.0.0.1:8080", false),
+            (Some("null"), "127.0.0.1:8080", false),
+            (Some("file://"), "127.0.0.1:8080", false),
+            (Some("not a url"), "127.0.0.1:8080", false),
+        ] {
+            assert_eq!(
+                policy.admits(&with(origin, host)),
+                admitted,
+                "{origin:?} to {host}"
+            );
+        }
+    }
+
+    #[test]
+    fn allow_lists_and_any() {
+        let list = OriginPolicy::AllowList(vec!["https://GUI.example".into()]);
+        assert!(list.admits(&with(Some("https://gui.example:443"), "api.example")));
+        assert!(!list.admits(&with(Some("http://gui.example"), "api.example")));
+        assert!(list.admits(&with(Some("http://api.example"), "api.example")));
+        assert!(!list.admits(&with(Some("https://evil.example"), "api.example")));
+        assert!(OriginPolicy::Any.admits(&with(Some("https://evil.example"), "api.example")));
+        assert!(OriginPolicy::Any.admits(&with(Some("null"), "api.example")));
     }
 
     #[test]

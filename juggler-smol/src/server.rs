@@ -13,12 +13,12 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use juggler_driver::{
-    index_redirect, load_server_files, upgrade_response, AcceptControl, Acceptor, Connection,
-    Error, Io, Registry, Server, ServerOptions, StaticDir,
+    index_redirect, load_server_files, AcceptControl, Acceptor, Connection, Error, HttpTimeouts,
+    Io, Registry, Server, ServerOptions, StaticDir,
 };
 use smol::net::{TcpListener, TcpStream};
 use smol::Task;
-use smol_hyper::rt::FuturesIo;
+use smol_hyper::rt::{FuturesIo, SmolTimer};
 
 use crate::runtime::SmolRuntime;
 
@@ -60,9 +60,9 @@ impl App {
     }
 
     fn websocket(self: Arc<Self>, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let response = match upgrade_response(&request) {
+        let response = match self.acceptor.admit(&request) {
             Ok(response) => response,
-            Err(rejection) => return rejection.response().map(Body::from),
+            Err(refusal) => return refusal.response().map(Body::from),
         };
         smol::spawn(async move {
             let upgraded = match hyper::upgrade::on(request).await {
@@ -171,7 +171,7 @@ pub async fn listen(
         listener,
         app,
         acceptor,
-        options.tls_handshake_timeout,
+        options.http_timeouts(),
         control,
     ))
     .detach();
@@ -182,7 +182,7 @@ async fn accept_loop(
     listener: TcpListener,
     app: Arc<App>,
     tls: Option<futures_rustls::TlsAcceptor>,
-    tls_timeout: Duration,
+    timeouts: HttpTimeouts,
     mut control: AcceptControl,
 ) {
     // HTTP connections are tasks owned here, so ending the loop cancels
@@ -204,7 +204,7 @@ async fn accept_loop(
                     peer,
                     app.clone(),
                     tls.clone(),
-                    tls_timeout,
+                    timeouts,
                 )));
             }
             Err(err) => {
@@ -221,14 +221,14 @@ async fn serve_http(
     peer: SocketAddr,
     app: Arc<App>,
     tls: Option<futures_rustls::TlsAcceptor>,
-    tls_timeout: Duration,
+    timeouts: HttpTimeouts,
 ) {
     let io: Box<dyn Io> = match tls {
         None => Box::new(stream),
         Some(acceptor) => {
             let handshake = async { Some(acceptor.accept(stream).await) };
             let timeout = async {
-                smol::Timer::after(tls_timeout).await;
+                smol::Timer::after(timeouts.tls_handshake).await;
                 None
             };
             match smol::future::or(handshake, timeout).await {
@@ -243,6 +243,8 @@ async fn serve_http(
         async move { Ok::<_, Infallible>(app.handle(request, peer).await) }
     });
     let result = hyper::server::conn::http1::Builder::new()
+        .timer(SmolTimer::new())
+        .header_read_timeout(timeouts.header_read)
         .serve_connection(FuturesIo::new(io), service)
         .with_upgrades()
         .await;

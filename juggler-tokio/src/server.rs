@@ -14,10 +14,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use juggler_driver::{
-    index_redirect, load_server_files, upgrade_response, AcceptControl, Acceptor, Connection,
-    Error, Registry, Server, ServerOptions, StaticDir,
+    index_redirect, load_server_files, AcceptControl, Acceptor, Connection, Error, HttpTimeouts,
+    Registry, Server, ServerOptions, StaticDir,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -87,7 +87,7 @@ pub async fn listen(
         listener,
         router,
         acceptor,
-        options.tls_handshake_timeout,
+        options.http_timeouts(),
         control,
     ));
     Ok(server)
@@ -119,9 +119,9 @@ fn router(
 }
 
 async fn websocket(State(acceptor): State<Arc<Acceptor>>, request: Request) -> Response {
-    let response = match upgrade_response(&request) {
+    let response = match acceptor.admit(&request) {
         Ok(response) => response,
-        Err(rejection) => return rejection.response().map(Body::from),
+        Err(refusal) => return refusal.response().map(Body::from),
     };
     let peer_addr = request.extensions().get::<PeerAddr>().map(|peer| peer.0);
     let on_upgrade = hyper::upgrade::on(request);
@@ -153,7 +153,7 @@ async fn accept_loop(
     listener: TcpListener,
     router: Router,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    tls_timeout: std::time::Duration,
+    timeouts: HttpTimeouts,
     mut control: AcceptControl,
 ) {
     // HTTP connections live in this set, so ending the loop ends them;
@@ -172,7 +172,7 @@ async fn accept_loop(
                     peer,
                     router.clone(),
                     tls.clone(),
-                    tls_timeout,
+                    timeouts,
                 ));
             }
             Err(err) => {
@@ -190,34 +190,38 @@ async fn serve_http(
     peer: SocketAddr,
     router: Router,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    tls_timeout: std::time::Duration,
+    timeouts: HttpTimeouts,
 ) {
     let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
         request.extensions_mut().insert(PeerAddr(peer));
         router.clone().oneshot(request)
     });
-    let http = hyper::server::conn::http1::Builder::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header_read);
     let result = match tls {
         None => {
             http.serve_connection(TokioIo::new(stream), service)
                 .with_upgrades()
                 .await
         }
-        Some(acceptor) => match tokio::time::timeout(tls_timeout, acceptor.accept(stream)).await {
-            Ok(Ok(stream)) => {
-                http.serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades()
-                    .await
+        Some(acceptor) => {
+            match tokio::time::timeout(timeouts.tls_handshake, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    http.serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
+                        .await
+                }
+                Ok(Err(err)) => {
+                    tracing::debug!(%peer, %err, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
             }
-            Ok(Err(err)) => {
-                tracing::debug!(%peer, %err, "TLS handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, "TLS handshake timed out");
-                return;
-            }
-        },
+        }
     };
     if let Err(err) = result {
         tracing::debug!(%peer, %err, "HTTP connection ended with an error");

@@ -9,7 +9,8 @@
 //!   [`support::browser`] the reference peers, [`support::http`] a raw
 //!   HTTP client.
 //! - `cases/`: the suites. [`cases::conformance`] (the reference's own
-//!   tests), [`cases::web`] (HTTP side: static files, TLS),
+//!   tests), [`cases::admission`] (origin policy, connection cap, slow
+//!   clients), [`cases::web`] (HTTP side: static files, TLS),
 //!   [`cases::rpc`], [`cases::hostile`] (hostile input, by topic),
 //!   [`cases::load`], [`cases::interop_python`] and
 //!   [`cases::interop_browser`].

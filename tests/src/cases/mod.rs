@@ -1,5 +1,6 @@
 //! The suites, each written once against [`Backend`](crate::Backend).
 
+pub mod admission;
 pub mod conformance;
 pub mod hostile;
 pub mod interop_browser;

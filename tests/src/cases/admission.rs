@@ -1,0 +1,221 @@
+//! Who gets a connection: the origin policy, `max_connections`, and
+//! clients too slow to send their headers, over real sockets, before any
+//! `101 Switching Protocols`.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_util::{AsyncReadExt, AsyncWriteExt};
+use juggler_driver::{ClientOptions, Io, OriginPolicy, ServerOptions};
+use serde_json::json;
+
+use crate::support::backend::{listen, within, Backend, TestServer, HANG_GUARD};
+
+/// Sends a WebSocket upgrade request for `/ws` with `Host: host` and the
+/// `Origin`, if any; returns the answer's status and the socket.
+async fn upgrade<B: Backend>(
+    addr: SocketAddr,
+    host: &str,
+    origin: Option<&str>,
+) -> (u16, Box<dyn Io>) {
+    let mut socket = B::tcp_connect(addr).await.expect("connect");
+    let origin = origin.map_or(String::new(), |origin| format!("Origin: {origin}\r\n"));
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {host}\r\n{origin}Connection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    socket.flush().await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match socket.read(&mut byte).await {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    let head = String::from_utf8_lossy(&head);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {head:?}"));
+    (status, socket)
+}
+
+/// Reads until the server closes the socket.
+async fn until_closed(socket: &mut Box<dyn Io>) {
+    let mut buffer = [0u8; 256];
+    while let Ok(read) = socket.read(&mut buffer).await {
+        if read == 0 {
+            break;
+        }
+    }
+}
+
+/// The default policy: non-browser clients and pages of the server's own
+/// host and port get their connection; any other page gets 403 and no
+/// connection. An allow-list admits its origins; `Any` admits all.
+pub async fn origin_policy_at_the_upgrade<B: Backend>() {
+    /// The `Origin` a case sends, given the server's address.
+    enum Sent {
+        Nothing,
+        ThisServer,
+        OtherPort,
+        Fixed(&'static str),
+    }
+    let allow_list = || OriginPolicy::AllowList(vec!["https://gui.example".into()]);
+    let cases = [
+        (OriginPolicy::SameHost, Sent::Nothing, 101),
+        (OriginPolicy::SameHost, Sent::ThisServer, 101),
+        (
+            OriginPolicy::SameHost,
+            Sent::Fixed("http://evil.example"),
+            403,
+        ),
+        (OriginPolicy::SameHost, Sent::Fixed("null"), 403),
+        (OriginPolicy::SameHost, Sent::OtherPort, 403),
+        (allow_list(), Sent::Fixed("https://gui.example"), 101),
+        (allow_list(), Sent::Fixed("https://evil.example"), 403),
+        (OriginPolicy::Any, Sent::Fixed("https://evil.example"), 101),
+    ];
+    for (policy, sent, expected) in cases {
+        let (server, mut incoming) =
+            listen::<B>(ServerOptions::default().origin_policy(policy.clone())).await;
+        let addr = server.local_addr();
+        let origin = match sent {
+            Sent::Nothing => None,
+            Sent::ThisServer => Some(format!("http://{addr}")),
+            Sent::OtherPort => Some(format!("http://{}:{}", addr.ip(), addr.port() ^ 1)),
+            Sent::Fixed(origin) => Some(origin.to_owned()),
+        };
+        let (status, mut socket) = upgrade::<B>(addr, &addr.to_string(), origin.as_deref()).await;
+        assert_eq!(status, expected, "{policy:?}, Origin {origin:?}");
+        if expected == 101 {
+            let accepted = within::<B, _>(HANG_GUARD, "accepting", incoming.next()).await;
+            drop(socket);
+            within::<B, _>(HANG_GUARD, "closing", accepted.wait_closed()).await;
+        } else {
+            // Refused before any upgrade: no connection is made.
+            assert_eq!(server.connection_count(), 0, "{origin:?}");
+            let _ = socket.close().await;
+        }
+        server.close().await;
+    }
+}
+
+/// Over `max_connections`, an upgrade gets 503; the open connections keep
+/// working, and once one closes there is room again.
+pub async fn max_connections_refuses_with_503<B: Backend>() {
+    let (server, mut incoming) =
+        listen::<B>(ServerOptions::default().max_connections(Some(2))).await;
+    let options = ClientOptions::default;
+    let first = B::connect(&server.url(), options()).await.unwrap();
+    let first_server = within::<B, _>(HANG_GUARD, "accepting", incoming.next()).await;
+    let second = B::connect(&server.url(), options()).await.unwrap();
+    let _second_server = within::<B, _>(HANG_GUARD, "accepting", incoming.next()).await;
+
+    let addr = server.local_addr();
+    let (status, _socket) = upgrade::<B>(addr, &addr.to_string(), None).await;
+    assert_eq!(status, 503);
+    assert!(B::connect(&server.url(), options()).await.is_err());
+    assert_eq!(server.connection_count(), 2);
+
+    second.send(&json!("still served")).await.unwrap();
+    assert_eq!(
+        within::<B, _>(HANG_GUARD, "a message", _second_server.receive())
+            .await
+            .unwrap(),
+        json!("still served")
+    );
+    first.shutdown().await;
+    within::<B, _>(HANG_GUARD, "the first closing", first_server.wait_closed()).await;
+    let third = B::connect(&server.url(), options()).await;
+    assert!(third.is_ok(), "no room after a close: {third:?}");
+    server.close().await;
+}
+
+/// 100 clients that never finish their request headers, and one idle
+/// keep-alive HTTP connection, are closed after `header_read_timeout`,
+/// while a good client connects and is served meanwhile.
+pub async fn header_stalling_clients_are_dropped<B: Backend>() {
+    const TIMEOUT: Duration = Duration::from_secs(1);
+    const STALLING: usize = 100;
+    let (server, mut incoming) =
+        listen::<B>(ServerOptions::default().header_read_timeout(Some(TIMEOUT))).await;
+    let addr = server.local_addr();
+    let started = Instant::now();
+    let mut stalled = Vec::new();
+    for _ in 0..STALLING {
+        let mut socket = B::tcp_connect(addr).await.unwrap();
+        socket
+            .write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        socket.flush().await.unwrap();
+        stalled.push(socket);
+    }
+    // An HTTP request answered (the index redirect), then nothing more on
+    // that keep-alive connection.
+    let mut idle = B::tcp_connect(addr).await.unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    idle.flush().await.unwrap();
+    let mut answer = [0u8; 12];
+    idle.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 302");
+
+    let good = within::<B, _>(
+        HANG_GUARD,
+        "a good client during the stall",
+        B::connect(&server.url(), ClientOptions::default()),
+    )
+    .await
+    .unwrap();
+    let good_server = within::<B, _>(HANG_GUARD, "accepting", incoming.next()).await;
+    good.send(&json!("served")).await.unwrap();
+    assert_eq!(
+        within::<B, _>(HANG_GUARD, "a message", good_server.receive())
+            .await
+            .unwrap(),
+        json!("served")
+    );
+
+    for socket in stalled.iter_mut().chain(std::iter::once(&mut idle)) {
+        within::<B, _>(
+            HANG_GUARD,
+            "the server dropping a staller",
+            until_closed(socket),
+        )
+        .await;
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= TIMEOUT,
+        "dropped after {waited:?}, before the timeout"
+    );
+    assert!(good.is_open() && good_server.is_open());
+    assert_eq!(server.connection_count(), 1);
+    server.close().await;
+}
+
+/// Declares one `#[test]` per admission case for a [`Backend`].
+#[macro_export]
+macro_rules! admission_tests {
+    ($backend:ty) => {
+        $crate::admission_tests!(@cases $backend;
+            origin_policy_at_the_upgrade,
+            max_connections_refuses_with_503,
+            header_stalling_clients_are_dropped,
+        );
+    };
+    (@cases $backend:ty; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                <$backend as $crate::Backend>::block_on($crate::cases::admission::$case::<$backend>());
+            }
+        )*
+    };
+}
