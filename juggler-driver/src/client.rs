@@ -19,7 +19,7 @@ use crate::{start, Connection, ConnectionOptions, Error, Runtime};
 ///
 /// let options = ClientOptions::default().autoflush_delay(None); // manual flush
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ClientOptions {
     /// Settings of the connection.
@@ -27,9 +27,45 @@ pub struct ClientOptions {
     /// The TLS client configuration for `wss://`; `None` trusts the
     /// webpki (Mozilla) root certificates.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Headers added to the upgrade request: an auth token, a cookie.
+    pub headers: http::HeaderMap,
+    /// How long TCP, TLS and the WebSocket handshake may take together;
+    /// `None` waits as long as the system does. Default 10 s.
+    pub connect_timeout: Option<std::time::Duration>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            connection: ConnectionOptions::default(),
+            tls: None,
+            headers: http::HeaderMap::new(),
+            connect_timeout: Some(std::time::Duration::from_secs(10)),
+        }
+    }
 }
 
 impl ClientOptions {
+    /// Adds a header to the upgrade request.
+    ///
+    /// ```
+    /// use juggler_driver::http::{header, HeaderValue};
+    /// use juggler_driver::ClientOptions;
+    ///
+    /// let options = ClientOptions::default()
+    ///     .header(header::AUTHORIZATION, HeaderValue::from_static("Bearer t0ken"));
+    /// ```
+    pub fn header(mut self, name: http::header::HeaderName, value: http::HeaderValue) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// Sets the connect timeout (`None`: none).
+    pub fn connect_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
     /// Sets the autoflush delay the reference way (see
     /// [`ConnectionOptions::autoflush_delay`]).
     pub fn autoflush_delay(mut self, delay: Option<std::time::Duration>) -> Self {
@@ -147,10 +183,21 @@ pub async fn connect(
     runtime: Arc<dyn Runtime>,
 ) -> Result<Connection, Error> {
     let target = Target::parse(address)?;
-    let (stream, peer_addr) = runtime
-        .connect_tcp(target.host.clone(), target.port)
-        .await?;
-    handshake(stream, &target, Some(peer_addr), &options, runtime).await
+    let attempt = async {
+        let (stream, peer_addr) = runtime
+            .connect_tcp(target.host.clone(), target.port)
+            .await?;
+        handshake(stream, &target, Some(peer_addr), &options, runtime.clone()).await
+    };
+    let Some(limit) = options.connect_timeout else {
+        return attempt.await;
+    };
+    let timer = runtime.sleep_until(runtime.now() + limit);
+    let outcome = match futures_util::future::select(std::pin::pin!(attempt), timer).await {
+        futures_util::future::Either::Left((outcome, _)) => outcome,
+        futures_util::future::Either::Right(_) => Err(Error::ConnectTimeout(limit)),
+    };
+    outcome
 }
 
 /// Finishes a client connection over an open TCP stream: TLS when the
@@ -177,9 +224,12 @@ pub async fn handshake<S: Io>(
         Box::new(stream)
     };
     let config = options.connection.websocket_config();
+    let mut request = target.address.as_str().into_client_request()?;
+    for (name, value) in &options.headers {
+        request.headers_mut().append(name, value.clone());
+    }
     let (socket, _response) =
-        async_tungstenite::client_async_with_config(target.address.as_str(), stream, Some(config))
-            .await?;
+        async_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
     tracing::debug!(address = %target.address, "juggler client connected");
     Ok(start(
         socket,

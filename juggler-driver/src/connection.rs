@@ -28,6 +28,7 @@ use juggler_core::{
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use crate::admission::{Admitted, UpgradeRequest};
 use crate::options::ConnectionOptions;
 use crate::{Error, Runtime};
 
@@ -56,6 +57,9 @@ pub(crate) struct Shared {
     pub(crate) reader_notify: Notify,
     pub(crate) options: ConnectionOptions,
     peer_addr: Option<SocketAddr>,
+    /// The request that opened a server connection, and the context its
+    /// admission attached.
+    admitted: Admitted,
     pub(crate) runtime: Arc<dyn Runtime>,
 }
 
@@ -232,6 +236,7 @@ impl Shared {
     pub(crate) fn new(
         options: ConnectionOptions,
         peer_addr: Option<SocketAddr>,
+        admitted: Admitted,
         runtime: Arc<dyn Runtime>,
     ) -> Self {
         Shared {
@@ -256,6 +261,7 @@ impl Shared {
             reader_notify: Notify::new(),
             options,
             peer_addr,
+            admitted,
             runtime,
         }
     }
@@ -534,9 +540,29 @@ impl Connection {
         self.shared().runtime.clone()
     }
 
-    /// The address of the peer, when the transport has one.
+    /// The address of the peer, when the transport has one (behind a
+    /// reverse proxy, the proxy; see [`remote`](Self::remote)).
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.shared().peer_addr
+    }
+
+    /// The HTTP request that opened this server-side connection: its URI
+    /// with the query, its headers with the cookies. `None` on a client.
+    pub fn upgrade_request(&self) -> Option<&UpgradeRequest> {
+        self.handle.shared.admitted.request.as_deref()
+    }
+
+    /// The client's address: read from `Forwarded` / `X-Forwarded-For`
+    /// when the server trusts them, else the peer's IP (the 0.7
+    /// reference's `Connection.remote`). `None` on a client.
+    pub fn remote(&self) -> Option<&str> {
+        self.upgrade_request()?.remote.as_deref()
+    }
+
+    /// The context the server's admission hook attached to this
+    /// connection, if it is a `T`.
+    pub fn context<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
+        self.handle.shared.admitted.context.as_ref()?.downcast_ref()
     }
 
     /// The local data as last set: a shared snapshot, not a copy.

@@ -20,6 +20,7 @@ use juggler_core::{
 };
 use tokio::sync::futures::Notified;
 
+use crate::admission::Admitted;
 use crate::connection::{Shared, State, Wake};
 use crate::error::close_reason_of;
 use crate::{BoxFuture, Connection, ConnectionOptions, Runtime};
@@ -64,7 +65,28 @@ pub fn prepare<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let shared = Arc::new(Shared::new(options, peer_addr, runtime.clone()));
+    let admitted = Admitted::default();
+    let shared = Arc::new(Shared::new(options, peer_addr, admitted, runtime.clone()));
+    let driver = run(socket, shared.clone(), runtime);
+    (Connection::new(shared), Box::pin(driver))
+}
+
+/// [`prepare`] for a server connection, keeping the request that opened it
+/// and the context its admission attached.
+pub(crate) fn prepare_admitted<S>(
+    socket: WebSocketStream<S>,
+    options: ConnectionOptions,
+    admitted: Admitted,
+    runtime: Arc<dyn Runtime>,
+) -> (Connection, BoxFuture)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let peer_addr = admitted
+        .request
+        .as_ref()
+        .and_then(|request| request.peer_addr);
+    let shared = Arc::new(Shared::new(options, peer_addr, admitted, runtime.clone()));
     let driver = run(socket, shared.clone(), runtime);
     (Connection::new(shared), Box::pin(driver))
 }

@@ -33,11 +33,22 @@ pub enum Error {
     /// TLS could not be set up (bad certificate, key or PEM file).
     #[error("TLS error: {0}")]
     Tls(String),
+    /// The server answered the upgrade with this HTTP status instead of
+    /// `101` (401 or 403 from an admission check, 503 when full, ...).
+    #[error("the server refused the connection: HTTP {0}")]
+    Refused(u16),
+    /// TCP, TLS and the WebSocket handshake took longer than
+    /// [`ClientOptions::connect_timeout`](crate::ClientOptions::connect_timeout).
+    #[error("connecting took longer than {0:?}")]
+    ConnectTimeout(std::time::Duration),
 }
 
 impl From<tungstenite::Error> for Error {
     fn from(err: tungstenite::Error) -> Self {
-        Error::WebSocket(Box::new(err))
+        match err {
+            tungstenite::Error::Http(response) => Error::Refused(response.status().as_u16()),
+            other => Error::WebSocket(Box::new(other)),
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! crates.
 #![forbid(unsafe_code)]
 
+mod admission;
 mod client;
 mod connection;
 mod driver;
@@ -18,6 +19,9 @@ mod options;
 mod runtime;
 mod server;
 
+pub use admission::{
+    forwarded_client, Admission, AdmissionFuture, AdmissionHook, Admitted, UpgradeRequest,
+};
 pub use client::{connect, handshake, ClientOptions, Io, Target};
 pub use connection::{ChangeCallbackHandle, Connection, RemoteChanges, WeakConnection};
 pub use driver::{prepare, start};
@@ -26,9 +30,12 @@ pub use options::{ConnectionOptions, KeepAlive};
 pub use runtime::{BoxFuture, Runtime, TcpConnecting};
 pub use server::{
     index_redirect, load_server_files, server_tls_config, upgrade_response, AcceptControl,
-    Acceptor, HttpTimeouts, OriginPolicy, Refusal, Registry, Server, ServerOptions,
+    Acceptor, Checked, HttpTimeouts, OriginPolicy, Refusal, Registry, Server, ServerOptions,
     ShutdownSummary, StaticDir, UpgradeRejection,
 };
+
+/// The `http` crate, whose types the server and client options take.
+pub use http;
 
 pub use juggler_core::{
     AutoflushPolicy, EncodedMessage, PatchOperation, SharedChange, SharedState, Value,

@@ -15,6 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use tokio::sync::watch;
 
+use crate::admission::{Admission, AdmissionFuture, AdmissionHook, Admitted, UpgradeRequest};
 use crate::connection::Shared;
 use crate::{Connection, ConnectionOptions, Error, Runtime};
 
@@ -65,6 +66,16 @@ pub struct ServerOptions {
     /// an HTTP connection may wait idle for its next request, before the
     /// socket is closed (slowloris). `None` turns it off. Default 10 s.
     pub header_read_timeout: Option<Duration>,
+    /// Whether the client's address ([`Connection::remote`]) is read from
+    /// `Forwarded` / `X-Forwarded-For`: only behind a reverse proxy that
+    /// sets them, since any client can send them. Default off: the socket
+    /// peer's address.
+    ///
+    /// [`Connection::remote`]: crate::Connection::remote
+    pub trust_forwarded_headers: bool,
+    /// The application's admission hook, if any: see
+    /// [`admission`](Self::admission).
+    pub admission: Option<AdmissionHook>,
 }
 
 impl Default for ServerOptions {
@@ -80,6 +91,8 @@ impl Default for ServerOptions {
             origin_policy: OriginPolicy::SameHost,
             max_connections: Some(16_384),
             header_read_timeout: Some(Duration::from_secs(10)),
+            trust_forwarded_headers: false,
+            admission: None,
         }
     }
 }
@@ -143,6 +156,42 @@ impl ServerOptions {
     /// none).
     pub fn header_read_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Reads the client's address from forwarding headers (see
+    /// [`trust_forwarded_headers`](Self::trust_forwarded_headers)).
+    pub fn trust_forwarded_headers(mut self, trust: bool) -> Self {
+        self.trust_forwarded_headers = trust;
+        self
+    }
+
+    /// Decides on every upgrade request, after the built-in checks and
+    /// before the `101`: admit it, optionally with a typed context the
+    /// application reads from the connection later (the authenticated
+    /// user), or refuse it with the HTTP answer of its choice. A refused
+    /// request creates no connection.
+    ///
+    /// ```
+    /// use juggler_driver::{Admission, ServerOptions};
+    ///
+    /// struct User(String);
+    ///
+    /// let options = ServerOptions::default().admission(|request| {
+    ///     let token = request.cookie("session").map(str::to_owned);
+    ///     Box::pin(async move {
+    ///         match token.as_deref() {
+    ///             Some("s3cret") => Admission::admit_with(User("alice".into())),
+    ///             _ => Admission::refuse(http::StatusCode::UNAUTHORIZED, "log in first\n"),
+    ///         }
+    ///     })
+    /// });
+    /// ```
+    pub fn admission(
+        mut self,
+        hook: impl Fn(&UpgradeRequest) -> AdmissionFuture + Send + Sync + 'static,
+    ) -> Self {
+        self.admission = Some(AdmissionHook(Arc::new(hook)));
         self
     }
 
@@ -274,7 +323,7 @@ pub struct HttpTimeouts {
 }
 
 /// Why [`Acceptor::admit`] refused an upgrade request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Refusal {
     /// Not a WebSocket upgrade we accept: 400 or 426.
@@ -283,6 +332,8 @@ pub enum Refusal {
     Origin,
     /// `max_connections` are open: 503.
     Full,
+    /// The application's admission hook refused, with this answer.
+    Application(Box<Response<String>>),
 }
 
 impl Refusal {
@@ -290,6 +341,7 @@ impl Refusal {
     pub fn response(self) -> Response<String> {
         let (status, text) = match self {
             Refusal::Upgrade(rejection) => return rejection.response(),
+            Refusal::Application(response) => return *response,
             Refusal::Origin => (StatusCode::FORBIDDEN, "origin not allowed\n"),
             Refusal::Full => (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n"),
         };
@@ -582,7 +634,17 @@ pub struct Acceptor {
     options: ConnectionOptions,
     origin_policy: OriginPolicy,
     max_connections: Option<usize>,
+    trust_forwarded: bool,
+    admission: Option<AdmissionHook>,
     runtime: Arc<dyn Runtime>,
+}
+
+/// An upgrade request that passed [`Acceptor::check`], waiting for
+/// [`Acceptor::decide`].
+#[derive(Debug)]
+pub struct Checked {
+    response: Response<()>,
+    request: UpgradeRequest,
 }
 
 impl Acceptor {
@@ -599,16 +661,22 @@ impl Acceptor {
             options: options.accepted_connection_options(),
             origin_policy: options.origin_policy.clone(),
             max_connections: options.max_connections,
+            trust_forwarded: options.trust_forwarded_headers,
+            admission: options.admission.clone(),
             runtime,
         }
     }
 
-    /// Decides on a request to the WebSocket path before anything is
-    /// switched: it must be an upgrade we accept, come from a page the
-    /// origin policy admits and find the server with room. Admitted, the
-    /// `101` to answer with; refused, why ([`Refusal::response`] is the
-    /// answer), and no connection is made.
-    pub fn admit<B>(&self, request: &Request<B>) -> Result<Response<()>, Refusal> {
+    /// The built-in checks of a request to the WebSocket path, before
+    /// anything is switched: it must be an upgrade we accept, come from a
+    /// page the origin policy admits and find the server with room.
+    /// Synchronous, so that nothing of the request is held across an
+    /// `.await`; [`decide`](Self::decide) runs the application's hook.
+    pub fn check<B>(
+        &self,
+        request: &Request<B>,
+        peer_addr: Option<SocketAddr>,
+    ) -> Result<Checked, Refusal> {
         let response = upgrade_response(request).map_err(Refusal::Upgrade)?;
         if !self.origin_policy.admits(request.headers()) {
             tracing::debug!(origin = ?request.headers().get(header::ORIGIN), "WebSocket upgrade refused: origin");
@@ -620,7 +688,33 @@ impl Acceptor {
                 return Err(Refusal::Full);
             }
         }
-        Ok(response)
+        Ok(Checked {
+            response,
+            request: UpgradeRequest::new(request, peer_addr, self.trust_forwarded),
+        })
+    }
+
+    /// Runs the application's admission hook, if any, on a checked
+    /// request. Admitted: the `101` to answer with, and what the
+    /// connection keeps; refused: why ([`Refusal::response`] is the
+    /// answer), and no connection is made.
+    pub async fn decide(&self, checked: Checked) -> Result<(Response<()>, Admitted), Refusal> {
+        let Checked { response, request } = checked;
+        let context = match &self.admission {
+            None => None,
+            Some(hook) => match (hook.0)(&request).await {
+                Admission::Admit(context) => context,
+                Admission::Refuse(answer) => {
+                    tracing::debug!(peer = ?request.peer_addr, status = %answer.status(), "WebSocket upgrade refused by the application");
+                    return Err(Refusal::Application(Box::new(answer)));
+                }
+            },
+        };
+        let admitted = Admitted {
+            request: Some(Arc::new(request)),
+            context,
+        };
+        Ok((response, admitted))
     }
 
     /// The WebSocket settings for accepted connections.
@@ -628,18 +722,19 @@ impl Acceptor {
         self.options.websocket_config()
     }
 
-    /// Takes over one upgraded WebSocket.
-    pub fn accept<S>(
-        &self,
-        socket: async_tungstenite::WebSocketStream<S>,
-        peer_addr: Option<SocketAddr>,
-    ) where
+    /// Takes over one upgraded WebSocket, with what its admission kept.
+    pub fn accept<S>(&self, socket: async_tungstenite::WebSocketStream<S>, admitted: Admitted)
+    where
         S: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin + Send + 'static,
     {
-        let (connection, driver) = crate::prepare(
+        let peer_addr = admitted
+            .request
+            .as_ref()
+            .and_then(|request| request.peer_addr);
+        let (connection, driver) = crate::driver::prepare_admitted(
             socket,
             self.options.clone(),
-            peer_addr,
+            admitted,
             self.runtime.clone(),
         );
         tracing::debug!(?peer_addr, "juggler connection accepted");

@@ -43,7 +43,7 @@ impl App {
     ) -> Response<Body> {
         let path = request.uri().path();
         if path == self.ws_path {
-            return self.websocket(request, peer);
+            return self.websocket(request, peer).await;
         }
         let readable = matches!(*request.method(), Method::GET | Method::HEAD);
         if readable && path == "/" {
@@ -59,13 +59,22 @@ impl App {
         status(StatusCode::NOT_FOUND)
     }
 
-    fn websocket(self: Arc<Self>, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let response = match self.acceptor.admit(&request) {
-            Ok(response) => response,
+    async fn websocket(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let checked = match self.acceptor.check(&request, Some(peer)) {
+            Ok(checked) => checked,
+            Err(refusal) => return refusal.response().map(Body::from),
+        };
+        let on_upgrade = hyper::upgrade::on(request);
+        let (response, admitted) = match self.acceptor.decide(checked).await {
+            Ok(decided) => decided,
             Err(refusal) => return refusal.response().map(Body::from),
         };
         smol::spawn(async move {
-            let upgraded = match hyper::upgrade::on(request).await {
+            let upgraded = match on_upgrade.await {
                 Ok(upgraded) => upgraded,
                 Err(err) => return tracing::debug!(%peer, %err, "WebSocket upgrade failed"),
             };
@@ -87,7 +96,7 @@ impl App {
                 read.extend_from_slice(&parts.read_buf);
                 WebSocketStream::from_partially_read(io, read, Role::Server, Some(config)).await
             };
-            self.acceptor.accept(socket, Some(peer));
+            self.acceptor.accept(socket, admitted);
         })
         .detach();
         response.map(|()| Body::default())

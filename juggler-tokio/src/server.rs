@@ -16,8 +16,8 @@ use axum::Router;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use juggler_driver::{
-    index_redirect, load_server_files, AcceptControl, Acceptor, Connection, Error, HttpTimeouts,
-    Registry, Server, ServerOptions, StaticDir,
+    index_redirect, load_server_files, AcceptControl, Acceptor, Admitted, Connection, Error,
+    HttpTimeouts, Registry, Server, ServerOptions, StaticDir,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -27,11 +27,11 @@ use tower_http::services::ServeDir;
 use crate::runtime::TokioRuntime;
 
 /// Turns an upgraded HTTP connection into an accepted Juggler connection.
-async fn start(acceptor: &Acceptor, upgraded: Upgraded, peer_addr: Option<SocketAddr>) {
+async fn start(acceptor: &Acceptor, upgraded: Upgraded, admitted: Admitted) {
     let io = TokioAdapter::new(TokioIo::new(upgraded));
     let socket =
         WebSocketStream::from_raw_socket(io, Role::Server, Some(acceptor.websocket_config())).await;
-    acceptor.accept(socket, peer_addr);
+    acceptor.accept(socket, admitted);
 }
 
 /// The peer of the HTTP connection a request came on.
@@ -119,15 +119,19 @@ fn router(
 }
 
 async fn websocket(State(acceptor): State<Arc<Acceptor>>, request: Request) -> Response {
-    let response = match acceptor.admit(&request) {
-        Ok(response) => response,
+    let peer_addr = request.extensions().get::<PeerAddr>().map(|peer| peer.0);
+    let checked = match acceptor.check(&request, peer_addr) {
+        Ok(checked) => checked,
         Err(refusal) => return refusal.response().map(Body::from),
     };
-    let peer_addr = request.extensions().get::<PeerAddr>().map(|peer| peer.0);
     let on_upgrade = hyper::upgrade::on(request);
+    let (response, admitted) = match acceptor.decide(checked).await {
+        Ok(decided) => decided,
+        Err(refusal) => return refusal.response().map(Body::from),
+    };
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => start(&acceptor, upgraded, peer_addr).await,
+            Ok(upgraded) => start(&acceptor, upgraded, admitted).await,
             Err(err) => tracing::debug!(?peer_addr, %err, "WebSocket upgrade failed"),
         }
     });

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::{AsyncReadExt, AsyncWriteExt};
-use juggler_driver::{ClientOptions, Io, OriginPolicy, ServerOptions};
+use juggler_driver::http::{header, HeaderValue, StatusCode};
+use juggler_driver::{Admission, ClientOptions, Error, Io, OriginPolicy, ServerOptions};
 use serde_json::json;
 
 use crate::support::backend::{listen, within, Backend, TestServer, HANG_GUARD};
@@ -18,10 +19,15 @@ async fn upgrade<B: Backend>(
     host: &str,
     origin: Option<&str>,
 ) -> (u16, Box<dyn Io>) {
-    let mut socket = B::tcp_connect(addr).await.expect("connect");
     let origin = origin.map_or(String::new(), |origin| format!("Origin: {origin}\r\n"));
+    upgrade_with::<B>(addr, host, &origin).await
+}
+
+/// [`upgrade`] with extra header lines (each ending in CRLF).
+async fn upgrade_with<B: Backend>(addr: SocketAddr, host: &str, extra: &str) -> (u16, Box<dyn Io>) {
+    let mut socket = B::tcp_connect(addr).await.expect("connect");
     let request = format!(
-        "GET /ws HTTP/1.1\r\nHost: {host}\r\n{origin}Connection: Upgrade\r\nUpgrade: websocket\r\n\
+        "GET /ws HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: Upgrade\r\nUpgrade: websocket\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
     );
     socket.write_all(request.as_bytes()).await.unwrap();
@@ -118,7 +124,10 @@ pub async fn max_connections_refuses_with_503<B: Backend>() {
     let addr = server.local_addr();
     let (status, _socket) = upgrade::<B>(addr, &addr.to_string(), None).await;
     assert_eq!(status, 503);
-    assert!(B::connect(&server.url(), options()).await.is_err());
+    assert!(matches!(
+        B::connect(&server.url(), options()).await,
+        Err(Error::Refused(503))
+    ));
     assert_eq!(server.connection_count(), 2);
 
     second.send(&json!("still served")).await.unwrap();
@@ -200,6 +209,117 @@ pub async fn header_stalling_clients_are_dropped<B: Backend>() {
     server.close().await;
 }
 
+/// Who the admission hook let in.
+#[derive(Debug, PartialEq)]
+struct User(String);
+
+/// The application's hook: a bearer token admits with the user as the
+/// connection's context; anything else gets 401 and no connection. The
+/// client's URL, query included, and its headers reach the server.
+pub async fn admission_hook_refuses_or_admits_with_context<B: Backend>() {
+    let options = ServerOptions::default().admission(|request| {
+        let token = request
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        Box::pin(async move {
+            match token.as_deref() {
+                Some("Bearer good") => Admission::admit_with(User("alice".into())),
+                _ => Admission::refuse(StatusCode::UNAUTHORIZED, "no\n"),
+            }
+        })
+    });
+    let (server, mut incoming) = listen::<B>(options).await;
+    let url = format!("{}?room=7", server.url());
+
+    let refused = B::connect(&url, ClientOptions::default()).await;
+    assert!(matches!(refused, Err(Error::Refused(401))), "{refused:?}");
+    let wrong = ClientOptions::default().header(
+        header::AUTHORIZATION,
+        HeaderValue::from_static("Bearer bad"),
+    );
+    assert!(matches!(
+        B::connect(&url, wrong).await,
+        Err(Error::Refused(401))
+    ));
+    assert_eq!(server.connection_count(), 0);
+
+    let good = ClientOptions::default()
+        .header(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer good"),
+        )
+        .header(
+            header::COOKIE,
+            HeaderValue::from_static("theme=dark; lang=hr"),
+        );
+    let client = B::connect(&url, good).await.unwrap();
+    let server_side = within::<B, _>(HANG_GUARD, "accepting", incoming.next()).await;
+    assert_eq!(server_side.context::<User>(), Some(&User("alice".into())));
+    assert_eq!(server_side.context::<String>(), None);
+    let request = server_side.upgrade_request().expect("a server connection");
+    assert_eq!(request.query(), Some("room=7"));
+    assert_eq!(request.uri.path(), "/ws");
+    assert_eq!(request.cookie("lang"), Some("hr"));
+    assert_eq!(server_side.remote(), Some("127.0.0.1"));
+    assert!(client.upgrade_request().is_none() && client.context::<User>().is_none());
+    client.send(&json!("in")).await.unwrap();
+    assert_eq!(
+        within::<B, _>(HANG_GUARD, "a message", server_side.receive())
+            .await
+            .unwrap(),
+        json!("in")
+    );
+    server.close().await;
+}
+
+/// `remote` is the socket peer unless the server trusts forwarding
+/// headers; then it follows the reference's rule.
+pub async fn remote_behind_a_trusted_proxy<B: Backend>() {
+    for (trust, expected) in [(false, "127.0.0.1"), (true, "203.0.113.9")] {
+        let (server, mut incoming) =
+            listen::<B>(ServerOptions::default().trust_forwarded_headers(trust)).await;
+        let addr = server.local_addr();
+        let (status, socket) = upgrade_with::<B>(
+            addr,
+            &addr.to_string(),
+            "X-Forwarded-For: 198.51.100.1, 203.0.113.9\r\n",
+        )
+        .await;
+        assert_eq!(status, 101);
+        let accepted = within::<B, _>(HANG_GUARD, "accepting", incoming.next()).await;
+        assert_eq!(accepted.remote(), Some(expected), "trust {trust}");
+        assert_eq!(
+            accepted
+                .peer_addr()
+                .map(|peer| peer.ip().to_string())
+                .as_deref(),
+            Some("127.0.0.1")
+        );
+        drop(socket);
+        server.close().await;
+    }
+}
+
+/// A server that accepts TCP but never answers the handshake: the client
+/// gives up with `ConnectTimeout`.
+pub async fn client_connect_timeout<B: Backend>() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/ws", silent.local_addr().unwrap());
+    let options = ClientOptions::default().connect_timeout(Some(Duration::from_millis(300)));
+    let outcome = within::<B, _>(
+        HANG_GUARD,
+        "the connect timing out",
+        B::connect(&url, options),
+    )
+    .await;
+    assert!(
+        matches!(outcome, Err(Error::ConnectTimeout(_))),
+        "{outcome:?}"
+    );
+}
+
 /// Declares one `#[test]` per admission case for a [`Backend`].
 #[macro_export]
 macro_rules! admission_tests {
@@ -208,6 +328,9 @@ macro_rules! admission_tests {
             origin_policy_at_the_upgrade,
             max_connections_refuses_with_503,
             header_stalling_clients_are_dropped,
+            admission_hook_refuses_or_admits_with_context,
+            remote_behind_a_trusted_proxy,
+            client_connect_timeout,
         );
     };
     (@cases $backend:ty; $($case:ident),* $(,)?) => {

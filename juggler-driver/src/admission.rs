@@ -1,0 +1,246 @@
+//! Who gets a server connection, decided before the `101`: the upgrade
+//! request as the application sees it, the client's address behind a
+//! proxy, and the application's own admission hook.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::{header, HeaderMap, Method, Request, Response, Uri};
+
+/// The HTTP request that opened a server-side connection: what an
+/// admission hook decides on, and what [`Connection::upgrade_request`]
+/// keeps (the cookies, an auth header, the query).
+///
+/// [`Connection::upgrade_request`]: crate::Connection::upgrade_request
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct UpgradeRequest {
+    /// `GET`.
+    pub method: Method,
+    /// The path and query as the client sent them.
+    pub uri: Uri,
+    /// Every header, cookies included.
+    pub headers: HeaderMap,
+    /// The socket's peer: behind a reverse proxy, the proxy.
+    pub peer_addr: Option<SocketAddr>,
+    /// The client's address: with
+    /// [`ServerOptions::trust_forwarded_headers`](crate::ServerOptions::trust_forwarded_headers),
+    /// by the 0.7 reference's `remote` rule ([`forwarded_client`]), else
+    /// the peer's IP.
+    pub remote: Option<String>,
+}
+
+impl UpgradeRequest {
+    /// The request's parts, with the peer, the client address read from
+    /// forwarding headers only if `trust_forwarded` is set.
+    pub fn new<B>(
+        request: &Request<B>,
+        peer_addr: Option<SocketAddr>,
+        trust_forwarded: bool,
+    ) -> Self {
+        let headers = request.headers().clone();
+        let forwarded = trust_forwarded
+            .then(|| forwarded_client(&headers))
+            .flatten();
+        UpgradeRequest {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            remote: forwarded.or_else(|| peer_addr.map(|peer| peer.ip().to_string())),
+            headers,
+            peer_addr,
+        }
+    }
+
+    /// The query string, if the URL had one.
+    pub fn query(&self) -> Option<&str> {
+        self.uri.query()
+    }
+
+    /// The value of cookie `name`, from the `Cookie` headers.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find_map(|(key, value)| (key == name).then_some(value))
+    }
+}
+
+/// The client address the 0.7 reference reports as `Connection.remote`
+/// (SPEC-0.7 §9): the `for` of the last `Forwarded` element if there is
+/// one; else, with exactly one `X-Forwarded-For` header, its last entry.
+/// Only proxies may send these; a server trusts them only when told to.
+pub fn forwarded_client(headers: &HeaderMap) -> Option<String> {
+    let last_forwarded = headers
+        .get_all(header::FORWARDED)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .last();
+    if let Some(element) = last_forwarded {
+        return element.split(';').find_map(|pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            key.trim()
+                .eq_ignore_ascii_case("for")
+                .then(|| value.trim().trim_matches('"').to_owned())
+        });
+    }
+    let mut forwarded_for = headers.get_all("x-forwarded-for").iter();
+    match (forwarded_for.next(), forwarded_for.next()) {
+        (Some(only), None) => only
+            .to_str()
+            .ok()?
+            .rsplit(',')
+            .next()
+            .map(|entry| entry.trim().to_owned()),
+        _ => None,
+    }
+}
+
+/// What an admission hook decides.
+pub enum Admission {
+    /// The connection is made; the context, if any, is what
+    /// [`Connection::context`](crate::Connection::context) returns (the
+    /// authenticated user, say).
+    Admit(Option<Arc<dyn Any + Send + Sync>>),
+    /// No connection: the client gets this answer instead of the `101`.
+    Refuse(Response<String>),
+}
+
+impl Admission {
+    /// Admits with a typed context.
+    pub fn admit_with<T: Any + Send + Sync>(context: T) -> Self {
+        Admission::Admit(Some(Arc::new(context)))
+    }
+
+    /// Refuses with a status and a text body.
+    pub fn refuse(status: http::StatusCode, text: &str) -> Self {
+        let mut response = Response::new(text.to_owned());
+        *response.status_mut() = status;
+        Admission::Refuse(response)
+    }
+}
+
+impl fmt::Debug for Admission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Admission::Admit(context) => f
+                .debug_tuple("Admit")
+                .field(&context.as_ref().map(|_| ".."))
+                .finish(),
+            Admission::Refuse(response) => f.debug_tuple("Refuse").field(response).finish(),
+        }
+    }
+}
+
+/// The future an admission hook returns.
+pub type AdmissionFuture = Pin<Box<dyn Future<Output = Admission> + Send + 'static>>;
+
+/// An async admission hook: see [`ServerOptions::admission`](crate::ServerOptions::admission).
+#[derive(Clone)]
+pub struct AdmissionHook(pub(crate) Arc<dyn Fn(&UpgradeRequest) -> AdmissionFuture + Send + Sync>);
+
+impl fmt::Debug for AdmissionHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdmissionHook")
+    }
+}
+
+/// What a connection keeps of its admission: the request and the context.
+#[derive(Clone, Default)]
+pub struct Admitted {
+    pub(crate) request: Option<Arc<UpgradeRequest>>,
+    pub(crate) context: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl fmt::Debug for Admitted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admitted")
+            .field("request", &self.request)
+            .field("context", &self.context.as_ref().map(|_| ".."))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn the_reference_remote_rule() {
+        for (pairs, expected) in [
+            (vec![], None),
+            (vec![("x-forwarded-for", "1.2.3.4")], Some("1.2.3.4")),
+            (
+                vec![("x-forwarded-for", "1.2.3.4, 5.6.7.8 ")],
+                Some("5.6.7.8"),
+            ),
+            (
+                vec![
+                    ("x-forwarded-for", "1.2.3.4"),
+                    ("x-forwarded-for", "5.6.7.8"),
+                ],
+                None,
+            ),
+            (
+                vec![
+                    (
+                        "forwarded",
+                        "for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\"",
+                    ),
+                    ("x-forwarded-for", "1.2.3.4"),
+                ],
+                Some("[2001:db8::1]:4711"),
+            ),
+            (
+                vec![("forwarded", "proto=https;For=198.51.100.17")],
+                Some("198.51.100.17"),
+            ),
+            (
+                vec![("forwarded", "for=a"), ("forwarded", "for=b")],
+                Some("b"),
+            ),
+            (vec![("forwarded", "proto=https")], None),
+        ] {
+            assert_eq!(
+                forwarded_client(&headers(&pairs)).as_deref(),
+                expected,
+                "{pairs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn remote_is_the_peer_unless_forwarding_is_trusted() {
+        let request = Request::builder()
+            .uri("/ws?room=7")
+            .header("x-forwarded-for", "203.0.113.9")
+            .header("cookie", "a=1; session=s3cret")
+            .body(())
+            .unwrap();
+        let peer: SocketAddr = "10.0.0.2:5000".parse().unwrap();
+        let untrusted = UpgradeRequest::new(&request, Some(peer), false);
+        assert_eq!(untrusted.remote.as_deref(), Some("10.0.0.2"));
+        let trusted = UpgradeRequest::new(&request, Some(peer), true);
+        assert_eq!(trusted.remote.as_deref(), Some("203.0.113.9"));
+        assert_eq!(trusted.query(), Some("room=7"));
+        assert_eq!(trusted.cookie("session"), Some("s3cret"));
+        assert_eq!(trusted.cookie("missing"), None);
+    }
+}
