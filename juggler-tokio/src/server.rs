@@ -7,17 +7,17 @@ use async_tungstenite::tokio::TokioAdapter;
 use async_tungstenite::tungstenite::protocol::Role;
 use async_tungstenite::WebSocketStream;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, MethodRouter};
 use axum::Router;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use juggler_driver::{
     index_redirect, load_server_files, AcceptControl, Acceptor, Admitted, Connection, Error,
-    HttpTimeouts, Registry, Server, ServerOptions, StaticDir,
+    HttpTimeouts, Registry, Server, ServerOptions, ShutdownSummary, StaticDir,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -37,6 +37,79 @@ async fn start(acceptor: &Acceptor, upgraded: Upgraded, admitted: Admitted) {
 /// The peer of the HTTP connection a request came on.
 #[derive(Debug, Clone, Copy)]
 struct PeerAddr(SocketAddr);
+
+/// A Juggler endpoint to mount in your own axum app: one port for your
+/// routes and the WebSocket, and your layers (auth, CORS, tracing) apply
+/// to the upgrade request too.
+///
+/// Serve the app with `into_make_service_with_connect_info::<SocketAddr>()`
+/// so connections know their peer. The options that concern connections
+/// and admission apply (`connection`, `shutdown_timeout`, `origin_policy`,
+/// `max_connections`, `admission`, `trust_forwarded_headers`); the HTTP
+/// side (`ws_path`, static files, TLS, timeouts) is your server's.
+///
+/// ```no_run
+/// use std::net::SocketAddr;
+/// use axum::{routing::get, Router};
+/// use juggler_tokio::{JugglerEndpoint, ServerOptions};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let endpoint = JugglerEndpoint::new(|connection| drop(connection), &ServerOptions::default());
+/// let app = Router::new()
+///     .route("/api/health", get(|| async { "ok" }))
+///     .route("/ws", endpoint.handler());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct JugglerEndpoint {
+    acceptor: Arc<Acceptor>,
+    registry: Arc<Registry>,
+}
+
+impl std::fmt::Debug for JugglerEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JugglerEndpoint")
+            .field("connections", &self.registry.live())
+            .finish()
+    }
+}
+
+impl JugglerEndpoint {
+    /// An endpoint that calls `on_connection` with every new connection.
+    /// Connections run on the tokio runtime this is called from (it panics
+    /// outside one, like `tokio::spawn`).
+    pub fn new(
+        on_connection: impl Fn(Connection) + Send + Sync + 'static,
+        options: &ServerOptions,
+    ) -> Self {
+        let registry = Arc::new(Registry::default());
+        let acceptor = Arc::new(Acceptor::new(
+            on_connection,
+            registry.clone(),
+            options,
+            TokioRuntime::current(),
+        ));
+        JugglerEndpoint { acceptor, registry }
+    }
+
+    /// The handler of the upgrade requests, for `Router::route`.
+    pub fn handler<S: Clone + Send + Sync + 'static>(&self) -> MethodRouter<S> {
+        any(websocket).with_state(self.acceptor.clone())
+    }
+
+    /// How many of its connections are open or closing.
+    pub fn connection_count(&self) -> usize {
+        self.registry.live()
+    }
+
+    /// Closes every connection it accepted and waits until all are gone;
+    /// later upgrades are closed on arrival. Stop your server first.
+    pub async fn close(&self) -> ShutdownSummary {
+        self.registry.close_all().await
+    }
+}
 
 /// Starts a Juggler server on `host:port` (port `0` picks a free one) and
 /// calls `on_connection` with every new connection.
@@ -70,14 +143,9 @@ pub async fn listen(
     let (tls, static_dir) = load_server_files(&options)?;
     let listener = TcpListener::bind((host, port)).await?;
     let local_addr = listener.local_addr()?;
-    let registry = Arc::new(Registry::default());
-    let acceptor = Arc::new(Acceptor::new(
-        on_connection,
-        registry.clone(),
-        &options,
-        TokioRuntime::current(),
-    ));
-    let router = router(&options, acceptor, static_dir);
+    let endpoint = JugglerEndpoint::new(on_connection, &options);
+    let registry = endpoint.registry.clone();
+    let router = router(&options, &endpoint, static_dir);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let scheme = if acceptor.is_some() { "wss" } else { "ws" };
     let url = format!("{scheme}://{local_addr}{}", options.ws_path);
@@ -95,10 +163,10 @@ pub async fn listen(
 
 fn router(
     options: &ServerOptions,
-    acceptor: Arc<Acceptor>,
+    endpoint: &JugglerEndpoint,
     static_dir: Option<StaticDir>,
 ) -> Router {
-    let mut router = Router::new().route(&options.ws_path, any(websocket).with_state(acceptor));
+    let mut router = Router::new().route(&options.ws_path, endpoint.handler());
     if let Some(index_path) = options.index_path.clone() {
         router = router.route(
             "/",
@@ -119,7 +187,16 @@ fn router(
 }
 
 async fn websocket(State(acceptor): State<Arc<Acceptor>>, request: Request) -> Response {
-    let peer_addr = request.extensions().get::<PeerAddr>().map(|peer| peer.0);
+    let peer_addr = request
+        .extensions()
+        .get::<PeerAddr>()
+        .map(|peer| peer.0)
+        .or_else(|| {
+            request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0)
+        });
     let checked = match acceptor.check(&request, peer_addr) {
         Ok(checked) => checked,
         Err(refusal) => return refusal.response().map(Body::from),
