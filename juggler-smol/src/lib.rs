@@ -35,7 +35,7 @@ mod runtime;
 mod server;
 
 pub use client::{connect, connect_with};
-pub use server::listen;
+pub use server::{listen, JugglerEndpoint};
 
 pub use juggler_driver::{
     AutoflushPolicy, ChangeCallbackHandle, ClientOptions, CloseReason, Connection,

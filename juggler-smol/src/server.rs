@@ -3,7 +3,9 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_tungstenite::tungstenite::protocol::Role;
@@ -14,7 +16,7 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use juggler_driver::{
     index_redirect, load_server_files, AcceptControl, Acceptor, Connection, Error, HttpTimeouts,
-    Io, Registry, Server, ServerOptions, StaticDir,
+    Io, Registry, Server, ServerOptions, ShutdownSummary, StaticDir,
 };
 use smol::net::{TcpListener, TcpStream};
 use smol::Task;
@@ -29,7 +31,7 @@ type Body = Full<Bytes>;
 
 /// What every request of one server shares.
 struct App {
-    acceptor: Acceptor,
+    endpoint: JugglerEndpoint,
     ws_path: String,
     index_path: Option<String>,
     static_dir: Option<StaticDir>,
@@ -64,7 +66,83 @@ impl App {
         request: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<Body> {
-        let checked = match self.acceptor.check(&request, Some(peer)) {
+        self.endpoint.handle(request, Some(peer)).await
+    }
+}
+
+/// A Juggler endpoint to mount in your own hyper server on smol: call
+/// [`handle`](Self::handle) from your service for the WebSocket path, after
+/// whatever checks of your own.
+///
+/// The options that concern connections and admission apply
+/// (`connection`, `shutdown_timeout`, `origin_policy`, `max_connections`,
+/// `admission`, `trust_forwarded_headers`); the HTTP side (`ws_path`,
+/// static files, TLS, timeouts) is your server's.
+///
+/// ```no_run
+/// use std::convert::Infallible;
+/// use juggler_smol::{JugglerEndpoint, ServerOptions};
+///
+/// # fn main() -> std::io::Result<()> { smol::block_on(async {
+/// let endpoint = JugglerEndpoint::new(|connection| drop(connection), &ServerOptions::default());
+/// let listener = smol::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// loop {
+///     let (stream, peer) = listener.accept().await?;
+///     let endpoint = endpoint.clone();
+///     let service = hyper::service::service_fn(move |request| {
+///         let endpoint = endpoint.clone();
+///         async move { Ok::<_, Infallible>(endpoint.handle(request, Some(peer)).await) }
+///     });
+///     smol::spawn(async move {
+///         let io = smol_hyper::rt::FuturesIo::new(stream);
+///         let _ = hyper::server::conn::http1::Builder::new()
+///             .serve_connection(io, service)
+///             .with_upgrades()
+///             .await;
+///     })
+///     .detach();
+/// }
+/// # }) }
+/// ```
+#[derive(Clone)]
+pub struct JugglerEndpoint {
+    acceptor: Arc<Acceptor>,
+    registry: Arc<Registry>,
+}
+
+impl std::fmt::Debug for JugglerEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JugglerEndpoint")
+            .field("connections", &self.registry.live())
+            .finish()
+    }
+}
+
+impl JugglerEndpoint {
+    /// An endpoint that calls `on_connection` with every new connection.
+    pub fn new(
+        on_connection: impl Fn(Connection) + Send + Sync + 'static,
+        options: &ServerOptions,
+    ) -> Self {
+        let registry = Arc::new(Registry::default());
+        let acceptor = Arc::new(Acceptor::new(
+            on_connection,
+            registry.clone(),
+            options,
+            SmolRuntime::shared(),
+        ));
+        JugglerEndpoint { acceptor, registry }
+    }
+
+    /// Answers one request for the WebSocket path: the `101` and a new
+    /// connection, or the refusal (400, 403, 503, the admission hook's).
+    /// `peer_addr` is the HTTP connection's peer.
+    pub async fn handle<B>(
+        &self,
+        request: Request<B>,
+        peer_addr: Option<SocketAddr>,
+    ) -> Response<Full<Bytes>> {
+        let checked = match self.acceptor.check(&request, peer_addr) {
             Ok(checked) => checked,
             Err(refusal) => return refusal.response().map(Body::from),
         };
@@ -73,33 +151,91 @@ impl App {
             Ok(decided) => decided,
             Err(refusal) => return refusal.response().map(Body::from),
         };
+        let acceptor = self.acceptor.clone();
         smol::spawn(async move {
             let upgraded = match on_upgrade.await {
                 Ok(upgraded) => upgraded,
-                Err(err) => return tracing::debug!(%peer, %err, "WebSocket upgrade failed"),
+                Err(err) => return tracing::debug!(?peer_addr, %err, "WebSocket upgrade failed"),
             };
-            let Ok(parts) = upgraded.downcast::<HttpIo>() else {
-                return tracing::error!("upgraded stream is not the served stream");
+            let config = acceptor.websocket_config();
+            let socket = match upgraded.downcast::<HttpIo>() {
+                // Our own server's stream: taken back whole, with no
+                // adapter between tungstenite and the socket.
+                Ok(parts) => {
+                    let io: Box<dyn Io> = parts.io.into_inner();
+                    // tungstenite sizes the read buffers it allocates later
+                    // after the allocation of the first one, and
+                    // `read_buf.to_vec()` of nothing has none: every later
+                    // socket read would then be of a few bytes, a syscall
+                    // per frame header (1.5 per 100-byte message). Bytes
+                    // the client sent before our 101 are rare.
+                    if parts.read_buf.is_empty() {
+                        WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await
+                    } else {
+                        let mut read =
+                            Vec::with_capacity(config.read_buffer_size.max(parts.read_buf.len()));
+                        read.extend_from_slice(&parts.read_buf);
+                        WebSocketStream::from_partially_read(io, read, Role::Server, Some(config))
+                            .await
+                    }
+                }
+                // A server of the application's, with its own stream type.
+                Err(upgraded) => {
+                    let io: Box<dyn Io> = Box::new(UpgradedIo(upgraded));
+                    WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await
+                }
             };
-            let config = self.acceptor.websocket_config();
-            let io = parts.io.into_inner();
-            // tungstenite sizes the read buffers it allocates later after
-            // the allocation of the first one, and `read_buf.to_vec()` of
-            // nothing has none: every later socket read would then be of a
-            // few bytes, a syscall per frame header (1.5 per 100-byte
-            // message). Bytes the client sent before our 101 are rare.
-            let socket = if parts.read_buf.is_empty() {
-                WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await
-            } else {
-                let mut read =
-                    Vec::with_capacity(config.read_buffer_size.max(parts.read_buf.len()));
-                read.extend_from_slice(&parts.read_buf);
-                WebSocketStream::from_partially_read(io, read, Role::Server, Some(config)).await
-            };
-            self.acceptor.accept(socket, admitted);
+            acceptor.accept(socket, admitted);
         })
         .detach();
         response.map(|()| Body::default())
+    }
+
+    /// How many of its connections are open or closing.
+    pub fn connection_count(&self) -> usize {
+        self.registry.live()
+    }
+
+    /// Closes every connection it accepted and waits until all are gone;
+    /// later upgrades are closed on arrival. Stop your server first.
+    pub async fn close(&self) -> ShutdownSummary {
+        self.registry.close_all().await
+    }
+}
+
+/// An upgraded connection of another server's stream type, as futures-io.
+struct UpgradedIo(hyper::upgrade::Upgraded);
+
+impl futures_io::AsyncRead for UpgradedIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let mut read = hyper::rt::ReadBuf::new(buf);
+        match hyper::rt::Read::poll_read(Pin::new(&mut self.0), cx, read.unfilled()) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(read.filled().len())),
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl futures_io::AsyncWrite for UpgradedIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        hyper::rt::Write::poll_write(Pin::new(&mut self.0), cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        hyper::rt::Write::poll_flush(Pin::new(&mut self.0), cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        hyper::rt::Write::poll_shutdown(Pin::new(&mut self.0), cx)
     }
 }
 
@@ -159,14 +295,10 @@ pub async fn listen(
     let (tls, static_dir) = load_server_files(&options)?;
     let listener = TcpListener::bind((host, port)).await?;
     let local_addr = listener.local_addr()?;
-    let registry = Arc::new(Registry::default());
+    let endpoint = JugglerEndpoint::new(on_connection, &options);
+    let registry = endpoint.registry.clone();
     let app = Arc::new(App {
-        acceptor: Acceptor::new(
-            on_connection,
-            registry.clone(),
-            &options,
-            SmolRuntime::shared(),
-        ),
+        endpoint,
         ws_path: options.ws_path.clone(),
         index_path: options.index_path.clone(),
         static_dir,

@@ -1,6 +1,7 @@
-//! juggler-tokio's `embed_axum` example, end to end: Juggler mounted in an
-//! axum app of its own, behind the app's bearer-token layer, beside its
-//! REST routes, on one port.
+//! Juggler inside the application's own server, end to end: juggler-tokio's
+//! `embed_axum` example (an axum app with a bearer-token layer beside its
+//! REST routes, on one port), and juggler-smol's endpoint in a hyper
+//! server of the application's.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -72,4 +73,98 @@ async fn the_embed_example_serves_its_routes_and_juggler_behind_its_auth() {
         .expect("closing");
     assert_eq!(summary.closed, 1);
     assert_eq!(endpoint.connection_count(), 0);
+}
+
+/// The same on smol: Juggler's endpoint inside a hyper server of the
+/// application's (its own stream type, so the upgraded stream goes through
+/// the adapter rather than our own server's path), behind its own check.
+#[test]
+fn a_smol_endpoint_in_the_applications_own_hyper_server() {
+    use std::convert::Infallible;
+
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+
+    smol::block_on(async {
+        let endpoint =
+            juggler_smol::JugglerEndpoint::new(smol_echo, &juggler_smol::ServerOptions::default());
+        let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepting = {
+            let endpoint = endpoint.clone();
+            smol::spawn(async move {
+                loop {
+                    let Ok((stream, peer)) = listener.accept().await else {
+                        return;
+                    };
+                    let endpoint = endpoint.clone();
+                    let service = hyper::service::service_fn(
+                        move |request: hyper::Request<hyper::body::Incoming>| {
+                            let endpoint = endpoint.clone();
+                            async move {
+                                let authorized = request.headers().get(header::AUTHORIZATION)
+                                    == Some(&HeaderValue::from_static("Bearer t0ken"));
+                                let response = match (request.uri().path(), authorized) {
+                                    ("/api/health", _) => {
+                                        hyper::Response::new(Full::new(Bytes::from("ok")))
+                                    }
+                                    ("/ws", true) => endpoint.handle(request, Some(peer)).await,
+                                    _ => {
+                                        let mut response = hyper::Response::new(Full::default());
+                                        *response.status_mut() = hyper::StatusCode::UNAUTHORIZED;
+                                        response
+                                    }
+                                };
+                                Ok::<_, Infallible>(response)
+                            }
+                        },
+                    );
+                    smol::spawn(async move {
+                        let io = smol_hyper::rt::FuturesIo::new(stream);
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(io, service)
+                            .with_upgrades()
+                            .await;
+                    })
+                    .detach();
+                }
+            })
+        };
+
+        assert_eq!(get(addr, "/api/health").await.status, 200);
+        let url = format!("ws://{addr}/ws");
+        let refused = juggler_smol::connect(&url).await;
+        assert!(matches!(refused, Err(Error::Refused(401))), "{refused:?}");
+        let options = ClientOptions::default().header(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer t0ken"),
+        );
+        let client = juggler_smol::connect_with(&url, options).await.unwrap();
+        for n in 0..100 {
+            client
+                .send(&json!({"n": n, "pad": "x".repeat(n * 100)}))
+                .await
+                .unwrap();
+        }
+        for n in 0..100 {
+            let echo = client.receive().await.unwrap();
+            assert_eq!(echo, json!({"n": n, "pad": "x".repeat(n * 100)}));
+        }
+        assert_eq!(endpoint.connection_count(), 1);
+        drop(accepting);
+        let summary = endpoint.close().await;
+        assert_eq!(summary.closed, 1);
+    });
+}
+
+/// Echoes on smol (the axum example's `echo` spawns on tokio).
+fn smol_echo(connection: juggler_smol::Connection) {
+    smol::spawn(async move {
+        while let Ok(message) = connection.receive().await {
+            if connection.send(&message).await.is_err() {
+                break;
+            }
+        }
+    })
+    .detach();
 }
