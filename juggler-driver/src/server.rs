@@ -76,6 +76,10 @@ pub struct ServerOptions {
     /// The application's admission hook, if any: see
     /// [`admission`](Self::admission).
     pub admission: Option<AdmissionHook>,
+    /// Whether every response (the `101` too) carries `Cache-Control:
+    /// no-cache`, as hat-juggler 0.7's do by default: a GUI's assets change
+    /// with its back end, and a browser must revalidate them. Default on.
+    pub no_cache: bool,
 }
 
 impl Default for ServerOptions {
@@ -93,6 +97,7 @@ impl Default for ServerOptions {
             header_read_timeout: Some(Duration::from_secs(10)),
             trust_forwarded_headers: false,
             admission: None,
+            no_cache: true,
         }
     }
 }
@@ -156,6 +161,12 @@ impl ServerOptions {
     /// none).
     pub fn header_read_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Sets whether every response says `Cache-Control: no-cache`.
+    pub fn no_cache(mut self, no_cache: bool) -> Self {
+        self.no_cache = no_cache;
         self
     }
 

@@ -12,7 +12,7 @@ use async_tungstenite::tungstenite::protocol::Role;
 use async_tungstenite::WebSocketStream;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use juggler_driver::{
     index_redirect, load_server_files, AcceptControl, Acceptor, Connection, Error, HttpTimeouts,
@@ -35,10 +35,26 @@ struct App {
     ws_path: String,
     index_path: Option<String>,
     static_dir: Option<StaticDir>,
+    no_cache: bool,
 }
 
 impl App {
     async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let no_cache = self.no_cache;
+        let mut response = self.route(request, peer).await;
+        if no_cache {
+            response
+                .headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        }
+        response
+    }
+
+    async fn route(
         self: Arc<Self>,
         request: Request<Incoming>,
         peer: SocketAddr,
@@ -302,6 +318,7 @@ pub async fn listen(
         ws_path: options.ws_path.clone(),
         index_path: options.index_path.clone(),
         static_dir,
+        no_cache: options.no_cache,
     });
     let acceptor = tls.map(futures_rustls::TlsAcceptor::from);
     let scheme = if acceptor.is_some() { "wss" } else { "ws" };

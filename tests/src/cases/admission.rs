@@ -25,6 +25,16 @@ async fn upgrade<B: Backend>(
 
 /// [`upgrade`] with extra header lines (each ending in CRLF).
 async fn upgrade_with<B: Backend>(addr: SocketAddr, host: &str, extra: &str) -> (u16, Box<dyn Io>) {
+    let (status, _head, socket) = upgrade_head::<B>(addr, host, extra).await;
+    (status, socket)
+}
+
+/// [`upgrade_with`], with the answer's head as text too.
+async fn upgrade_head<B: Backend>(
+    addr: SocketAddr,
+    host: &str,
+    extra: &str,
+) -> (u16, String, Box<dyn Io>) {
     let mut socket = B::tcp_connect(addr).await.expect("connect");
     let request = format!(
         "GET /ws HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: Upgrade\r\nUpgrade: websocket\r\n\
@@ -40,13 +50,13 @@ async fn upgrade_with<B: Backend>(addr: SocketAddr, host: &str, extra: &str) -> 
             _ => break,
         }
     }
-    let head = String::from_utf8_lossy(&head);
+    let head = String::from_utf8_lossy(&head).into_owned();
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap_or_else(|| panic!("no HTTP status in {head:?}"));
-    (status, socket)
+    (status, head, socket)
 }
 
 /// Reads until the server closes the socket.
@@ -320,6 +330,48 @@ pub async fn client_connect_timeout<B: Backend>() {
     );
 }
 
+/// Every answer says `Cache-Control: no-cache` by default, the `101` and
+/// the refusals included (as hat-juggler 0.7's do), and none does with
+/// `no_cache(false)`.
+pub async fn answers_say_no_cache_by_default<B: Backend>() {
+    for no_cache in [true, false] {
+        let (server, mut incoming) = listen::<B>(
+            ServerOptions::default()
+                .no_cache(no_cache)
+                .max_connections(Some(1)),
+        )
+        .await;
+        let addr = server.local_addr();
+        let says_no_cache = |head: &str| {
+            head.lines().any(|line| {
+                line.to_ascii_lowercase()
+                    .replace(' ', "")
+                    .starts_with("cache-control:no-cache")
+            })
+        };
+        let (status, head, socket) = upgrade_head::<B>(addr, &addr.to_string(), "").await;
+        assert_eq!(status, 101);
+        assert_eq!(says_no_cache(&head), no_cache, "101: {head}");
+        let accepted = within::<B, _>(HANG_GUARD, "accepting", incoming.next()).await;
+        // Full now: the refusal too.
+        let (status, head, _refused) = upgrade_head::<B>(addr, &addr.to_string(), "").await;
+        assert_eq!(status, 503);
+        assert_eq!(says_no_cache(&head), no_cache, "503: {head}");
+        for path in ["/", "/missing"] {
+            let answer = crate::support::http::get(addr, path).await;
+            assert_eq!(
+                answer.header("cache-control") == Some("no-cache"),
+                no_cache,
+                "{path}: {}",
+                answer.status
+            );
+        }
+        drop(socket);
+        within::<B, _>(HANG_GUARD, "closing", accepted.wait_closed()).await;
+        server.close().await;
+    }
+}
+
 /// Declares one `#[test]` per admission case for a [`Backend`].
 #[macro_export]
 macro_rules! admission_tests {
@@ -331,6 +383,7 @@ macro_rules! admission_tests {
             admission_hook_refuses_or_admits_with_context,
             remote_behind_a_trusted_proxy,
             client_connect_timeout,
+            answers_say_no_cache_by_default,
         );
     };
     (@cases $backend:ty; $($case:ident),* $(,)?) => {
