@@ -33,6 +33,9 @@ pub enum Error {
     /// TLS could not be set up (bad certificate, key or PEM file).
     #[error("TLS error: {0}")]
     Tls(String),
+    /// A server option cannot be used (an htpasswd file it cannot parse).
+    #[error("configuration error: {0}")]
+    Config(String),
     /// The server answered the upgrade with this HTTP status instead of
     /// `101` (401 or 403 from an admission check, 503 when full, ...).
     #[error("the server refused the connection: HTTP {0}")]

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod admission;
+mod basic_auth;
 mod client;
 mod connection;
 mod driver;
@@ -22,6 +23,7 @@ mod server;
 pub use admission::{
     forwarded_client, Admission, AdmissionFuture, AdmissionHook, Admitted, UpgradeRequest,
 };
+pub use basic_auth::{unauthorized, Htpasswd};
 pub use client::{connect, handshake, ClientOptions, Io, Target};
 pub use connection::{ChangeCallbackHandle, Connection, RemoteChanges, WeakConnection};
 pub use driver::{prepare, start};
@@ -30,8 +32,8 @@ pub use options::{ConnectionOptions, KeepAlive};
 pub use runtime::{BoxFuture, Runtime, TcpConnecting};
 pub use server::{
     index_redirect, load_server_files, server_tls_config, upgrade_response, AcceptControl,
-    Acceptor, Checked, HttpTimeouts, OriginPolicy, Refusal, Registry, Server, ServerOptions,
-    ShutdownSummary, StaticDir, UpgradeRejection,
+    Acceptor, Checked, HttpTimeouts, OriginPolicy, Refusal, Registry, Server, ServerFiles,
+    ServerOptions, ShutdownSummary, StaticDir, UpgradeRejection,
 };
 
 /// The `http` crate, whose types the server and client options take.

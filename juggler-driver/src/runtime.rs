@@ -29,6 +29,9 @@ pub trait Runtime: Send + Sync + 'static {
     /// A future that completes at `deadline` on the clock of
     /// [`now`](Self::now).
     fn sleep_until(&self, deadline: Instant) -> BoxFuture;
+    /// Runs blocking or CPU-heavy `work` (a bcrypt check, a file system
+    /// call) off the async threads; the future completes when it is done.
+    fn unblock(&self, work: Box<dyn FnOnce() + Send + 'static>) -> BoxFuture;
     /// Opens a TCP connection to `host:port`.
     fn connect_tcp(&self, host: String, port: u16) -> TcpConnecting;
 }

@@ -16,6 +16,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::watch;
 
 use crate::admission::{Admission, AdmissionFuture, AdmissionHook, Admitted, UpgradeRequest};
+use crate::basic_auth::Htpasswd;
 use crate::connection::Shared;
 use crate::{Connection, ConnectionOptions, Error, Runtime};
 
@@ -76,6 +77,12 @@ pub struct ServerOptions {
     /// The application's admission hook, if any: see
     /// [`admission`](Self::admission).
     pub admission: Option<AdmissionHook>,
+    /// An htpasswd file (`user:hash` lines, `$apr1$` or bcrypt hashes):
+    /// every request, on every route, must then carry the basic auth of
+    /// one of its users, or gets `401` with `WWW-Authenticate: Basic
+    /// realm=""` (hat-juggler 0.7's `htpasswd_file`). Read once, at
+    /// `listen`. Default: none.
+    pub htpasswd_file: Option<PathBuf>,
     /// Whether every response (the `101` too) carries `Cache-Control:
     /// no-cache`, as hat-juggler 0.7's do by default: a GUI's assets change
     /// with its back end, and a browser must revalidate them. Default on.
@@ -98,6 +105,7 @@ impl Default for ServerOptions {
             trust_forwarded_headers: false,
             admission: None,
             no_cache: true,
+            htpasswd_file: None,
         }
     }
 }
@@ -161,6 +169,12 @@ impl ServerOptions {
     /// none).
     pub fn header_read_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Requires basic auth of a user in this htpasswd file.
+    pub fn htpasswd_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.htpasswd_file = Some(path.into());
         self
     }
 
@@ -757,21 +771,38 @@ impl Acceptor {
 }
 
 /// What `listen` loads from its options before it binds: the TLS
-/// configuration (`pem_file`) and the static folder (`static_dir`).
-pub fn load_server_files(
-    options: &ServerOptions,
-) -> Result<(Option<Arc<rustls::ServerConfig>>, Option<StaticDir>), Error> {
-    let tls = options
-        .pem_file
-        .as_deref()
-        .map(server_tls_config)
-        .transpose()?;
-    let static_dir = options
-        .static_dir
-        .as_ref()
-        .map(StaticDir::new)
-        .transpose()?;
-    Ok((tls, static_dir))
+/// configuration (`pem_file`), the static folder (`static_dir`) and the
+/// users (`htpasswd_file`).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ServerFiles {
+    /// From `pem_file`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// From `static_dir`.
+    pub static_dir: Option<StaticDir>,
+    /// From `htpasswd_file`.
+    pub htpasswd: Option<Htpasswd>,
+}
+
+/// Loads the [`ServerFiles`] of `options`.
+pub fn load_server_files(options: &ServerOptions) -> Result<ServerFiles, Error> {
+    Ok(ServerFiles {
+        tls: options
+            .pem_file
+            .as_deref()
+            .map(server_tls_config)
+            .transpose()?,
+        static_dir: options
+            .static_dir
+            .as_ref()
+            .map(StaticDir::new)
+            .transpose()?,
+        htpasswd: options
+            .htpasswd_file
+            .as_deref()
+            .map(Htpasswd::load)
+            .transpose()?,
+    })
 }
 
 /// The connections a server accepted, so that closing the server closes

@@ -37,6 +37,10 @@ impl Runtime for PausedTokio {
         Box::pin(tokio::time::sleep_until(deadline.into()))
     }
 
+    fn unblock(&self, work: Box<dyn FnOnce() + Send + 'static>) -> BoxFuture {
+        Box::pin(async move { work() })
+    }
+
     fn connect_tcp(&self, _host: String, _port: u16) -> TcpConnecting {
         Box::pin(async { Err(io::Error::other("these tests have no network")) })
     }

@@ -32,6 +32,10 @@ impl Runtime for SmolRuntime {
         })
     }
 
+    fn unblock(&self, work: Box<dyn FnOnce() + Send + 'static>) -> BoxFuture {
+        Box::pin(smol::unblock(work))
+    }
+
     fn connect_tcp(&self, host: String, port: u16) -> TcpConnecting {
         Box::pin(async move {
             let stream = TcpStream::connect((host.as_str(), port)).await?;

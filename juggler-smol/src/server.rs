@@ -15,8 +15,9 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use juggler_driver::{
-    index_redirect, load_server_files, AcceptControl, Acceptor, Connection, Error, HttpTimeouts,
-    Io, Registry, Server, ServerOptions, ShutdownSummary, StaticDir,
+    index_redirect, load_server_files, unauthorized, AcceptControl, Acceptor, Connection, Error,
+    Htpasswd, HttpTimeouts, Io, Registry, Server, ServerFiles, ServerOptions, ShutdownSummary,
+    StaticDir,
 };
 use smol::net::{TcpListener, TcpStream};
 use smol::Task;
@@ -36,6 +37,7 @@ struct App {
     index_path: Option<String>,
     static_dir: Option<StaticDir>,
     no_cache: bool,
+    htpasswd: Option<Htpasswd>,
 }
 
 impl App {
@@ -45,7 +47,14 @@ impl App {
         peer: SocketAddr,
     ) -> Response<Body> {
         let no_cache = self.no_cache;
-        let mut response = self.route(request, peer).await;
+        let authorized = match &self.htpasswd {
+            None => true,
+            Some(htpasswd) => htpasswd.check(request.headers(), &SmolRuntime).await,
+        };
+        let mut response = match authorized {
+            true => self.route(request, peer).await,
+            false => unauthorized().map(Body::from),
+        };
         if no_cache {
             response
                 .headers_mut()
@@ -308,7 +317,12 @@ pub async fn listen(
     on_connection: impl Fn(Connection) + Send + Sync + 'static,
     options: ServerOptions,
 ) -> Result<Server, Error> {
-    let (tls, static_dir) = load_server_files(&options)?;
+    let ServerFiles {
+        tls,
+        static_dir,
+        htpasswd,
+        ..
+    } = load_server_files(&options)?;
     let listener = TcpListener::bind((host, port)).await?;
     let local_addr = listener.local_addr()?;
     let endpoint = JugglerEndpoint::new(on_connection, &options);
@@ -319,6 +333,7 @@ pub async fn listen(
         index_path: options.index_path.clone(),
         static_dir,
         no_cache: options.no_cache,
+        htpasswd,
     });
     let acceptor = tls.map(futures_rustls::TlsAcceptor::from);
     let scheme = if acceptor.is_some() { "wss" } else { "ws" };

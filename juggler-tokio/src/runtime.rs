@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 
 /// Spawns on and sleeps with the tokio runtime the call came from.
 #[derive(Debug, Clone)]
-pub(crate) struct TokioRuntime(tokio::runtime::Handle);
+pub(crate) struct TokioRuntime(pub(crate) tokio::runtime::Handle);
 
 impl TokioRuntime {
     /// The runtime of the calling task. Panics outside a tokio runtime,
@@ -32,6 +32,13 @@ impl Runtime for TokioRuntime {
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture {
         Box::pin(tokio::time::sleep_until(deadline.into()))
+    }
+
+    fn unblock(&self, work: Box<dyn FnOnce() + Send + 'static>) -> BoxFuture {
+        let task = self.0.spawn_blocking(work);
+        Box::pin(async move {
+            let _ = task.await;
+        })
     }
 
     fn connect_tcp(&self, host: String, port: u16) -> TcpConnecting {

@@ -16,8 +16,9 @@ use axum::Router;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use juggler_driver::{
-    index_redirect, load_server_files, AcceptControl, Acceptor, Admitted, Connection, Error,
-    HttpTimeouts, Registry, Server, ServerOptions, ShutdownSummary, StaticDir,
+    index_redirect, load_server_files, unauthorized, AcceptControl, Acceptor, Admitted, Connection,
+    Error, Htpasswd, HttpTimeouts, Registry, Server, ServerFiles, ServerOptions, ShutdownSummary,
+    StaticDir,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -141,12 +142,17 @@ pub async fn listen(
     on_connection: impl Fn(Connection) + Send + Sync + 'static,
     options: ServerOptions,
 ) -> Result<Server, Error> {
-    let (tls, static_dir) = load_server_files(&options)?;
+    let ServerFiles {
+        tls,
+        static_dir,
+        htpasswd,
+        ..
+    } = load_server_files(&options)?;
     let listener = TcpListener::bind((host, port)).await?;
     let local_addr = listener.local_addr()?;
     let endpoint = JugglerEndpoint::new(on_connection, &options);
     let registry = endpoint.registry.clone();
-    let router = router(&options, &endpoint, static_dir);
+    let router = router(&options, &endpoint, static_dir, htpasswd);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let scheme = if acceptor.is_some() { "wss" } else { "ws" };
     let url = format!("{scheme}://{local_addr}{}", options.ws_path);
@@ -166,6 +172,7 @@ fn router(
     options: &ServerOptions,
     endpoint: &JugglerEndpoint,
     static_dir: Option<StaticDir>,
+    htpasswd: Option<Htpasswd>,
 ) -> Router {
     let mut router = Router::new().route(&options.ws_path, endpoint.handler());
     if let Some(index_path) = options.index_path.clone() {
@@ -183,6 +190,9 @@ fn router(
                 inside_static_dir,
             ));
         router = router.fallback_service(guarded);
+    }
+    if let Some(htpasswd) = htpasswd {
+        router = router.layer(middleware::from_fn_with_state(htpasswd, require_basic_auth));
     }
     if options.no_cache {
         router = router.layer(SetResponseHeaderLayer::overriding(
@@ -220,6 +230,26 @@ async fn websocket(State(acceptor): State<Arc<Acceptor>>, request: Request) -> R
         }
     });
     response.map(|()| Body::empty())
+}
+
+/// Lets a request through only with the basic auth of a user of the
+/// htpasswd file, on every route.
+async fn require_basic_auth(
+    State(htpasswd): State<Htpasswd>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if htpasswd
+        .check(
+            request.headers(),
+            &TokioRuntime(tokio::runtime::Handle::current()),
+        )
+        .await
+    {
+        next.run(request).await
+    } else {
+        unauthorized().map(Body::from)
+    }
 }
 
 /// Lets a static file request through only if it names a file inside the

@@ -372,6 +372,100 @@ pub async fn answers_say_no_cache_by_default<B: Backend>() {
     }
 }
 
+/// Sends `GET path` with extra header lines and `Connection: close`;
+/// returns the status and the head.
+async fn get_with<B: Backend>(addr: SocketAddr, path: &str, extra: &[u8]) -> (u16, String) {
+    let mut socket = B::tcp_connect(addr).await.expect("connect");
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n").into_bytes();
+    request.extend_from_slice(extra);
+    request.extend_from_slice(b"Connection: close\r\n\r\n");
+    socket.write_all(&request).await.unwrap();
+    socket.flush().await.unwrap();
+    let mut answer = Vec::new();
+    let _ = socket.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {answer:?}"));
+    (status, answer)
+}
+
+/// An `Authorization: Basic` header line for these raw credential bytes.
+fn basic(credentials: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+    format!("Authorization: Basic {encoded}\r\n").into_bytes()
+}
+
+/// Basic auth from an htpasswd file on every route (the index redirect, a
+/// missing path, the WebSocket): 401 with `WWW-Authenticate: Basic
+/// realm=""` without it or with a wrong password, through with a good one.
+/// An `$apr1$` user (the spec's vector) and a bcrypt one whose password is
+/// not ASCII: as the reference decodes the header as latin-1 and hashes
+/// UTF-8, a client sending latin-1 bytes gets in and one sending UTF-8
+/// bytes does not.
+pub async fn basic_auth_on_every_route<B: Backend>() {
+    let dir = crate::cases::web::TempDir::new("htpasswd");
+    let file = dir.0.join("htpasswd");
+    let bcrypt_hash = bcrypt::hash_with_result("pässword", 4)
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoY);
+    std::fs::write(
+        &file,
+        format!("alice:$apr1$lZL6V/ci$eIMz/iKDkbtys/uU7LEK00\n\nbob:{bcrypt_hash}\n"),
+    )
+    .unwrap();
+    let (server, mut incoming) = listen::<B>(ServerOptions::default().htpasswd_file(&file)).await;
+    let addr = server.local_addr();
+    let alice = basic(b"alice:password");
+    let bob_latin1 = basic(b"bob:p\xe4ssword");
+    let bob_utf8 = basic("bob:pässword".as_bytes());
+    for (path, good) in [("/", 302), ("/missing", 404)] {
+        for (credentials, expected) in [
+            (Vec::new(), 401),
+            (basic(b"alice:wrong"), 401),
+            (basic(b"mallory:password"), 401),
+            (b"Authorization: Bearer password\r\n".to_vec(), 401),
+            (alice.clone(), good),
+            (bob_latin1.clone(), good),
+            (bob_utf8.clone(), 401),
+        ] {
+            let (status, head) = get_with::<B>(addr, path, &credentials).await;
+            assert_eq!(
+                status,
+                expected,
+                "{path} {:?}",
+                String::from_utf8_lossy(&credentials)
+            );
+            if status == 401 {
+                assert!(
+                    head.to_ascii_lowercase()
+                        .contains("www-authenticate: basic realm=\"\""),
+                    "{head}"
+                );
+            }
+        }
+    }
+    let refused = B::connect(&server.url(), ClientOptions::default()).await;
+    assert!(matches!(refused, Err(Error::Refused(401))), "{refused:?}");
+    let line = String::from_utf8(alice).unwrap();
+    let value = line.trim_end().trim_start_matches("Authorization: ");
+    let options = ClientOptions::default()
+        .header(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+    let client = B::connect(&server.url(), options).await.unwrap();
+    let server_side = within::<B, _>(HANG_GUARD, "accepting", incoming.next()).await;
+    client.send(&json!("authenticated")).await.unwrap();
+    assert_eq!(
+        within::<B, _>(HANG_GUARD, "a message", server_side.receive())
+            .await
+            .unwrap(),
+        json!("authenticated")
+    );
+    server.close().await;
+}
+
 /// Declares one `#[test]` per admission case for a [`Backend`].
 #[macro_export]
 macro_rules! admission_tests {
@@ -384,6 +478,7 @@ macro_rules! admission_tests {
             remote_behind_a_trusted_proxy,
             client_connect_timeout,
             answers_say_no_cache_by_default,
+            basic_auth_on_every_route,
         );
     };
     (@cases $backend:ty; $($case:ident),* $(,)?) => {
