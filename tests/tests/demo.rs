@@ -45,3 +45,63 @@ async fn demo_page_shows_state_and_a_click_round_trips() {
     assert_eq!(demo.counter(), 1, "the click reached the server");
     demo.close().await;
 }
+
+/// A page of another origin (served by a second server on another port)
+/// tries to open the demo's WebSocket in the same browser: the demo's
+/// default origin policy refuses it, so no third-party page can read its
+/// state. The same page reaches its own server's WebSocket, which shows
+/// that the refusal is the policy's, not the page's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_another_origin_cannot_open_the_demos_websocket() {
+    let Some(kit) = kit() else { return };
+    let demo = Demo::start("127.0.0.1", 0).await.unwrap();
+    let demo_ws = demo.page_url().replace("http://", "ws://");
+    let demo_ws = format!("{}/ws", &demo_ws[..demo_ws.rfind('/').unwrap()]);
+
+    let dir = juggler_tests::cases::web::TempDir::new("other-origin");
+    std::fs::write(
+        dir.0.join("probe.html"),
+        r#"<!doctype html><script>
+const target = new URLSearchParams(location.search).get("target");
+const report = new WebSocket(`ws://${location.host}/ws`);
+const tell = (outcome) => report.send(JSON.stringify({type: "MESSAGE", payload: {outcome, target}}));
+report.onopen = () => {
+  const probe = new WebSocket(target);
+  probe.onopen = () => tell("open");
+  probe.onerror = () => tell("refused");
+};
+</script>"#,
+    )
+    .unwrap();
+    let (reports_tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let other = juggler_tokio::listen(
+        "127.0.0.1",
+        0,
+        move |connection| {
+            let reports = reports_tx.clone();
+            tokio::spawn(async move {
+                while let Ok(message) = connection.receive().await {
+                    let _ = reports.send(message);
+                }
+            });
+        },
+        juggler_tokio::ServerOptions::default().static_dir(&dir.0),
+    )
+    .await
+    .unwrap();
+    let own_ws = other.url().to_owned();
+    let page = |target: &str| format!("http://{}/probe.html?target={target}", other.local_addr());
+
+    for (target, expected) in [(demo_ws.as_str(), "refused"), (own_ws.as_str(), "open")] {
+        let _browser = kit.open(&page(target));
+        let report = tokio::time::timeout(Duration::from_secs(60), reports.recv())
+            .await
+            .expect("the probe page reports within a minute")
+            .expect("the report channel is open");
+        assert_eq!(report["outcome"], expected, "{report}");
+        assert_eq!(report["target"], target);
+    }
+    assert_eq!(demo.counter(), 0);
+    other.close().await;
+    demo.close().await;
+}
