@@ -27,6 +27,9 @@ pub struct UpgradeRequest {
     pub headers: HeaderMap,
     /// The socket's peer: behind a reverse proxy, the proxy.
     pub peer_addr: Option<SocketAddr>,
+    /// The certificate chain the client presented in a mutual TLS
+    /// handshake, leaf first.
+    pub peer_certificates: Option<PeerCertificates>,
     /// The client's address: with
     /// [`ServerOptions::trust_forwarded_headers`](crate::ServerOptions::trust_forwarded_headers),
     /// by the 0.7 reference's `remote` rule ([`forwarded_client`]), else
@@ -47,6 +50,7 @@ impl UpgradeRequest {
             .then(|| forwarded_client(&headers))
             .flatten();
         UpgradeRequest {
+            peer_certificates: request.extensions().get::<PeerCertificates>().cloned(),
             method: request.method().clone(),
             uri: request.uri().clone(),
             remote: forwarded.or_else(|| peer_addr.map(|peer| peer.ip().to_string())),
@@ -69,6 +73,20 @@ impl UpgradeRequest {
             .flat_map(|value| value.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
             .find_map(|(key, value)| (key == name).then_some(value))
+    }
+}
+
+/// The certificate chain a TLS client presented (mutual TLS), leaf first.
+/// Runtime crates put it in the extensions of every request of that
+/// connection; [`UpgradeRequest`] keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCertificates(pub Arc<[rustls::pki_types::CertificateDer<'static>]>);
+
+impl PeerCertificates {
+    /// The chain of a TLS server connection, if the client sent one.
+    pub fn of(connection: &rustls::ServerConnection) -> Option<Self> {
+        let chain = connection.peer_certificates()?;
+        (!chain.is_empty()).then(|| PeerCertificates(chain.iter().cloned().collect()))
     }
 }
 

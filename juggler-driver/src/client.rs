@@ -85,6 +85,26 @@ impl ClientOptions {
         self
     }
 
+    /// Trusts the platform's root certificates (the system's CA bundle,
+    /// as `rustls-native-certs` finds it) instead of the webpki roots built
+    /// into this crate: for networks whose proxies or private CAs the
+    /// operating system trusts. Fails with [`Error::Tls`] when the platform
+    /// has none.
+    pub fn platform_roots(mut self) -> Result<Self, Error> {
+        let found = rustls_native_certs::load_native_certs();
+        let mut roots = rustls::RootCertStore::empty();
+        let (added, _unusable) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            let why = found
+                .errors
+                .first()
+                .map_or("none found".to_owned(), ToString::to_string);
+            return Err(Error::Tls(format!("no platform root certificates: {why}")));
+        }
+        self.tls = Some(Arc::new(client_config(roots)));
+        Ok(self)
+    }
+
     /// Trusts the certificates in a PEM file (a private CA, or a
     /// self-signed server certificate) in addition to the webpki roots.
     pub fn trust_pem_file(self, path: impl AsRef<Path>) -> Result<Self, Error> {

@@ -559,6 +559,12 @@ impl Connection {
         self.upgrade_request()?.remote.as_deref()
     }
 
+    /// The certificate chain the client presented in a mutual TLS
+    /// handshake, leaf first. `None` without one, and on a client.
+    pub fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
+        Some(&self.upgrade_request()?.peer_certificates.as_ref()?.0)
+    }
+
     /// The context the server's admission hook attached to this
     /// connection, if it is a `T`.
     pub fn context<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {

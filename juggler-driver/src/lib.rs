@@ -21,7 +21,8 @@ mod runtime;
 mod server;
 
 pub use admission::{
-    forwarded_client, Admission, AdmissionFuture, AdmissionHook, Admitted, UpgradeRequest,
+    forwarded_client, Admission, AdmissionFuture, AdmissionHook, Admitted, PeerCertificates,
+    UpgradeRequest,
 };
 pub use basic_auth::{unauthorized, Htpasswd};
 pub use client::{connect, handshake, ClientOptions, Io, Target};
@@ -38,6 +39,9 @@ pub use server::{
 
 /// The `http` crate, whose types the server and client options take.
 pub use http;
+/// The `rustls` crate, whose configurations the server and client options
+/// take.
+pub use rustls;
 
 pub use juggler_core::{
     AutoflushPolicy, EncodedMessage, PatchOperation, SharedChange, SharedState, Value,

@@ -46,6 +46,12 @@ pub struct ServerOptions {
     /// One PEM file holding the certificate chain and the private key; the
     /// server then speaks HTTPS/WSS only. Default: none.
     pub pem_file: Option<PathBuf>,
+    /// A TLS configuration of the application's, used instead of
+    /// `pem_file`: client certificates (mutual TLS, the chain then readable
+    /// with [`Connection::peer_certificates`](crate::Connection::peer_certificates)),
+    /// a certificate resolver that reloads, another crypto provider. Give
+    /// it `alpn_protocols = [b"http/1.1"]`. Default: none.
+    pub tls_config: Option<Arc<rustls::ServerConfig>>,
     /// Settings of every accepted connection (autoflush, keep-alive,
     /// limits).
     pub connection: ConnectionOptions,
@@ -96,6 +102,7 @@ impl Default for ServerOptions {
             static_dir: None,
             index_path: Some("/index.html".into()),
             pem_file: None,
+            tls_config: None,
             connection: ConnectionOptions::default(),
             shutdown_timeout: Duration::from_millis(100),
             tls_handshake_timeout: Duration::from_secs(10),
@@ -126,6 +133,13 @@ impl ServerOptions {
     /// Sets (or with `None` turns off) the `GET /` redirect target.
     pub fn index_path(mut self, path: Option<&str>) -> Self {
         self.index_path = path.map(str::to_owned);
+        self
+    }
+
+    /// Serves HTTPS/WSS with this TLS configuration (see
+    /// [`tls_config`](Self::tls_config)).
+    pub fn tls_config(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls_config = Some(config);
         self
     }
 
@@ -787,11 +801,14 @@ pub struct ServerFiles {
 /// Loads the [`ServerFiles`] of `options`.
 pub fn load_server_files(options: &ServerOptions) -> Result<ServerFiles, Error> {
     Ok(ServerFiles {
-        tls: options
-            .pem_file
-            .as_deref()
-            .map(server_tls_config)
-            .transpose()?,
+        tls: match &options.tls_config {
+            Some(config) => Some(config.clone()),
+            None => options
+                .pem_file
+                .as_deref()
+                .map(server_tls_config)
+                .transpose()?,
+        },
         static_dir: options
             .static_dir
             .as_ref()

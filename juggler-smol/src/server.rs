@@ -16,8 +16,8 @@ use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use juggler_driver::{
     index_redirect, load_server_files, unauthorized, AcceptControl, Acceptor, Connection, Error,
-    Htpasswd, HttpTimeouts, Io, Registry, Server, ServerFiles, ServerOptions, ShutdownSummary,
-    StaticDir,
+    Htpasswd, HttpTimeouts, Io, PeerCertificates, Registry, Server, ServerFiles, ServerOptions,
+    ShutdownSummary, StaticDir,
 };
 use smol::net::{TcpListener, TcpStream};
 use smol::Task;
@@ -396,8 +396,8 @@ async fn serve_http(
     tls: Option<futures_rustls::TlsAcceptor>,
     timeouts: HttpTimeouts,
 ) {
-    let io: Box<dyn Io> = match tls {
-        None => Box::new(stream),
+    let (io, certificates): (Box<dyn Io>, _) = match tls {
+        None => (Box::new(stream), None),
         Some(acceptor) => {
             let handshake = async { Some(acceptor.accept(stream).await) };
             let timeout = async {
@@ -405,13 +405,19 @@ async fn serve_http(
                 None
             };
             match smol::future::or(handshake, timeout).await {
-                Some(Ok(stream)) => Box::new(stream),
+                Some(Ok(stream)) => {
+                    let certificates = PeerCertificates::of(stream.get_ref().1);
+                    (Box::new(stream), certificates)
+                }
                 Some(Err(err)) => return tracing::debug!(%peer, %err, "TLS handshake failed"),
                 None => return tracing::debug!(%peer, "TLS handshake timed out"),
             }
         }
     };
-    let service = hyper::service::service_fn(move |request| {
+    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        if let Some(certificates) = &certificates {
+            request.extensions_mut().insert(certificates.clone());
+        }
         let app = app.clone();
         async move { Ok::<_, Infallible>(app.handle(request, peer).await) }
     });

@@ -17,8 +17,8 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use juggler_driver::{
     index_redirect, load_server_files, unauthorized, AcceptControl, Acceptor, Admitted, Connection,
-    Error, Htpasswd, HttpTimeouts, Registry, Server, ServerFiles, ServerOptions, ShutdownSummary,
-    StaticDir,
+    Error, Htpasswd, HttpTimeouts, PeerCertificates, Registry, Server, ServerFiles, ServerOptions,
+    ShutdownSummary, StaticDir,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -310,23 +310,29 @@ async fn serve_http(
     tls: Option<tokio_rustls::TlsAcceptor>,
     timeouts: HttpTimeouts,
 ) {
-    let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
-        request.extensions_mut().insert(PeerAddr(peer));
-        router.clone().oneshot(request)
-    });
+    let service = |certificates: Option<PeerCertificates>| {
+        hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(PeerAddr(peer));
+            if let Some(certificates) = &certificates {
+                request.extensions_mut().insert(certificates.clone());
+            }
+            router.clone().oneshot(request)
+        })
+    };
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(timeouts.header_read);
     let result = match tls {
         None => {
-            http.serve_connection(TokioIo::new(stream), service)
+            http.serve_connection(TokioIo::new(stream), service(None))
                 .with_upgrades()
                 .await
         }
         Some(acceptor) => {
             match tokio::time::timeout(timeouts.tls_handshake, acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => {
-                    http.serve_connection(TokioIo::new(stream), service)
+                    let certificates = PeerCertificates::of(stream.get_ref().1);
+                    http.serve_connection(TokioIo::new(stream), service(certificates))
                         .with_upgrades()
                         .await
                 }

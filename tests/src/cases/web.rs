@@ -151,6 +151,129 @@ pub async fn plain_http_to_ws_path_is_refused<B: Backend>() {
     server.close().await;
 }
 
+/// Mutual TLS with a configuration of the application's: a CA, a server
+/// certificate and a client certificate it signed. The server side reads
+/// the client's certificate; a client without one is refused in the
+/// handshake and makes no connection.
+pub async fn mutual_tls_with_a_client_certificate<B: Backend>() {
+    use juggler_driver::rustls;
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let signed = |name: &str| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        (cert.der().clone(), key)
+    };
+    let (server_cert, server_key) = signed("127.0.0.1");
+    let (client_cert, client_key) = signed("operator.example");
+
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca_cert.der().clone()).unwrap();
+    let roots = std::sync::Arc::new(roots);
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        roots.clone(),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let mut server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![server_cert], server_key)
+        .unwrap();
+    server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let (server, mut incoming) =
+        listen::<B>(ServerOptions::default().tls_config(std::sync::Arc::new(server_config))).await;
+    assert!(server.url().starts_with("wss://"), "{}", server.url());
+
+    let client_config = |with_certificate: bool| {
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots.clone());
+        let config = match with_certificate {
+            true => builder
+                .with_client_auth_cert(vec![client_cert.clone()], client_key.clone_key())
+                .unwrap(),
+            false => builder.with_no_client_auth(),
+        };
+        ClientOptions::default().tls_config(std::sync::Arc::new(config))
+    };
+    let client = B::connect(&server.url(), client_config(true))
+        .await
+        .unwrap();
+    let server_side = within::<B, _>(HANG_GUARD, "accepting", incoming.next()).await;
+    let chain = server_side.peer_certificates().expect("the client's chain");
+    assert_eq!(chain.first(), Some(&client_cert));
+    client.send(&json!("over mTLS")).await.unwrap();
+    assert_eq!(
+        within::<B, _>(HANG_GUARD, "a message", server_side.receive())
+            .await
+            .unwrap(),
+        json!("over mTLS")
+    );
+
+    let anonymous = B::connect(&server.url(), client_config(false)).await;
+    assert!(anonymous.is_err(), "a client without a certificate got in");
+    assert_eq!(server.connection_count(), 1);
+    server.close().await;
+}
+
+/// One self-signed server certificate for the platform-roots case on
+/// every runtime, installed as the platform's CA bundle through
+/// `SSL_CERT_FILE` (which rustls-native-certs honours) once per process.
+fn platform_trusted_pem() -> &'static str {
+    static PEM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PEM.get_or_init(|| {
+        let (server_pem, cert_pem) = self_signed_pem();
+        let dir =
+            std::env::temp_dir().join(format!("juggler-platform-roots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bundle = dir.join("ca-bundle.pem");
+        std::fs::write(&bundle, cert_pem).unwrap();
+        // Only this case reads the variable.
+        std::env::set_var("SSL_CERT_FILE", &bundle);
+        server_pem
+    })
+}
+
+/// `ClientOptions::platform_roots` trusts what the platform trusts: a
+/// server whose certificate is in the platform's bundle is reached, while
+/// the built-in webpki roots refuse it.
+pub async fn platform_roots_trust_the_platforms_bundle<B: Backend>() {
+    let dir = TempDir::new("platform-roots");
+    let pem_file = dir.0.join("server.pem");
+    std::fs::write(&pem_file, platform_trusted_pem()).unwrap();
+    let (server, mut incoming) = listen::<B>(ServerOptions::default().pem_file(&pem_file)).await;
+    let webpki = B::connect(&server.url(), ClientOptions::default()).await;
+    assert!(
+        webpki.is_err(),
+        "the webpki roots trusted a self-signed server"
+    );
+    let options = ClientOptions::default().platform_roots().unwrap();
+    let client = B::connect(&server.url(), options).await.unwrap();
+    let server_side = within::<B, _>(HANG_GUARD, "accepting", incoming.next()).await;
+    client.send(&json!("trusted")).await.unwrap();
+    assert_eq!(
+        within::<B, _>(HANG_GUARD, "a message", server_side.receive())
+            .await
+            .unwrap(),
+        json!("trusted")
+    );
+    server.close().await;
+}
+
 /// Declares one `#[test]` per web case for a [`Backend`].
 #[macro_export]
 macro_rules! web_tests {
@@ -160,6 +283,8 @@ macro_rules! web_tests {
             static_files_and_index_redirect,
             index_redirect_can_be_turned_off,
             plain_http_to_ws_path_is_refused,
+            mutual_tls_with_a_client_certificate,
+            platform_roots_trust_the_platforms_bundle,
         );
     };
     (@cases $backend:ty; $($case:ident),* $(,)?) => {
