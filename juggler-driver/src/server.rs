@@ -492,6 +492,25 @@ impl StaticDir {
         &self.root
     }
 
+    /// [`resolve`](Self::resolve) on `runtime`'s blocking threads: the
+    /// check asks the file system (it resolves symbolic links), which must
+    /// not hold up the async threads.
+    pub async fn resolve_off_thread(
+        &self,
+        request_path: &str,
+        runtime: &dyn Runtime,
+    ) -> Option<PathBuf> {
+        let found = Arc::new(Mutex::new(None));
+        let (dir, path, slot) = (self.clone(), request_path.to_owned(), found.clone());
+        runtime
+            .unblock(Box::new(move || {
+                *slot.lock().unwrap_or_else(PoisonError::into_inner) = dir.resolve(&path);
+            }))
+            .await;
+        let resolved = found.lock().unwrap_or_else(PoisonError::into_inner).take();
+        resolved
+    }
+
     /// The file a request path names, if it is a file inside the folder.
     ///
     /// The path is percent-decoded first; `..`, encoded `%2e%2e`, NUL,

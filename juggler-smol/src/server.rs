@@ -79,7 +79,7 @@ impl App {
             }
         }
         if let (true, Some(dir)) = (readable, &self.static_dir) {
-            if let Some(file) = dir.resolve(path) {
+            if let Some(file) = dir.resolve_off_thread(path, &SmolRuntime).await {
                 return serve_file(file, request.method() == Method::HEAD).await;
             }
         }

@@ -260,7 +260,13 @@ async fn inside_static_dir(
     next: Next,
 ) -> Response {
     let readable = matches!(*request.method(), Method::GET | Method::HEAD);
-    if readable && dir.resolve(request.uri().path()).is_some() {
+    let runtime = TokioRuntime(tokio::runtime::Handle::current());
+    if readable
+        && dir
+            .resolve_off_thread(request.uri().path(), &runtime)
+            .await
+            .is_some()
+    {
         next.run(request).await
     } else {
         StatusCode::NOT_FOUND.into_response()
