@@ -361,7 +361,8 @@ pub struct HttpTimeouts {
     pub header_read: Option<Duration>,
 }
 
-/// Why [`Acceptor::admit`] refused an upgrade request.
+/// Why [`Acceptor::check`] or [`Acceptor::decide`] refused an upgrade
+/// request.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Refusal {

@@ -466,7 +466,7 @@ pub async fn basic_auth_on_every_route<B: Backend>() {
     server.close().await;
 }
 
-/// Declares one `#[test]` per admission case for a [`Backend`].
+/// Declares one `#[test]` per admission case for a [`Backend`](crate::Backend).
 #[macro_export]
 macro_rules! admission_tests {
     ($backend:ty) => {

@@ -503,7 +503,7 @@ pub async fn message_filter_is_released_when_the_connection_ends<B: Backend>() {
     server.close().await;
 }
 
-/// Declares one `#[test]` per conformance case for a [`Backend`].
+/// Declares one `#[test]` per conformance case for a [`Backend`](crate::Backend).
 #[macro_export]
 macro_rules! conformance_tests {
     ($backend:ty) => {

@@ -183,7 +183,7 @@ pub async fn reference_application_rpc<B: Backend>() {
     server.close().await;
 }
 
-/// Declares one `#[test]` per browser case for a [`Backend`].
+/// Declares one `#[test]` per browser case for a [`Backend`](crate::Backend).
 #[macro_export]
 macro_rules! browser_tests {
     ($backend:ty) => {

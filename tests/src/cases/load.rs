@@ -407,7 +407,7 @@ pub async fn shutdown_under_load<B: Backend>() {
     assert_no_runtime_panics();
 }
 
-/// Declares one `#[test]` per load case for a [`Backend`].
+/// Declares one `#[test]` per load case for a [`Backend`](crate::Backend).
 #[macro_export]
 macro_rules! load_tests {
     ($backend:ty) => {

@@ -673,7 +673,7 @@ pub async fn connection_accessor_is_the_same_connection<B: Backend>() {
     server.close().await;
 }
 
-/// Declares one `#[test]` per RPC case for a [`Backend`].
+/// Declares one `#[test]` per RPC case for a [`Backend`](crate::Backend).
 #[macro_export]
 macro_rules! rpc_tests {
     ($backend:ty) => {

@@ -274,7 +274,7 @@ pub async fn platform_roots_trust_the_platforms_bundle<B: Backend>() {
     server.close().await;
 }
 
-/// Declares one `#[test]` per web case for a [`Backend`].
+/// Declares one `#[test]` per web case for a [`Backend`](crate::Backend).
 #[macro_export]
 macro_rules! web_tests {
     ($backend:ty) => {

@@ -27,7 +27,7 @@ pub use limits::*;
 pub use patches::*;
 pub use transport::*;
 
-/// Declares one `#[test]` per hostile-input case for a [`Backend`].
+/// Declares one `#[test]` per hostile-input case for a [`Backend`](crate::Backend).
 #[macro_export]
 macro_rules! hostile_tests {
     ($backend:ty) => {

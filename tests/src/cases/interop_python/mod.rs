@@ -7,9 +7,9 @@
 //! Without the peer (no `python3`, pip failing) each case prints a
 //! `SKIPPED:` line and passes, except under `CI=true`, where it fails.
 //!
-//! The cases by topic: [`data`] (data sync, every autoflush policy),
-//! [`messages`] (messages, PING, close) and [`rpc`]; the harness that
-//! links us to the peer ([`Py`], [`Link`]) is here.
+//! The cases by topic: `data` (data sync, every autoflush policy),
+//! `messages` (messages, PING, close) and `rpc`; the harness that links us
+//! to the peer (`Py`, `Link`) is here.
 
 mod data;
 mod messages;
@@ -230,7 +230,7 @@ impl<B: Backend> Py<B> {
     }
 }
 
-/// Declares one `#[test]` per Python interop case for a [`Backend`].
+/// Declares one `#[test]` per Python interop case for a [`Backend`](crate::Backend).
 #[macro_export]
 macro_rules! python_interop_tests {
     ($backend:ty) => {
