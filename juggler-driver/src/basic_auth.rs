@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine as _;
@@ -91,15 +90,10 @@ impl Htpasswd {
             return true;
         }
         let good = if is_bcrypt(&hash) {
-            let outcome = Arc::new(AtomicBool::new(false));
-            let (result, password) = (outcome.clone(), password.clone());
-            runtime
-                .unblock(Box::new(move || {
-                    let good = bcrypt::verify(password.as_bytes(), &hash).unwrap_or(false);
-                    result.store(good, Ordering::Relaxed);
-                }))
-                .await;
-            outcome.load(Ordering::Relaxed)
+            let password = password.clone();
+            crate::runtime::unblock(runtime, move || bcrypt::verify(password.as_bytes(), &hash))
+                .await
+                .is_some_and(|verified| verified.unwrap_or(false))
         } else {
             verify_apr1(password.as_bytes(), &hash)
         };

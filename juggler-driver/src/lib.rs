@@ -30,11 +30,11 @@ pub use connection::{ChangeCallbackHandle, Connection, RemoteChanges, WeakConnec
 pub use driver::{prepare, start};
 pub use error::{CloseReason, Error, ProtocolError};
 pub use options::{ConnectionOptions, KeepAlive};
-pub use runtime::{BoxFuture, Runtime, TcpConnecting};
+pub use runtime::{unblock, BoxFuture, Runtime, TcpConnecting};
 pub use server::{
     index_redirect, load_server_files, server_tls_config, upgrade_response, AcceptControl,
-    Acceptor, Checked, HttpTimeouts, OriginPolicy, Refusal, Registry, Server, ServerFiles,
-    ServerOptions, ShutdownSummary, StaticDir, UpgradeRejection,
+    Acceptor, Checked, Endpoint, HttpTimeouts, OriginPolicy, Refusal, Registry, Server,
+    ServerFiles, ServerOptions, ShutdownSummary, StaticDir, UpgradeRejection,
 };
 
 /// The `http` crate, whose types the server and client options take.

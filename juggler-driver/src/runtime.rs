@@ -35,3 +35,18 @@ pub trait Runtime: Send + Sync + 'static {
     /// Opens a TCP connection to `host:port`.
     fn connect_tcp(&self, host: String, port: u16) -> TcpConnecting;
 }
+
+/// Runs `work` with [`Runtime::unblock`] and returns what it returned;
+/// `None` if it panicked.
+pub async fn unblock<T: Send + 'static>(
+    runtime: &dyn Runtime,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (sender, output) = tokio::sync::oneshot::channel();
+    runtime
+        .unblock(Box::new(move || {
+            let _ = sender.send(work());
+        }))
+        .await;
+    output.await.ok()
+}

@@ -501,15 +501,10 @@ impl StaticDir {
         request_path: &str,
         runtime: &dyn Runtime,
     ) -> Option<PathBuf> {
-        let found = Arc::new(Mutex::new(None));
-        let (dir, path, slot) = (self.clone(), request_path.to_owned(), found.clone());
-        runtime
-            .unblock(Box::new(move || {
-                *slot.lock().unwrap_or_else(PoisonError::into_inner) = dir.resolve(&path);
-            }))
-            .await;
-        let resolved = found.lock().unwrap_or_else(PoisonError::into_inner).take();
-        resolved
+        let (dir, path) = (self.clone(), request_path.to_owned());
+        crate::runtime::unblock(runtime, move || dir.resolve(&path))
+            .await
+            .flatten()
     }
 
     /// The file a request path names, if it is a file inside the folder.
@@ -801,6 +796,64 @@ impl Acceptor {
             (self.on_connection)(connection);
         }
         self.runtime.spawn(driver);
+    }
+}
+
+/// What a Juggler endpoint is on every runtime: the acceptor of its
+/// upgrades and the connections it made. The runtime crates' `JugglerEndpoint`
+/// adds only how to mount it (an axum handler, a call from a hyper service)
+/// and derefs to this.
+#[derive(Clone)]
+pub struct Endpoint {
+    acceptor: Arc<Acceptor>,
+    registry: Arc<Registry>,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("connections", &self.registry.live())
+            .finish()
+    }
+}
+
+impl Endpoint {
+    /// An endpoint that calls `on_connection` with every new connection,
+    /// which runs on `runtime`.
+    pub fn new(
+        on_connection: impl Fn(Connection) + Send + Sync + 'static,
+        options: &ServerOptions,
+        runtime: Arc<dyn Runtime>,
+    ) -> Self {
+        let registry = Arc::new(Registry::default());
+        let acceptor = Arc::new(Acceptor::new(
+            on_connection,
+            registry.clone(),
+            options,
+            runtime,
+        ));
+        Endpoint { acceptor, registry }
+    }
+
+    /// What decides on and takes over its upgrades.
+    pub fn acceptor(&self) -> &Arc<Acceptor> {
+        &self.acceptor
+    }
+
+    /// Its connections, for a server that closes them.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// How many of its connections are open or closing.
+    pub fn connection_count(&self) -> usize {
+        self.registry.live()
+    }
+
+    /// Closes every connection it accepted and waits until all are gone;
+    /// later upgrades are closed on arrival. Stop the HTTP server first.
+    pub async fn close(&self) -> ShutdownSummary {
+        self.registry.close_all().await
     }
 }
 

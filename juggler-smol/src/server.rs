@@ -15,9 +15,8 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use juggler_driver::{
-    index_redirect, load_server_files, unauthorized, AcceptControl, Acceptor, Connection, Error,
-    Htpasswd, HttpTimeouts, Io, PeerCertificates, Registry, Server, ServerFiles, ServerOptions,
-    ShutdownSummary, StaticDir,
+    index_redirect, load_server_files, unauthorized, AcceptControl, Connection, Endpoint, Error,
+    Htpasswd, HttpTimeouts, Io, PeerCertificates, Server, ServerFiles, ServerOptions, StaticDir,
 };
 use smol::net::{TcpListener, TcpStream};
 use smol::Task;
@@ -129,17 +128,14 @@ impl App {
 /// }
 /// # }) }
 /// ```
-#[derive(Clone)]
-pub struct JugglerEndpoint {
-    acceptor: Arc<Acceptor>,
-    registry: Arc<Registry>,
-}
+#[derive(Clone, Debug)]
+pub struct JugglerEndpoint(Endpoint);
 
-impl std::fmt::Debug for JugglerEndpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JugglerEndpoint")
-            .field("connections", &self.registry.live())
-            .finish()
+impl std::ops::Deref for JugglerEndpoint {
+    type Target = Endpoint;
+
+    fn deref(&self) -> &Endpoint {
+        &self.0
     }
 }
 
@@ -149,14 +145,7 @@ impl JugglerEndpoint {
         on_connection: impl Fn(Connection) + Send + Sync + 'static,
         options: &ServerOptions,
     ) -> Self {
-        let registry = Arc::new(Registry::default());
-        let acceptor = Arc::new(Acceptor::new(
-            on_connection,
-            registry.clone(),
-            options,
-            SmolRuntime::shared(),
-        ));
-        JugglerEndpoint { acceptor, registry }
+        JugglerEndpoint(Endpoint::new(on_connection, options, SmolRuntime::shared()))
     }
 
     /// Answers one request for the WebSocket path: the `101` and a new
@@ -167,16 +156,16 @@ impl JugglerEndpoint {
         request: Request<B>,
         peer_addr: Option<SocketAddr>,
     ) -> Response<Full<Bytes>> {
-        let checked = match self.acceptor.check(&request, peer_addr) {
+        let checked = match self.acceptor().check(&request, peer_addr) {
             Ok(checked) => checked,
             Err(refusal) => return refusal.response().map(Body::from),
         };
         let on_upgrade = hyper::upgrade::on(request);
-        let (response, admitted) = match self.acceptor.decide(checked).await {
+        let (response, admitted) = match self.acceptor().decide(checked).await {
             Ok(decided) => decided,
             Err(refusal) => return refusal.response().map(Body::from),
         };
-        let acceptor = self.acceptor.clone();
+        let acceptor = self.acceptor().clone();
         smol::spawn(async move {
             let upgraded = match on_upgrade.await {
                 Ok(upgraded) => upgraded,
@@ -214,17 +203,6 @@ impl JugglerEndpoint {
         })
         .detach();
         response.map(|()| Body::default())
-    }
-
-    /// How many of its connections are open or closing.
-    pub fn connection_count(&self) -> usize {
-        self.registry.live()
-    }
-
-    /// Closes every connection it accepted and waits until all are gone;
-    /// later upgrades are closed on arrival. Stop your server first.
-    pub async fn close(&self) -> ShutdownSummary {
-        self.registry.close_all().await
     }
 }
 
@@ -326,7 +304,7 @@ pub async fn listen(
     let listener = TcpListener::bind((host, port)).await?;
     let local_addr = listener.local_addr()?;
     let endpoint = JugglerEndpoint::new(on_connection, &options);
-    let registry = endpoint.registry.clone();
+    let registry = endpoint.registry().clone();
     let app = Arc::new(App {
         endpoint,
         ws_path: options.ws_path.clone(),

@@ -17,8 +17,8 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use juggler_driver::{
     index_redirect, load_server_files, unauthorized, AcceptControl, Acceptor, Admitted, Connection,
-    Error, Htpasswd, HttpTimeouts, PeerCertificates, Registry, Server, ServerFiles, ServerOptions,
-    ShutdownSummary, StaticDir,
+    Endpoint, Error, Htpasswd, HttpTimeouts, PeerCertificates, Server, ServerFiles, ServerOptions,
+    StaticDir,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -64,17 +64,14 @@ struct PeerAddr(SocketAddr);
 /// axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
 /// # }
 /// ```
-#[derive(Clone)]
-pub struct JugglerEndpoint {
-    acceptor: Arc<Acceptor>,
-    registry: Arc<Registry>,
-}
+#[derive(Clone, Debug)]
+pub struct JugglerEndpoint(Endpoint);
 
-impl std::fmt::Debug for JugglerEndpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JugglerEndpoint")
-            .field("connections", &self.registry.live())
-            .finish()
+impl std::ops::Deref for JugglerEndpoint {
+    type Target = Endpoint;
+
+    fn deref(&self) -> &Endpoint {
+        &self.0
     }
 }
 
@@ -86,30 +83,16 @@ impl JugglerEndpoint {
         on_connection: impl Fn(Connection) + Send + Sync + 'static,
         options: &ServerOptions,
     ) -> Self {
-        let registry = Arc::new(Registry::default());
-        let acceptor = Arc::new(Acceptor::new(
+        JugglerEndpoint(Endpoint::new(
             on_connection,
-            registry.clone(),
             options,
             TokioRuntime::current(),
-        ));
-        JugglerEndpoint { acceptor, registry }
+        ))
     }
 
     /// The handler of the upgrade requests, for `Router::route`.
     pub fn handler<S: Clone + Send + Sync + 'static>(&self) -> MethodRouter<S> {
-        any(websocket).with_state(self.acceptor.clone())
-    }
-
-    /// How many of its connections are open or closing.
-    pub fn connection_count(&self) -> usize {
-        self.registry.live()
-    }
-
-    /// Closes every connection it accepted and waits until all are gone;
-    /// later upgrades are closed on arrival. Stop your server first.
-    pub async fn close(&self) -> ShutdownSummary {
-        self.registry.close_all().await
+        any(websocket).with_state(self.acceptor().clone())
     }
 }
 
@@ -151,7 +134,7 @@ pub async fn listen(
     let listener = TcpListener::bind((host, port)).await?;
     let local_addr = listener.local_addr()?;
     let endpoint = JugglerEndpoint::new(on_connection, &options);
-    let registry = endpoint.registry.clone();
+    let registry = endpoint.registry().clone();
     let router = router(&options, &endpoint, static_dir, htpasswd);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let scheme = if acceptor.is_some() { "wss" } else { "ws" };
