@@ -10,7 +10,8 @@ use juggler_driver::http::{header, HeaderValue, StatusCode};
 use juggler_driver::{Admission, ClientOptions, Error, Io, OriginPolicy, ServerOptions};
 use serde_json::json;
 
-use crate::support::backend::{listen, within, Backend, TestServer, HANG_GUARD};
+use crate::support::backend::{expect_messages, listen, within, Backend, TestServer, HANG_GUARD};
+use crate::support::bench::http_exchange;
 
 /// Sends a WebSocket upgrade request for `/ws` with `Host: host` and the
 /// `Origin`, if any; returns the answer's status and the socket.
@@ -129,7 +130,7 @@ pub async fn max_connections_refuses_with_503<B: Backend>() {
     let first = B::connect(&server.url(), options()).await.unwrap();
     let first_server = within::<B, _>(HANG_GUARD, "accepting", incoming.next()).await;
     let second = B::connect(&server.url(), options()).await.unwrap();
-    let _second_server = within::<B, _>(HANG_GUARD, "accepting", incoming.next()).await;
+    let second_server = within::<B, _>(HANG_GUARD, "accepting", incoming.next()).await;
 
     let addr = server.local_addr();
     let (status, _socket) = upgrade::<B>(addr, &addr.to_string(), None).await;
@@ -141,12 +142,7 @@ pub async fn max_connections_refuses_with_503<B: Backend>() {
     assert_eq!(server.connection_count(), 2);
 
     second.send(&json!("still served")).await.unwrap();
-    assert_eq!(
-        within::<B, _>(HANG_GUARD, "a message", _second_server.receive())
-            .await
-            .unwrap(),
-        json!("still served")
-    );
+    expect_messages::<B>(&second_server, &[json!("still served")]).await;
     first.shutdown().await;
     within::<B, _>(HANG_GUARD, "the first closing", first_server.wait_closed()).await;
     let third = B::connect(&server.url(), options()).await;
@@ -194,12 +190,7 @@ pub async fn header_stalling_clients_are_dropped<B: Backend>() {
     .unwrap();
     let good_server = within::<B, _>(HANG_GUARD, "accepting", incoming.next()).await;
     good.send(&json!("served")).await.unwrap();
-    assert_eq!(
-        within::<B, _>(HANG_GUARD, "a message", good_server.receive())
-            .await
-            .unwrap(),
-        json!("served")
-    );
+    expect_messages::<B>(&good_server, &[json!("served")]).await;
 
     for socket in stalled.iter_mut().chain(std::iter::once(&mut idle)) {
         within::<B, _>(
@@ -275,12 +266,7 @@ pub async fn admission_hook_refuses_or_admits_with_context<B: Backend>() {
     assert_eq!(server_side.remote(), Some("127.0.0.1"));
     assert!(client.upgrade_request().is_none() && client.context::<User>().is_none());
     client.send(&json!("in")).await.unwrap();
-    assert_eq!(
-        within::<B, _>(HANG_GUARD, "a message", server_side.receive())
-            .await
-            .unwrap(),
-        json!("in")
-    );
+    expect_messages::<B>(&server_side, &[json!("in")]).await;
     server.close().await;
 }
 
@@ -372,24 +358,17 @@ pub async fn answers_say_no_cache_by_default<B: Backend>() {
     }
 }
 
-/// Sends `GET path` with extra header lines and `Connection: close`;
-/// returns the status and the head.
+/// `GET path` with extra header lines: the status and the whole answer.
 async fn get_with<B: Backend>(addr: SocketAddr, path: &str, extra: &[u8]) -> (u16, String) {
-    let mut socket = B::tcp_connect(addr).await.expect("connect");
     let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n").into_bytes();
     request.extend_from_slice(extra);
     request.extend_from_slice(b"Connection: close\r\n\r\n");
-    socket.write_all(&request).await.unwrap();
-    socket.flush().await.unwrap();
-    let mut answer = Vec::new();
-    let _ = socket.read_to_end(&mut answer).await;
+    let (status, answer) = http_exchange::<B>(addr, &request).await;
     let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {answer:?}"));
-    (status, answer)
+    (
+        status.unwrap_or_else(|| panic!("no HTTP status in {answer:?}")),
+        answer,
+    )
 }
 
 /// An `Authorization: Basic` header line for these raw credential bytes.
@@ -457,12 +436,7 @@ pub async fn basic_auth_on_every_route<B: Backend>() {
     let client = B::connect(&server.url(), options).await.unwrap();
     let server_side = within::<B, _>(HANG_GUARD, "accepting", incoming.next()).await;
     client.send(&json!("authenticated")).await.unwrap();
-    assert_eq!(
-        within::<B, _>(HANG_GUARD, "a message", server_side.receive())
-            .await
-            .unwrap(),
-        json!("authenticated")
-    );
+    expect_messages::<B>(&server_side, &[json!("authenticated")]).await;
     server.close().await;
 }
 

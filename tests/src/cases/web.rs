@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use juggler_driver::{ClientOptions, ServerOptions};
 use serde_json::json;
 
-use crate::support::backend::{listen, within, Backend, TestServer, HANG_GUARD};
+use crate::support::backend::{expect_messages, listen, within, Backend, TestServer, HANG_GUARD};
 use crate::support::http::get;
 
 /// A fresh folder under the system temp dir, removed on drop.
@@ -217,12 +217,7 @@ pub async fn mutual_tls_with_a_client_certificate<B: Backend>() {
     let chain = server_side.peer_certificates().expect("the client's chain");
     assert_eq!(chain.first(), Some(&client_cert));
     client.send(&json!("over mTLS")).await.unwrap();
-    assert_eq!(
-        within::<B, _>(HANG_GUARD, "a message", server_side.receive())
-            .await
-            .unwrap(),
-        json!("over mTLS")
-    );
+    expect_messages::<B>(&server_side, &[json!("over mTLS")]).await;
 
     let anonymous = B::connect(&server.url(), client_config(false)).await;
     assert!(anonymous.is_err(), "a client without a certificate got in");
@@ -265,12 +260,7 @@ pub async fn platform_roots_trust_the_platforms_bundle<B: Backend>() {
     let client = B::connect(&server.url(), options).await.unwrap();
     let server_side = within::<B, _>(HANG_GUARD, "accepting", incoming.next()).await;
     client.send(&json!("trusted")).await.unwrap();
-    assert_eq!(
-        within::<B, _>(HANG_GUARD, "a message", server_side.receive())
-            .await
-            .unwrap(),
-        json!("trusted")
-    );
+    expect_messages::<B>(&server_side, &[json!("trusted")]).await;
     server.close().await;
 }
 
