@@ -19,6 +19,7 @@ mod error;
 mod options;
 mod runtime;
 mod server;
+mod static_files;
 
 pub use admission::{
     forwarded_client, Admission, AdmissionFuture, AdmissionHook, Admitted, PeerCertificates,
@@ -34,8 +35,9 @@ pub use runtime::{unblock, BoxFuture, Runtime, TcpConnecting};
 pub use server::{
     index_redirect, load_server_files, server_tls_config, upgrade_response, AcceptControl,
     Acceptor, Checked, Endpoint, HttpTimeouts, OriginPolicy, Refusal, Registry, Server,
-    ServerFiles, ServerOptions, ShutdownSummary, StaticDir, UpgradeRejection,
+    ServerFiles, ServerOptions, ShutdownSummary, UpgradeRejection,
 };
+pub use static_files::{FileBody, StaticDir};
 
 /// The `http` crate, whose types the server and client options take.
 pub use http;

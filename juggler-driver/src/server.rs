@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use crate::admission::{Admission, AdmissionFuture, AdmissionHook, Admitted, UpgradeRequest};
 use crate::basic_auth::Htpasswd;
 use crate::connection::Shared;
+use crate::static_files::StaticDir;
 use crate::{Connection, ConnectionOptions, Error, Runtime};
 
 /// Settings of `listen`, with the reference's defaults.
@@ -472,66 +473,6 @@ pub fn index_redirect(index_path: &str) -> Response<String> {
         response.headers_mut().insert(header::LOCATION, location);
     }
     response
-}
-
-/// A static file folder that hands out only paths inside it.
-#[derive(Debug, Clone)]
-pub struct StaticDir {
-    root: PathBuf,
-}
-
-impl StaticDir {
-    /// The folder, which must exist.
-    pub fn new(dir: impl AsRef<Path>) -> std::io::Result<Self> {
-        Ok(StaticDir {
-            root: dir.as_ref().canonicalize()?,
-        })
-    }
-
-    /// The folder's canonical path.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// [`resolve`](Self::resolve) on `runtime`'s blocking threads: the
-    /// check asks the file system (it resolves symbolic links), which must
-    /// not hold up the async threads.
-    pub async fn resolve_off_thread(
-        &self,
-        request_path: &str,
-        runtime: &dyn Runtime,
-    ) -> Option<PathBuf> {
-        let (dir, path) = (self.clone(), request_path.to_owned());
-        crate::runtime::unblock(runtime, move || dir.resolve(&path))
-            .await
-            .flatten()
-    }
-
-    /// The file a request path names, if it is a file inside the folder.
-    ///
-    /// The path is percent-decoded first; `..`, encoded `%2e%2e`, NUL,
-    /// backslashes and symbolic links that lead outside the folder all give
-    /// `None`. A folder names its `index.html`.
-    pub fn resolve(&self, request_path: &str) -> Option<PathBuf> {
-        let decoded = percent_encoding::percent_decode_str(request_path)
-            .decode_utf8()
-            .ok()?;
-        if decoded.contains('\0') || decoded.contains('\\') {
-            return None;
-        }
-        let relative = Path::new(decoded.trim_start_matches('/'));
-        if relative
-            .components()
-            .any(|part| !matches!(part, Component::Normal(_) | Component::CurDir))
-        {
-            return None;
-        }
-        let mut path = self.root.join(relative).canonicalize().ok()?;
-        if path.is_dir() {
-            path = path.join("index.html").canonicalize().ok()?;
-        }
-        (path.starts_with(&self.root) && path.is_file()).then_some(path)
-    }
 }
 
 /// Loads the certificate chain and private key of one PEM file into a
@@ -1087,42 +1028,6 @@ mod tests {
         assert!(!list.admits(&with(Some("https://evil.example"), "api.example")));
         assert!(OriginPolicy::Any.admits(&with(Some("https://evil.example"), "api.example")));
         assert!(OriginPolicy::Any.admits(&with(Some("null"), "api.example")));
-    }
-
-    #[test]
-    fn static_dir_serves_only_what_is_inside() {
-        let base = std::env::temp_dir().join(format!("juggler-static-{}", std::process::id()));
-        let root = base.join("root");
-        std::fs::create_dir_all(root.join("sub")).unwrap();
-        std::fs::write(root.join("index.html"), "index").unwrap();
-        std::fs::write(root.join("sub/a b.txt"), "a").unwrap();
-        std::fs::write(base.join("secret.txt"), "secret").unwrap();
-        #[cfg(unix)]
-        std::os::unix::fs::symlink(base.join("secret.txt"), root.join("link.txt")).unwrap();
-        let dir = StaticDir::new(&root).unwrap();
-        assert_eq!(
-            dir.resolve("/index.html"),
-            Some(dir.root().join("index.html"))
-        );
-        assert_eq!(dir.resolve("/"), Some(dir.root().join("index.html")));
-        assert_eq!(
-            dir.resolve("/sub/a%20b.txt"),
-            Some(dir.root().join("sub/a b.txt"))
-        );
-        for escape in [
-            "/../secret.txt",
-            "/%2e%2e/secret.txt",
-            "/%2E%2E%2Fsecret.txt",
-            "/sub/../../secret.txt",
-            "/link.txt",
-            "/..%5csecret.txt",
-            "/missing.txt",
-            "/%00",
-            "/%ff",
-        ] {
-            assert_eq!(dir.resolve(escape), None, "{escape}");
-        }
-        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

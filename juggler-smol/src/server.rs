@@ -2,7 +2,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -10,13 +9,15 @@ use std::time::Duration;
 
 use async_tungstenite::tungstenite::protocol::Role;
 use async_tungstenite::WebSocketStream;
-use http_body_util::Full;
+use http_body_util::{Either, Full};
+use hyper::body::Body as _;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH};
 use hyper::{Method, Request, Response, StatusCode};
 use juggler_driver::{
     index_redirect, load_server_files, unauthorized, AcceptControl, Connection, Endpoint, Error,
-    Htpasswd, HttpTimeouts, Io, PeerCertificates, Server, ServerFiles, ServerOptions, StaticDir,
+    FileBody, Htpasswd, HttpTimeouts, Io, PeerCertificates, Server, ServerFiles, ServerOptions,
+    StaticDir,
 };
 use smol::net::{TcpListener, TcpStream};
 use smol::Task;
@@ -27,7 +28,8 @@ use crate::runtime::SmolRuntime;
 /// The I/O hyper serves, plain or TLS: one type, so an upgraded request
 /// can be turned back into the stream it came on.
 type HttpIo = FuturesIo<Box<dyn Io>>;
-type Body = Full<Bytes>;
+/// What our own server answers: small bodies whole, files streamed.
+type Body = Either<Full<Bytes>, FileBody>;
 
 /// What every request of one server shares.
 struct App {
@@ -52,12 +54,22 @@ impl App {
         };
         let mut response = match authorized {
             true => self.route(request, peer).await,
-            false => unauthorized().map(Body::from),
+            false => unauthorized().map(|body| Body::Left(body.into())),
         };
         if no_cache {
             response
                 .headers_mut()
                 .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        }
+        // hyper sends no length on an answer to HEAD; a HEAD's answer says
+        // what the GET's would (as axum makes tokio's say).
+        let exact = response.body().size_hint().exact();
+        if let (Some(length), false) = (exact, response.headers().contains_key(CONTENT_LENGTH)) {
+            if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                response
+                    .headers_mut()
+                    .insert(CONTENT_LENGTH, HeaderValue::from(length));
+            }
         }
         response
     }
@@ -74,15 +86,18 @@ impl App {
         let readable = matches!(*request.method(), Method::GET | Method::HEAD);
         if readable && path == "/" {
             if let Some(index_path) = &self.index_path {
-                return index_redirect(index_path).map(Body::from);
+                return index_redirect(index_path).map(|body| Body::Left(body.into()));
             }
         }
-        if let (true, Some(dir)) = (readable, &self.static_dir) {
-            if let Some(file) = dir.resolve_off_thread(path, &SmolRuntime).await {
-                return serve_file(file, request.method() == Method::HEAD).await;
+        match &self.static_dir {
+            Some(dir) => {
+                let (request, _) = request.into_parts();
+                dir.serve(&request, SmolRuntime::shared())
+                    .await
+                    .map(Body::Right)
             }
+            None => status(StatusCode::NOT_FOUND),
         }
-        status(StatusCode::NOT_FOUND)
     }
 
     async fn websocket(
@@ -90,7 +105,10 @@ impl App {
         request: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<Body> {
-        self.endpoint.handle(request, Some(peer)).await
+        self.endpoint
+            .handle(request, Some(peer))
+            .await
+            .map(Body::Left)
     }
 }
 
@@ -158,12 +176,12 @@ impl JugglerEndpoint {
     ) -> Response<Full<Bytes>> {
         let checked = match self.acceptor().check(&request, peer_addr) {
             Ok(checked) => checked,
-            Err(refusal) => return refusal.response().map(Body::from),
+            Err(refusal) => return refusal.response().map(Full::from),
         };
         let on_upgrade = hyper::upgrade::on(request);
         let (response, admitted) = match self.acceptor().decide(checked).await {
             Ok(decided) => decided,
-            Err(refusal) => return refusal.response().map(Body::from),
+            Err(refusal) => return refusal.response().map(Full::from),
         };
         let acceptor = self.acceptor().clone();
         smol::spawn(async move {
@@ -202,7 +220,7 @@ impl JugglerEndpoint {
             acceptor.accept(socket, admitted);
         })
         .detach();
-        response.map(|()| Body::default())
+        response.map(|()| Full::default())
     }
 }
 
@@ -243,27 +261,8 @@ impl futures_io::AsyncWrite for UpgradedIo {
 }
 
 fn status(code: StatusCode) -> Response<Body> {
-    let mut response = Response::new(Body::default());
+    let mut response = Response::new(Body::Left(Full::default()));
     *response.status_mut() = code;
-    response
-}
-
-/// Serves one file that [`StaticDir::resolve`] found (read whole: static
-/// folders of GUI assets hold small files).
-async fn serve_file(path: PathBuf, head_only: bool) -> Response<Body> {
-    let Ok(bytes) = smol::fs::read(&path).await else {
-        return status(StatusCode::NOT_FOUND);
-    };
-    let mime = mime_guess::from_path(&path).first_or_octet_stream();
-    let body = if head_only {
-        Bytes::new()
-    } else {
-        Bytes::from(bytes)
-    };
-    let mut response = Response::new(Body::from(body));
-    if let Ok(value) = HeaderValue::from_str(mime.as_ref()) {
-        response.headers_mut().insert(CONTENT_TYPE, value);
-    }
     response
 }
 

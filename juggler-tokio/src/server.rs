@@ -8,9 +8,9 @@ use async_tungstenite::tungstenite::protocol::Role;
 use async_tungstenite::WebSocketStream;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{any, get, MethodRouter};
 use axum::Router;
 use hyper::upgrade::Upgraded;
@@ -23,7 +23,6 @@ use juggler_driver::{
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
-use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::runtime::TokioRuntime;
@@ -165,14 +164,16 @@ fn router(
         );
     }
     if let Some(dir) = static_dir {
-        let files = ServeDir::new(dir.root()).append_index_html_on_directories(true);
-        let guarded = Router::new()
-            .fallback_service(files)
-            .layer(middleware::from_fn_with_state(
-                Arc::new(dir),
-                inside_static_dir,
-            ));
-        router = router.fallback_service(guarded);
+        let dir = Arc::new(dir);
+        router = router.fallback(move |request: Request| {
+            let dir = dir.clone();
+            async move {
+                let (request, _) = request.into_parts();
+                dir.serve(&request, TokioRuntime::current())
+                    .await
+                    .map(Body::new)
+            }
+        });
     }
     if let Some(htpasswd) = htpasswd {
         router = router.layer(middleware::from_fn_with_state(htpasswd, require_basic_auth));
@@ -232,27 +233,6 @@ async fn require_basic_auth(
         next.run(request).await
     } else {
         unauthorized().map(Body::from)
-    }
-}
-
-/// Lets a static file request through only if it names a file inside the
-/// folder (no `..`, no symlink escape).
-async fn inside_static_dir(
-    State(dir): State<Arc<StaticDir>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let readable = matches!(*request.method(), Method::GET | Method::HEAD);
-    let runtime = TokioRuntime(tokio::runtime::Handle::current());
-    if readable
-        && dir
-            .resolve_off_thread(request.uri().path(), &runtime)
-            .await
-            .is_some()
-    {
-        next.run(request).await
-    } else {
-        StatusCode::NOT_FOUND.into_response()
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod admission;
 pub mod conformance;
 pub mod hostile;
+pub mod http_parity;
 pub mod interop_browser;
 pub mod interop_python;
 pub mod load;

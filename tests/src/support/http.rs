@@ -29,7 +29,15 @@ impl HttpResponse {
 /// Sends `GET path` with `Connection: close` on a thread of its own (so no
 /// async runtime blocks) and returns the parsed answer.
 pub async fn get(addr: SocketAddr, path: &str) -> HttpResponse {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    request(addr, "GET", path, "").await
+}
+
+/// Sends `method path` with `Host`, `Connection: close` and the `extra`
+/// header lines (each ending in `\r\n`) on a thread of its own, and
+/// returns the parsed answer.
+pub async fn request(addr: SocketAddr, method: &str, path: &str, extra: &str) -> HttpResponse {
+    let request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\r\n");
     let (done, result) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let _ = done.send(exchange(addr, request.as_bytes()));
