@@ -54,6 +54,12 @@ impl StaticDir {
     /// backslashes and symbolic links that lead outside the folder all give
     /// `None`. A folder names its `index.html`.
     pub fn resolve(&self, request_path: &str) -> Option<PathBuf> {
+        self.locate(request_path).map(|(path, _)| path)
+    }
+
+    /// The file a request path names, and whether the path named its
+    /// folder.
+    fn locate(&self, request_path: &str) -> Option<(PathBuf, bool)> {
         let decoded = percent_encoding::percent_decode_str(request_path)
             .decode_utf8()
             .ok()?;
@@ -68,10 +74,11 @@ impl StaticDir {
             return None;
         }
         let mut path = self.root.join(relative).canonicalize().ok()?;
-        if path.is_dir() {
+        let folder = path.is_dir();
+        if folder {
             path = path.join("index.html").canonicalize().ok()?;
         }
-        (path.starts_with(&self.root) && path.is_file()).then_some(path)
+        (path.starts_with(&self.root) && path.is_file()).then_some((path, folder))
     }
 }
 
@@ -79,7 +86,8 @@ impl StaticDir {
     /// Answers a request for one of the folder's files: `200` with the
     /// file streamed, `206` for a satisfiable single `Range`, `304` when
     /// the client's copy is current (`If-None-Match`, `If-Modified-Since`),
-    /// `416` for a range past the end. Anything else, another method or a
+    /// `416` for a range past the end; a folder named without its
+    /// trailing slash is redirected (`307`) to the path with it. Anything else, another method or a
     /// path [`resolve`](Self::resolve) refuses, is `404`.
     ///
     /// It takes the request's head (`Request::into_parts`): a request body
@@ -89,9 +97,10 @@ impl StaticDir {
             return not_found();
         }
         let (dir, path) = (self.clone(), request.uri.path().to_owned());
-        let Some((file, facts)) = unblock(&*runtime, move || dir.open(&path)).await.flatten()
-        else {
-            return not_found();
+        let (file, facts) = match unblock(&*runtime, move || dir.open(&path)).await.flatten() {
+            Some(Opened::File(file, facts)) => (file, facts),
+            Some(Opened::FolderWithoutSlash) => return to_folder(&request.uri),
+            None => return not_found(),
         };
         let answer = Answer::new(&request.method, &request.headers, &facts);
         let body = match answer.bytes {
@@ -104,8 +113,11 @@ impl StaticDir {
         response
     }
 
-    fn open(&self, request_path: &str) -> Option<(File, FileFacts)> {
-        let path = self.resolve(request_path)?;
+    fn open(&self, request_path: &str) -> Option<Opened> {
+        let (path, folder) = self.locate(request_path)?;
+        if folder && !request_path.ends_with('/') {
+            return Some(Opened::FolderWithoutSlash);
+        }
         let file = File::open(&path).ok()?;
         let metadata = file.metadata().ok()?;
         let facts = FileFacts {
@@ -115,8 +127,31 @@ impl StaticDir {
                 .first_or_octet_stream()
                 .to_string(),
         };
-        Some((file, facts))
+        Some(Opened::File(file, facts))
     }
+}
+
+/// What a request path opened.
+enum Opened {
+    File(File, FileFacts),
+    /// A folder named without its trailing slash: its `index.html` would
+    /// resolve relative links against the parent.
+    FolderWithoutSlash,
+}
+
+/// The redirect from `/folder` to `/folder/`, query kept (as tower-http's
+/// `ServeDir` does).
+fn to_folder(uri: &http::Uri) -> Response<FileBody> {
+    let location = match uri.query() {
+        Some(query) => format!("{}/?{query}", uri.path()),
+        None => format!("{}/", uri.path()),
+    };
+    let mut response = Response::new(FileBody::empty());
+    *response.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
 }
 
 fn not_found() -> Response<FileBody> {

@@ -89,6 +89,7 @@ pub async fn both_runtimes_answer_http_alike() {
         case("GET", "/", "", 302),
         case("HEAD", "/", "", 302),
         case("GET", "/sub/", "", 200),
+        case("GET", "/sub?tab=2", "", 307),
         case("GET", "/sub/app.js", "", 200),
         case("GET", "/style.css", "", 200),
         case("GET", "/big.bin", "", 200),
@@ -171,36 +172,37 @@ pub async fn both_runtimes_answer_http_alike() {
 
     // What the table's answers carry, checked once (they are identical).
     let answer = |index: usize| send(tokio_server.local_addr(), &cases[index]);
-    let whole = answer(7).await;
+    let whole = answer(8).await;
     assert!(whole.body == big, "the whole file, streamed");
     assert_eq!(whole.header("content-length"), Some("200000"));
-    let head = answer(8).await;
+    let head = answer(9).await;
     assert_eq!(head.header("content-length"), Some("200000"));
     assert!(head.body.is_empty());
-    let part = answer(9).await;
+    let part = answer(10).await;
     assert_eq!(
         part.header("content-range"),
         Some("bytes 100000-100009/200000")
     );
     assert!(part.body == big[100_000..100_010]);
-    let suffix = answer(10).await;
+    let suffix = answer(11).await;
     assert!(suffix.body == big[199_995..]);
     assert_eq!(
-        answer(13).await.header("content-range"),
+        answer(14).await.header("content-range"),
         Some("bytes */200000")
     );
     assert_eq!(
-        answer(5).await.header("content-type"),
+        answer(6).await.header("content-type"),
         Some("text/javascript")
     );
-    assert_eq!(answer(6).await.header("content-type"), Some("text/css"));
+    assert_eq!(answer(7).await.header("content-type"), Some("text/css"));
     assert_eq!(answer(4).await.body, b"<h1>sub</h1>");
-    let not_modified = answer(17).await;
+    let not_modified = answer(18).await;
     assert!(not_modified.body.is_empty());
     assert_eq!(not_modified.header("etag"), Some(etag.as_str()));
     assert_eq!(answer(2).await.header("location"), Some("/index.html"));
+    assert_eq!(answer(5).await.header("location"), Some("/sub/?tab=2"));
     assert_eq!(
-        answer(27).await.header("www-authenticate"),
+        answer(28).await.header("www-authenticate"),
         Some("Basic realm=\"\"")
     );
     tokio_server.close().await;
