@@ -101,7 +101,7 @@ impl ClientOptions {
                 .map_or("none found".to_owned(), ToString::to_string);
             return Err(Error::Tls(format!("no platform root certificates: {why}")));
         }
-        self.tls = Some(Arc::new(client_config(roots)));
+        self.tls = Some(Arc::new(client_config(roots)?));
         Ok(self)
     }
 
@@ -126,7 +126,7 @@ impl ClientOptions {
         if added == 0 {
             return Err(Error::Tls("no certificate in PEM".into()));
         }
-        self.tls = Some(Arc::new(client_config(roots)));
+        self.tls = Some(Arc::new(client_config(roots)?));
         Ok(self)
     }
 }
@@ -137,12 +137,14 @@ fn default_roots() -> rustls::RootCertStore {
     }
 }
 
-fn client_config(roots: rustls::RootCertStore) -> rustls::ClientConfig {
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth()
+fn client_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, Error> {
+    Ok(
+        rustls::ClientConfig::builder_with_provider(crate::crypto_provider()?)
+            .with_safe_default_protocol_versions()
+            .map_err(|err| Error::Tls(format!("crypto provider: {err}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
 
 /// Where a `ws://` or `wss://` address points.
@@ -230,10 +232,10 @@ pub async fn handshake<S: Io>(
     runtime: Arc<dyn Runtime>,
 ) -> Result<Connection, Error> {
     let stream: Box<dyn Io> = if target.tls {
-        let config = options
-            .tls
-            .clone()
-            .unwrap_or_else(|| Arc::new(client_config(default_roots())));
+        let config = match &options.tls {
+            Some(config) => config.clone(),
+            None => Arc::new(client_config(default_roots())?),
+        };
         let name = ServerName::try_from(target.host.clone())
             .map_err(|err| Error::InvalidAddress(format!("{}: {err}", target.host)))?;
         let tls = futures_rustls::TlsConnector::from(config)

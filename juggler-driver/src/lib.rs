@@ -14,6 +14,7 @@ mod admission;
 mod basic_auth;
 mod client;
 mod connection;
+mod crypto;
 mod driver;
 mod error;
 mod options;
@@ -28,6 +29,7 @@ pub use admission::{
 pub use basic_auth::{unauthorized, Htpasswd};
 pub use client::{connect, handshake, ClientOptions, Io, Target};
 pub use connection::{ChangeCallbackHandle, Connection, RemoteChanges, WeakConnection};
+pub use crypto::crypto_provider;
 pub use driver::{prepare, start};
 pub use error::{CloseReason, Error, ProtocolError};
 pub use options::{ConnectionOptions, KeepAlive};

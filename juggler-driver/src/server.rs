@@ -494,14 +494,12 @@ pub fn server_tls_config(pem_file: &Path) -> Result<Arc<rustls::ServerConfig>, E
             pem_file.display()
         ))
     })?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("ring supports the default protocol versions")
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|err| Error::Tls(format!("{}: {err}", pem_file.display())))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(crate::crypto_provider()?)
+        .with_safe_default_protocol_versions()
+        .map_err(|err| Error::Tls(format!("crypto provider: {err}")))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|err| Error::Tls(format!("{}: {err}", pem_file.display())))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

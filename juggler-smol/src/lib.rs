@@ -38,7 +38,7 @@ pub use client::{connect, connect_with};
 pub use server::{listen, JugglerEndpoint};
 
 pub use juggler_driver::{
-    AutoflushPolicy, ChangeCallbackHandle, ClientOptions, CloseReason, Connection,
+    crypto_provider, AutoflushPolicy, ChangeCallbackHandle, ClientOptions, CloseReason, Connection,
     ConnectionOptions, EncodedMessage, Error, KeepAlive, PatchOperation, ProtocolError,
     RemoteChanges, Server, ServerOptions, SharedChange, SharedState, ShutdownSummary, Value,
     WeakConnection,
