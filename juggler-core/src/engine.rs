@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::error::{CloseReason, Closed, ProtocolError, UpdateError};
 use crate::frame::{encode, encode_replace_root, EncodedMessage, Frame, FrameKind, FrameText};
 use crate::patch::replaces_root;
+use crate::transmit_queue::TransmitQueue;
 
 /// When local data changes are sent to the peer (SPEC §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,7 +240,7 @@ pub struct Engine {
     remote_depth: usize,
     change: LocalChange,
     deadline: Option<Instant>,
-    transmits: VecDeque<Transmit>,
+    transmits: TransmitQueue,
     /// The sequence number of the last frame queued (0 before the first).
     last_seq: u64,
     events: VecDeque<Event>,
@@ -261,7 +262,7 @@ impl Engine {
             remote_depth: 0,
             change: LocalChange::None,
             deadline: None,
-            transmits: VecDeque::new(),
+            transmits: TransmitQueue::default(),
             last_seq: 0,
             events: VecDeque::new(),
             closed: None,
@@ -300,6 +301,14 @@ impl Engine {
     /// How many frames wait for [`poll_transmit`](Self::poll_transmit).
     pub fn queued_transmits(&self) -> usize {
         self.transmits.len()
+    }
+
+    /// The text bytes of the frames waiting for
+    /// [`poll_transmit`](Self::poll_transmit): with
+    /// [`queued_transmits`](Self::queued_transmits), what a driver bounds
+    /// its send queue by.
+    pub fn queued_transmit_bytes(&self) -> usize {
+        self.transmits.bytes()
     }
 
     /// Whether local data has changes that have not been sent yet.

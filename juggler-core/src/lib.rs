@@ -13,6 +13,8 @@
 //!   every driver follows.
 //! - [`diff`] and [`apply`]: the RFC 6902 diff the engine sends and the
 //!   atomic patch it applies.
+//! - [`value_cost`]: what a decoded value costs in memory, for budgets in
+//!   bytes.
 //! - [`Liveness`] (module [`liveness`]): keep-alive (when to ping, when a
 //!   silent peer is dead) as a deterministic machine for drivers that ping
 //!   at the transport.
@@ -21,6 +23,7 @@
 //! - `fuzzing` (feature `fuzzing`): the fuzz target's logic.
 #![forbid(unsafe_code)]
 
+mod cost;
 mod depth;
 mod engine;
 mod error;
@@ -28,6 +31,7 @@ pub mod frame;
 pub mod liveness;
 mod patch;
 mod shared;
+mod transmit_queue;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -35,6 +39,7 @@ pub mod testing;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 
+pub use cost::value_cost;
 pub use depth::MAX_DEPTH;
 pub use engine::{AutoflushPolicy, Config, Engine, Event, FlushTicket, Transmit};
 pub use error::{truncate_utf8, CloseReason, Closed, ProtocolError, UpdateError};

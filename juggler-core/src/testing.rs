@@ -113,15 +113,23 @@ impl Pair {
     }
 }
 
-/// Moves every frame `from` has into `to`; true if any moved.
+/// Moves every frame `from` has into `to`; true if any moved. Checks the
+/// send queue's byte count on the way: it is the sum of the queued texts,
+/// and nothing once they are out (every test and the fuzz target that use
+/// a pair check it).
 fn carry(from: &mut Side, to: &mut Side) -> bool {
     let mut moved = false;
+    let counted = from.engine.queued_transmit_bytes();
+    let mut polled = 0;
     while let Some(transmit) = from.engine.poll_transmit() {
+        polled += transmit.text.len();
         // A protocol error closes `to`; the pair shows it as a Closed event.
         let _ = to.engine.handle_text(transmit.text.as_str());
         from.sent.push(transmit);
         moved = true;
     }
+    assert_eq!(counted, polled, "the send queue's bytes are its frames'");
+    assert_eq!(from.engine.queued_transmit_bytes(), 0);
     moved
 }
 

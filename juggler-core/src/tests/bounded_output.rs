@@ -154,3 +154,31 @@ fn one_queued_pong_answers_a_flood_of_pings() {
         "a new ping after the pong left is answered"
     );
 }
+
+#[test]
+fn queued_bytes_follow_the_frames_through_collapse_and_close() {
+    let now = Instant::now();
+    let mut engine = immediate();
+    let message = json!("x".repeat(1000));
+    for _ in 0..3 {
+        engine.send_message(&message).unwrap();
+    }
+    let one = engine.queued_transmit_bytes() / 3;
+    assert!(one > 1000, "{one}");
+    assert_eq!(engine.queued_transmit_bytes(), 3 * one);
+    // A run of DATA frames collapses into one: the bytes are that frame's.
+    for n in 0..200 {
+        engine.set_local_data(now, json!({"n": n})).unwrap();
+    }
+    let counted = engine.queued_transmit_bytes();
+    let frames: Vec<_> = std::iter::from_fn(|| engine.poll_transmit()).collect();
+    assert!(frames.len() <= 3 + engine.config().max_queued_data_frames + 1);
+    let polled: usize = frames.iter().map(|transmit| transmit.text.len()).sum();
+    assert_eq!(counted, polled);
+    assert_eq!(engine.queued_transmit_bytes(), 0);
+    // A close drops what waits, and its bytes.
+    engine.send_message(&message).unwrap();
+    engine.handle_transport_closed(crate::CloseReason::Remote);
+    assert_eq!(engine.queued_transmits(), 0);
+    assert_eq!(engine.queued_transmit_bytes(), 0);
+}
