@@ -21,14 +21,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
+use futures_util::future::select;
 use juggler_core::{
-    CloseReason, EncodedMessage, Engine, Event, Liveness, PatchOperation, ProtocolError,
-    SharedChange,
+    value_cost, CloseReason, EncodedMessage, Engine, Event, Liveness, PatchOperation,
+    ProtocolError, SharedChange,
 };
 use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::admission::{Admitted, UpgradeRequest};
+use crate::budget::MemoryBudget;
 use crate::options::ConnectionOptions;
 use crate::{Error, Runtime};
 
@@ -75,17 +77,59 @@ pub(crate) struct State {
     pub(crate) driver: DriverProgress,
 }
 
-/// Messages from the peer on their way to the application.
-#[derive(Default)]
+/// Messages from the peer on their way to the application, counted in
+/// decoded bytes against the connection's and the server's budgets.
 pub(crate) struct Inbox {
-    /// Waiting for `receive`.
-    received: VecDeque<Value>,
+    /// Waiting for `receive`, each with its [`value_cost`].
+    received: VecDeque<(Value, usize)>,
+    /// The cost of `received`.
+    bytes: usize,
+    /// The server's budget, which `bytes` are charged to (a client's own,
+    /// unlimited one).
+    budget: Arc<MemoryBudget>,
+    /// The reader waits for room: `receive` wakes it.
+    reader_waiting: bool,
     /// Messages were queued since receivers were last woken.
     unreported: bool,
     /// See [`Connection::set_message_filter`].
     filter: Option<MessageFilter>,
     /// Drained from the engine for the filter, in order.
     to_filter: Vec<Value>,
+}
+
+impl Inbox {
+    fn new(budget: Arc<MemoryBudget>) -> Self {
+        Inbox {
+            received: VecDeque::new(),
+            bytes: 0,
+            budget,
+            reader_waiting: false,
+            unreported: false,
+            filter: None,
+            to_filter: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, message: Value) {
+        let cost = value_cost(&message);
+        self.bytes += cost;
+        self.budget.charge(cost);
+        self.received.push_back((message, cost));
+        self.unreported = true;
+    }
+
+    fn pop(&mut self) -> Option<Value> {
+        let (message, cost) = self.received.pop_front()?;
+        self.bytes -= cost;
+        self.budget.release(cost);
+        Some(message)
+    }
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        self.budget.release(self.bytes);
+    }
 }
 
 /// Remote data changes: how many there were, and the callbacks told of
@@ -121,9 +165,26 @@ pub(crate) struct DriverProgress {
 }
 
 impl State {
-    /// Whether the reader must wait before reading the next frame.
-    pub(crate) fn receive_queue_full(&self, limit: usize) -> bool {
-        self.inbox.received.len() >= limit && !self.engine.is_closed()
+    /// Whether the reader must wait before reading more: the receive
+    /// queue is full in messages or in bytes, or the server's budget is
+    /// full and this connection holds something. A connection that holds
+    /// nothing always reads (one batch), so others' floods cannot stall it;
+    /// a closed one reads on, to the peer's close.
+    pub(crate) fn reader_must_wait(&self, options: &ConnectionOptions) -> bool {
+        let inbox = &self.inbox;
+        !self.engine.is_closed()
+            && (inbox.received.len() >= options.max_receive_queue
+                || (inbox.bytes > 0
+                    && (inbox.bytes >= options.max_receive_bytes || inbox.budget.is_full())))
+    }
+
+    /// Whether `send` must wait: the send queue is full in frames, or in
+    /// bytes (a message bigger than the byte bound still goes alone into
+    /// an empty queue).
+    pub(crate) fn send_queue_full(&self, options: &ConnectionOptions) -> bool {
+        let engine = &self.engine;
+        engine.queued_transmits() >= options.max_send_queue
+            || engine.queued_transmit_bytes() >= options.max_send_queue_bytes
     }
 
     /// Moves the engine's events into the state: messages into the receive
@@ -138,10 +199,7 @@ impl State {
                 Event::Message(message) if self.inbox.filter.is_some() => {
                     self.inbox.to_filter.push(message)
                 }
-                Event::Message(message) => {
-                    self.inbox.received.push_back(message);
-                    self.inbox.unreported = true;
-                }
+                Event::Message(message) => self.inbox.push(message),
                 // Logged by `Shared::update`, which sees the close happen.
                 Event::Closed(_) => {}
                 _ => {}
@@ -238,11 +296,12 @@ impl Shared {
         peer_addr: Option<SocketAddr>,
         admitted: Admitted,
         runtime: Arc<dyn Runtime>,
+        budget: Arc<MemoryBudget>,
     ) -> Self {
         Shared {
             state: Mutex::new(State {
                 engine: Engine::new(options.engine_config()),
-                inbox: Inbox::default(),
+                inbox: Inbox::new(budget),
                 changes: ChangeLog::default(),
                 driver: DriverProgress {
                     written: 0,
@@ -332,7 +391,10 @@ impl Shared {
         if let Some((filter, to_filter)) = to_filter {
             let passed: Vec<Value> = to_filter.into_iter().filter_map(|m| filter(m)).collect();
             if !passed.is_empty() {
-                self.lock().inbox.received.extend(passed);
+                let mut state = self.lock();
+                for message in passed {
+                    state.inbox.push(message);
+                }
                 messages = true;
             }
         }
@@ -442,16 +504,21 @@ impl Shared {
     /// Waits while the receive queue is full (and the engine open).
     /// Waits while the receive queue is full (and the engine open), then
     /// returns how many more messages it has room for (at least 1).
-    pub(crate) async fn wait_for_reader_room(&self, limit: usize) -> usize {
+    pub(crate) async fn wait_for_reader_room(&self) -> usize {
+        let budget = self.lock().inbox.budget.clone();
         loop {
-            let notified = self.reader_notify.notified();
+            let own = self.reader_notify.notified();
+            let server = budget.room();
             {
-                let state = self.lock();
-                if !state.receive_queue_full(limit) {
-                    return limit.saturating_sub(state.inbox.received.len()).max(1);
+                let mut state = self.lock();
+                if !state.reader_must_wait(&self.options) {
+                    state.inbox.reader_waiting = false;
+                    let queued = state.inbox.received.len();
+                    return self.options.max_receive_queue.saturating_sub(queued).max(1);
                 }
+                state.inbox.reader_waiting = true;
             }
-            notified.await;
+            select(std::pin::pin!(own), std::pin::pin!(server)).await;
         }
     }
 
@@ -720,13 +787,13 @@ impl Connection {
     /// [`send`](Self::send) for a message encoded beforehand, for example
     /// once for many connections with [`EncodedMessage::shared`].
     pub async fn send_encoded(&self, message: EncodedMessage) -> Result<(), Error> {
-        let limit = self.shared().options.max_send_queue;
+        let options = &self.shared().options;
         let mut message = Some(message);
         self.shared()
             .wait_for(Waiting::Progress, |state| {
                 if state.engine.is_closed() {
                     Some(Err(Error::Closed))
-                } else if state.engine.queued_transmits() < limit {
+                } else if !state.send_queue_full(options) {
                     let message = message.take()?;
                     Some(
                         state
@@ -748,11 +815,11 @@ impl Connection {
     /// [`Error::QueueFull`] when the send queue is full.
     pub fn try_send(&self, message: &Value) -> Result<(), Error> {
         let message = EncodedMessage::new(message);
-        let limit = self.shared().options.max_send_queue;
+        let options = &self.shared().options;
         self.shared().update(Wake::Application, |state| {
             if state.engine.is_closed() {
                 Err(Error::Closed)
-            } else if state.engine.queued_transmits() >= limit {
+            } else if state.send_queue_full(options) {
                 Err(Error::QueueFull)
             } else {
                 state
@@ -779,23 +846,27 @@ impl Connection {
     /// that arrived before the close are still returned; after them, fails
     /// with [`Error::Closed`].
     pub async fn receive(&self) -> Result<Value, Error> {
-        let limit = self.shared().options.max_receive_queue;
-        let (message, was_full) = self
+        let (message, reader_waiting) = self
             .shared()
-            .wait_for(Waiting::Message, |state| {
-                let was_full = state.inbox.received.len() >= limit;
-                match state.inbox.received.pop_front() {
-                    Some(message) => Some((Ok(message), was_full)),
-                    None if state.engine.is_closed() => Some((Err(Error::Closed), false)),
-                    None => None,
-                }
+            .wait_for(Waiting::Message, |state| match state.inbox.pop() {
+                Some(message) => Some((Ok(message), state.inbox.reader_waiting)),
+                None if state.engine.is_closed() => Some((Err(Error::Closed), false)),
+                None => None,
             })
             .await;
-        // The reader waits only while the queue is full.
-        if was_full {
+        // The reader rechecks its room when woken.
+        if reader_waiting {
             self.shared().reader_notify.notify_one();
         }
         message
+    }
+
+    /// The bytes of received messages that wait for
+    /// [`receive`](Self::receive), as counted against
+    /// [`ConnectionOptions::max_receive_bytes`] (decoded size, see
+    /// [`value_cost`](juggler_core::value_cost)).
+    pub fn buffered_bytes(&self) -> usize {
+        self.shared().lock().inbox.bytes
     }
 
     /// Starts closing: unsent data is flushed (unless the policy is

@@ -21,6 +21,7 @@ use juggler_core::{
 use tokio::sync::futures::Notified;
 
 use crate::admission::Admitted;
+use crate::budget::MemoryBudget;
 use crate::connection::{Shared, State, Wake};
 use crate::error::close_reason_of;
 use crate::{BoxFuture, Connection, ConnectionOptions, Runtime};
@@ -66,7 +67,14 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let admitted = Admitted::default();
-    let shared = Arc::new(Shared::new(options, peer_addr, admitted, runtime.clone()));
+    let budget = MemoryBudget::new(None);
+    let shared = Arc::new(Shared::new(
+        options,
+        peer_addr,
+        admitted,
+        runtime.clone(),
+        budget,
+    ));
     let driver = run(socket, shared.clone(), runtime);
     (Connection::new(shared), Box::pin(driver))
 }
@@ -78,6 +86,7 @@ pub(crate) fn prepare_admitted<S>(
     options: ConnectionOptions,
     admitted: Admitted,
     runtime: Arc<dyn Runtime>,
+    budget: Arc<MemoryBudget>,
 ) -> (Connection, BoxFuture)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -86,7 +95,13 @@ where
         .request
         .as_ref()
         .and_then(|request| request.peer_addr);
-    let shared = Arc::new(Shared::new(options, peer_addr, admitted, runtime.clone()));
+    let shared = Arc::new(Shared::new(
+        options,
+        peer_addr,
+        admitted,
+        runtime.clone(),
+        budget,
+    ));
     let driver = run(socket, shared.clone(), runtime);
     (Connection::new(shared), Box::pin(driver))
 }
@@ -132,11 +147,10 @@ async fn read_loop<S>(mut stream: WebSocketReceiver<S>, shared: &Shared)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let limit = shared.options.max_receive_queue;
     // Grown on use: an idle connection holds no batch buffers.
     let mut batch: VecDeque<Incoming> = VecDeque::new();
     loop {
-        let room = shared.wait_for_reader_room(limit).await.min(READ_BATCH);
+        let room = shared.wait_for_reader_room().await.min(READ_BATCH);
         let mut frame = stream.next().await;
         let mut bytes = 0;
         loop {
@@ -360,7 +374,7 @@ where
 fn look(shared: &Shared, now: Instant, batch: &mut Vec<Transmit>) -> WriterTurn {
     shared.update(Wake::Writer, |state| {
         state.engine.handle_timeout(now);
-        let held = state.receive_queue_full(shared.options.max_receive_queue);
+        let held = state.reader_must_wait(&shared.options);
         let mut ping_due = false;
         if let Some(liveness) = &mut state.driver.liveness {
             if held {

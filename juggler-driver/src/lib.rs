@@ -12,6 +12,7 @@
 
 mod admission;
 mod basic_auth;
+mod budget;
 mod client;
 mod connection;
 mod crypto;
@@ -27,6 +28,7 @@ pub use admission::{
     UpgradeRequest,
 };
 pub use basic_auth::{unauthorized, Htpasswd};
+pub use budget::MemoryBudget;
 pub use client::{connect, handshake, ClientOptions, Io, Target};
 pub use connection::{ChangeCallbackHandle, Connection, RemoteChanges, WeakConnection};
 pub use crypto::crypto_provider;

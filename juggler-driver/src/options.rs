@@ -43,13 +43,21 @@ pub struct ConnectionOptions {
     pub autoflush: AutoflushPolicy,
     /// Keep-alive; `None` turns it off. Default: on, 20 s / 20 s.
     pub keep_alive: Option<KeepAlive>,
-    /// Largest incoming message (and WebSocket frame) in bytes. Default 64 MiB.
+    /// Largest incoming message (and WebSocket frame) in bytes, as text.
+    /// Default 4 MiB, as aiohttp's (which the Python peers use) and a
+    /// browser-facing server can afford per connection: decoded, a message
+    /// may take up to about 16 times its text (see docs/security.md). Raise
+    /// it on both peers for larger states.
     pub max_message_size: usize,
     /// Most operations in one incoming DATA frame. Default 1,048,576.
     pub max_patch_operations: usize,
     /// Most outgoing frames waiting for the socket; `send` waits (and
     /// `try_send` fails) while that many wait. Default 1024.
     pub max_send_queue: usize,
+    /// Most bytes of outgoing frames waiting for the socket; `send` waits
+    /// (and `try_send` fails) while that much waits. A frame shared by many
+    /// connections counts whole in each. Default 16 MiB.
+    pub max_send_queue_bytes: usize,
     /// Most DATA frames that wait in a row for a slow peer before they
     /// collapse into one frame carrying the current state. Default 64.
     pub max_queued_data_frames: usize,
@@ -57,6 +65,12 @@ pub struct ConnectionOptions {
     /// the connection stops reading from the socket (TCP backpressure).
     /// Default 1024.
     pub max_receive_queue: usize,
+    /// Most bytes of received messages waiting for `receive`, counted
+    /// decoded ([`value_cost`](juggler_core::value_cost)); while that much
+    /// waits, the connection stops reading from the socket. It may be
+    /// passed by one read (one message, or 1 MiB of text of small ones).
+    /// Default 16 MiB.
+    pub max_receive_bytes: usize,
     /// How long a closing connection waits for the peer's close handshake.
     /// Default 0.1 s, the reference's `shutdown_timeout`.
     pub close_timeout: Duration,
@@ -71,11 +85,13 @@ impl Default for ConnectionOptions {
         ConnectionOptions {
             autoflush: AutoflushPolicy::default(),
             keep_alive: Some(KeepAlive::default()),
-            max_message_size: 64 << 20,
+            max_message_size: 4 << 20,
             max_patch_operations: 1 << 20,
             max_send_queue: 1024,
+            max_send_queue_bytes: 16 << 20,
             max_queued_data_frames: 64,
             max_receive_queue: 1024,
+            max_receive_bytes: 16 << 20,
             close_timeout: Duration::from_millis(100),
             read_buffer_size: 4 << 10,
         }
@@ -117,6 +133,18 @@ impl ConnectionOptions {
     /// Sets the outgoing queue bound, in frames (at least 1).
     pub fn max_send_queue(mut self, frames: usize) -> Self {
         self.max_send_queue = frames.max(1);
+        self
+    }
+
+    /// Sets the outgoing queue bound in bytes (at least 1).
+    pub fn max_send_queue_bytes(mut self, bytes: usize) -> Self {
+        self.max_send_queue_bytes = bytes.max(1);
+        self
+    }
+
+    /// Sets the received-message bound in decoded bytes (at least 1).
+    pub fn max_receive_bytes(mut self, bytes: usize) -> Self {
+        self.max_receive_bytes = bytes.max(1);
         self
     }
 

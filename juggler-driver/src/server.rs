@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::admission::{Admission, AdmissionFuture, AdmissionHook, Admitted, UpgradeRequest};
 use crate::basic_auth::Htpasswd;
+use crate::budget::MemoryBudget;
 use crate::connection::Shared;
 use crate::static_files::StaticDir;
 use crate::{Connection, ConnectionOptions, Error, Runtime};
@@ -94,6 +95,12 @@ pub struct ServerOptions {
     /// no-cache`, as hat-juggler 0.7's do by default: a GUI's assets change
     /// with its back end, and a browser must revalidate them. Default on.
     pub no_cache: bool,
+    /// Most bytes all connections together hold of received messages the
+    /// application has not taken (decoded size): see [`MemoryBudget`].
+    /// Each connection is also bounded by its own
+    /// [`max_receive_bytes`](ConnectionOptions::max_receive_bytes).
+    /// `None` lifts the server-wide bound. Default 128 MiB.
+    pub max_buffered_bytes: Option<usize>,
 }
 
 impl Default for ServerOptions {
@@ -114,6 +121,7 @@ impl Default for ServerOptions {
             admission: None,
             no_cache: true,
             htpasswd_file: None,
+            max_buffered_bytes: Some(128 << 20),
         }
     }
 }
@@ -190,6 +198,13 @@ impl ServerOptions {
     /// Requires basic auth of a user in this htpasswd file.
     pub fn htpasswd_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.htpasswd_file = Some(path.into());
+        self
+    }
+
+    /// Sets the server-wide bound of buffered received bytes (`None`: no
+    /// bound).
+    pub fn max_buffered_bytes(mut self, bytes: Option<usize>) -> Self {
+        self.max_buffered_bytes = bytes;
         self
     }
 
@@ -584,6 +599,13 @@ impl Server {
         self.registry.live()
     }
 
+    /// The byte budget its connections share
+    /// ([`max_buffered_bytes`](ServerOptions::max_buffered_bytes)): what
+    /// they hold now, and the limit.
+    pub fn memory_budget(&self) -> &Arc<MemoryBudget> {
+        self.registry.budget()
+    }
+
     /// Stops accepting, closes every connection and waits until all are
     /// gone, then says what it closed.
     ///
@@ -729,6 +751,7 @@ impl Acceptor {
             self.options.clone(),
             admitted,
             self.runtime.clone(),
+            self.registry.budget().clone(),
         );
         tracing::debug!(?peer_addr, "juggler connection accepted");
         if self.registry.add(&connection) {
@@ -764,7 +787,7 @@ impl Endpoint {
         options: &ServerOptions,
         runtime: Arc<dyn Runtime>,
     ) -> Self {
-        let registry = Arc::new(Registry::default());
+        let registry = Arc::new(Registry::new(MemoryBudget::new(options.max_buffered_bytes)));
         let acceptor = Arc::new(Acceptor::new(
             on_connection,
             registry.clone(),
@@ -787,6 +810,11 @@ impl Endpoint {
     /// How many of its connections are open or closing.
     pub fn connection_count(&self) -> usize {
         self.registry.live()
+    }
+
+    /// The byte budget its connections share.
+    pub fn memory_budget(&self) -> &Arc<MemoryBudget> {
+        self.registry.budget()
     }
 
     /// Closes every connection it accepted and waits until all are gone;
@@ -835,10 +863,11 @@ pub fn load_server_files(options: &ServerOptions) -> Result<ServerFiles, Error> 
 }
 
 /// The connections a server accepted, so that closing the server closes
-/// them all. Holds no handle: it never keeps a connection open.
-#[derive(Default)]
+/// them all, and the byte budget they share. Holds no handle: it never
+/// keeps a connection open.
 pub struct Registry {
     inner: Mutex<RegistryInner>,
+    budget: Arc<MemoryBudget>,
 }
 
 #[derive(Default)]
@@ -847,7 +876,26 @@ struct RegistryInner {
     closing: bool,
 }
 
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new(MemoryBudget::new(None))
+    }
+}
+
 impl Registry {
+    /// A registry whose connections share `budget`.
+    pub fn new(budget: Arc<MemoryBudget>) -> Self {
+        Registry {
+            inner: Mutex::default(),
+            budget,
+        }
+    }
+
+    /// The byte budget its connections share.
+    pub fn budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
+    }
+
     /// Adds an accepted connection; once the server is closing, closes it
     /// too and returns `false` (it is still waited for).
     pub fn add(&self, connection: &Connection) -> bool {

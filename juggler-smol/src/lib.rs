@@ -39,7 +39,7 @@ pub use server::{listen, JugglerEndpoint};
 
 pub use juggler_driver::{
     crypto_provider, AutoflushPolicy, ChangeCallbackHandle, ClientOptions, CloseReason, Connection,
-    ConnectionOptions, EncodedMessage, Error, KeepAlive, PatchOperation, ProtocolError,
-    RemoteChanges, Server, ServerOptions, SharedChange, SharedState, ShutdownSummary, Value,
-    WeakConnection,
+    ConnectionOptions, EncodedMessage, Error, KeepAlive, MemoryBudget, PatchOperation,
+    ProtocolError, RemoteChanges, Server, ServerOptions, SharedChange, SharedState,
+    ShutdownSummary, Value, WeakConnection,
 };

@@ -41,9 +41,9 @@ pub use server::{listen, JugglerEndpoint};
 
 pub use juggler_driver::{
     crypto_provider, AutoflushPolicy, ChangeCallbackHandle, ClientOptions, CloseReason, Connection,
-    ConnectionOptions, EncodedMessage, Error, KeepAlive, PatchOperation, ProtocolError,
-    RemoteChanges, Server, ServerOptions, SharedChange, SharedState, ShutdownSummary, Value,
-    WeakConnection,
+    ConnectionOptions, EncodedMessage, Error, KeepAlive, MemoryBudget, PatchOperation,
+    ProtocolError, RemoteChanges, Server, ServerOptions, SharedChange, SharedState,
+    ShutdownSummary, Value, WeakConnection,
 };
 
 /// The README's example, compiled and run as a doctest so it stays true.

@@ -197,15 +197,37 @@ pub async fn send_receive_both_ways<B: Backend>() {
     }
 }
 
-/// An 8 MiB string message goes from server to client.
+/// An 8 MiB string message goes from server to client once the client
+/// raises `max_message_size` (default 4 MiB); with the default, the client
+/// closes with 1009 (message too big), and the server learns it.
 pub async fn big_message_server_to_client<B: Backend>() {
-    let (server, server_side, client) = pair::<B>(IMMEDIATE).await;
     let big = Value::String("x".repeat(8 << 20));
+    let (server, mut incoming) = listen::<B>(ServerOptions::default()).await;
+    let raised = ClientOptions::default()
+        .connection(juggler_driver::ConnectionOptions::default().max_message_size(16 << 20));
+    let client = B::connect(&server.url(), raised).await.unwrap();
+    let server_side = incoming.next().await;
     server_side.send(&big).await.unwrap();
     let received = within::<B, _>(HANG_GUARD, "8 MiB message", client.receive())
         .await
         .unwrap();
     assert_eq!(received, big);
+
+    let client = B::connect(&server.url(), ClientOptions::default())
+        .await
+        .unwrap();
+    let server_side = incoming.next().await;
+    server_side.send(&big).await.unwrap();
+    let refused = within::<B, _>(HANG_GUARD, "the client's close", client.wait_closed()).await;
+    assert!(
+        matches!(refused, juggler_driver::CloseReason::Protocol(_)),
+        "{refused:?}"
+    );
+    let seen = within::<B, _>(HANG_GUARD, "the server's close", server_side.wait_closed()).await;
+    assert!(
+        !matches!(seen, juggler_driver::CloseReason::Local),
+        "{seen:?}"
+    );
     server.close().await;
 }
 

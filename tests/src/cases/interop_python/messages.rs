@@ -56,14 +56,21 @@ pub async fn messages_in_order_both_ways<B: Backend>() {
 /// exception is the reference's own: hat-juggler's server takes messages of
 /// at most 4 MiB (aiohttp's default), so towards it we send just under
 /// that, and check that 8 MiB makes it close the connection rather than
-/// anything breaking on our side.
+/// anything breaking on our side. Our side takes 4 MiB by default too, so
+/// it raises `max_message_size` here, as an application with large states
+/// would.
 pub async fn big_messages_both_ways<B: Backend>() {
     let Some(mut py) = Py::<B>::start() else {
         return;
     };
     let big = big_string(8 << 20);
+    let raised = ConnectionOptions::default()
+        .autoflush_delay(IMMEDIATE)
+        .max_message_size(16 << 20);
     for topology in TOPOLOGIES {
-        let link = py.link(topology, IMMEDIATE, PY_IMMEDIATE, false).await;
+        let link = py
+            .link_options(topology, raised.clone(), PY_IMMEDIATE, false, Value::Null)
+            .await;
         // Python to us.
         py.command(json!({"cmd": "send", "conn": link.conn, "value": "before"}));
         py.command(json!({"cmd": "send", "conn": link.conn, "value": big}));

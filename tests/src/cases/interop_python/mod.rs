@@ -27,7 +27,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use juggler_driver::{
-    ClientOptions, CloseReason, Connection, Error, PatchOperation, ServerOptions,
+    ClientOptions, CloseReason, Connection, ConnectionOptions, Error, PatchOperation, ServerOptions,
 };
 use juggler_rpc::{Actions, RpcConnection, RpcError};
 use serde_json::{json, Value};
@@ -154,10 +154,24 @@ impl<B: Backend> Py<B> {
         trace: bool,
         rpc: Value,
     ) -> Link<B> {
+        let rust_options = ConnectionOptions::default().autoflush_delay(rust_delay);
+        self.link_options(topology, rust_options, python_delay, trace, rpc)
+            .await
+    }
+
+    /// [`link_with`](Self::link_with), with all of our side's options.
+    async fn link_options(
+        &mut self,
+        topology: Topology,
+        rust_options: ConnectionOptions,
+        python_delay: Option<f64>,
+        trace: bool,
+        rpc: Value,
+    ) -> Link<B> {
         match topology {
             Topology::RustServer => {
                 let (server, mut incoming) =
-                    listen::<B>(ServerOptions::default().autoflush_delay(rust_delay)).await;
+                    listen::<B>(ServerOptions::default().connection(rust_options)).await;
                 self.command(json!({
                     "cmd": "connect",
                     "url": server.url(),
@@ -185,7 +199,7 @@ impl<B: Backend> Py<B> {
                 }));
                 let listening = self.expect_kind("listening").await;
                 let url = format!("ws://127.0.0.1:{}/ws", listening["port"]);
-                let rust = B::connect(&url, ClientOptions::default().autoflush_delay(rust_delay))
+                let rust = B::connect(&url, ClientOptions::default().connection(rust_options))
                     .await
                     .expect("connect to the Python server");
                 // Wait until the Python side has its callbacks in place.
