@@ -22,6 +22,8 @@ use tokio::sync::Notify;
 pub struct MemoryBudget {
     limit: usize,
     used: AtomicUsize,
+    /// The most `used` has been.
+    peak: AtomicUsize,
     /// Woken when use falls below the limit.
     room: Notify,
     /// Woken when use reaches the limit.
@@ -44,6 +46,7 @@ impl MemoryBudget {
         Arc::new(MemoryBudget {
             limit: limit.unwrap_or(usize::MAX),
             used: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
             room: Notify::new(),
             filled: Notify::new(),
         })
@@ -57,6 +60,12 @@ impl MemoryBudget {
     /// The bytes held now.
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Acquire)
+    }
+
+    /// The most bytes it has held at once: how close to the limit (or how
+    /// far past it, by the reads it allows) use has come.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Acquire)
     }
 
     /// Whether use has reached the limit.
@@ -78,6 +87,7 @@ impl MemoryBudget {
 
     pub(crate) fn charge(&self, bytes: usize) {
         let before = self.used.fetch_add(bytes, Ordering::AcqRel);
+        self.peak.fetch_max(before + bytes, Ordering::AcqRel);
         if before < self.limit && before + bytes >= self.limit {
             self.filled.notify_waiters();
         }
@@ -121,6 +131,7 @@ mod tests {
             assert_eq!(budget.used(), 99);
             budget.release(99);
             assert_eq!(budget.used(), 0);
+            assert_eq!(budget.peak(), 100);
         });
     }
 }

@@ -93,8 +93,19 @@ pub(crate) struct Inbox {
     unreported: bool,
     /// See [`Connection::set_message_filter`].
     filter: Option<MessageFilter>,
-    /// Drained from the engine for the filter, in order.
-    to_filter: Vec<Value>,
+    /// Drained from the engine for the filter, in order, each with the
+    /// cost charged for it.
+    to_filter: Vec<(Value, usize)>,
+}
+
+/// What the reader may take before it looks again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReaderRoom {
+    /// Messages, by `max_receive_queue`.
+    pub(crate) messages: usize,
+    /// Decoded bytes, by `max_receive_bytes` and the server's budget; the
+    /// reader takes at least one frame.
+    pub(crate) bytes: usize,
 }
 
 impl Inbox {
@@ -112,8 +123,13 @@ impl Inbox {
 
     fn push(&mut self, message: Value) {
         let cost = value_cost(&message);
-        self.bytes += cost;
         self.budget.charge(cost);
+        self.push_charged(message, cost);
+    }
+
+    /// Queues a message whose `cost` the budget has been charged already.
+    fn push_charged(&mut self, message: Value, cost: usize) {
+        self.bytes += cost;
         self.received.push_back((message, cost));
         self.unreported = true;
     }
@@ -190,20 +206,43 @@ impl State {
     /// Moves the engine's events into the state: messages into the receive
     /// queue, changes into the counters.
     pub(crate) fn drain_events(&mut self) {
+        self.drain_events_charged(0);
+    }
+
+    /// [`drain_events`](Self::drain_events) right after a MESSAGE frame
+    /// whose payload the reader charged `cost` for: the message takes that
+    /// charge over; if the engine made no message of it (it was closed),
+    /// the charge is released.
+    pub(crate) fn drain_events_charged(&mut self, cost: usize) {
+        let mut charged = Some(cost).filter(|&cost| cost > 0);
         while let Some(event) = self.engine.poll_event() {
             match event {
                 Event::RemoteDataChanged => {
                     self.changes.count += 1;
                     self.changes.unreported += 1;
                 }
-                Event::Message(message) if self.inbox.filter.is_some() => {
-                    self.inbox.to_filter.push(message)
+                Event::Message(message) => {
+                    let cost = match charged.take() {
+                        Some(cost) => cost,
+                        None => {
+                            let cost = value_cost(&message);
+                            self.inbox.budget.charge(cost);
+                            cost
+                        }
+                    };
+                    if self.inbox.filter.is_some() {
+                        self.inbox.to_filter.push((message, cost));
+                    } else {
+                        self.inbox.push_charged(message, cost);
+                    }
                 }
-                Event::Message(message) => self.inbox.push(message),
                 // Logged by `Shared::update`, which sees the close happen.
                 Event::Closed(_) => {}
                 _ => {}
             }
+        }
+        if let Some(cost) = charged {
+            self.inbox.budget.release(cost);
         }
     }
 
@@ -264,7 +303,7 @@ struct Aftermath {
     /// Messages were queued for `receive`.
     messages: bool,
     /// Messages for the message filter, in order.
-    to_filter: Option<(MessageFilter, Vec<Value>)>,
+    to_filter: Option<(MessageFilter, Vec<(Value, usize)>)>,
     before: WakeSnapshot,
     after: WakeSnapshot,
 }
@@ -389,13 +428,19 @@ impl Shared {
         // Only the reader produces messages, and it waits for this call:
         // what the filter passes on is queued in the order received.
         if let Some((filter, to_filter)) = to_filter {
-            let passed: Vec<Value> = to_filter.into_iter().filter_map(|m| filter(m)).collect();
-            if !passed.is_empty() {
-                let mut state = self.lock();
-                for message in passed {
-                    state.inbox.push(message);
-                }
-                messages = true;
+            // The filter's output is what waits: charged anew, and the
+            // input's charge released.
+            let mut charged = 0;
+            let mut passed = Vec::new();
+            for (message, cost) in to_filter {
+                charged += cost;
+                passed.extend(filter(message));
+            }
+            let mut state = self.lock();
+            state.inbox.budget.release(charged);
+            messages |= !passed.is_empty();
+            for message in passed {
+                state.inbox.push(message);
             }
         }
         for _ in 0..changes {
@@ -504,8 +549,8 @@ impl Shared {
     /// Waits while the receive queue is full (and the engine open).
     /// Waits while the receive queue is full (and the engine open), then
     /// returns how many more messages it has room for (at least 1).
-    pub(crate) async fn wait_for_reader_room(&self) -> usize {
-        let budget = self.lock().inbox.budget.clone();
+    pub(crate) async fn wait_for_reader_room(&self) -> ReaderRoom {
+        let budget = self.budget();
         loop {
             let own = self.reader_notify.notified();
             let server = budget.room();
@@ -513,13 +558,25 @@ impl Shared {
                 let mut state = self.lock();
                 if !state.reader_must_wait(&self.options) {
                     state.inbox.reader_waiting = false;
-                    let queued = state.inbox.received.len();
-                    return self.options.max_receive_queue.saturating_sub(queued).max(1);
+                    let inbox = &state.inbox;
+                    let own_room = self.options.max_receive_bytes.saturating_sub(inbox.bytes);
+                    let server_room = budget.limit().saturating_sub(budget.used());
+                    return ReaderRoom {
+                        messages: (self.options.max_receive_queue)
+                            .saturating_sub(inbox.received.len())
+                            .max(1),
+                        bytes: own_room.min(server_room).max(1),
+                    };
                 }
                 state.inbox.reader_waiting = true;
             }
             select(std::pin::pin!(own), std::pin::pin!(server)).await;
         }
+    }
+
+    /// The byte budget the connection's received messages are charged to.
+    pub(crate) fn budget(&self) -> Arc<MemoryBudget> {
+        self.lock().inbox.budget.clone()
     }
 
     pub(crate) fn close(&self) {

@@ -16,7 +16,8 @@ use futures_io::{AsyncRead, AsyncWrite};
 use futures_util::future::{join, poll_fn, select, Either};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use juggler_core::{
-    CloseReason, Frame, FrameText, LivenessAction, LivenessDeadline, ProtocolError, Transmit,
+    value_cost, CloseReason, Frame, FrameText, LivenessAction, LivenessDeadline, ProtocolError,
+    Transmit,
 };
 use tokio::sync::futures::Notified;
 
@@ -140,25 +141,37 @@ where
 }
 
 /// Reads frames into the engine until the stream ends. Frames that are
-/// already buffered are taken together, up to the receive queue's room,
-/// [`READ_BATCH`] and [`READ_BATCH_BYTES`], decoded as they are taken, and
-/// handed to the engine under one lock.
+/// already buffered are taken together, up to the receive queue's room in
+/// messages and in bytes, [`READ_BATCH`] and [`READ_BATCH_BYTES`], decoded
+/// as they are taken, and handed to the engine under one lock. A message
+/// is charged to the byte budget as soon as it is decoded, so readers of
+/// other connections see it at once.
 async fn read_loop<S>(mut stream: WebSocketReceiver<S>, shared: &Shared)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     // Grown on use: an idle connection holds no batch buffers.
     let mut batch: VecDeque<Incoming> = VecDeque::new();
+    let budget = shared.budget();
     loop {
-        let room = shared.wait_for_reader_room().await.min(READ_BATCH);
+        let room = shared.wait_for_reader_room().await;
+        let messages = room.messages.min(READ_BATCH);
         let mut frame = stream.next().await;
-        let mut bytes = 0;
+        let (mut text, mut cost) = (0, 0);
         loop {
-            bytes += frame_len(&frame);
+            text += frame_len(&frame);
             let incoming = Incoming::decode(frame);
+            let charged = incoming.message_cost();
+            budget.charge(charged);
+            cost += charged;
             let last = incoming.ends_stream();
             batch.push_back(incoming);
-            if last || batch.len() >= room || bytes >= READ_BATCH_BYTES {
+            if last
+                || batch.len() >= messages
+                || text >= READ_BATCH_BYTES
+                || cost >= room.bytes
+                || budget.is_full()
+            {
                 break;
             }
             // A poll that finds nothing registers a no-op waker; the next
@@ -178,6 +191,9 @@ where
                 })
             });
             if stream_state == StreamState::Ended {
+                // What was charged for frames never handed over.
+                let unhanded: usize = batch.iter().map(Incoming::message_cost).sum();
+                budget.release(unhanded);
                 return;
             }
         }
@@ -222,6 +238,9 @@ type StreamItem = Option<Result<Message, WsError>>;
 enum Incoming {
     /// A text frame decoded, or a frame the engine refuses (binary).
     Frame(Result<Frame, ProtocolError>),
+    /// A MESSAGE frame decoded, and what its payload costs
+    /// ([`value_cost`]), charged to the byte budget.
+    Message(Frame, usize),
     /// A ping, pong or raw frame: nothing for the engine.
     Control,
     /// The peer's close frame (its code and reason, if any) or the end of
@@ -234,7 +253,13 @@ enum Incoming {
 impl Incoming {
     fn decode(frame: StreamItem) -> Self {
         match frame {
-            Some(Ok(Message::Text(text))) => Incoming::Frame(Frame::decode(&text)),
+            Some(Ok(Message::Text(text))) => match Frame::decode(&text) {
+                Ok(Frame::Message(message)) => {
+                    let cost = value_cost(&message);
+                    Incoming::Message(Frame::Message(message), cost)
+                }
+                decoded => Incoming::Frame(decoded),
+            },
             Some(Ok(Message::Binary(_))) => Incoming::Frame(Err(ProtocolError::BinaryFrame)),
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Incoming::Control,
             Some(Ok(Message::Close(frame))) => Incoming::Closed(
@@ -242,6 +267,14 @@ impl Incoming {
             ),
             None => Incoming::Closed(None),
             Some(Err(err)) => Incoming::Failed(close_reason_of(&err)),
+        }
+    }
+
+    /// What it holds charged to the byte budget.
+    fn message_cost(&self) -> usize {
+        match self {
+            Incoming::Message(_, cost) => *cost,
+            _ => 0,
         }
     }
 
@@ -267,6 +300,11 @@ fn handle_frame(state: &mut State, frame: Incoming) -> StreamState {
         // peer's close frame ends the stream.
         Incoming::Frame(Ok(frame)) => {
             let _ = state.engine.handle_frame(frame);
+            StreamState::Open
+        }
+        Incoming::Message(frame, cost) => {
+            let _ = state.engine.handle_frame(frame);
+            state.drain_events_charged(cost);
             StreamState::Open
         }
         Incoming::Frame(Err(violation)) => {

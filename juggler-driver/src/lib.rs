@@ -50,5 +50,5 @@ pub use http;
 pub use rustls;
 
 pub use juggler_core::{
-    AutoflushPolicy, EncodedMessage, PatchOperation, SharedChange, SharedState, Value,
+    value_cost, AutoflushPolicy, EncodedMessage, PatchOperation, SharedChange, SharedState, Value,
 };

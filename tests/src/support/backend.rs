@@ -16,6 +16,8 @@ pub trait TestServer: Send + Sync + 'static {
     fn close(&self) -> impl Future<Output = juggler_driver::ShutdownSummary> + Send;
     /// How many accepted connections are open or closing.
     fn connection_count(&self) -> usize;
+    /// The byte budget its connections share.
+    fn memory_budget(&self) -> std::sync::Arc<juggler_driver::MemoryBudget>;
 }
 
 /// A runtime under test: `juggler-tokio` or `juggler-smol`.

@@ -12,15 +12,18 @@
 //!
 //! The cases by topic: [`frames`] (malformed frames, binary, bad UTF-8),
 //! [`patches`], [`limits`] (size, floods, clients that never read),
+//! [`budgets`] (byte budgets under floods),
 //! [`transport`] (TCP dropped mid-frame, stalled TLS) and [`http`]; the
 //! bench they share is `support::bench`.
 
+pub mod budgets;
 pub mod frames;
 pub mod http;
 pub mod limits;
 pub mod patches;
 pub mod transport;
 
+pub use budgets::*;
 pub use frames::*;
 pub use http::*;
 pub use limits::*;
@@ -42,6 +45,8 @@ macro_rules! hostile_tests {
             ping_flood_from_a_non_reading_client,
             non_reading_client_is_closed_by_keep_alive,
             non_reading_client_queue_stays_bounded,
+            floods_against_an_application_that_never_receives,
+            floods_against_a_slow_handler,
             tcp_dropped_mid_frame,
             http_path_traversal,
             non_websocket_requests_to_ws_path,

@@ -22,4 +22,8 @@ impl crate::TestServer for juggler_driver::Server {
     fn connection_count(&self) -> usize {
         juggler_driver::Server::connection_count(self)
     }
+
+    fn memory_budget(&self) -> std::sync::Arc<juggler_driver::MemoryBudget> {
+        juggler_driver::Server::memory_budget(self).clone()
+    }
 }
