@@ -121,12 +121,6 @@ impl Inbox {
         }
     }
 
-    fn push(&mut self, message: Value) {
-        let cost = value_cost(&message);
-        self.budget.charge(cost);
-        self.push_charged(message, cost);
-    }
-
     /// Queues a message whose `cost` the budget has been charged already.
     fn push_charged(&mut self, message: Value, cost: usize) {
         self.bytes += cost;
@@ -266,6 +260,36 @@ impl State {
     /// Whether frames still polled from the engine may yet be written.
     fn writes_pending(&self) -> bool {
         !self.driver.done && matches!(self.engine.close_reason(), None | Some(CloseReason::Local))
+    }
+}
+
+/// Bytes a layer above holds of what the peer sent; see
+/// [`Connection::hold`]. Released when dropped.
+#[must_use = "the bytes are released when the guard is dropped"]
+pub struct HeldBytes {
+    shared: Arc<Shared>,
+    bytes: usize,
+}
+
+impl fmt::Debug for HeldBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeldBytes")
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
+impl Drop for HeldBytes {
+    fn drop(&mut self) {
+        let reader_waiting = {
+            let mut state = self.shared.lock();
+            state.inbox.bytes -= self.bytes;
+            state.inbox.budget.release(self.bytes);
+            state.inbox.reader_waiting
+        };
+        if reader_waiting {
+            self.shared.reader_notify.notify_one();
+        }
     }
 }
 
@@ -428,19 +452,23 @@ impl Shared {
         // Only the reader produces messages, and it waits for this call:
         // what the filter passes on is queued in the order received.
         if let Some((filter, to_filter)) = to_filter {
-            // The filter's output is what waits: charged anew, and the
-            // input's charge released.
-            let mut charged = 0;
+            // Each message's charge passes to what the filter makes of it
+            // (which a layer above may hold, see `Connection::hold`), so
+            // nothing is counted twice or not at all.
+            let budget = self.budget();
             let mut passed = Vec::new();
             for (message, cost) in to_filter {
-                charged += cost;
-                passed.extend(filter(message));
+                budget.release(cost);
+                if let Some(message) = filter(message) {
+                    let cost = value_cost(&message);
+                    budget.charge(cost);
+                    passed.push((message, cost));
+                }
             }
             let mut state = self.lock();
-            state.inbox.budget.release(charged);
             messages |= !passed.is_empty();
-            for message in passed {
-                state.inbox.push(message);
+            for (message, cost) in passed {
+                state.inbox.push_charged(message, cost);
             }
         }
         for _ in 0..changes {
@@ -918,8 +946,26 @@ impl Connection {
         message
     }
 
+    /// Counts `bytes` that a layer above holds of what the peer sent (a
+    /// queue of its own, a request's arguments while its handler runs)
+    /// against this connection's
+    /// [`max_receive_bytes`](ConnectionOptions::max_receive_bytes) and the
+    /// server's budget, as if they still waited for `receive`, until the
+    /// returned guard is dropped. juggler-rpc does so for its
+    /// plain-message queue and its running requests.
+    pub fn hold(&self, bytes: usize) -> HeldBytes {
+        let shared = self.shared_arc().clone();
+        {
+            let mut state = shared.lock();
+            state.inbox.bytes += bytes;
+            state.inbox.budget.charge(bytes);
+        }
+        HeldBytes { shared, bytes }
+    }
+
     /// The bytes of received messages that wait for
-    /// [`receive`](Self::receive), as counted against
+    /// [`receive`](Self::receive) (and that layers above
+    /// [`hold`](Self::hold)), as counted against
     /// [`ConnectionOptions::max_receive_bytes`] (decoded size, see
     /// [`value_cost`](juggler_core::value_cost)).
     pub fn buffered_bytes(&self) -> usize {

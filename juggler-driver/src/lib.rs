@@ -30,7 +30,7 @@ pub use admission::{
 pub use basic_auth::{unauthorized, Htpasswd};
 pub use budget::MemoryBudget;
 pub use client::{connect, handshake, ClientOptions, Io, Target};
-pub use connection::{ChangeCallbackHandle, Connection, RemoteChanges, WeakConnection};
+pub use connection::{ChangeCallbackHandle, Connection, HeldBytes, RemoteChanges, WeakConnection};
 pub use crypto::crypto_provider;
 pub use driver::{prepare, start};
 pub use error::{CloseReason, Error, ProtocolError};

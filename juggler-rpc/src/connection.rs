@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use futures_util::FutureExt;
-use juggler_core::{CloseReason, PatchOperation, ProtocolError};
-use juggler_driver::{ChangeCallbackHandle, Connection, Error, RemoteChanges};
+use juggler_core::{value_cost, CloseReason, PatchOperation, ProtocolError};
+use juggler_driver::{ChangeCallbackHandle, Connection, Error, HeldBytes, RemoteChanges};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -99,7 +99,9 @@ struct Handle {
     /// Plain messages from the dispatch task. Owned here, not in `Shared`,
     /// so that dropping the last handle also frees a dispatch task waiting
     /// for room in this queue.
-    messages: tokio::sync::Mutex<mpsc::Receiver<Value>>,
+    /// Plain messages, each with its bytes held against the connection's
+    /// receive budget until taken.
+    messages: tokio::sync::Mutex<mpsc::Receiver<(Value, HeldBytes)>>,
 }
 
 impl Drop for Handle {
@@ -230,7 +232,8 @@ impl RpcConnection {
     /// returned; after them, fails with [`Error::Closed`].
     pub async fn receive(&self) -> Result<Value, Error> {
         let mut messages = self.handle.messages.lock().await;
-        messages.recv().await.ok_or(Error::Closed)
+        let (message, _held) = messages.recv().await.ok_or(Error::Closed)?;
+        Ok(message)
     }
 
     /// Calls the peer's action `action` with `args` and waits for its
@@ -369,7 +372,7 @@ async fn dispatch(
     connection: Connection,
     shared: Arc<Shared>,
     actions: Arc<Actions>,
-    messages: mpsc::Sender<Value>,
+    messages: mpsc::Sender<(Value, HeldBytes)>,
 ) {
     while let Ok(message) = connection.receive().await {
         let inbound = shared.endpoint().handle_message(message);
@@ -476,10 +479,13 @@ fn protocol_error(connection: &Connection, err: InvalidRpc) {
 async fn queue_message(
     connection: &Connection,
     shared: &Shared,
-    messages: &mpsc::Sender<Value>,
+    messages: &mpsc::Sender<(Value, HeldBytes)>,
     message: Value,
 ) {
-    let message = match messages.try_send(message) {
+    // Out of the connection's receive queue, into ours: still the peer's
+    // bytes, waiting for the application.
+    let held = connection.hold(value_cost(&message));
+    let message = match messages.try_send((message, held)) {
         Ok(()) => return,
         // Every handle is gone: nobody will read it.
         Err(mpsc::error::TrySendError::Closed(_)) => return,
@@ -511,9 +517,13 @@ fn run_request(
     let slot = RunningSlot(shared.clone());
     let connection_for_task = connection.clone();
     let actions = actions.clone();
+    // The arguments are the peer's bytes until the action is done with
+    // them: they count against the connection's receive budget.
+    let held = connection.hold(request.args.iter().map(value_cost).sum());
     let task = async move {
         // The slot is held until the response is handed to the connection.
         let slot = slot;
+        let _held = held;
         let connection = connection_for_task;
         let outcome = run_action(&slot.0, &actions, request.action, request.args).await;
         match outcome {

@@ -8,12 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use juggler_driver::{CloseReason, Connection, Error, ProtocolError};
+use juggler_driver::{
+    ClientOptions, CloseReason, Connection, ConnectionOptions, Error, ProtocolError, ServerOptions,
+};
 use juggler_rpc::{Actions, RpcConnection, RpcError, RpcOptions};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::support::backend::{pair, within, Backend, TestServer, HANG_GUARD, IMMEDIATE};
+use crate::support::backend::{listen, pair, within, Backend, TestServer, HANG_GUARD, IMMEDIATE};
 
 /// `act` adds one to its only argument, the raw JSON way.
 async fn raw_act(args: Vec<Value>) -> Result<Value, String> {
@@ -613,6 +615,83 @@ pub async fn too_many_concurrent_requests_are_refused<B: Backend>() {
     server.close().await;
 }
 
+/// What the rpc layer holds of the peer's bytes (plain messages the
+/// application has not received yet, the arguments of requests still
+/// running) counts against the connection's byte budget: a peer flooding
+/// both is no longer read once the budget is full, and when the
+/// application catches up, every call is answered and every message
+/// arrives, in order.
+pub async fn held_requests_and_messages_count_against_the_budget<B: Backend>() {
+    const BUDGET: usize = 256 << 10;
+    const ARGUMENT: usize = 30_000;
+    const CALLS: usize = 40;
+    const MESSAGES: usize = 40;
+    // Each running request holds its argument: no more than this many can
+    // run before the budget stops the reader (one read may pass it).
+    const MAX_RUNNING: usize = BUDGET / ARGUMENT + 2;
+    let options = ServerOptions::default()
+        .max_buffered_bytes(Some(BUDGET))
+        .connection(
+            ConnectionOptions::default()
+                .autoflush_delay(IMMEDIATE)
+                .max_receive_bytes(BUDGET),
+        );
+    let (server, mut incoming) = listen::<B>(options).await;
+    let client = B::connect(
+        &server.url(),
+        ClientOptions::default().autoflush_delay(IMMEDIATE),
+    )
+    .await
+    .unwrap();
+    let server_side = incoming.next().await;
+    let (gate, gate_rx) = tokio::sync::watch::channel(false);
+    let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = running.clone();
+    let actions = Actions::new().action("held", move |args: Vec<Value>| {
+        let mut gate = gate_rx.clone();
+        started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            let _ = gate.wait_for(|open| *open).await;
+            Ok::<_, String>(json!(args[0].as_str().map(str::len)))
+        }
+    });
+    let server_rpc = RpcConnection::new(server_side, actions);
+    let client_rpc = RpcConnection::new(client, Actions::new());
+    let filler = "x".repeat(ARGUMENT);
+    let calls: Vec<_> = (0..CALLS)
+        .map(|_| spawn_call::<B>(&client_rpc, "held", vec![json!(filler)]))
+        .collect();
+    let sender = client_rpc.clone();
+    B::spawn(async move {
+        for n in 0..MESSAGES {
+            sender.send(&json!([n, filler])).await.unwrap();
+        }
+    });
+    let budget = server.memory_budget();
+    within::<B, _>(HANG_GUARD, "the budget filling", budget.until_full()).await;
+    let bound = BUDGET + (64 << 10);
+    assert!(budget.peak() <= bound, "held {} > {bound}", budget.peak());
+    let ran = running.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        ran <= MAX_RUNNING,
+        "{ran} requests ran on a {BUDGET}-byte budget"
+    );
+
+    gate.send_replace(true);
+    for n in 0..MESSAGES {
+        let message = receive::<B>(&server_rpc).await.unwrap();
+        assert_eq!(message[0], n);
+    }
+    for call in calls {
+        let answer = within::<B, _>(HANG_GUARD, "a held call", call)
+            .await
+            .unwrap();
+        assert_eq!(answer.unwrap(), json!(ARGUMENT));
+    }
+    assert!(budget.peak() <= bound, "held {} > {bound}", budget.peak());
+    server.close().await;
+}
+
 /// An action that panics answers a failure; the connection goes on.
 pub async fn panicking_action_answers_failure<B: Backend>() {
     let (server, server_side, client) = pair::<B>(IMMEDIATE).await;
@@ -692,6 +771,7 @@ macro_rules! rpc_tests {
             panicking_action_answers_failure,
             dropping_the_last_rpc_handle_closes,
             connection_accessor_is_the_same_connection,
+            held_requests_and_messages_count_against_the_budget,
         );
     };
     (@cases $backend:ty; $($case:ident),* $(,)?) => {
