@@ -279,6 +279,13 @@ impl fmt::Debug for HeldBytes {
     }
 }
 
+impl HeldBytes {
+    /// How many bytes it holds.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
 impl Drop for HeldBytes {
     fn drop(&mut self) {
         let reader_waiting = {
