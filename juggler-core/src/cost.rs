@@ -9,7 +9,7 @@ use serde_json::Value;
 /// An estimate of the bytes one entry of a JSON object takes besides its
 /// key's text and its value's heap: the key `String` (24), the `Value`
 /// (32), and the B-tree node around them at half fill.
-const OBJECT_ENTRY: usize = 2 * (24 + std::mem::size_of::<Value>());
+pub(crate) const OBJECT_ENTRY: usize = 2 * (24 + std::mem::size_of::<Value>());
 
 /// The bytes `value` holds: its own `Value` plus everything it owns on the
 /// heap (strings and arrays by capacity, objects per entry). An estimate

@@ -65,6 +65,11 @@ pub struct Config {
     /// replaces the peer's whole remote data with the current local data.
     /// State is state: only the latest matters. Default: 64.
     pub max_queued_data_frames: usize,
+    /// Most bytes the remote data may take, decoded (an estimate, see
+    /// [`apply_within`](crate::apply_within)): a DATA frame that would
+    /// take it past this is refused whole with
+    /// [`ProtocolError::RemoteDataTooLarge`]. Default: 16 MiB.
+    pub max_remote_data_size: usize,
 }
 
 impl Default for Config {
@@ -73,6 +78,7 @@ impl Default for Config {
             autoflush: AutoflushPolicy::default(),
             max_patch_operations: 1 << 20,
             max_queued_data_frames: 64,
+            max_remote_data_size: 16 << 20,
         }
     }
 }
@@ -238,6 +244,8 @@ pub struct Engine {
     remote: Arc<Value>,
     /// An upper bound of how deep `remote` nests (see `depth`).
     remote_depth: usize,
+    /// An estimate of what `remote` costs in memory (see `apply_within`).
+    remote_size: usize,
     change: LocalChange,
     deadline: Option<Instant>,
     transmits: TransmitQueue,
@@ -260,6 +268,7 @@ impl Engine {
             synced: null.clone(),
             remote: null,
             remote_depth: 0,
+            remote_size: crate::value_cost(&Value::Null),
             change: LocalChange::None,
             deadline: None,
             transmits: TransmitQueue::default(),
@@ -609,14 +618,29 @@ impl Engine {
                         })?
                     }
                 };
+                let limit = self.config.max_remote_data_size;
+                let too_large = |size| ProtocolError::RemoteDataTooLarge { size, limit };
                 match ops.as_mut_slice() {
                     // A whole new document (a first sync, a collapsed run):
                     // moved in rather than copied out of the op.
                     [PatchOperation::Replace(op)] if op.path.is_root() => {
+                        let size = crate::value_cost(&op.value);
+                        if size > limit {
+                            return Err(too_large(size));
+                        }
                         self.remote = Arc::new(std::mem::take(&mut op.value));
+                        self.remote_size = size;
                     }
-                    _ => crate::apply(Arc::make_mut(&mut self.remote), &ops)
-                        .map_err(|err| ProtocolError::PatchFailed(err.to_string()))?,
+                    _ => crate::apply_within(
+                        Arc::make_mut(&mut self.remote),
+                        &ops,
+                        &mut self.remote_size,
+                        limit,
+                    )
+                    .map_err(|err| match err.reason {
+                        crate::patch::TOO_LARGE => too_large(limit.saturating_add(1)),
+                        _ => ProtocolError::PatchFailed(err.to_string()),
+                    })?,
                 }
                 self.remote_depth = bound;
                 self.events.push_back(Event::RemoteDataChanged);

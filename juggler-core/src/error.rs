@@ -56,6 +56,15 @@ pub enum ProtocolError {
     /// A DATA patch does not apply to the remote data; nothing of it was applied.
     #[error("DATA patch does not apply to remote data: {0}")]
     PatchFailed(String),
+    /// A DATA patch would make the remote data take more memory than the
+    /// configured limit; nothing of it was applied.
+    #[error("DATA would make remote data take {size} bytes or more, over the limit of {limit}")]
+    RemoteDataTooLarge {
+        /// What the remote data would take, decoded (a lower bound).
+        size: usize,
+        /// The configured limit in bytes.
+        limit: usize,
+    },
 }
 
 impl ProtocolError {
@@ -64,7 +73,7 @@ impl ProtocolError {
         match self {
             ProtocolError::BinaryFrame => 1003,
             ProtocolError::InvalidUtf8 => 1007,
-            ProtocolError::FrameTooLarge { .. } => 1009,
+            ProtocolError::FrameTooLarge { .. } | ProtocolError::RemoteDataTooLarge { .. } => 1009,
             _ => 1002,
         }
     }

@@ -45,7 +45,7 @@ pub use engine::{AutoflushPolicy, Config, Engine, Event, FlushTicket, Transmit};
 pub use error::{truncate_utf8, CloseReason, Closed, ProtocolError, UpdateError};
 pub use frame::{EncodedMessage, Frame, FrameKind, FrameText};
 pub use liveness::{Liveness, LivenessAction, LivenessDeadline};
-pub use patch::{apply, diff, ApplyError};
+pub use patch::{apply, apply_within, diff, ApplyError};
 pub use shared::{SharedChange, SharedState};
 
 /// Re-exported so users name the same JSON and patch types as the engine.

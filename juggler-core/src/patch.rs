@@ -137,18 +137,60 @@ pub struct ApplyError {
 /// then panics if it cannot undo): a peer's patch must never corrupt or
 /// crash anything.
 pub fn apply(doc: &mut Value, ops: &[PatchOperation]) -> Result<(), ApplyError> {
+    apply_steps(doc, ops, None)
+}
+
+/// [`apply`], keeping `cost`, an estimate of [`value_cost`](crate::value_cost)
+/// of `doc`, up to date as the operations add and remove values, and
+/// refusing a patch after which `doc` would cost more than `limit`: then
+/// `doc` and `cost` are left exactly as they were.
+///
+/// Each step counts what it adds and removes (work proportional to those
+/// values, which applying and dropping them take anyway); the whole
+/// document is walked only when the running estimate passes `limit`, to
+/// decide on its exact cost. Containers' spare capacity is not tracked, so
+/// the estimate may be under the exact cost by up to about half.
+pub fn apply_within(
+    doc: &mut Value,
+    ops: &[PatchOperation],
+    cost: &mut usize,
+    limit: usize,
+) -> Result<(), ApplyError> {
+    apply_steps(doc, ops, Some((cost, limit)))
+}
+
+fn apply_steps(
+    doc: &mut Value,
+    ops: &[PatchOperation],
+    mut budget: Option<(&mut usize, usize)>,
+) -> Result<(), ApplyError> {
     let mut undo = Vec::with_capacity(ops.len());
-    for (operation, op) in ops.iter().enumerate() {
-        if let Err(reason) = apply_op(doc, op, &mut undo) {
-            while let Some(step) = undo.pop() {
-                step.revert(doc);
-            }
-            return Err(ApplyError {
-                operation,
-                path: op.path().to_string(),
-                reason,
-            });
+    let before = budget.as_ref().map(|(cost, _)| **cost);
+    let mut cost = before.unwrap_or(0);
+    let failed = |doc: &mut Value, undo: &mut Vec<Undo>, operation: usize, reason| {
+        while let Some(step) = undo.pop() {
+            step.revert(doc);
         }
+        Err(ApplyError {
+            operation,
+            path: ops[operation].path().to_string(),
+            reason,
+        })
+    };
+    for (operation, op) in ops.iter().enumerate() {
+        match apply_op(doc, op, &mut undo, budget.is_some()) {
+            Ok((grew, shrank)) => cost = cost.saturating_add(grew).saturating_sub(shrank),
+            Err(reason) => return failed(doc, &mut undo, operation, reason),
+        }
+    }
+    if let Some((tracked, limit)) = budget.take() {
+        if cost > limit {
+            cost = crate::value_cost(doc);
+        }
+        if cost > limit {
+            return failed(doc, &mut undo, ops.len().saturating_sub(1), TOO_LARGE);
+        }
+        *tracked = cost;
     }
     Ok(())
 }
@@ -156,18 +198,35 @@ pub fn apply(doc: &mut Value, ops: &[PatchOperation]) -> Result<(), ApplyError> 
 type Failure = &'static str;
 
 const NO_PATH: Failure = "path does not exist";
+/// What [`apply_within`] refuses a patch for.
+pub const TOO_LARGE: &str = "the data would exceed its size limit";
 const NO_FROM: Failure = "from does not exist";
 
-fn apply_op(doc: &mut Value, op: &PatchOperation, undo: &mut Vec<Undo>) -> Result<(), Failure> {
-    let step = match op {
-        PatchOperation::Add(op) => add(doc, &op.path, op.value.clone()).map_err(|(why, _)| why)?,
+/// Applies one operation and logs how to undo it; with `count`, also says
+/// how many bytes it added and removed (see [`apply_within`]).
+fn apply_op(
+    doc: &mut Value,
+    op: &PatchOperation,
+    undo: &mut Vec<Undo>,
+    count: bool,
+) -> Result<(usize, usize), Failure> {
+    let cost = |value: &Value| if count { crate::value_cost(value) } else { 0 };
+    let (step, grew) = match op {
+        PatchOperation::Add(op) => {
+            let grew = cost(&op.value);
+            (
+                add(doc, &op.path, op.value.clone()).map_err(|(why, _)| why)?,
+                grew,
+            )
+        }
         PatchOperation::Remove(op) => {
             let (slot, value) = remove(doc, &op.path).ok_or(NO_PATH)?;
-            Undo::Removed(slot, value)
+            (Undo::Removed(slot, value), 0)
         }
         PatchOperation::Replace(op) => {
             let target = doc.pointer_mut(op.path.as_str()).ok_or(NO_PATH)?;
-            Undo::Replaced(op.path.clone(), std::mem::replace(target, op.value.clone()))
+            let old = std::mem::replace(target, op.value.clone());
+            (Undo::Replaced(op.path.clone(), old), cost(&op.value))
         }
         PatchOperation::Move(op) => {
             if op.path.starts_with(&op.from) && op.path.len() != op.from.len() {
@@ -175,10 +234,21 @@ fn apply_op(doc: &mut Value, op: &PatchOperation, undo: &mut Vec<Undo>) -> Resul
             }
             let (from, value) = remove(doc, &op.from).ok_or(NO_FROM)?;
             match add(doc, &op.path, value) {
-                Ok(to) => Undo::Moved {
-                    from,
-                    to: Box::new(to),
-                },
+                Ok(to) => {
+                    // What the move displaced at `path`, if anything, is
+                    // gone; the moved value itself stays.
+                    let shrank = match &to {
+                        Undo::Added(_, Some(replaced)) | Undo::Replaced(_, replaced) => {
+                            cost(replaced)
+                        }
+                        _ => 0,
+                    };
+                    undo.push(Undo::Moved {
+                        from,
+                        to: Box::new(to),
+                    });
+                    return Ok((0, shrank));
+                }
                 Err((why, value)) => {
                     // The half that failed changed nothing; the value goes
                     // back where it came from.
@@ -189,17 +259,24 @@ fn apply_op(doc: &mut Value, op: &PatchOperation, undo: &mut Vec<Undo>) -> Resul
         }
         PatchOperation::Copy(op) => {
             let value = doc.pointer(op.from.as_str()).ok_or(NO_FROM)?.clone();
-            add(doc, &op.path, value).map_err(|(why, _)| why)?
+            let grew = cost(&value);
+            (add(doc, &op.path, value).map_err(|(why, _)| why)?, grew)
         }
         PatchOperation::Test(op) => {
             if doc.pointer(op.path.as_str()) != Some(&op.value) {
                 return Err("test failed");
             }
-            return Ok(());
+            return Ok((0, 0));
         }
     };
+    let (grew, shrank) = match &step {
+        Undo::Removed(slot, value) => (0, cost(value) + slot.entry_cost(count)),
+        Undo::Added(slot, None) => (grew + slot.entry_cost(count), 0),
+        Undo::Added(_, Some(replaced)) | Undo::Replaced(_, replaced) => (grew, cost(replaced)),
+        Undo::Moved { .. } => (grew, 0),
+    };
     undo.push(step);
-    Ok(())
+    Ok((grew, shrank))
 }
 
 /// Where a value sits: the path of its container and its place there.
@@ -211,6 +288,18 @@ struct Slot {
 enum Place {
     Member(String),
     Item(usize),
+}
+
+impl Slot {
+    /// What the slot itself costs beside its value: an object entry's key
+    /// and node share; nothing for an array item (its `Value` is counted
+    /// with the value).
+    fn entry_cost(&self, count: bool) -> usize {
+        match (&self.place, count) {
+            (Place::Member(key), true) => crate::cost::OBJECT_ENTRY + key.len(),
+            _ => 0,
+        }
+    }
 }
 
 /// How to take one applied step back. Steps are undone last first, so each
@@ -507,6 +596,47 @@ mod tests {
             }
             if reference {
                 prop_assert_eq!(&ours, &theirs);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// `apply_within` applies what `apply` applies while the data stays
+        /// under the limit, keeps its estimate near the exact cost, and
+        /// refuses a patch that would pass the limit without changing the
+        /// document or the estimate.
+        #[test]
+        fn apply_within_bounds_the_cost(
+            start in arb_doc(),
+            patches in prop::collection::vec(arb_ops(), 1..8),
+            limit in 300usize..3000,
+        ) {
+            let mut doc = start.clone();
+            let mut cost = crate::value_cost(&doc);
+            let mut plain = start;
+            for ops in &patches {
+                let before = (doc.clone(), cost);
+                let applied = apply(&mut plain, ops).is_ok();
+                match apply_within(&mut doc, ops, &mut cost, limit) {
+                    Ok(()) => {
+                        prop_assert!(applied);
+                        prop_assert_eq!(&doc, &plain);
+                        let exact = crate::value_cost(&doc);
+                        prop_assert!(cost <= limit.max(before.1), "estimate {} over {}", cost, limit);
+                        prop_assert!(exact <= 2 * cost.max(before.1) + 256, "exact {} vs estimate {}", exact, cost);
+                    }
+                    Err(err) => {
+                        prop_assert_eq!(&doc, &before.0);
+                        prop_assert_eq!(cost, before.1);
+                        if err.reason == TOO_LARGE {
+                            prop_assert!(applied, "only patches that apply are too large");
+                            prop_assert!(crate::value_cost(&plain) > limit);
+                        }
+                        plain = doc.clone();
+                    }
+                }
             }
         }
     }

@@ -51,6 +51,12 @@ pub struct ConnectionOptions {
     pub max_message_size: usize,
     /// Most operations in one incoming DATA frame. Default 1,048,576.
     pub max_patch_operations: usize,
+    /// Most bytes the peer's data (`remote_data`) may take, decoded (an
+    /// estimate, see `juggler_core::apply_within`); a DATA frame that would
+    /// pass it closes the connection with
+    /// `ProtocolError::RemoteDataTooLarge` (1009) and changes nothing.
+    /// Default 16 MiB; raise it for a peer with a larger state.
+    pub max_remote_data_size: usize,
     /// Most outgoing frames waiting for the socket; `send` waits (and
     /// `try_send` fails) while that many wait. Default 1024.
     pub max_send_queue: usize,
@@ -87,6 +93,7 @@ impl Default for ConnectionOptions {
             keep_alive: Some(KeepAlive::default()),
             max_message_size: 4 << 20,
             max_patch_operations: 1 << 20,
+            max_remote_data_size: 16 << 20,
             max_send_queue: 1024,
             max_send_queue_bytes: 16 << 20,
             max_queued_data_frames: 64,
@@ -130,6 +137,12 @@ impl ConnectionOptions {
         self
     }
 
+    /// Sets the most bytes the peer's data may take, decoded.
+    pub fn max_remote_data_size(mut self, bytes: usize) -> Self {
+        self.max_remote_data_size = bytes;
+        self
+    }
+
     /// Sets the outgoing queue bound, in frames (at least 1).
     pub fn max_send_queue(mut self, frames: usize) -> Self {
         self.max_send_queue = frames.max(1);
@@ -170,6 +183,7 @@ impl ConnectionOptions {
         let mut config = juggler_core::Config::with_autoflush(self.autoflush);
         config.max_patch_operations = self.max_patch_operations;
         config.max_queued_data_frames = self.max_queued_data_frames.max(1);
+        config.max_remote_data_size = self.max_remote_data_size;
         config
     }
 

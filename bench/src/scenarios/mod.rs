@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use juggler_tokio::{ClientOptions, Connection, ServerOptions};
+use juggler_tokio::{ClientOptions, Connection, ConnectionOptions, ServerOptions};
 use tokio::sync::mpsc;
 
 use crate::report::{Measure, Outcome};
@@ -173,15 +173,25 @@ fn median_measures(mut runs: Vec<Vec<Measure>>) -> Vec<Measure> {
         .collect()
 }
 
-/// Server options of every scenario: changes go out at once (autoflush
-/// delay zero), so latency is the library's, not a timer's.
-pub fn server_options() -> ServerOptions {
-    ServerOptions::default().autoflush_delay(Some(Duration::ZERO))
+/// Connection options of every scenario: changes go out at once
+/// (autoflush delay zero), so latency is the library's, not a timer's; and
+/// the size limits are raised as an application with large states raises
+/// them (the 100,000-key state is 5 MB of text and about 50 MB decoded).
+fn connection_options() -> ConnectionOptions {
+    ConnectionOptions::default()
+        .autoflush_delay(Some(Duration::ZERO))
+        .max_message_size(64 << 20)
+        .max_remote_data_size(1 << 30)
 }
 
-/// Client options of every scenario; see [`server_options`].
+/// Server options of every scenario; see [`connection_options`].
+pub fn server_options() -> ServerOptions {
+    ServerOptions::default().connection(connection_options())
+}
+
+/// Client options of every scenario; see [`connection_options`].
 pub fn client_options() -> ClientOptions {
-    ClientOptions::default().autoflush_delay(Some(Duration::ZERO))
+    ClientOptions::default().connection(connection_options())
 }
 
 /// A listening server whose accepted connections queue in the receiver.

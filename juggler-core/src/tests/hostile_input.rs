@@ -137,3 +137,68 @@ proptest! {
         check_never_corrupts(texts)?;
     }
 }
+
+/// Remote data grown past `max_remote_data_size`, by a whole new document
+/// or by DATA frames adding a little at a time, is refused: the frame that
+/// would pass the limit changes nothing and closes with 1009.
+#[test]
+fn remote_data_stays_within_its_size_limit() {
+    const LIMIT: usize = 64 << 10;
+    let engine = || {
+        Engine::new(Config {
+            max_remote_data_size: LIMIT,
+            ..Config::default()
+        })
+    };
+    let refused = |engine: &Engine| match engine.close_reason() {
+        Some(CloseReason::Protocol(err @ crate::ProtocolError::RemoteDataTooLarge { .. })) => {
+            err.close_code()
+        }
+        other => panic!("not refused for size: {other:?}"),
+    };
+
+    // One whole document over the limit.
+    let mut whole = engine();
+    let big = json!({"type": "DATA", "payload": [{"op": "replace", "path": "", "value": "x".repeat(LIMIT)}]});
+    let _ = whole.handle_text(&big.to_string());
+    assert_eq!(refused(&whole), 1009);
+    assert_eq!(**whole.remote_data(), Value::Null);
+
+    // Growth a kilobyte at a time, each frame well under any frame limit.
+    let mut growing = engine();
+    growing
+        .handle_text(
+            &json!({"type": "DATA", "payload": [{"op": "replace", "path": "", "value": {}}]})
+                .to_string(),
+        )
+        .unwrap();
+    let mut accepted = 0;
+    for n in 0..1_000 {
+        let add = json!({"type": "DATA", "payload": [{"op": "add", "path": format!("/k{n}"), "value": "y".repeat(1000)}]});
+        if growing.handle_text(&add.to_string()).is_err() {
+            break;
+        }
+        accepted += 1;
+    }
+    assert_eq!(refused(&growing), 1009);
+    assert_eq!(growing.remote_data().as_object().unwrap().len(), accepted);
+    assert!(crate::value_cost(growing.remote_data()) <= LIMIT);
+    assert!(accepted > 40, "only {accepted} kilobytes were taken");
+
+    // Adding and removing keeps it within the limit indefinitely.
+    let mut churn = engine();
+    churn
+        .handle_text(
+            &json!({"type": "DATA", "payload": [{"op": "replace", "path": "", "value": {}}]})
+                .to_string(),
+        )
+        .unwrap();
+    for _ in 0..1_000 {
+        let ops = json!({"type": "DATA", "payload": [
+            {"op": "add", "path": "/k", "value": "z".repeat(10_000)},
+            {"op": "remove", "path": "/k"},
+        ]});
+        churn.handle_text(&ops.to_string()).unwrap();
+    }
+    assert!(!churn.is_closed());
+}
