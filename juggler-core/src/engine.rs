@@ -292,6 +292,12 @@ impl Engine {
         &self.remote
     }
 
+    /// An estimate of what the remote data takes in memory, decoded, as
+    /// counted against [`Config::max_remote_data_size`].
+    pub fn remote_data_size(&self) -> usize {
+        self.remote_size
+    }
+
     /// Whether the engine is closed.
     pub fn is_closed(&self) -> bool {
         self.closed.is_some()

@@ -125,6 +125,10 @@ fn carry(from: &mut Side, to: &mut Side) -> bool {
         polled += transmit.text.len();
         // A protocol error closes `to`; the pair shows it as a Closed event.
         let _ = to.engine.handle_text(transmit.text.as_str());
+        assert!(
+            to.engine.remote_data_size() <= to.engine.config().max_remote_data_size,
+            "the remote data's estimate passed its limit"
+        );
         from.sent.push(transmit);
         moved = true;
     }
