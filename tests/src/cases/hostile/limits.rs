@@ -65,6 +65,46 @@ pub async fn frame_over_the_size_limit<B: Backend>() {
     bench.finish().await;
 }
 
+/// Remote data grown by DATA frames, each small, past
+/// `max_remote_data_size`: the frame that would pass it is refused whole
+/// (1009, `RemoteDataTooLarge`), and the data is what the frames before it
+/// made.
+pub async fn remote_data_over_its_size_limit<B: Backend>() {
+    const LIMIT: usize = 256 << 10;
+    let options = ServerOptions::default()
+        .connection(ConnectionOptions::default().max_remote_data_size(LIMIT));
+    let mut bench = Bench::<B>::start(options).await;
+    let mut setup = vec![juggler(
+        "DATA",
+        json!([{"op": "replace", "path": "", "value": {}}]),
+    )];
+    let mut remote = serde_json::Map::new();
+    for n in 0..10 {
+        let value = "s".repeat(20_000);
+        setup.push(juggler(
+            "DATA",
+            json!([{"op": "add", "path": format!("/k{n}"), "value": value}]),
+        ));
+        remote.insert(format!("k{n}"), json!(value));
+    }
+    let hostile = juggler(
+        "DATA",
+        json!([{"op": "add", "path": "/k10", "value": "s".repeat(70_000)}]),
+    );
+    let too_large = |err: &ProtocolError| matches!(err, ProtocolError::RemoteDataTooLarge { limit, .. } if *limit == LIMIT);
+    bench
+        .violation(
+            "remote data past its limit",
+            &setup,
+            &Value::Object(remote),
+            vec![hostile],
+            1009,
+            too_large,
+        )
+        .await;
+    bench.finish().await;
+}
+
 /// A flood of 100,000 tiny (valid) frames: every one arrives, in order,
 /// while the well-behaved client keeps being served.
 pub async fn flood_of_tiny_frames<B: Backend>() {

@@ -41,6 +41,7 @@ macro_rules! hostile_tests {
             partially_applicable_patch_changes_nothing,
             deep_nesting_built_by_patch_ops,
             frame_over_the_size_limit,
+            remote_data_over_its_size_limit,
             flood_of_tiny_frames,
             ping_flood_from_a_non_reading_client,
             non_reading_client_is_closed_by_keep_alive,
