@@ -94,9 +94,17 @@ impl MemoryBudget {
     }
 
     pub(crate) fn release(&self, bytes: usize) {
-        let before = self.used.fetch_sub(bytes, Ordering::AcqRel);
+        // Saturating: a miscount must not wrap to "full" and stall every
+        // reader; tests catch it with the assertion.
+        let before = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                Some(used.saturating_sub(bytes))
+            })
+            .unwrap_or_else(|used| used);
         debug_assert!(before >= bytes, "released more than was charged");
-        if before >= self.limit && before - bytes < self.limit {
+        let after = before.saturating_sub(bytes);
+        if before >= self.limit && after < self.limit {
             self.room.notify_waiters();
         }
     }
@@ -105,6 +113,41 @@ impl MemoryBudget {
     /// checking, so no release between the check and the wait is missed.
     pub(crate) fn room(&self) -> Notified<'_> {
         self.room.notified()
+    }
+}
+
+/// Bytes charged to a budget that nobody keeps yet: released when dropped
+/// (a read batch dropped with its connection, a filter that panicked),
+/// kept by whoever takes it over with [`keep`](Self::keep).
+pub(crate) struct Charge {
+    budget: Arc<MemoryBudget>,
+    bytes: usize,
+}
+
+impl Charge {
+    pub(crate) fn new(budget: &Arc<MemoryBudget>, bytes: usize) -> Self {
+        budget.charge(bytes);
+        Charge {
+            budget: budget.clone(),
+            bytes,
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Hands the bytes over: the caller accounts for them from now on.
+    pub(crate) fn keep(mut self) -> usize {
+        std::mem::take(&mut self.bytes)
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        if self.bytes > 0 {
+            self.budget.release(self.bytes);
+        }
     }
 }
 

@@ -30,7 +30,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::admission::{Admitted, UpgradeRequest};
-use crate::budget::MemoryBudget;
+use crate::budget::{Charge, MemoryBudget};
 use crate::options::ConnectionOptions;
 use crate::{Error, Runtime};
 
@@ -94,8 +94,8 @@ pub(crate) struct Inbox {
     /// See [`Connection::set_message_filter`].
     filter: Option<MessageFilter>,
     /// Drained from the engine for the filter, in order, each with the
-    /// cost charged for it.
-    to_filter: Vec<(Value, usize)>,
+    /// charge for it.
+    to_filter: Vec<(Value, Charge)>,
 }
 
 /// What the reader may take before it looks again.
@@ -200,15 +200,14 @@ impl State {
     /// Moves the engine's events into the state: messages into the receive
     /// queue, changes into the counters.
     pub(crate) fn drain_events(&mut self) {
-        self.drain_events_charged(0);
+        self.drain_events_charged(None);
     }
 
     /// [`drain_events`](Self::drain_events) right after a MESSAGE frame
-    /// whose payload the reader charged `cost` for: the message takes that
-    /// charge over; if the engine made no message of it (it was closed),
-    /// the charge is released.
-    pub(crate) fn drain_events_charged(&mut self, cost: usize) {
-        let mut charged = Some(cost).filter(|&cost| cost > 0);
+    /// whose payload the reader charged for: the message takes the charge
+    /// over; if the engine made no message of it (it was closed), the
+    /// charge is dropped, which releases it.
+    pub(crate) fn drain_events_charged(&mut self, mut charge: Option<Charge>) {
         while let Some(event) = self.engine.poll_event() {
             match event {
                 Event::RemoteDataChanged => {
@@ -216,27 +215,19 @@ impl State {
                     self.changes.unreported += 1;
                 }
                 Event::Message(message) => {
-                    let cost = match charged.take() {
-                        Some(cost) => cost,
-                        None => {
-                            let cost = value_cost(&message);
-                            self.inbox.budget.charge(cost);
-                            cost
-                        }
-                    };
+                    let charge = charge
+                        .take()
+                        .unwrap_or_else(|| Charge::new(&self.inbox.budget, value_cost(&message)));
                     if self.inbox.filter.is_some() {
-                        self.inbox.to_filter.push((message, cost));
+                        self.inbox.to_filter.push((message, charge));
                     } else {
-                        self.inbox.push_charged(message, cost);
+                        self.inbox.push_charged(message, charge.keep());
                     }
                 }
                 // Logged by `Shared::update`, which sees the close happen.
                 Event::Closed(_) => {}
                 _ => {}
             }
-        }
-        if let Some(cost) = charged {
-            self.inbox.budget.release(cost);
         }
     }
 
@@ -334,7 +325,7 @@ struct Aftermath {
     /// Messages were queued for `receive`.
     messages: bool,
     /// Messages for the message filter, in order.
-    to_filter: Option<(MessageFilter, Vec<(Value, usize)>)>,
+    to_filter: Option<(MessageFilter, Vec<(Value, Charge)>)>,
     before: WakeSnapshot,
     after: WakeSnapshot,
 }
@@ -464,18 +455,17 @@ impl Shared {
             // nothing is counted twice or not at all.
             let budget = self.budget();
             let mut passed = Vec::new();
-            for (message, cost) in to_filter {
-                budget.release(cost);
+            for (message, charge) in to_filter {
+                drop(charge);
                 if let Some(message) = filter(message) {
-                    let cost = value_cost(&message);
-                    budget.charge(cost);
-                    passed.push((message, cost));
+                    let charge = Charge::new(&budget, value_cost(&message));
+                    passed.push((message, charge));
                 }
             }
             let mut state = self.lock();
             messages |= !passed.is_empty();
-            for (message, cost) in passed {
-                state.inbox.push_charged(message, cost);
+            for (message, charge) in passed {
+                state.inbox.push_charged(message, charge.keep());
             }
         }
         for _ in 0..changes {

@@ -22,7 +22,7 @@ use juggler_core::{
 use tokio::sync::futures::Notified;
 
 use crate::admission::Admitted;
-use crate::budget::MemoryBudget;
+use crate::budget::{Charge, MemoryBudget};
 use crate::connection::{Shared, State, Wake};
 use crate::error::close_reason_of;
 use crate::{BoxFuture, Connection, ConnectionOptions, Runtime};
@@ -160,10 +160,8 @@ where
         let (mut text, mut cost) = (0, 0);
         loop {
             text += frame_len(&frame);
-            let incoming = Incoming::decode(frame);
-            let charged = incoming.message_cost();
-            budget.charge(charged);
-            cost += charged;
+            let incoming = Incoming::decode(frame, &budget);
+            cost += incoming.message_cost();
             let last = incoming.ends_stream();
             batch.push_back(incoming);
             if last
@@ -191,9 +189,6 @@ where
                 })
             });
             if stream_state == StreamState::Ended {
-                // What was charged for frames never handed over.
-                let unhanded: usize = batch.iter().map(Incoming::message_cost).sum();
-                budget.release(unhanded);
                 return;
             }
         }
@@ -239,8 +234,9 @@ enum Incoming {
     /// A text frame decoded, or a frame the engine refuses (binary).
     Frame(Result<Frame, ProtocolError>),
     /// A MESSAGE frame decoded, and what its payload costs
-    /// ([`value_cost`]), charged to the byte budget.
-    Message(Frame, usize),
+    /// ([`value_cost`]), charged to the byte budget (released if the frame
+    /// is dropped unhandled, with its batch when the driver is).
+    Message(Frame, Charge),
     /// A ping, pong or raw frame: nothing for the engine.
     Control,
     /// The peer's close frame (its code and reason, if any) or the end of
@@ -251,12 +247,12 @@ enum Incoming {
 }
 
 impl Incoming {
-    fn decode(frame: StreamItem) -> Self {
+    fn decode(frame: StreamItem, budget: &Arc<MemoryBudget>) -> Self {
         match frame {
             Some(Ok(Message::Text(text))) => match Frame::decode(&text) {
                 Ok(Frame::Message(message)) => {
-                    let cost = value_cost(&message);
-                    Incoming::Message(Frame::Message(message), cost)
+                    let charge = Charge::new(budget, value_cost(&message));
+                    Incoming::Message(Frame::Message(message), charge)
                 }
                 decoded => Incoming::Frame(decoded),
             },
@@ -273,7 +269,7 @@ impl Incoming {
     /// What it holds charged to the byte budget.
     fn message_cost(&self) -> usize {
         match self {
-            Incoming::Message(_, cost) => *cost,
+            Incoming::Message(_, charge) => charge.bytes(),
             _ => 0,
         }
     }
@@ -302,9 +298,9 @@ fn handle_frame(state: &mut State, frame: Incoming) -> StreamState {
             let _ = state.engine.handle_frame(frame);
             StreamState::Open
         }
-        Incoming::Message(frame, cost) => {
+        Incoming::Message(frame, charge) => {
             let _ = state.engine.handle_frame(frame);
-            state.drain_events_charged(cost);
+            state.drain_events_charged(Some(charge));
             StreamState::Open
         }
         Incoming::Frame(Err(violation)) => {
