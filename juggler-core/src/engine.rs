@@ -143,15 +143,23 @@ pub enum Event {
     Closed(CloseReason),
 }
 
-/// How local data differs from what the peer is known to hold.
+/// How local data differs from what the peer will hold once the queued
+/// frames are written. No second copy of the data is kept to diff against
+/// unless `local` was replaced: `update_local_data` then changes `local`
+/// in place, with no copy, and its ops are what goes out.
 #[derive(Debug)]
 enum LocalChange {
-    /// `local == synced`.
+    /// The peer will hold `local`.
     None,
-    /// `local == apply(synced, ops)`: the ops can go out without a diff.
+    /// `local == apply(peer's, ops)`: the ops go out without a diff.
     Ops(Vec<PatchOperation>),
-    /// `local` was replaced: the change is `diff(synced, local)`.
-    Replaced,
+    /// `local` was replaced: the change is `prefix` (ops made before the
+    /// replacement, which lead the peer's data to `base`), then
+    /// `diff(base, local)`.
+    Replaced {
+        base: Arc<Value>,
+        prefix: Vec<PatchOperation>,
+    },
 }
 
 /// The sans-IO state machine of one Juggler peer (client or server: the
@@ -240,7 +248,6 @@ enum LocalChange {
 pub struct Engine {
     config: Config,
     local: Arc<Value>,
-    synced: Arc<Value>,
     remote: Arc<Value>,
     /// An upper bound of how deep `remote` nests (see `depth`).
     remote_depth: usize,
@@ -265,7 +272,6 @@ impl Engine {
         Engine {
             config,
             local: null.clone(),
-            synced: null.clone(),
             remote: null,
             remote_depth: 0,
             remote_size: crate::value_cost(&Value::Null),
@@ -335,16 +341,24 @@ impl Engine {
 
     /// Replaces the local data and schedules a sync by the autoflush policy.
     ///
-    /// The change sent is `diff(synced, data)`, computed when the sync goes
-    /// out. Fails only when the engine is closed, and then changes nothing.
+    /// The change sent is the diff from what the peer holds to `data`,
+    /// computed when the sync goes out. Fails only when the engine is
+    /// closed, and then changes nothing.
     pub fn set_local_data(
         &mut self,
         now: Instant,
         data: impl Into<Arc<Value>>,
     ) -> Result<(), Closed> {
         self.ensure_open()?;
-        self.local = data.into();
-        self.change = LocalChange::Replaced;
+        let old = std::mem::replace(&mut self.local, data.into());
+        self.change = match std::mem::replace(&mut self.change, LocalChange::None) {
+            LocalChange::None => LocalChange::Replaced {
+                base: old,
+                prefix: Vec::new(),
+            },
+            LocalChange::Ops(prefix) => LocalChange::Replaced { base: old, prefix },
+            replaced @ LocalChange::Replaced { .. } => replaced,
+        };
         self.schedule(now);
         Ok(())
     }
@@ -361,12 +375,11 @@ impl Engine {
     ) -> Result<(), Closed> {
         self.ensure_open()?;
         let in_sync =
-            matches!(self.change, LocalChange::None) && Arc::ptr_eq(&self.synced, &change.base);
+            matches!(self.change, LocalChange::None) && Arc::ptr_eq(&self.local, &change.base);
         if !(in_sync && self.config.autoflush == AutoflushPolicy::Immediate) {
             return self.set_local_data(now, change.data.clone());
         }
         self.local = change.data.clone();
-        self.synced = change.data.clone();
         if let Some(frame) = &change.frame {
             self.queue(FrameKind::Data, frame.clone().into());
         }
@@ -397,7 +410,7 @@ impl Engine {
                 pending.extend(ops);
                 LocalChange::Ops(pending)
             }
-            LocalChange::Replaced => LocalChange::Replaced,
+            replaced @ LocalChange::Replaced { .. } => replaced,
         };
         self.schedule(now);
         Ok(())
@@ -569,31 +582,19 @@ impl Engine {
         self.deadline = None;
         let ops = match std::mem::replace(&mut self.change, LocalChange::None) {
             LocalChange::None => return,
-            LocalChange::Ops(ops) => {
-                // `synced` and the ops came from the same base as `local`, so
-                // they apply; `patch` is atomic, so should they not, `synced`
-                // is untouched and the diff below is still right.
-                match crate::apply(Arc::make_mut(&mut self.synced), &ops) {
-                    Ok(()) => ops,
-                    Err(_) => {
-                        let ops = crate::diff(&self.synced, &self.local);
-                        self.synced = self.local.clone();
-                        ops
-                    }
-                }
-            }
-            LocalChange::Replaced if replaces_root(&self.synced, &self.local) => {
+            LocalChange::Ops(ops) => ops,
+            LocalChange::Replaced { base, prefix }
+                if prefix.is_empty() && replaces_root(&base, &self.local) =>
+            {
                 // The diff would be one op holding a deep copy of `local`
                 // (a first sync): encode it from `local` itself.
                 let text = encode_replace_root(&self.local);
-                self.synced = self.local.clone();
                 self.queue(FrameKind::Data, text.into());
                 return;
             }
-            LocalChange::Replaced => {
-                let ops = crate::diff(&self.synced, &self.local);
-                self.synced = self.local.clone();
-                ops
+            LocalChange::Replaced { base, mut prefix } => {
+                prefix.extend(crate::diff(&base, &self.local));
+                prefix
             }
         };
         if !ops.is_empty() {
@@ -682,9 +683,10 @@ impl Engine {
 
     /// When more than `max_queued_data_frames` DATA frames wait in a row at
     /// the end of the queue, the peer is lagging: they become one frame
-    /// that replaces its remote data with `synced`, which is where all of
-    /// them lead. It takes the last one's place and number, so the order
-    /// with messages and every flush ticket stay right.
+    /// that replaces its remote data with `local`, which is where all of
+    /// them lead (frames are queued only as `local` is synced). It takes
+    /// the last one's place and number, so the order with messages and
+    /// every flush ticket stay right.
     fn collapse_lagging_data(&mut self) {
         let run = self
             .transmits
@@ -700,7 +702,7 @@ impl Engine {
         self.transmits.push_back(Transmit {
             seq,
             kind: FrameKind::Data,
-            text: encode_replace_root(&self.synced).into(),
+            text: encode_replace_root(&self.local).into(),
         });
     }
 

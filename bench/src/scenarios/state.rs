@@ -26,9 +26,10 @@ use crate::data;
 use crate::report::{Measure, Outcome};
 use crate::sys::cpu_time;
 
-/// Untimed rounds before each path's timed ones: the first update after a
-/// `set_local_data` copies the state once (the engine's synced and local
-/// data shared it), which is not the steady state being measured.
+/// Untimed rounds before each path's timed ones, so that the steady state
+/// is measured (allocator and caches warm). The first update after a
+/// `set_local_data` no longer copies the state (the engine keeps no second
+/// copy to diff against), so it is not special.
 const WARM_UP: u64 = 3;
 
 /// Runs the scenario with `keys` entries (`quick_keys` under `--quick`).
