@@ -252,13 +252,14 @@ pub async fn handshake<S: Io>(
     }
     let (socket, _response) =
         async_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
-    tracing::debug!(address = %target.address, "juggler client connected");
-    Ok(start(
-        socket,
-        options.connection.clone(),
-        peer_addr,
-        runtime,
-    ))
+    let connection = start(socket, options.connection.clone(), peer_addr, runtime);
+    if let Ok(uri) = target.address.parse::<http::Uri>() {
+        connection
+            .span()
+            .record("path", tracing::field::display(uri.path()));
+    }
+    tracing::debug!(parent: connection.span(), address = %target.address, "juggler client connected");
+    Ok(connection)
 }
 
 #[cfg(test)]

@@ -36,6 +36,9 @@ use crate::{Error, Runtime};
 
 type ChangeCallback = Arc<dyn Fn() + Send + Sync>;
 
+/// Numbers connections in this process, for their spans.
+static NEXT_CONNECTION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 thread_local! {
     /// The address of the [`Shared`] whose reader runs on this thread now,
     /// or 0.
@@ -59,6 +62,11 @@ pub(crate) struct Shared {
     pub(crate) reader_notify: Notify,
     pub(crate) options: ConnectionOptions,
     peer_addr: Option<SocketAddr>,
+    /// The connection's span: the driver runs in it, its close is logged
+    /// in it (see [`Connection::span`]).
+    pub(crate) span: tracing::Span,
+    /// The connection's number in this process (the span's `id`).
+    id: u64,
     /// The request that opened a server connection, and the context its
     /// admission attached.
     admitted: Admitted,
@@ -359,6 +367,22 @@ impl Shared {
         runtime: Arc<dyn Runtime>,
         budget: Arc<MemoryBudget>,
     ) -> Self {
+        let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
+        let (role, path) = match &admitted.request {
+            Some(request) => ("server", request.uri.path().to_owned()),
+            None => ("client", String::new()),
+        };
+        let span = tracing::info_span!(
+            "juggler_connection",
+            id,
+            role,
+            peer = ?peer_addr,
+            path = tracing::field::Empty,
+            generation = "0.5",
+        );
+        if !path.is_empty() {
+            span.record("path", tracing::field::display(&path));
+        }
         Shared {
             state: Mutex::new(State {
                 engine: Engine::new(options.engine_config()),
@@ -381,6 +405,8 @@ impl Shared {
             reader_notify: Notify::new(),
             options,
             peer_addr,
+            span,
+            id,
             admitted,
             runtime,
         }
@@ -417,6 +443,7 @@ impl Shared {
         };
         let after = WakeSnapshot::of(state);
         if let (false, Some(reason)) = (before.closed, state.engine.close_reason()) {
+            let _in_span = self.span.enter();
             log_close(reason, self.peer_addr);
             state.driver.closed_at = Some(self.runtime.now());
         }
@@ -687,6 +714,21 @@ impl Connection {
     /// (such as `juggler-rpc`) that spawn tasks or need timers.
     pub fn runtime(&self) -> Arc<dyn Runtime> {
         self.shared().runtime.clone()
+    }
+
+    /// The connection's `tracing` span, `juggler_connection` with its
+    /// `id`, `role` (`server` or `client`), `peer`, `path` and protocol
+    /// `generation`. The connection's own task runs in it and its close is
+    /// logged in it; instrument tasks of yours with it
+    /// (`future.instrument(connection.span().clone())`) to give their
+    /// events the same context. See docs/guide.md, "Logs".
+    pub fn span(&self) -> &tracing::Span {
+        &self.shared().span
+    }
+
+    /// The connection's number in this process, as its span shows it.
+    pub fn id(&self) -> u64 {
+        self.shared().id
     }
 
     /// The address of the peer, when the transport has one (behind a

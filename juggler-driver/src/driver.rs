@@ -20,6 +20,7 @@ use juggler_core::{
     Transmit,
 };
 use tokio::sync::futures::Notified;
+use tracing::Instrument;
 
 use crate::admission::Admitted;
 use crate::budget::{Charge, MemoryBudget};
@@ -76,7 +77,8 @@ where
         runtime.clone(),
         budget,
     ));
-    let driver = run(socket, shared.clone(), runtime);
+    let span = shared.span.clone();
+    let driver = run(socket, shared.clone(), runtime).instrument(span);
     (Connection::new(shared), Box::pin(driver))
 }
 
@@ -103,7 +105,8 @@ where
         runtime.clone(),
         budget,
     ));
-    let driver = run(socket, shared.clone(), runtime);
+    let span = shared.span.clone();
+    let driver = run(socket, shared.clone(), runtime).instrument(span);
     (Connection::new(shared), Box::pin(driver))
 }
 

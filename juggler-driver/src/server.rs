@@ -753,7 +753,7 @@ impl Acceptor {
             self.runtime.clone(),
             self.registry.budget().clone(),
         );
-        tracing::debug!(?peer_addr, "juggler connection accepted");
+        tracing::debug!(parent: connection.span(), ?peer_addr, "juggler connection accepted");
         if self.registry.add(&connection) {
             (self.on_connection)(connection);
         }

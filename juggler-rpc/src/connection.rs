@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
+use tracing::Instrument;
 
 use crate::actions::Actions;
 use crate::endpoint::{Endpoint, Inbound};
@@ -162,7 +163,10 @@ impl RpcConnection {
         let (sender, receiver) = mpsc::channel(options.max_receive_queue.max(1));
         let actions = Arc::new(actions);
         let dispatch = dispatch(connection.clone(), shared.clone(), actions.clone(), sender);
-        connection.runtime().spawn(Box::pin(dispatch));
+        let span = connection.span().clone();
+        connection
+            .runtime()
+            .spawn(Box::pin(dispatch.instrument(span)));
         connection.set_message_filter(message_filter(&connection, &shared, &actions));
         RpcConnection {
             handle: Arc::new(Handle {
@@ -537,7 +541,7 @@ fn run_request(
     // saves a task and its wake-ups. One that waits goes on in its own
     // task (`now_or_never` registered a no-op waker; the task's first poll
     // registers its own).
-    let mut task = Box::pin(task);
+    let mut task = Box::pin(task.instrument(connection.span().clone()));
     if task.as_mut().now_or_never().is_none() {
         connection.runtime().spawn(task);
     }
