@@ -160,6 +160,13 @@ enum LocalChange {
         base: Arc<Value>,
         prefix: Vec<PatchOperation>,
     },
+    /// A run of [`SharedState`](crate::SharedState) changes from `base`
+    /// (what the peer holds) to `local`: their pre-encoded frames go out
+    /// as they are, with no diff and no encoding of ours.
+    Shared {
+        base: Arc<Value>,
+        frames: Vec<Arc<str>>,
+    },
 }
 
 /// The sans-IO state machine of one Juggler peer (client or server: the
@@ -358,15 +365,21 @@ impl Engine {
             },
             LocalChange::Ops(prefix) => LocalChange::Replaced { base: old, prefix },
             replaced @ LocalChange::Replaced { .. } => replaced,
+            LocalChange::Shared { base, .. } => LocalChange::Replaced {
+                base,
+                prefix: Vec::new(),
+            },
         };
         self.schedule(now);
         Ok(())
     }
 
     /// Sets the local data to a [`SharedState`](crate::SharedState)'s new
-    /// version. When this engine holds the change's previous version, nothing
-    /// is unsent and the policy is immediate, the change's pre-encoded frame
-    /// is queued as it is: no diff, no encoding, shared bytes. Otherwise it is
+    /// version. When this engine's local data is the change's previous
+    /// version, and nothing else is unsent, the change's pre-encoded frame
+    /// is what goes out, by the autoflush policy: no diff, no encoding,
+    /// shared bytes. Changes made within one delay (or before a manual
+    /// flush) go out as their frames, in order. Otherwise it is
     /// [`set_local_data`](Self::set_local_data) with the new version.
     pub fn set_local_data_shared(
         &mut self,
@@ -374,15 +387,27 @@ impl Engine {
         change: &crate::SharedChange,
     ) -> Result<(), Closed> {
         self.ensure_open()?;
-        let in_sync =
-            matches!(self.change, LocalChange::None) && Arc::ptr_eq(&self.local, &change.base);
-        if !(in_sync && self.config.autoflush == AutoflushPolicy::Immediate) {
+        if !Arc::ptr_eq(&self.local, &change.base) {
             return self.set_local_data(now, change.data.clone());
         }
-        self.local = change.data.clone();
-        if let Some(frame) = &change.frame {
-            self.queue(FrameKind::Data, frame.clone().into());
+        match &mut self.change {
+            LocalChange::None => {
+                self.change = LocalChange::Shared {
+                    base: self.local.clone(),
+                    frames: Vec::new(),
+                };
+            }
+            LocalChange::Shared { .. } => {}
+            // Unsent changes of another kind: a diff covers them all.
+            LocalChange::Ops(_) | LocalChange::Replaced { .. } => {
+                return self.set_local_data(now, change.data.clone());
+            }
         }
+        if let LocalChange::Shared { frames, .. } = &mut self.change {
+            frames.extend(change.frame.clone());
+        }
+        self.local = change.data.clone();
+        self.schedule(now);
         Ok(())
     }
 
@@ -411,6 +436,10 @@ impl Engine {
                 LocalChange::Ops(pending)
             }
             replaced @ LocalChange::Replaced { .. } => replaced,
+            LocalChange::Shared { base, .. } => LocalChange::Replaced {
+                base,
+                prefix: Vec::new(),
+            },
         };
         self.schedule(now);
         Ok(())
@@ -596,6 +625,15 @@ impl Engine {
                 prefix.extend(crate::diff(&base, &self.local));
                 prefix
             }
+            LocalChange::Shared { frames, .. } => {
+                // All of them first: only after the last does `local` say
+                // where the run leads, which a collapse replaces it with.
+                for frame in frames {
+                    self.push_transmit(FrameKind::Data, frame.into());
+                }
+                self.collapse_lagging_data();
+                return;
+            }
         };
         if !ops.is_empty() {
             self.queue(FrameKind::Data, encode(FrameKind::Data, &ops).into());
@@ -670,15 +708,19 @@ impl Engine {
         if kind == FrameKind::Pong && self.transmits.iter().any(|t| t.kind == FrameKind::Pong) {
             return;
         }
+        self.push_transmit(kind, text);
+        if kind == FrameKind::Data {
+            self.collapse_lagging_data();
+        }
+    }
+
+    fn push_transmit(&mut self, kind: FrameKind, text: FrameText) {
         self.last_seq += 1;
         self.transmits.push_back(Transmit {
             seq: self.last_seq,
             kind,
             text,
         });
-        if kind == FrameKind::Data {
-            self.collapse_lagging_data();
-        }
     }
 
     /// When more than `max_queued_data_frames` DATA frames wait in a row at

@@ -12,9 +12,10 @@ use crate::{PatchOperation, UpdateError};
 /// Each change is diffed once and encoded once into a [`SharedChange`];
 /// [`Engine::set_local_data_shared`](crate::Engine::set_local_data_shared)
 /// then hands the very same frame bytes to every connection that holds the
-/// previous version, with no per-connection diff or encoding. A connection
-/// that does not (a new one, or one whose policy batches) gets a diff of its
-/// own, so correctness never depends on the fast path.
+/// previous version, with no per-connection diff or encoding, at any
+/// autoflush policy. A connection that does not (a new one, or one with
+/// other unsent changes) gets a diff of its own, so correctness never
+/// depends on the fast path.
 ///
 /// ```
 /// use std::time::Instant;

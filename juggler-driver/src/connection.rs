@@ -855,10 +855,11 @@ impl Connection {
     }
 
     /// Sets the local data to a [`SharedState`](juggler_core::SharedState)'s
-    /// new version: a connection that holds the previous version (and syncs
-    /// immediately) queues the change's pre-encoded frame as it is, so one
-    /// change reaches any number of connections with one diff and one
-    /// encoding. Others sync it like [`set_local_data`](Self::set_local_data).
+    /// new version: a connection that holds the previous version (with
+    /// nothing else unsent) sends the change's pre-encoded frame as it is,
+    /// by its autoflush policy, so one change reaches any number of
+    /// connections with one diff and one encoding. Others sync it like
+    /// [`set_local_data`](Self::set_local_data).
     pub fn set_local_data_shared(&self, change: &SharedChange) -> Result<(), Error> {
         let now = self.shared().runtime.now();
         self.shared()

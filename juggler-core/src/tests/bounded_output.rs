@@ -182,3 +182,42 @@ fn queued_bytes_follow_the_frames_through_collapse_and_close() {
     assert_eq!(engine.queued_transmits(), 0);
     assert_eq!(engine.queued_transmit_bytes(), 0);
 }
+
+#[test]
+fn shared_changes_go_out_as_their_frames_at_every_policy() {
+    use crate::{AutoflushPolicy, Config, Engine, SharedState};
+    let delay = std::time::Duration::from_millis(200);
+    for policy in [
+        AutoflushPolicy::Immediate,
+        AutoflushPolicy::Delayed(delay),
+        AutoflushPolicy::Manual,
+    ] {
+        let start = Instant::now();
+        let mut state = SharedState::new(json!({"n": 0, "keep": "x"}));
+        let mut engine = Engine::new(Config::with_autoflush(policy));
+        engine.set_local_data(start, state.data().clone()).unwrap();
+        engine.flush_local_data().unwrap();
+        while engine.poll_transmit().is_some() {}
+        let changes: Vec<_> = (1..=3)
+            .map(|n| state.set(json!({"n": n, "keep": "x"})))
+            .collect();
+        for change in &changes {
+            engine.set_local_data_shared(start, change).unwrap();
+        }
+        engine.handle_timeout(start + delay);
+        engine.flush_local_data().unwrap();
+        let sent: Vec<_> = std::iter::from_fn(|| engine.poll_transmit()).collect();
+        assert_eq!(sent.len(), 3, "{policy:?}: one frame per change");
+        for (transmit, change) in sent.iter().zip(&changes) {
+            // The very bytes of the shared frame: no diff, no encoding.
+            assert!(
+                std::ptr::eq(
+                    transmit.text.as_str().as_ptr(),
+                    change.frame.as_deref().unwrap().as_ptr()
+                ),
+                "{policy:?}: a frame of its own"
+            );
+        }
+        assert_eq!(**engine.local_data(), json!({"n": 3, "keep": "x"}));
+    }
+}

@@ -29,6 +29,10 @@ pub(crate) fn arb_json() -> impl Strategy<Value = Value> {
 #[derive(Debug, Clone)]
 enum Op {
     Set(bool, Value),
+    /// A change of the side's `SharedState`, shown with
+    /// `set_local_data_shared` (its fast path when the side shows the
+    /// previous version, a diff otherwise).
+    SetShared(bool, Value),
     Update(bool, String, Value),
     Flush(bool),
     Send(bool, Value),
@@ -39,6 +43,7 @@ enum Op {
 fn arb_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (any::<bool>(), arb_json()).prop_map(|(a, v)| Op::Set(a, v)),
+        3 => (any::<bool>(), arb_json()).prop_map(|(a, v)| Op::SetShared(a, v)),
         2 => (any::<bool>(), "[a-c]", arb_json()).prop_map(|(a, k, v)| Op::Update(a, k, v)),
         1 => any::<bool>().prop_map(Op::Flush),
         3 => (any::<bool>(), arb_json()).prop_map(|(a, v)| Op::Send(a, v)),
@@ -97,8 +102,15 @@ proptest! {
         let mut pair = crate::testing::Pair::new(std::time::Instant::now(), config(policy_a), config(policy_b));
         let mut sent_by_a = Vec::new();
         let mut sent_by_b = Vec::new();
+        let mut shared_a = crate::SharedState::new(Value::Null);
+        let mut shared_b = crate::SharedState::new(Value::Null);
         for op in ops {
             match op {
+                Op::SetShared(on_a, value) => {
+                    let (side, shared) = if on_a { (&mut pair.a, &mut shared_a) } else { (&mut pair.b, &mut shared_b) };
+                    let change = shared.set(value);
+                    side.engine.set_local_data_shared(pair.now, &change).unwrap();
+                }
                 Op::Set(on_a, value) => {
                     let side = if on_a { &mut pair.a } else { &mut pair.b };
                     side.engine.set_local_data(pair.now, value).unwrap();
