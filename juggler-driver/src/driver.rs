@@ -68,18 +68,15 @@ pub fn prepare<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let admitted = Admitted::default();
     let budget = MemoryBudget::new(None);
-    let shared = Arc::new(Shared::new(
+    drive(
+        socket,
         options,
         peer_addr,
-        admitted,
-        runtime.clone(),
+        Admitted::default(),
+        runtime,
         budget,
-    ));
-    let span = shared.span.clone();
-    let driver = run(socket, shared.clone(), runtime).instrument(span);
-    (Connection::new(shared), Box::pin(driver))
+    )
 }
 
 /// [`prepare`] for a server connection, keeping the request that opened it
@@ -98,6 +95,21 @@ where
         .request
         .as_ref()
         .and_then(|request| request.peer_addr);
+    drive(socket, options, peer_addr, admitted, runtime, budget)
+}
+
+/// The connection's shared state and its driver, in the connection's span.
+fn drive<S>(
+    socket: WebSocketStream<S>,
+    options: ConnectionOptions,
+    peer_addr: Option<SocketAddr>,
+    admitted: Admitted,
+    runtime: Arc<dyn Runtime>,
+    budget: Arc<MemoryBudget>,
+) -> (Connection, BoxFuture)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let shared = Arc::new(Shared::new(
         options,
         peer_addr,

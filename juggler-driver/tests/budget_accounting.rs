@@ -7,19 +7,21 @@
 //! nothing. A release of more than was charged fails a debug assertion in
 //! `MemoryBudget`, so the count never goes negative unnoticed.
 
-use std::io;
+mod support;
+
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_tungstenite::tokio::TokioAdapter;
 use async_tungstenite::tungstenite::protocol::Role;
 use async_tungstenite::WebSocketStream;
 use juggler_driver::{
-    prepare, value_cost, Acceptor, Admitted, BoxFuture, Connection, ConnectionOptions, Error,
-    HeldBytes, MemoryBudget, Registry, Runtime, ServerOptions, TcpConnecting,
+    prepare, value_cost, Acceptor, Admitted, Connection, ConnectionOptions, Error, HeldBytes,
+    MemoryBudget, Registry, ServerOptions,
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};
+use support::TokioClock;
 
 /// The connection's `max_receive_bytes`.
 const MAX_RECEIVE: usize = 32 << 10;
@@ -30,30 +32,6 @@ const LIMIT: usize = 48 << 10;
 const MAX_HELD: usize = 16 << 10;
 /// A hang guard, never a claim about speed.
 const HANG_GUARD: Duration = Duration::from_secs(60);
-
-struct Tokio;
-
-impl Runtime for Tokio {
-    fn spawn(&self, future: BoxFuture) {
-        tokio::spawn(future);
-    }
-
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-
-    fn sleep_until(&self, deadline: Instant) -> BoxFuture {
-        Box::pin(tokio::time::sleep_until(deadline.into()))
-    }
-
-    fn unblock(&self, work: Box<dyn FnOnce() + Send + 'static>) -> BoxFuture {
-        Box::pin(async move { work() })
-    }
-
-    fn connect_tcp(&self, _host: String, _port: u16) -> TcpConnecting {
-        Box::pin(async { Err(io::Error::other("these tests have no network")) })
-    }
-}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -112,7 +90,7 @@ async fn accepted(budget: Arc<MemoryBudget>) -> (Connection, Connection) {
         },
         Arc::new(Registry::new(budget)),
         &options,
-        Arc::new(Tokio),
+        Arc::new(TokioClock),
     );
     let (ours, theirs) = tokio::io::duplex(16 << 10);
     let server_socket =
@@ -124,7 +102,7 @@ async fn accepted(budget: Arc<MemoryBudget>) -> (Connection, Connection) {
         client_socket,
         ConnectionOptions::default().keep_alive(None),
         None,
-        Arc::new(Tokio),
+        Arc::new(TokioClock),
     );
     tokio::spawn(driver);
     (incoming.recv().await.unwrap(), client)

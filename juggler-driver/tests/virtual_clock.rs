@@ -7,50 +7,26 @@
 //! close at once), keep-alive (a silent peer, and the pause while the
 //! receive queue is full) and the write stall.
 
-use std::io;
+mod support;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_tungstenite::tokio::TokioAdapter;
 use async_tungstenite::tungstenite::protocol::Role;
 use async_tungstenite::WebSocketStream;
 use juggler_driver::{
-    prepare, BoxFuture, CloseReason, Connection, ConnectionOptions, KeepAlive, Registry, Runtime,
-    TcpConnecting,
+    prepare, CloseReason, Connection, ConnectionOptions, KeepAlive, Registry, Runtime,
 };
 use serde_json::json;
+use support::TokioClock;
 use tokio::io::DuplexStream;
-
-/// tokio's current runtime, with its clock: paused in these tests.
-struct PausedTokio;
-
-impl Runtime for PausedTokio {
-    fn spawn(&self, future: BoxFuture) {
-        tokio::spawn(future);
-    }
-
-    fn now(&self) -> Instant {
-        tokio::time::Instant::now().into_std()
-    }
-
-    fn sleep_until(&self, deadline: Instant) -> BoxFuture {
-        Box::pin(tokio::time::sleep_until(deadline.into()))
-    }
-
-    fn unblock(&self, work: Box<dyn FnOnce() + Send + 'static>) -> BoxFuture {
-        Box::pin(async move { work() })
-    }
-
-    fn connect_tcp(&self, _host: String, _port: u16) -> TcpConnecting {
-        Box::pin(async { Err(io::Error::other("these tests have no network")) })
-    }
-}
 
 /// Room in each direction of an in-memory socket.
 const SOCKET_BUFFER: usize = 64 << 10;
 
 fn runtime() -> Arc<dyn Runtime> {
-    Arc::new(PausedTokio)
+    Arc::new(TokioClock)
 }
 
 /// Options without keep-alive, so that only the timer under test runs.
