@@ -29,6 +29,32 @@ impl Drop for TempDir {
     }
 }
 
+/// A static folder as the static-file cases need it: `www/index.html`
+/// (`<h1>index</h1>`) and `www/sub/app.js` (`console.log(1)`) inside, and
+/// `secret.txt` (`SECRET`) outside it, which `www/link.txt` links to on
+/// Unix. Removed on drop.
+pub struct StaticSite {
+    /// The folder that holds `www` and the secret.
+    pub base: TempDir,
+    /// `www`, the folder to serve.
+    pub root: PathBuf,
+}
+
+impl StaticSite {
+    /// Writes the site under a fresh [`TempDir`] named after `name`.
+    pub fn new(name: &str) -> Self {
+        let base = TempDir::new(name);
+        let root = base.0.join("www");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("index.html"), "<h1>index</h1>").unwrap();
+        std::fs::write(root.join("sub/app.js"), "console.log(1)").unwrap();
+        std::fs::write(base.0.join("secret.txt"), "SECRET").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(base.0.join("secret.txt"), root.join("link.txt")).unwrap();
+        StaticSite { base, root }
+    }
+}
+
 /// A self-signed certificate for 127.0.0.1 and localhost: (PEM with chain
 /// and key for the server, PEM of the certificate for the client).
 pub fn self_signed_pem() -> (String, String) {
@@ -79,16 +105,8 @@ pub async fn tls_round_trip<B: Backend>() {
 /// Files under `static_dir` are served; `GET /` redirects to `index_path`;
 /// `..`, `%2e%2e` and symlinks never reach a file outside.
 pub async fn static_files_and_index_redirect<B: Backend>() {
-    let base = TempDir::new("static");
-    let root = base.0.join("www");
-    std::fs::create_dir_all(root.join("sub")).unwrap();
-    std::fs::write(root.join("index.html"), "<h1>index</h1>").unwrap();
-    std::fs::write(root.join("sub/app.js"), "console.log(1)").unwrap();
-    std::fs::write(base.0.join("secret.txt"), "SECRET").unwrap();
-    #[cfg(unix)]
-    std::os::unix::fs::symlink(base.0.join("secret.txt"), root.join("link.txt")).unwrap();
-
-    let (server, _incoming) = listen::<B>(ServerOptions::default().static_dir(&root)).await;
+    let site = StaticSite::new("static");
+    let (server, _incoming) = listen::<B>(ServerOptions::default().static_dir(&site.root)).await;
     let addr = server.local_addr();
 
     let index = get(addr, "/index.html").await;

@@ -3,25 +3,17 @@
 
 use juggler_driver::ServerOptions;
 
-use crate::cases::web::TempDir;
+use crate::cases::web::StaticSite;
 use crate::support::backend::{Backend, TestServer};
 use crate::support::bench::*;
 
 /// Path traversal against the static files, every trick at once, while a
 /// WebSocket client is served: nothing outside `static_dir` leaks.
 pub async fn http_path_traversal<B: Backend>() {
-    let base = TempDir::new("hostile-static");
-    let root = base.0.join("www");
-    std::fs::create_dir_all(root.join("sub")).unwrap();
-    std::fs::write(root.join("index.html"), "<h1>index</h1>").unwrap();
-    std::fs::write(root.join("sub/app.js"), "ok").unwrap();
-    std::fs::write(base.0.join("secret.txt"), "SECRET").unwrap();
+    let site = StaticSite::new("hostile-static");
     #[cfg(unix)]
-    {
-        std::os::unix::fs::symlink(base.0.join("secret.txt"), root.join("link.txt")).unwrap();
-        std::os::unix::fs::symlink(&base.0, root.join("up")).unwrap();
-    }
-    let mut bench = Bench::<B>::start(ServerOptions::default().static_dir(&root)).await;
+    std::os::unix::fs::symlink(&site.base.0, site.root.join("up")).unwrap();
+    let mut bench = Bench::<B>::start(ServerOptions::default().static_dir(&site.root)).await;
     let addr = bench.server.local_addr();
     let (status, answer) = http_exchange::<B>(
         addr,
@@ -29,7 +21,7 @@ pub async fn http_path_traversal<B: Backend>() {
     )
     .await;
     assert_eq!(status, Some(200));
-    assert!(answer.ends_with(b"ok"));
+    assert!(answer.ends_with(b"console.log(1)"));
     for path in [
         "/../secret.txt",
         "/../../../../../../etc/passwd",
