@@ -126,7 +126,11 @@ fn engine(c: &mut Criterion) {
                 engine.poll_transmit().unwrap()
             })
         });
-        let mut receiver = Engine::new(Config::default());
+        // 100,000 entries take about 36 MB decoded: over the default
+        // `max_remote_data_size`, raised here as for any large state.
+        let mut config = Config::default();
+        config.max_remote_data_size = 1 << 30;
+        let mut receiver = Engine::new(config);
         receiver
             .handle_text(&Frame::Data(diff(&Value::Null, &base)).encode())
             .unwrap();
@@ -151,5 +155,90 @@ fn engine(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codec, diff_and_patch, engine);
+/// What the local data paths cost where the engine once copied or diffed
+/// per connection: the first `update_local_data` after a `set_local_data`
+/// (a deep copy of the state before the engine kept no diff base), and one
+/// change of a 1,000-key state shown by 1,000 engines at the default 0.2 s
+/// autoflush, by `set_local_data` on each and by `SharedState`.
+fn local_data(c: &mut Criterion) {
+    let now = Instant::now();
+    let delay = std::time::Duration::from_millis(200);
+    let mut group = c.benchmark_group("local data");
+    let big = state(100_000);
+    group.bench_function(
+        "first update_local_data after set_local_data on 100000 keys",
+        |b| {
+            b.iter_batched(
+                || {
+                    let mut engine =
+                        Engine::new(Config::with_autoflush(AutoflushPolicy::Immediate));
+                    engine.set_local_data(now, big.clone()).unwrap();
+                    engine.poll_transmit();
+                    engine
+                },
+                |mut engine| {
+                    engine.update_local_data(now, one_op(7)).unwrap();
+                    engine
+                },
+                BatchSize::LargeInput,
+            )
+        },
+    );
+    let base = std::sync::Arc::new(state(1_000));
+    let engines = || -> Vec<Engine> {
+        (0..1_000)
+            .map(|_| {
+                let mut engine =
+                    Engine::new(Config::with_autoflush(AutoflushPolicy::Delayed(delay)));
+                engine.set_local_data(now, base.clone()).unwrap();
+                engine.handle_timeout(now + delay);
+                while engine.poll_transmit().is_some() {}
+                engine
+            })
+            .collect()
+    };
+    let next = std::sync::Arc::new(changed(&base, 7));
+    let flush = |engines: &mut Vec<Engine>| {
+        for engine in engines.iter_mut() {
+            engine.handle_timeout(now + 2 * delay);
+            black_box(engine.poll_transmit());
+        }
+    };
+    group.bench_function(
+        "one change to 1000 engines at 0.2 s autoflush, set_local_data each",
+        |b| {
+            b.iter_batched(
+                engines,
+                |mut engines| {
+                    for engine in &mut engines {
+                        engine.set_local_data(now, next.clone()).unwrap();
+                    }
+                    flush(&mut engines);
+                    engines
+                },
+                BatchSize::LargeInput,
+            )
+        },
+    );
+    group.bench_function(
+        "one change to 1000 engines at 0.2 s autoflush, SharedState",
+        |b| {
+            b.iter_batched(
+                || (engines(), juggler_core::SharedState::new(base.clone())),
+                |(mut engines, mut shared)| {
+                    let change = shared.set(next.clone());
+                    for engine in &mut engines {
+                        engine.set_local_data_shared(now, &change).unwrap();
+                    }
+                    flush(&mut engines);
+                    engines
+                },
+                BatchSize::LargeInput,
+            )
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(benches, codec, diff_and_patch, engine, local_data);
 criterion_main!(benches);
