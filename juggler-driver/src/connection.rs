@@ -39,6 +39,17 @@ type ChangeCallback = Arc<dyn Fn() + Send + Sync>;
 /// Numbers connections in this process, for their spans.
 static NEXT_CONNECTION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
+/// Connections of this process whose state is still in memory.
+static CONNECTIONS_IN_MEMORY: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+/// How many connections of this process still hold their state in memory:
+/// open ones, closing ones, and closed ones that a handle, a task or a
+/// callback still keeps. A number that only grows is a leak.
+pub fn connections_in_memory() -> usize {
+    CONNECTIONS_IN_MEMORY.load(Ordering::Relaxed)
+}
+
 thread_local! {
     /// The address of the [`Shared`] whose reader runs on this thread now,
     /// or 0.
@@ -359,6 +370,12 @@ impl WakeSnapshot {
     }
 }
 
+impl Drop for Shared {
+    fn drop(&mut self) {
+        CONNECTIONS_IN_MEMORY.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Shared {
     pub(crate) fn new(
         options: ConnectionOptions,
@@ -368,6 +385,7 @@ impl Shared {
         budget: Arc<MemoryBudget>,
     ) -> Self {
         let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
+        CONNECTIONS_IN_MEMORY.fetch_add(1, Ordering::Relaxed);
         let (role, path) = match &admitted.request {
             Some(request) => ("server", request.uri.path().to_owned()),
             None => ("client", String::new()),
@@ -378,7 +396,7 @@ impl Shared {
             role,
             peer = ?peer_addr,
             path = tracing::field::Empty,
-            generation = "0.5",
+            generation = juggler_core::Generation::V0_5.as_str(),
         );
         if !path.is_empty() {
             span.record("path", tracing::field::display(&path));
@@ -724,6 +742,18 @@ impl Connection {
     /// events the same context. See docs/guide.md, "Logs".
     pub fn span(&self) -> &tracing::Span {
         &self.shared().span
+    }
+
+    /// The protocol generation the connection speaks.
+    pub fn generation(&self) -> juggler_core::Generation {
+        juggler_core::Generation::V0_5
+    }
+
+    /// How many remote data changes the connection has seen, and the
+    /// remote data after them.
+    pub(crate) fn remote_changes_so_far(&self) -> (u64, Arc<Value>) {
+        let state = self.shared().lock();
+        (state.changes.count, state.engine.remote_data().clone())
     }
 
     /// The connection's number in this process, as its span shows it.

@@ -15,6 +15,12 @@ pub enum Error {
     /// says why.
     #[error("connection closed")]
     Closed,
+    /// A [`ReconnectingClient`](crate::ReconnectingClient) has no open
+    /// connection: it is between connections (see
+    /// [`WhileDisconnected`](crate::WhileDisconnected)), it gave up, or the
+    /// connection a call used was lost before the call completed.
+    #[error("not connected")]
+    Disconnected,
     /// The outgoing queue is full ([`Connection::try_send`](crate::Connection::try_send)).
     #[error("send queue is full")]
     QueueFull,

@@ -19,6 +19,7 @@ mod crypto;
 mod driver;
 mod error;
 mod options;
+mod reconnect;
 mod runtime;
 mod server;
 mod static_files;
@@ -30,11 +31,18 @@ pub use admission::{
 pub use basic_auth::{unauthorized, Htpasswd};
 pub use budget::MemoryBudget;
 pub use client::{connect, handshake, ClientOptions, Io, Target};
-pub use connection::{ChangeCallbackHandle, Connection, HeldBytes, RemoteChanges, WeakConnection};
+pub use connection::{
+    connections_in_memory, ChangeCallbackHandle, Connection, HeldBytes, RemoteChanges,
+    WeakConnection,
+};
 pub use crypto::crypto_provider;
 pub use driver::{prepare, start};
 pub use error::{CloseReason, Error, ProtocolError};
 pub use options::{ConnectionOptions, KeepAlive};
+pub use reconnect::{
+    Backoff, ClientChangeCallbackHandle, ClientStatus, ReconnectEvent, ReconnectEvents,
+    ReconnectOptions, ReconnectingClient, RemoteDataChanges, WhileDisconnected,
+};
 pub use runtime::{unblock, BoxFuture, Runtime, TcpConnecting};
 pub use server::{
     index_redirect, load_server_files, server_tls_config, upgrade_response, AcceptControl,
@@ -50,5 +58,6 @@ pub use http;
 pub use rustls;
 
 pub use juggler_core::{
-    value_cost, AutoflushPolicy, EncodedMessage, PatchOperation, SharedChange, SharedState, Value,
+    value_cost, AutoflushPolicy, EncodedMessage, Generation, PatchOperation, SharedChange,
+    SharedState, Value,
 };

@@ -1,6 +1,6 @@
 //! `connect`: the client side.
 
-use juggler_driver::{ClientOptions, Connection, Error};
+use juggler_driver::{ClientOptions, Connection, Error, ReconnectOptions, ReconnectingClient};
 
 use crate::runtime::SmolRuntime;
 
@@ -21,4 +21,25 @@ pub async fn connect(address: &str) -> Result<Connection, Error> {
 /// Connects with the given options; see [`ClientOptions`].
 pub async fn connect_with(address: &str, options: ClientOptions) -> Result<Connection, Error> {
     juggler_driver::connect(address, options, SmolRuntime::shared()).await
+}
+
+/// Starts a client that reconnects over `addresses` (tried in order) when
+/// the network drops; see [`ReconnectingClient`]. Returns at once; the
+/// first attempt runs in the background.
+///
+/// ```no_run
+/// # fn main() -> Result<(), juggler_smol::Error> { smol::block_on(async {
+/// use juggler_smol::{reconnecting, ReconnectOptions};
+///
+/// let client = reconnecting(["ws://127.0.0.1:23023/ws"], ReconnectOptions::default())?;
+/// client.set_local_data(serde_json::json!({"hello": "server"}))?;
+/// let connection = client.wait_connected().await?;
+/// println!("connected to {:?}", connection.peer_addr());
+/// # Ok(()) }) }
+/// ```
+pub fn reconnecting<A: Into<String>>(
+    addresses: impl IntoIterator<Item = A>,
+    options: ReconnectOptions,
+) -> Result<ReconnectingClient, Error> {
+    ReconnectingClient::start(addresses, options, SmolRuntime::shared())
 }

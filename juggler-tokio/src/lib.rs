@@ -36,14 +36,16 @@ mod client;
 mod runtime;
 mod server;
 
-pub use client::{connect, connect_with};
+pub use client::{connect, connect_with, reconnecting};
 pub use server::{listen, JugglerEndpoint};
 
 pub use juggler_driver::{
-    crypto_provider, AutoflushPolicy, ChangeCallbackHandle, ClientOptions, CloseReason, Connection,
-    ConnectionOptions, EncodedMessage, Error, KeepAlive, MemoryBudget, PatchOperation,
-    ProtocolError, RemoteChanges, Server, ServerOptions, SharedChange, SharedState,
-    ShutdownSummary, Value, WeakConnection,
+    connections_in_memory, crypto_provider, AutoflushPolicy, Backoff, ChangeCallbackHandle,
+    ClientChangeCallbackHandle, ClientOptions, ClientStatus, CloseReason, Connection,
+    ConnectionOptions, EncodedMessage, Error, Generation, KeepAlive, MemoryBudget, PatchOperation,
+    ProtocolError, ReconnectEvent, ReconnectEvents, ReconnectOptions, ReconnectingClient,
+    RemoteChanges, RemoteDataChanges, Server, ServerOptions, SharedChange, SharedState,
+    ShutdownSummary, Value, WeakConnection, WhileDisconnected,
 };
 
 /// The README's example, compiled and run as a doctest so it stays true.

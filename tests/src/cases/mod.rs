@@ -7,5 +7,6 @@ pub mod http_parity;
 pub mod interop_browser;
 pub mod interop_python;
 pub mod load;
+pub mod reconnect;
 pub mod rpc;
 pub mod web;

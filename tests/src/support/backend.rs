@@ -38,7 +38,25 @@ pub trait Backend: 'static {
     fn listen(
         options: ServerOptions,
         on_connection: impl Fn(Connection) + Send + Sync + 'static,
+    ) -> impl Future<Output = Result<Self::Server, Error>> + Send {
+        Self::listen_on(0, options, on_connection)
+    }
+
+    /// The runtime's `listen` on 127.0.0.1 and `port` (0: a free one).
+    fn listen_on(
+        port: u16,
+        options: ServerOptions,
+        on_connection: impl Fn(Connection) + Send + Sync + 'static,
     ) -> impl Future<Output = Result<Self::Server, Error>> + Send;
+
+    /// The runtime's `reconnecting`.
+    fn reconnecting(
+        addresses: Vec<String>,
+        options: juggler_driver::ReconnectOptions,
+    ) -> Result<juggler_driver::ReconnectingClient, Error>;
+
+    /// Tasks alive on the runtime, where the runtime counts them.
+    fn alive_tasks() -> Option<usize>;
 
     /// The runtime's `connect_with`.
     fn connect(

@@ -6,4 +6,5 @@ pub mod bench;
 pub mod browser;
 pub mod http;
 pub mod python;
+pub mod relay;
 pub mod runtimes;

@@ -25,11 +25,23 @@ impl Backend for Smol {
         smol::Timer::after(duration).await;
     }
 
-    async fn listen(
+    async fn listen_on(
+        port: u16,
         options: ServerOptions,
         on_connection: impl Fn(Connection) + Send + Sync + 'static,
     ) -> Result<Self::Server, Error> {
-        juggler_smol::listen("127.0.0.1", 0, on_connection, options).await
+        juggler_smol::listen("127.0.0.1", port, on_connection, options).await
+    }
+
+    fn reconnecting(
+        addresses: Vec<String>,
+        options: juggler_driver::ReconnectOptions,
+    ) -> Result<juggler_driver::ReconnectingClient, Error> {
+        juggler_smol::reconnecting(addresses, options)
+    }
+
+    fn alive_tasks() -> Option<usize> {
+        None
     }
 
     async fn connect(address: &str, options: ClientOptions) -> Result<Connection, Error> {

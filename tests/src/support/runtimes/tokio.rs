@@ -30,11 +30,27 @@ impl Backend for Tokio {
         tokio::time::sleep(duration).await
     }
 
-    async fn listen(
+    async fn listen_on(
+        port: u16,
         options: ServerOptions,
         on_connection: impl Fn(Connection) + Send + Sync + 'static,
     ) -> Result<Self::Server, Error> {
-        juggler_tokio::listen("127.0.0.1", 0, on_connection, options).await
+        juggler_tokio::listen("127.0.0.1", port, on_connection, options).await
+    }
+
+    fn reconnecting(
+        addresses: Vec<String>,
+        options: juggler_driver::ReconnectOptions,
+    ) -> Result<juggler_driver::ReconnectingClient, Error> {
+        juggler_tokio::reconnecting(addresses, options)
+    }
+
+    fn alive_tasks() -> Option<usize> {
+        Some(
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks(),
+        )
     }
 
     async fn connect(address: &str, options: ClientOptions) -> Result<Connection, Error> {

@@ -1,0 +1,12 @@
+//! A client that survives transport loss; see [`ReconnectingClient`].
+
+mod backoff;
+mod client;
+mod events;
+mod options;
+mod supervisor;
+
+pub use backoff::Backoff;
+pub use client::{ClientChangeCallbackHandle, ReconnectingClient, RemoteDataChanges};
+pub use events::{ClientStatus, ReconnectEvent, ReconnectEvents};
+pub use options::{ReconnectOptions, WhileDisconnected};

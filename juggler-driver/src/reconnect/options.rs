@@ -1,0 +1,104 @@
+//! Settings of the reconnecting client.
+
+use std::time::Duration;
+
+use super::Backoff;
+use crate::ClientOptions;
+
+/// What `send`, `flush_local_data` and the other calls that need a
+/// connection do while the client is between connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WhileDisconnected {
+    /// Fail at once with [`Error::Disconnected`](crate::Error::Disconnected).
+    /// The default: the caller decides whether the message still matters.
+    Fail,
+    /// Wait up to this long for the next connection, then fail with
+    /// [`Error::Disconnected`](crate::Error::Disconnected).
+    Wait(Duration),
+}
+
+/// Settings of a [`ReconnectingClient`](super::ReconnectingClient).
+///
+/// ```
+/// use std::time::Duration;
+/// use juggler_driver::{Backoff, ReconnectOptions, WhileDisconnected};
+///
+/// let options = ReconnectOptions::default()
+///     .backoff(Backoff::default().max_delay(Duration::from_secs(30)))
+///     .max_failed_rounds(Some(10))
+///     .while_disconnected(WhileDisconnected::Wait(Duration::from_secs(2)));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ReconnectOptions {
+    /// Settings of each connection (TLS, headers, connect timeout, ...).
+    pub client: ClientOptions,
+    /// The waits between rounds of attempts.
+    pub backoff: Backoff,
+    /// Rounds in a row in which no address could be connected, after which
+    /// the client gives up; `None` (the default) tries forever.
+    pub max_failed_rounds: Option<u32>,
+    /// A connection that stayed up this long resets the backoff: the next
+    /// round after it starts at once. Shorter ones count as failed rounds
+    /// for the delay (not for `max_failed_rounds`), so a server that
+    /// accepts and drops at once is not hammered. Default 10 s.
+    pub stable_after: Duration,
+    /// What calls that need a connection do without one.
+    pub while_disconnected: WhileDisconnected,
+    /// Events kept for a slow [`ReconnectEvents`](super::ReconnectEvents)
+    /// reader before it misses some. Default 64.
+    pub event_capacity: usize,
+}
+
+impl Default for ReconnectOptions {
+    fn default() -> Self {
+        ReconnectOptions {
+            client: ClientOptions::default(),
+            backoff: Backoff::default(),
+            max_failed_rounds: None,
+            stable_after: Duration::from_secs(10),
+            while_disconnected: WhileDisconnected::Fail,
+            event_capacity: 64,
+        }
+    }
+}
+
+impl ReconnectOptions {
+    /// Sets the options of each connection.
+    pub fn client(mut self, options: ClientOptions) -> Self {
+        self.client = options;
+        self
+    }
+
+    /// Sets the backoff.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Sets how many failed rounds in a row end the attempts (`None`:
+    /// never).
+    pub fn max_failed_rounds(mut self, rounds: Option<u32>) -> Self {
+        self.max_failed_rounds = rounds;
+        self
+    }
+
+    /// Sets how long a connection must last to reset the backoff.
+    pub fn stable_after(mut self, duration: Duration) -> Self {
+        self.stable_after = duration;
+        self
+    }
+
+    /// Sets what calls do while disconnected.
+    pub fn while_disconnected(mut self, policy: WhileDisconnected) -> Self {
+        self.while_disconnected = policy;
+        self
+    }
+
+    /// Sets how many events a slow reader may fall behind.
+    pub fn event_capacity(mut self, events: usize) -> Self {
+        self.event_capacity = events;
+        self
+    }
+}
