@@ -265,6 +265,8 @@ pub struct Engine {
     transmits: TransmitQueue,
     /// The sequence number of the last frame queued (0 before the first).
     last_seq: u64,
+    /// See [`Engine::collapsed_data_frames`].
+    collapsed_data_frames: u64,
     events: VecDeque<Event>,
     closed: Option<CloseReason>,
 }
@@ -286,6 +288,7 @@ impl Engine {
             deadline: None,
             transmits: TransmitQueue::default(),
             last_seq: 0,
+            collapsed_data_frames: 0,
             events: VecDeque::new(),
             closed: None,
         }
@@ -337,6 +340,14 @@ impl Engine {
     /// its send queue by.
     pub fn queued_transmit_bytes(&self) -> usize {
         self.transmits.bytes()
+    }
+
+    /// How many queued DATA frames were merged away since the engine
+    /// started, because the peer lagged (see
+    /// [`Config::max_queued_data_frames`]): a run of `n` frames that
+    /// became one counts `n - 1`.
+    pub fn collapsed_data_frames(&self) -> u64 {
+        self.collapsed_data_frames
     }
 
     /// Whether local data has changes that have not been sent yet.
@@ -740,6 +751,7 @@ impl Engine {
             return;
         }
         let seq = self.last_seq;
+        self.collapsed_data_frames += (run - 1) as u64;
         self.transmits.truncate(self.transmits.len() - run);
         self.transmits.push_back(Transmit {
             seq,

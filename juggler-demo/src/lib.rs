@@ -13,13 +13,31 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use juggler_rpc::{Actions, RpcConnection};
-use juggler_tokio::{listen, Connection, Error, Server, ServerOptions, SharedState};
+use juggler_tokio::axum::{routing::get, Router};
+use juggler_tokio::{listen_with_routes, Connection, Error, Server, ServerOptions, SharedState};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 /// The folder of the demo page.
 pub fn www_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/www"))
+}
+
+/// The process's Prometheus recorder: installed by the first demo, shared
+/// by any later one in the same process (a process has one recorder).
+fn prometheus() -> Result<&'static PrometheusHandle, Error> {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle);
+    }
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    if HANDLE.set(handle).is_ok() {
+        metrics::set_global_recorder(recorder)
+            .map_err(|err| Error::Config(format!("metrics recorder: {err}")))?;
+    }
+    Ok(HANDLE.get().expect("set above"))
 }
 
 /// What every connection shares.
@@ -159,13 +177,24 @@ impl Demo {
         let options = ServerOptions::default()
             .static_dir(www_dir())
             .autoflush_delay(Some(Duration::ZERO));
+        let metrics = prometheus()?;
+        let routes = Router::new().route(
+            "/metrics",
+            get(move || async move {
+                (
+                    [("content-type", "text/plain; version=0.0.4")],
+                    metrics.render(),
+                )
+            }),
+        );
         let server = {
             let (state, messages) = (state.clone(), messages.clone());
-            listen(
+            listen_with_routes(
                 host,
                 port,
                 move |connection| accept(&state, &messages, connection),
                 options,
+                routes,
             )
             .await?
         };
@@ -185,6 +214,16 @@ impl Demo {
             messages,
             ticker,
         })
+    }
+
+    /// The address of its metrics, in Prometheus text format.
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.server.local_addr())
+    }
+
+    /// The address of its WebSocket endpoint.
+    pub fn ws_url(&self) -> &str {
+        self.server.url()
     }
 
     /// The page's address.

@@ -86,6 +86,7 @@ impl MemoryBudget {
     }
 
     pub(crate) fn charge(&self, bytes: usize) {
+        crate::metrics::receive_buffer_moved(bytes, 0);
         let before = self.used.fetch_add(bytes, Ordering::AcqRel);
         self.peak.fetch_max(before + bytes, Ordering::AcqRel);
         if before < self.limit && before + bytes >= self.limit {
@@ -104,6 +105,7 @@ impl MemoryBudget {
             .unwrap_or_else(|used| used);
         debug_assert!(before >= bytes, "released more than was charged");
         let after = before.saturating_sub(bytes);
+        crate::metrics::receive_buffer_moved(0, before - after);
         if before >= self.limit && after < self.limit {
             self.room.notify_waiters();
         }

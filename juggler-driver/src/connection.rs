@@ -31,6 +31,7 @@ use tokio::sync::Notify;
 
 use crate::admission::{Admitted, UpgradeRequest};
 use crate::budget::{Charge, MemoryBudget};
+use crate::metrics::{role_label, ConnectionMetrics};
 use crate::options::ConnectionOptions;
 use crate::{Error, Runtime};
 
@@ -82,6 +83,8 @@ pub(crate) struct Shared {
     /// admission attached.
     admitted: Admitted,
     pub(crate) runtime: Arc<dyn Runtime>,
+    /// Its metrics (nothing without the `metrics` feature).
+    pub(crate) metrics: ConnectionMetrics,
 }
 
 /// Everything behind the connection's lock: the engine and what the driver
@@ -191,6 +194,8 @@ pub(crate) struct DriverProgress {
     pub(crate) close_timed_out: bool,
     /// The task has ended and dropped the socket.
     pub(crate) done: bool,
+    /// The engine's collapsed DATA frames already counted in the metrics.
+    pub(crate) collapsed_reported: u64,
 }
 
 impl State {
@@ -373,6 +378,10 @@ impl WakeSnapshot {
 impl Drop for Shared {
     fn drop(&mut self) {
         CONNECTIONS_IN_MEMORY.fetch_sub(1, Ordering::Relaxed);
+        // What never went out leaves the send queue gauge with it.
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        self.metrics
+            .send_queue_moved(state.engine.queued_transmit_bytes(), 0);
     }
 }
 
@@ -387,8 +396,8 @@ impl Shared {
         let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
         CONNECTIONS_IN_MEMORY.fetch_add(1, Ordering::Relaxed);
         let (role, path) = match &admitted.request {
-            Some(request) => ("server", request.uri.path().to_owned()),
-            None => ("client", String::new()),
+            Some(request) => (role_label(true), request.uri.path().to_owned()),
+            None => (role_label(false), String::new()),
         };
         let span = tracing::info_span!(
             "juggler_connection",
@@ -415,6 +424,7 @@ impl Shared {
                     closed_at: None,
                     close_timed_out: false,
                     done: false,
+                    collapsed_reported: 0,
                 },
             }),
             waiters: Default::default(),
@@ -427,6 +437,7 @@ impl Shared {
             id,
             admitted,
             runtime,
+            metrics: ConnectionMetrics::new(role),
         }
     }
 
@@ -443,8 +454,13 @@ impl Shared {
         let (result, aftermath) = {
             let mut state = self.lock();
             let before = WakeSnapshot::of(&state);
+            #[cfg(feature = "metrics")]
+            let queued_before = state.engine.queued_transmit_bytes();
             let result = f(&mut state);
             state.drain_events();
+            #[cfg(feature = "metrics")]
+            self.metrics
+                .send_queue_moved(queued_before, state.engine.queued_transmit_bytes());
             (result, self.take_aftermath(&mut state, before))
         };
         self.run_aftermath(wake, aftermath);
@@ -602,21 +618,36 @@ impl Shared {
     ) -> T {
         // The common case, the condition already met, costs one lock and
         // no registration with `notify`.
-        if let Some(value) = check(&mut self.lock()) {
+        if let Some(value) = self.watched(&mut self.lock(), &mut check) {
             return value;
         }
         loop {
             let notified = std::pin::pin!(notify.notified());
             let mut notified = notified;
             notified.as_mut().enable();
-            if let Some(value) = check(&mut self.lock()) {
+            if let Some(value) = self.watched(&mut self.lock(), &mut check) {
                 return value;
             }
             notified.await;
         }
     }
 
-    /// Waits while the receive queue is full (and the engine open).
+    /// Runs a waiter's `check`, which may queue frames (`send`), keeping
+    /// the send queue gauge right.
+    fn watched<T>(
+        &self,
+        state: &mut State,
+        check: &mut impl FnMut(&mut State) -> Option<T>,
+    ) -> Option<T> {
+        #[cfg(feature = "metrics")]
+        let queued_before = state.engine.queued_transmit_bytes();
+        let value = check(state);
+        #[cfg(feature = "metrics")]
+        self.metrics
+            .send_queue_moved(queued_before, state.engine.queued_transmit_bytes());
+        value
+    }
+
     /// Waits while the receive queue is full (and the engine open), then
     /// returns how many more messages it has room for (at least 1).
     pub(crate) async fn wait_for_reader_room(&self) -> ReaderRoom {

@@ -152,7 +152,20 @@ where
     shared.update(Wake::Writer, |state| {
         state.engine.handle_transport_closed(CloseReason::Remote);
         state.driver.done = true;
+        report_collapsed(shared.as_ref(), state);
+        if let Some(reason) = state.engine.close_reason() {
+            shared.metrics.closed(reason);
+        }
     });
+}
+
+/// Counts the DATA frames the engine collapsed since last counted.
+fn report_collapsed(shared: &Shared, state: &mut State) {
+    let collapsed = state.engine.collapsed_data_frames();
+    shared
+        .metrics
+        .collapsed(collapsed - state.driver.collapsed_reported);
+    state.driver.collapsed_reported = collapsed;
 }
 
 /// Reads frames into the engine until the stream ends. Frames that are
@@ -172,10 +185,14 @@ where
         let room = shared.wait_for_reader_room().await;
         let messages = room.messages.min(READ_BATCH);
         let mut frame = stream.next().await;
-        let (mut text, mut cost) = (0, 0);
+        let (mut text, mut cost, mut frames) = (0, 0, 0);
         loop {
             text += frame_len(&frame);
             let incoming = Incoming::decode(frame, &budget);
+            frames += usize::from(matches!(
+                incoming,
+                Incoming::Frame(_) | Incoming::Message(..)
+            ));
             cost += incoming.message_cost();
             let last = incoming.ends_stream();
             batch.push_back(incoming);
@@ -194,6 +211,7 @@ where
                 None => break,
             }
         }
+        shared.metrics.received(frames, text);
         while !batch.is_empty() {
             let stream_state = shared.as_reader(|| {
                 shared.update(Wake::Reader, |state| {
@@ -443,6 +461,7 @@ fn look(shared: &Shared, now: Instant, batch: &mut Vec<Transmit>) -> WriterTurn 
                 None => break,
             }
         }
+        report_collapsed(shared, state);
         let engine = state.engine.poll_timeout().map(|at| Deadline {
             at,
             reason: DeadlineReason::Engine,
@@ -479,6 +498,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let last = batch.last().map_or(0, |transmit| transmit.seq);
+    for transmit in batch.iter() {
+        shared.metrics.sent(transmit.kind, transmit.text.len());
+    }
     let outcome = {
         let write = std::pin::pin!(write_batch(sink, batch));
         match stall_limit {

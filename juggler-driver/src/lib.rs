@@ -18,6 +18,7 @@ mod connection;
 mod crypto;
 mod driver;
 mod error;
+mod metrics;
 mod options;
 mod reconnect;
 mod runtime;
@@ -38,6 +39,7 @@ pub use connection::{
 pub use crypto::crypto_provider;
 pub use driver::{prepare, start};
 pub use error::{CloseReason, Error, ProtocolError};
+pub use metrics::METRICS_ENABLED;
 pub use options::{ConnectionOptions, KeepAlive};
 pub use reconnect::{
     Backoff, ClientChangeCallbackHandle, ClientStatus, ReconnectEvent, ReconnectEvents,

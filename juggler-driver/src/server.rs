@@ -692,13 +692,18 @@ impl Acceptor {
         request: &Request<B>,
         peer_addr: Option<SocketAddr>,
     ) -> Result<Checked, Refusal> {
-        let response = upgrade_response(request).map_err(Refusal::Upgrade)?;
+        let response = upgrade_response(request).map_err(|rejection| {
+            crate::metrics::upgrade_refused("bad_request");
+            Refusal::Upgrade(rejection)
+        })?;
         if !self.origin_policy.admits(request.headers()) {
+            crate::metrics::upgrade_refused("origin");
             tracing::debug!(origin = ?request.headers().get(header::ORIGIN), "WebSocket upgrade refused: origin");
             return Err(Refusal::Origin);
         }
         if let Some(max) = self.max_connections {
             if self.registry.live() >= max {
+                crate::metrics::upgrade_refused("max_connections");
                 tracing::debug!(max, "WebSocket upgrade refused: max_connections");
                 return Err(Refusal::Full);
             }
@@ -720,6 +725,7 @@ impl Acceptor {
             Some(hook) => match (hook.0)(&request).await {
                 Admission::Admit(context) => context,
                 Admission::Refuse(answer) => {
+                    crate::metrics::upgrade_refused("application");
                     tracing::debug!(peer = ?request.peer_addr, status = %answer.status(), "WebSocket upgrade refused by the application");
                     return Err(Refusal::Application(Box::new(answer)));
                 }

@@ -249,7 +249,18 @@ impl RpcConnection {
     /// Dropping the returned future gives the call up cleanly: its pending
     /// entry is removed and a late response is ignored.
     pub async fn call(&self, action: &str, args: Vec<Value>) -> Result<Value, RpcError> {
-        self.call_inner(action, args).await
+        self.recorded(self.call_inner(action, args)).await
+    }
+
+    /// Runs a call, counting its outcome and time in the metrics.
+    async fn recorded(
+        &self,
+        call: impl std::future::Future<Output = Result<Value, RpcError>>,
+    ) -> Result<Value, RpcError> {
+        let started = crate::metrics::started(self.connection());
+        let outcome = call.await;
+        crate::metrics::call_finished(&outcome, crate::metrics::took(self.connection(), started));
+        outcome
     }
 
     /// [`call`](Self::call), giving up with [`RpcError::Timeout`] after
@@ -261,18 +272,21 @@ impl RpcConnection {
         args: Vec<Value>,
         timeout: Duration,
     ) -> Result<Value, RpcError> {
-        let call = std::pin::pin!(self.call_inner(action, args));
-        let runtime = self.connection().runtime();
-        let Some(deadline) = runtime.now().checked_add(timeout) else {
-            // Too far away for the clock: no timeout at all.
-            return call.await;
-        };
-        let timer = runtime.sleep_until(deadline);
-        match select(call, timer).await {
-            Either::Left((outcome, _)) => outcome,
-            // Dropping the call future here removes its pending entry.
-            Either::Right(_) => Err(RpcError::Timeout),
-        }
+        self.recorded(async {
+            let call = std::pin::pin!(self.call_inner(action, args));
+            let runtime = self.connection().runtime();
+            let Some(deadline) = runtime.now().checked_add(timeout) else {
+                // Too far away for the clock: no timeout at all.
+                return call.await;
+            };
+            let timer = runtime.sleep_until(deadline);
+            match select(call, timer).await {
+                Either::Left((outcome, _)) => outcome,
+                // Dropping the call future here removes its pending entry.
+                Either::Right(_) => Err(RpcError::Timeout),
+            }
+        })
+        .await
     }
 
     /// [`call`](Self::call) with serde: `args` must serialize to a JSON
@@ -385,6 +399,7 @@ async fn dispatch(
                 queue_message(&connection, &shared, &messages, message).await
             }
             Inbound::Refuse(response) => {
+                crate::metrics::request_finished("refused", None);
                 tracing::debug!(id = response.id, "rpc request refused: too many running");
                 send_response(&connection, &response).await;
             }
@@ -529,12 +544,23 @@ fn run_request(
         let slot = slot;
         let _held = held;
         let connection = connection_for_task;
+        let started = crate::metrics::started(&connection);
         let outcome = run_action(&slot.0, &actions, request.action, request.args).await;
+        let took = crate::metrics::took(&connection, started);
         match outcome {
             Some(outcome) => {
+                let label = if outcome.is_ok() {
+                    "success"
+                } else {
+                    "failure"
+                };
+                crate::metrics::request_finished(label, took);
                 send_response(&connection, &Response::from_outcome(request.id, outcome)).await
             }
-            None => tracing::debug!(id = request.id, "rpc action cancelled: connection closed"),
+            None => {
+                crate::metrics::request_finished("cancelled", None);
+                tracing::debug!(id = request.id, "rpc action cancelled: connection closed")
+            }
         }
     };
     // Most actions finish at their first poll: answering those right here

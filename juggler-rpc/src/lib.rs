@@ -57,6 +57,7 @@ mod connection;
 pub mod endpoint;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+mod metrics;
 pub mod protocol;
 
 pub use actions::{ActionFuture, Actions, INVALID_ACTION};

@@ -37,7 +37,11 @@ mod runtime;
 mod server;
 
 pub use client::{connect, connect_with, reconnecting};
-pub use server::{listen, JugglerEndpoint};
+pub use server::{listen, listen_with_routes, JugglerEndpoint};
+
+/// The `axum` crate, whose `Router` [`listen_with_routes`] takes and
+/// [`JugglerEndpoint`] mounts in.
+pub use axum;
 
 pub use juggler_driver::{
     connections_in_memory, crypto_provider, AutoflushPolicy, Backoff, ChangeCallbackHandle,

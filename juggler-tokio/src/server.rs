@@ -124,6 +124,32 @@ pub async fn listen(
     on_connection: impl Fn(Connection) + Send + Sync + 'static,
     options: ServerOptions,
 ) -> Result<Server, Error> {
+    listen_with_routes(host, port, on_connection, options, Router::new()).await
+}
+
+/// [`listen`], with routes of yours served beside the WebSocket endpoint
+/// and the static files: a health check, `/metrics`, a small API. The
+/// server's basic auth and `Cache-Control` apply to them as well. `routes`
+/// must not repeat the WebSocket path or `/`, and must not set a fallback
+/// when the options name a static folder (axum panics on both).
+///
+/// ```no_run
+/// use axum::{routing::get, Router};
+/// use juggler_tokio::{listen_with_routes, ServerOptions};
+///
+/// # async fn run() -> Result<(), juggler_tokio::Error> {
+/// let routes = Router::new().route("/health", get(|| async { "ok" }));
+/// let server = listen_with_routes("127.0.0.1", 0, drop, ServerOptions::default(), routes).await?;
+/// # server.close().await;
+/// # Ok(()) }
+/// ```
+pub async fn listen_with_routes(
+    host: &str,
+    port: u16,
+    on_connection: impl Fn(Connection) + Send + Sync + 'static,
+    options: ServerOptions,
+    routes: Router,
+) -> Result<Server, Error> {
     let ServerFiles {
         tls,
         static_dir,
@@ -134,7 +160,7 @@ pub async fn listen(
     let local_addr = listener.local_addr()?;
     let endpoint = JugglerEndpoint::new(on_connection, &options);
     let registry = endpoint.registry().clone();
-    let router = router(&options, &endpoint, static_dir, htpasswd);
+    let router = router(&options, &endpoint, static_dir, htpasswd, routes);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let scheme = if acceptor.is_some() { "wss" } else { "ws" };
     let url = format!("{scheme}://{local_addr}{}", options.ws_path);
@@ -155,8 +181,9 @@ fn router(
     endpoint: &JugglerEndpoint,
     static_dir: Option<StaticDir>,
     htpasswd: Option<Htpasswd>,
+    routes: Router,
 ) -> Router {
-    let mut router = Router::new().route(&options.ws_path, endpoint.handler());
+    let mut router = routes.route(&options.ws_path, endpoint.handler());
     if let Some(index_path) = options.index_path.clone() {
         router = router.route(
             "/",

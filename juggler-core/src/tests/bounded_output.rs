@@ -175,6 +175,16 @@ fn queued_bytes_follow_the_frames_through_collapse_and_close() {
     assert!(frames.len() <= 3 + engine.config().max_queued_data_frames + 1);
     let polled: usize = frames.iter().map(|transmit| transmit.text.len()).sum();
     assert_eq!(counted, polled);
+    let data_frames = frames
+        .iter()
+        .filter(|transmit| transmit.kind == crate::FrameKind::Data)
+        .count() as u64;
+    assert!(engine.collapsed_data_frames() > 0);
+    assert_eq!(
+        engine.collapsed_data_frames() + data_frames,
+        200,
+        "every change is a frame sent or a frame collapsed"
+    );
     assert_eq!(engine.queued_transmit_bytes(), 0);
     // A close drops what waits, and its bytes.
     engine.send_message(&message).unwrap();
