@@ -70,23 +70,41 @@ async fn server_sees<B: Backend>(connection: &Connection, expected: &Value) {
     .await
 }
 
-fn record_client_changes(
-    client: &ReconnectingClient,
-) -> (
-    Arc<Mutex<Vec<Value>>>,
-    juggler_driver::ClientChangeCallbackHandle,
-) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let observed = client.clone();
-    let recorder = seen.clone();
-    // A weak hold would be kinder, but the test keeps the client anyway.
-    let handle = client.register_change_cb(move || {
-        recorder
-            .lock()
-            .unwrap()
-            .push((*observed.remote_data()).clone())
-    });
-    (seen, handle)
+/// Every remote data change a client's callback saw, in order.
+struct ChangeRecord {
+    seen: Arc<Mutex<Vec<Value>>>,
+    arrivals: tokio::sync::mpsc::UnboundedReceiver<Value>,
+    _callback: juggler_driver::ClientChangeCallbackHandle,
+}
+
+impl ChangeRecord {
+    fn of(client: &ReconnectingClient) -> ChangeRecord {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (arrived, arrivals) = tokio::sync::mpsc::unbounded_channel();
+        let observed = client.clone();
+        let recorder = seen.clone();
+        let callback = client.register_change_cb(move || {
+            let data = (*observed.remote_data()).clone();
+            recorder.lock().unwrap().push(data.clone());
+            let _ = arrived.send(data);
+        });
+        ChangeRecord {
+            seen,
+            arrivals,
+            _callback: callback,
+        }
+    }
+
+    /// Waits until the callback has seen `value` (the callbacks run just
+    /// after the data changes, on the connection's task), then returns
+    /// everything it saw.
+    async fn until<B: Backend>(&mut self, value: &Value) -> Vec<Value> {
+        within::<B, _>(HANG_GUARD, "the change callback", async {
+            while self.arrivals.recv().await.as_ref() != Some(value) {}
+        })
+        .await;
+        self.seen.lock().unwrap().clone()
+    }
 }
 
 /// The server closes and a new one starts on the same port: the client
@@ -98,7 +116,7 @@ pub async fn survives_a_server_restart_on_the_same_port<B: Backend>() {
     let client = B::reconnecting(vec![first.url()], quick_options()).unwrap();
     let mut events = client.events();
     client.set_local_data(json!({"client": "a"})).unwrap();
-    let (seen, _recording) = record_client_changes(&client);
+    let mut record = ChangeRecord::of(&client);
 
     let address = next_event::<B, _>(&mut events, "connected", |event| match event {
         ReconnectEvent::Connected { address, .. } => Some(address),
@@ -146,7 +164,7 @@ pub async fn survives_a_server_restart_on_the_same_port<B: Backend>() {
     server_sees::<B>(&second_side, &json!({"client": "a", "while_away": true})).await;
     assert_eq!(client.status(), ClientStatus::Connected);
     assert_eq!(
-        *seen.lock().unwrap(),
+        record.until::<B>(&json!({"server": 2})).await,
         [json!({"server": 1}), json!({"server": 2})],
         "subscribers see one change per new state, never null"
     );
@@ -222,7 +240,7 @@ pub async fn survives_a_relay_that_cuts_mid_stream<B: Backend>() {
     let client =
         B::reconnecting(vec![format!("ws://{}/ws", relay.addr())], quick_options()).unwrap();
     let mut events = client.events();
-    let (seen, _recording) = record_client_changes(&client);
+    let mut record = ChangeRecord::of(&client);
 
     let mut connections = 0;
     let mut disconnects = 0;
@@ -258,7 +276,7 @@ pub async fn survives_a_relay_that_cuts_mid_stream<B: Backend>() {
     let latest = shared.lock().unwrap().latest.clone().unwrap();
     server_sees::<B>(&latest, &expected_local).await;
 
-    let seen = seen.lock().unwrap().clone();
+    let seen = record.until::<B>(&done).await;
     assert!(!seen.contains(&Value::Null), "no flash of null");
     let counters: Vec<u64> = seen
         .iter()
@@ -317,9 +335,15 @@ pub async fn calls_while_disconnected_fail_or_wait<B: Backend>() {
             let _ = sent_tx.send(patient.send(&json!("waited")).await);
         });
     }
-    let (accepted, mut incoming) = tokio::sync::mpsc::unbounded_channel();
+    // Every client connects; only `patient` sends anything.
+    let (received, mut messages) = tokio::sync::mpsc::unbounded_channel();
     let server = B::listen_on(port, server_options(), move |connection| {
-        let _ = accepted.send(connection);
+        let received = received.clone();
+        B::spawn(async move {
+            if let Ok(message) = connection.receive().await {
+                let _ = received.send(message);
+            }
+        });
     })
     .await
     .expect("listen on the freed port");
@@ -327,31 +351,7 @@ pub async fn calls_while_disconnected_fail_or_wait<B: Backend>() {
         .await
         .unwrap();
     assert!(sent.is_ok(), "{sent:?}");
-    // Both other clients reconnect too; one of the three has the message.
-    let mut got = None;
-    within::<B, _>(HANG_GUARD, "the waited message", async {
-        while got.is_none() {
-            let connection = incoming.recv().await.unwrap();
-            B::spawn({
-                let connection = connection.clone();
-                async move {
-                    let _ = connection.wait_closed().await;
-                }
-            });
-            if connection.remote_data().is_null() {
-                // Not `failing` (its local data is "kept"): the message
-                // comes from `patient` or nobody.
-                let message = within::<B, _>(HANG_GUARD, "a message", async {
-                    connection.receive().await
-                })
-                .await;
-                if let Ok(message) = message {
-                    got = Some(message);
-                }
-            }
-        }
-    })
-    .await;
+    let got = within::<B, _>(HANG_GUARD, "the waited message", messages.recv()).await;
     assert_eq!(got, Some(json!("waited")));
 
     for client in [failing, short, patient] {
