@@ -56,3 +56,9 @@ pub use serde_json::Value;
 
 #[cfg(test)]
 mod tests;
+
+/// The crate README's example, compiled and run as a doctest so it stays
+/// true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

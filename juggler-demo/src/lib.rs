@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use juggler_rpc::{Actions, RpcConnection};
 use juggler_tokio::axum::{routing::get, Router};
-use juggler_tokio::{listen_with_routes, Connection, Error, Server, ServerOptions, SharedState};
+use juggler_tokio::{listen_with_routes, Connection, Error, Group, Server, ServerOptions};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
@@ -42,11 +42,12 @@ fn prometheus() -> Result<&'static PrometheusHandle, Error> {
 
 /// What every connection shares.
 struct State {
-    /// The state every page shows: diffed and encoded once per change.
-    shared: SharedState,
+    /// The pages: each shows the group's state, diffed and encoded once
+    /// per change for all of them.
+    pages: Group,
     counter: i64,
     /// Connected pages by id, with the name each one synced.
-    clients: BTreeMap<u64, (RpcConnection, String)>,
+    names: BTreeMap<u64, String>,
     next_id: u64,
 }
 
@@ -54,9 +55,9 @@ impl State {
     fn snapshot(&self) -> Value {
         json!({
             "time": clock_text(SystemTime::now()),
-            "clients": self.clients.len(),
+            "clients": self.names.len(),
             "counter": self.counter,
-            "names": self.clients.values().map(|(_, name)| name.clone()).collect::<Vec<_>>(),
+            "names": self.names.values().cloned().collect::<Vec<_>>(),
         })
     }
 }
@@ -93,12 +94,8 @@ fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
 /// Sends the current shared state to every page: one diff and one encoded
 /// frame for all of them.
 fn publish(state: &Shared) {
-    let mut state = lock(state);
-    let snapshot = state.snapshot();
-    let change = state.shared.set(snapshot);
-    for (connection, _) in state.clients.values() {
-        let _ = connection.connection().set_local_data_shared(&change);
-    }
+    let state = lock(state);
+    state.pages.set_state(state.snapshot());
 }
 
 fn actions(state: &Shared) -> Actions {
@@ -135,7 +132,9 @@ fn accept(state: &Shared, messages: &broadcast::Sender<Value>, connection: Conne
         let mut locked = lock(state);
         let id = locked.next_id;
         locked.next_id += 1;
-        locked.clients.insert(id, (rpc.clone(), "guest".into()));
+        locked.names.insert(id, "guest".into());
+        // A page that closed already is simply not a member.
+        let _ = locked.pages.join(rpc.connection());
         id
     };
     publish(state);
@@ -148,8 +147,8 @@ fn accept(state: &Shared, messages: &broadcast::Sender<Value>, connection: Conne
                     let Ok(data) = change else { break };
                     let name = data.get("name").and_then(Value::as_str).unwrap_or("guest");
                     let name: String = name.chars().take(40).collect();
-                    if let Some(entry) = lock(&state).clients.get_mut(&id) {
-                        entry.1 = name;
+                    if let Some(entry) = lock(&state).names.get_mut(&id) {
+                        *entry = name;
                     }
                     publish(&state);
                 }
@@ -159,7 +158,7 @@ fn accept(state: &Shared, messages: &broadcast::Sender<Value>, connection: Conne
                 }
             }
         }
-        lock(&state).clients.remove(&id);
+        lock(&state).names.remove(&id);
         publish(&state);
     });
 }
@@ -168,9 +167,9 @@ impl Demo {
     /// Starts the demo server on `host:port` (`0` picks a free port).
     pub async fn start(host: &str, port: u16) -> Result<Demo, Error> {
         let state: Shared = Arc::new(Mutex::new(State {
-            shared: SharedState::new(Value::Null),
+            pages: Group::new(Value::Null),
             counter: 0,
-            clients: BTreeMap::new(),
+            names: BTreeMap::new(),
             next_id: 0,
         }));
         let (messages, _) = broadcast::channel(64);

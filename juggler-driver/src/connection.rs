@@ -829,6 +829,7 @@ impl Connection {
     }
 
     /// The peer's data as last received: a shared snapshot, not a copy.
+    #[doc(alias("remote_state", "state"))]
     pub fn remote_data(&self) -> Arc<Value> {
         self.shared().lock().engine.remote_data().clone()
     }
@@ -881,6 +882,7 @@ impl Connection {
     /// callback runs on the driver task and must not block; it may read the
     /// connection. Dropping the returned handle unregisters it.
     #[must_use = "the callback is unregistered when the handle is dropped"]
+    #[doc(alias("on_change", "subscribe"))]
     pub fn register_change_cb(
         &self,
         callback: impl Fn() + Send + Sync + 'static,
@@ -896,15 +898,18 @@ impl Connection {
     }
 
     /// An async stream of remote data changes; see [`RemoteChanges`].
+    #[doc(alias("watch", "changes"))]
     pub fn remote_changes(&self) -> RemoteChanges {
         RemoteChanges {
             seen: 0,
             shared: self.handle.shared.clone(),
+            pending: None,
         }
     }
 
     /// Replaces the local data; it syncs by the autoflush policy.
     /// `local_data()` returns the new value at once.
+    #[doc(alias("set_local", "set_state"))]
     pub fn set_local_data(&self, data: impl Into<Arc<Value>>) -> Result<(), Error> {
         let data = data.into();
         let now = self.shared().runtime.now();
@@ -945,6 +950,7 @@ impl Connection {
 
     /// Sends unsent local data changes now and waits until they, and every
     /// frame queued before them, are written to the socket.
+    #[doc(alias = "flush")]
     pub async fn flush_local_data(&self) -> Result<(), Error> {
         let ticket = self
             .shared()
@@ -1031,6 +1037,7 @@ impl Connection {
     /// The next message from the peer, waiting if there is none. Messages
     /// that arrived before the close are still returned; after them, fails
     /// with [`Error::Closed`].
+    #[doc(alias = "recv")]
     pub async fn receive(&self) -> Result<Value, Error> {
         let (message, reader_waiting) = self
             .shared()
@@ -1092,6 +1099,7 @@ impl Connection {
 
     /// Waits until the connection is closed and its socket released, and
     /// returns why it closed.
+    #[doc(alias("closed", "join"))]
     pub async fn wait_closed(&self) -> CloseReason {
         self.shared().wait_done().await;
         self.close_reason()
@@ -1153,10 +1161,27 @@ impl Drop for ChangeCallbackHandle {
 /// since the connection opened, its first `changed` returns at once with
 /// the current data, so a late subscriber never misses the state. It does
 /// not keep the connection open.
-#[derive(Clone)]
+///
+/// It is also a [`Stream`](futures_util::Stream) of the remote data after
+/// each change, which ends when the connection closes.
 pub struct RemoteChanges {
     shared: Arc<Shared>,
     seen: u64,
+    /// The wait in progress when used as a `Stream`.
+    pending: Option<PendingChange>,
+}
+
+type PendingChange =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(u64, Arc<Value>), Error>> + Send>>;
+
+impl Clone for RemoteChanges {
+    fn clone(&self) -> Self {
+        RemoteChanges {
+            shared: self.shared.clone(),
+            seen: self.seen,
+            pending: None,
+        }
+    }
 }
 
 impl fmt::Debug for RemoteChanges {
@@ -1171,23 +1196,50 @@ impl RemoteChanges {
     /// Waits for the next change and returns the remote data; fails with
     /// [`Error::Closed`] once the connection is closed.
     pub async fn changed(&mut self) -> Result<Arc<Value>, Error> {
-        let seen = self.seen;
-        let (count, data) = self
-            .shared
-            .wait_for(Waiting::Change, |state| {
-                if state.changes.count > seen {
-                    Some(Ok((
-                        state.changes.count,
-                        state.engine.remote_data().clone(),
-                    )))
-                } else if state.engine.is_closed() {
-                    Some(Err(Error::Closed))
-                } else {
-                    None
-                }
-            })
-            .await?;
+        let (count, data) = next_change(&self.shared, self.seen).await?;
         self.seen = count;
         Ok(data)
+    }
+}
+
+/// Waits for a change after the `seen`-th: the count and the data after it.
+async fn next_change(shared: &Shared, seen: u64) -> Result<(u64, Arc<Value>), Error> {
+    shared
+        .wait_for(Waiting::Change, |state| {
+            if state.changes.count > seen {
+                Some(Ok((
+                    state.changes.count,
+                    state.engine.remote_data().clone(),
+                )))
+            } else if state.engine.is_closed() {
+                Some(Err(Error::Closed))
+            } else {
+                None
+            }
+        })
+        .await
+}
+
+impl futures_util::Stream for RemoteChanges {
+    type Item = Arc<Value>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Arc<Value>>> {
+        let this = &mut *self;
+        let pending = this.pending.get_or_insert_with(|| {
+            let (shared, seen) = (this.shared.clone(), this.seen);
+            Box::pin(async move { next_change(&shared, seen).await })
+        });
+        let outcome = std::task::ready!(pending.as_mut().poll(cx));
+        this.pending = None;
+        std::task::Poll::Ready(match outcome {
+            Ok((count, data)) => {
+                this.seen = count;
+                Some(data)
+            }
+            Err(_) => None,
+        })
     }
 }

@@ -15,6 +15,14 @@ pub enum Error {
     /// says why.
     #[error("connection closed")]
     Closed,
+    /// The peer's data does not fit the type a
+    /// [`TypedConnection`](crate::TypedConnection) reads it as.
+    #[error("the peer's data does not fit the type: {0}")]
+    RemoteDataType(serde_json::Error),
+    /// A value of the application's type does not serialize to JSON (a map
+    /// whose keys are not strings, say).
+    #[error("the data does not serialize to JSON: {0}")]
+    LocalDataType(serde_json::Error),
     /// A [`ReconnectingClient`](crate::ReconnectingClient) has no open
     /// connection: it is between connections (see
     /// [`WhileDisconnected`](crate::WhileDisconnected)), it gave up, or the

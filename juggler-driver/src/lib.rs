@@ -18,12 +18,14 @@ mod connection;
 mod crypto;
 mod driver;
 mod error;
+mod group;
 mod metrics;
 mod options;
 mod reconnect;
 mod runtime;
 mod server;
 mod static_files;
+mod typed;
 
 pub use admission::{
     forwarded_client, Admission, AdmissionFuture, AdmissionHook, Admitted, PeerCertificates,
@@ -39,6 +41,7 @@ pub use connection::{
 pub use crypto::crypto_provider;
 pub use driver::{prepare, start};
 pub use error::{CloseReason, Error, ProtocolError};
+pub use group::Group;
 pub use metrics::METRICS_ENABLED;
 pub use options::{ConnectionOptions, KeepAlive};
 pub use reconnect::{
@@ -52,6 +55,7 @@ pub use server::{
     ServerFiles, ServerOptions, ShutdownSummary, UpgradeRejection,
 };
 pub use static_files::{FileBody, StaticDir};
+pub use typed::{TypedConnection, TypedRemoteChanges};
 
 /// The `http` crate, whose types the server and client options take.
 pub use http;
@@ -63,3 +67,9 @@ pub use juggler_core::{
     value_cost, AutoflushPolicy, EncodedMessage, Generation, PatchOperation, SharedChange,
     SharedState, Value,
 };
+
+/// The crate README's example, compiled and run as a doctest so it stays
+/// true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -113,6 +113,35 @@ impl Actions {
         })
     }
 
+    /// Registers the handler of an [`Action`](crate::Action) declared as
+    /// a type: [`typed_action`](Self::typed_action) with its name and
+    /// types, so the callers' [`invoke`](crate::RpcConnection::invoke)
+    /// and this handler cannot disagree.
+    ///
+    /// ```
+    /// use juggler_rpc::{Action, Actions};
+    ///
+    /// struct Double;
+    /// impl Action for Double {
+    ///     const NAME: &'static str = "double";
+    ///     type Args = (i64,);
+    ///     type Output = i64;
+    /// }
+    ///
+    /// let actions = Actions::new()
+    ///     .handle(Double, |(x,)| async move { x.checked_mul(2).ok_or("overflow") });
+    /// assert!(actions.contains("double"));
+    /// ```
+    pub fn handle<A, F, Fut, E>(self, _action: A, handler: F) -> Self
+    where
+        A: crate::Action,
+        E: Display,
+        F: Fn(A::Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<A::Output, E>> + Send + 'static,
+    {
+        self.typed_action(A::NAME, handler)
+    }
+
     /// Sets the action that answers requests for names not registered: it
     /// gets the requested name first, then the arguments.
     pub fn default_action<F, Fut, E>(mut self, handler: F) -> Self

@@ -234,6 +234,7 @@ impl RpcConnection {
     /// The next message from the peer that is not an rpc object, waiting
     /// if there is none. Messages that arrived before the close are still
     /// returned; after them, fails with [`Error::Closed`].
+    #[doc(alias = "recv")]
     pub async fn receive(&self) -> Result<Value, Error> {
         let mut messages = self.handle.messages.lock().await;
         let (message, _held) = messages.recv().await.ok_or(Error::Closed)?;
@@ -248,6 +249,7 @@ impl RpcConnection {
     ///
     /// Dropping the returned future gives the call up cleanly: its pending
     /// entry is removed and a late response is ignored.
+    #[doc(alias("request", "invoke_raw"))]
     pub async fn call(&self, action: &str, args: Vec<Value>) -> Result<Value, RpcError> {
         self.recorded(self.call_inner(action, args)).await
     }
@@ -310,6 +312,19 @@ impl RpcConnection {
         };
         let result = self.call(action, args).await?;
         serde_json::from_value(result).map_err(RpcError::InvalidResult)
+    }
+
+    /// Calls an [`Action`](crate::Action) declared as a type: its name,
+    /// arguments and result type come from the declaration (see
+    /// [`Actions::handle`](crate::Actions::handle) for the other side).
+    /// Fails as [`call_typed`](Self::call_typed) does.
+    #[doc(alias = "call")]
+    pub async fn invoke<A: crate::Action>(
+        &self,
+        _action: A,
+        args: A::Args,
+    ) -> Result<A::Output, RpcError> {
+        self.call_typed(A::NAME, args).await
     }
 
     async fn call_inner(&self, action: &str, args: Vec<Value>) -> Result<Value, RpcError> {

@@ -60,7 +60,7 @@ pub enum Inbound<W> {
         /// What the caller left waiting.
         waiter: W,
         /// The result, or the remote error text.
-        outcome: Result<Value, String>,
+        outcome: Result<Value, Value>,
     },
     /// A response to no pending call (never made, answered, given up):
     /// ignored.

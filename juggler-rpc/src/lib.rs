@@ -39,11 +39,11 @@
 //! let sum: i64 = client.call_typed("add_one", (41,)).await?;
 //! assert_eq!(sum, 42);
 //! match client.call("add_one", vec![json!("abc")]).await {
-//!     Err(RpcError::Remote(text)) => assert!(text.contains("invalid type")),
+//!     Err(err) => assert!(err.remote_text().unwrap().contains("invalid type")),
 //!     other => panic!("{other:?}"),
 //! }
 //! match client.call("missing", vec![]).await {
-//!     Err(RpcError::Remote(text)) => assert_eq!(text, "invalid action"),
+//!     Err(RpcError::Remote(error)) => assert_eq!(error, json!("invalid action")),
 //!     other => panic!("{other:?}"),
 //! }
 //! server.close().await;
@@ -59,10 +59,12 @@ pub mod endpoint;
 pub mod fuzzing;
 mod metrics;
 pub mod protocol;
+mod typed;
 
 pub use actions::{ActionFuture, Actions, INVALID_ACTION};
 pub use connection::{RpcConnection, RpcOptions, ACTION_PANICKED};
 pub use endpoint::TOO_MANY_REQUESTS;
+pub use typed::Action;
 
 use thiserror::Error;
 
@@ -71,10 +73,12 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum RpcError {
     /// The remote action failed (or does not exist: `"invalid action"`).
-    /// The text is the response's `result`: the string itself, or the JSON
-    /// text of a `result` that is not a string.
-    #[error("remote error: {0}")]
-    Remote(String),
+    /// The value is the response's `result` as the peer sent it: the
+    /// reference (and juggler-rpc's `Actions`) send the error's text, as a
+    /// JSON string; see [`remote_text`](Self::remote_text) and
+    /// [`remote_error_as`](Self::remote_error_as).
+    #[error("remote error: {}", remote_display(.0))]
+    Remote(serde_json::Value),
     /// The connection closed before the response arrived (or was closed
     /// when the call was made).
     #[error("connection closed")]
@@ -95,6 +99,47 @@ pub enum RpcError {
     InvalidResult(serde_json::Error),
 }
 
+fn remote_display(error: &serde_json::Value) -> String {
+    match error {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl RpcError {
+    /// The remote error's text, when the peer sent a string (as the
+    /// reference does).
+    pub fn remote_text(&self) -> Option<&str> {
+        match self {
+            RpcError::Remote(error) => error.as_str(),
+            _ => None,
+        }
+    }
+
+    /// The remote error as a `T`: `None` for other errors, `Some(Err(_))`
+    /// when the peer's error does not fit `T`.
+    ///
+    /// ```
+    /// use juggler_rpc::RpcError;
+    /// use serde_json::json;
+    ///
+    /// #[derive(serde::Deserialize, Debug, PartialEq)]
+    /// struct Refusal { code: u16 }
+    ///
+    /// let error = RpcError::Remote(json!({"code": 403}));
+    /// assert_eq!(error.remote_error_as::<Refusal>().unwrap().unwrap(), Refusal { code: 403 });
+    /// assert!(RpcError::Timeout.remote_error_as::<Refusal>().is_none());
+    /// ```
+    pub fn remote_error_as<T: serde::de::DeserializeOwned>(
+        &self,
+    ) -> Option<Result<T, serde_json::Error>> {
+        match self {
+            RpcError::Remote(error) => Some(T::deserialize(error)),
+            _ => None,
+        }
+    }
+}
+
 impl From<juggler_driver::Error> for RpcError {
     fn from(err: juggler_driver::Error) -> Self {
         match err {
@@ -103,3 +148,9 @@ impl From<juggler_driver::Error> for RpcError {
         }
     }
 }
+
+/// The crate README's example, compiled and run as a doctest so it stays
+/// true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

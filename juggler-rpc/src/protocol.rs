@@ -249,13 +249,12 @@ impl Response {
         Value::Object(object)
     }
 
-    /// `result` on success; on failure the remote error text: `result`
-    /// itself when it is a string, else its JSON text.
-    pub fn into_outcome(self) -> Result<Value, String> {
-        match (self.success, self.result) {
-            (true, result) => Ok(result),
-            (false, Value::String(text)) => Err(text),
-            (false, other) => Err(other.to_string()),
+    /// `result` on success; on failure the remote error, `result` as the
+    /// peer sent it (the reference sends the error's text).
+    pub fn into_outcome(self) -> Result<Value, Value> {
+        match self.success {
+            true => Ok(self.result),
+            false => Err(self.result),
         }
     }
 }
@@ -274,8 +273,8 @@ pub enum Resolved<T> {
         id: RpcId,
         /// What the caller left waiting.
         waiter: T,
-        /// The result, or the remote error text ([`Response::into_outcome`]).
-        outcome: Result<Value, String>,
+        /// The result, or the remote error ([`Response::into_outcome`]).
+        outcome: Result<Value, Value>,
     },
     /// No call with this id is pending (never made, already answered,
     /// cancelled, or the table is closed): the response is ignored.
@@ -558,17 +557,17 @@ mod tests {
     }
 
     #[test]
-    fn outcome_of_a_failure_is_its_text() {
+    fn outcome_of_a_failure_is_its_result_as_sent() {
         assert_eq!(
             Response::failure(1, "boom").into_outcome(),
-            Err("boom".to_owned())
+            Err(json!("boom"))
         );
         let not_a_string = Response {
             id: 1,
             success: false,
             result: json!({"code": 3}),
         };
-        assert_eq!(not_a_string.into_outcome(), Err(r#"{"code":3}"#.to_owned()));
+        assert_eq!(not_a_string.into_outcome(), Err(json!({"code": 3})));
         assert_eq!(
             Response::success(1, json!(null)).into_outcome(),
             Ok(Value::Null)

@@ -37,6 +37,7 @@ pub async fn connect_with(address: &str, options: ClientOptions) -> Result<Conne
 /// println!("connected to {:?}", connection.peer_addr());
 /// # Ok(()) }) }
 /// ```
+#[doc(alias("retry", "auto_reconnect"))]
 pub fn reconnecting<A: Into<String>>(
     addresses: impl IntoIterator<Item = A>,
     options: ReconnectOptions,

@@ -40,8 +40,15 @@ pub use server::{listen, JugglerEndpoint};
 pub use juggler_driver::{
     connections_in_memory, crypto_provider, AutoflushPolicy, Backoff, ChangeCallbackHandle,
     ClientChangeCallbackHandle, ClientOptions, ClientStatus, CloseReason, Connection,
-    ConnectionOptions, EncodedMessage, Error, Generation, KeepAlive, MemoryBudget, PatchOperation,
-    ProtocolError, ReconnectEvent, ReconnectEvents, ReconnectOptions, ReconnectingClient,
-    RemoteChanges, RemoteDataChanges, Server, ServerOptions, SharedChange, SharedState,
-    ShutdownSummary, Value, WeakConnection, WhileDisconnected,
+    ConnectionOptions, EncodedMessage, Error, Generation, Group, KeepAlive, MemoryBudget,
+    PatchOperation, ProtocolError, ReconnectEvent, ReconnectEvents, ReconnectOptions,
+    ReconnectingClient, RemoteChanges, RemoteDataChanges, Server, ServerOptions, SharedChange,
+    SharedState, ShutdownSummary, TypedConnection, TypedRemoteChanges, Value, WeakConnection,
+    WhileDisconnected,
 };
+
+/// The crate README's example, compiled and run as a doctest so it stays
+/// true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -288,6 +288,7 @@ fn status(code: StatusCode) -> Response<Body> {
 /// server.close().await;
 /// # Ok(()) }) }
 /// ```
+#[doc(alias("serve", "bind"))]
 pub async fn listen(
     host: &str,
     port: u16,

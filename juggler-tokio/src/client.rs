@@ -44,6 +44,7 @@ pub async fn connect_with(address: &str, options: ClientOptions) -> Result<Conne
 /// }
 /// # Ok(()) }
 /// ```
+#[doc(alias("retry", "auto_reconnect"))]
 pub fn reconnecting<A: Into<String>>(
     addresses: impl IntoIterator<Item = A>,
     options: ReconnectOptions,

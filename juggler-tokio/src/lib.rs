@@ -46,13 +46,20 @@ pub use axum;
 pub use juggler_driver::{
     connections_in_memory, crypto_provider, AutoflushPolicy, Backoff, ChangeCallbackHandle,
     ClientChangeCallbackHandle, ClientOptions, ClientStatus, CloseReason, Connection,
-    ConnectionOptions, EncodedMessage, Error, Generation, KeepAlive, MemoryBudget, PatchOperation,
-    ProtocolError, ReconnectEvent, ReconnectEvents, ReconnectOptions, ReconnectingClient,
-    RemoteChanges, RemoteDataChanges, Server, ServerOptions, SharedChange, SharedState,
-    ShutdownSummary, Value, WeakConnection, WhileDisconnected,
+    ConnectionOptions, EncodedMessage, Error, Generation, Group, KeepAlive, MemoryBudget,
+    PatchOperation, ProtocolError, ReconnectEvent, ReconnectEvents, ReconnectOptions,
+    ReconnectingClient, RemoteChanges, RemoteDataChanges, Server, ServerOptions, SharedChange,
+    SharedState, ShutdownSummary, TypedConnection, TypedRemoteChanges, Value, WeakConnection,
+    WhileDisconnected,
 };
 
-/// The README's example, compiled and run as a doctest so it stays true.
+/// The repository README's example, compiled and run as a doctest so it
+/// stays true.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The crate README's example, as a doctest too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct CrateReadmeDoctests;

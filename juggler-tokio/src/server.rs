@@ -118,6 +118,7 @@ impl JugglerEndpoint {
 /// server.close().await;
 /// # Ok(()) }
 /// ```
+#[doc(alias("serve", "bind"))]
 pub async fn listen(
     host: &str,
     port: u16,

@@ -298,6 +298,7 @@ impl ReconnectingClient {
     /// connection; it runs on the connection's task, must not block, and
     /// may read the client. Dropping the handle unregisters it.
     #[must_use = "the callback is unregistered when the handle is dropped"]
+    #[doc(alias("on_change", "subscribe"))]
     pub fn register_change_cb(
         &self,
         callback: impl Fn() + Send + Sync + 'static,
@@ -337,6 +338,7 @@ impl ReconnectingClient {
     /// closed, and with [`Error::Disconnected`] once it gave up, after
     /// the messages that arrived before. The messages a closed connection
     /// still holds are returned until the connection after it closes too.
+    #[doc(alias = "recv")]
     pub async fn receive(&self) -> Result<Value, Error> {
         let inner = self.inner();
         let mut drained_epoch = 0;

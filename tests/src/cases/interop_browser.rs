@@ -161,7 +161,7 @@ pub async fn reference_application_rpc<B: Backend>() {
     assert_eq!(echoed.unwrap(), json!([1, "two"]));
     let failed = within::<B, _>(HANG_GUARD, "page failure", rpc.call("fail", vec![])).await;
     assert!(
-        matches!(&failed, Err(RpcError::Remote(text)) if text.contains("page action failed")),
+        matches!(&failed, Err(RpcError::Remote(Value::String(text))) if text.contains("page action failed")),
         "{failed:?}"
     );
     let missing = within::<B, _>(HANG_GUARD, "page missing action", rpc.call("nope", vec![])).await;

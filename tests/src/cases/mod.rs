@@ -9,4 +9,5 @@ pub mod interop_python;
 pub mod load;
 pub mod reconnect;
 pub mod rpc;
+pub mod typed;
 pub mod web;

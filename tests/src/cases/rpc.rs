@@ -56,7 +56,8 @@ fn slow_and_fast(release: Arc<Notify>, started: mpsc::UnboundedSender<()>) -> Ac
 
 fn remote_text(result: Result<Value, RpcError>) -> String {
     match result {
-        Err(RpcError::Remote(text)) => text,
+        // The reference's wire form: the error's text as a JSON string.
+        Err(RpcError::Remote(Value::String(text))) => text,
         other => panic!("expected a remote error, got {other:?}"),
     }
 }

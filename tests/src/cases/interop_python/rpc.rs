@@ -124,7 +124,8 @@ async fn rpc_call<B: Backend>(
 /// The text of a remote error.
 fn remote_text(outcome: Result<Value, RpcError>) -> String {
     match outcome {
-        Err(RpcError::Remote(text)) => text,
+        // The reference's wire form: the error's text as a JSON string.
+        Err(RpcError::Remote(Value::String(text))) => text,
         other => panic!("expected a remote error, got {other:?}"),
     }
 }
