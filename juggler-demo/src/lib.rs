@@ -133,11 +133,13 @@ fn accept(state: &Shared, messages: &broadcast::Sender<Value>, connection: Conne
         let id = locked.next_id;
         locked.next_id += 1;
         locked.names.insert(id, "guest".into());
-        // A page that closed already is simply not a member.
+        // The state that counts this page, then the page joins and gets
+        // it as its first view (a page that closed already is simply not
+        // a member).
+        locked.pages.set_state(locked.snapshot());
         let _ = locked.pages.join(rpc.connection());
         id
     };
-    publish(state);
     let (state, messages) = (state.clone(), messages.clone());
     tokio::spawn(async move {
         let mut changes = rpc.remote_changes();
