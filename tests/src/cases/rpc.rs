@@ -190,7 +190,11 @@ pub async fn wire_format_and_ids<B: Backend>() {
         assert_eq!(rpc.pending_calls(), 0);
         match id {
             1 => assert_eq!(result.unwrap(), json!(124)),
-            2 => assert_eq!(remote_text(result), r#"{"code":7}"#),
+            // A structured error keeps its JSON.
+            2 => match result {
+                Err(RpcError::Remote(error)) => assert_eq!(error, json!({"code": 7})),
+                other => panic!("expected a remote error, got {other:?}"),
+            },
             _ => assert_eq!(remote_text(result), "bad"),
         }
     }
