@@ -109,6 +109,17 @@ struct ClientState {
 }
 
 impl ClientState {
+    /// Why nothing more will come: closed by the application, or given up.
+    fn ended(&self) -> Option<Error> {
+        if self.closing {
+            Some(Error::Closed)
+        } else if self.status == ClientStatus::GaveUp {
+            Some(Error::Disconnected)
+        } else {
+            None
+        }
+    }
+
     /// The installed connection if it is open; a closed one is detached,
     /// and its local data (with every change that reached it) kept here.
     fn open_connection(&mut self) -> Option<Connection> {
@@ -355,14 +366,9 @@ impl ReconnectingClient {
                         .as_ref()
                         .filter(|_| state.epoch > drained_epoch)
                         .map(|connection| (connection.clone(), state.epoch));
-                    if let Some(found) = draining.or(current) {
-                        Some(Ok(found))
-                    } else if state.closing {
-                        Some(Err(Error::Closed))
-                    } else if state.status == ClientStatus::GaveUp {
-                        Some(Err(Error::Disconnected))
-                    } else {
-                        None
+                    match draining.or(current) {
+                        Some(found) => Some(Ok(found)),
+                        None => state.ended().map(Err),
                     }
                 })
                 .await?;
@@ -429,13 +435,11 @@ impl Inner {
     async fn wait_connected(&self) -> Result<Connection, Error> {
         self.wait_status(|state| {
             if state.closing {
-                Some(Err(Error::Closed))
-            } else if let Some(connection) = state.open_connection() {
-                Some(Ok(connection))
-            } else if state.status == ClientStatus::GaveUp {
-                Some(Err(Error::Disconnected))
-            } else {
-                None
+                return Some(Err(Error::Closed));
+            }
+            match state.open_connection() {
+                Some(connection) => Some(Ok(connection)),
+                None => state.ended().map(Err),
             }
         })
         .await
@@ -653,12 +657,8 @@ impl RemoteDataChanges {
         let (version, data) = wait_on(&self.inner, &self.inner.remote_changed, |state| {
             if state.remote_version > seen {
                 Some(Ok((state.remote_version, state.remote.clone())))
-            } else if state.closing {
-                Some(Err(Error::Closed))
-            } else if state.status == ClientStatus::GaveUp {
-                Some(Err(Error::Disconnected))
             } else {
-                None
+                state.ended().map(Err)
             }
         })
         .await?;
