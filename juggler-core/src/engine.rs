@@ -119,6 +119,11 @@ impl FlushTicket {
         self.0
     }
 
+    /// The ticket of the frame numbered `seq` (0: complete at once).
+    pub(crate) fn at(seq: u64) -> Self {
+        FlushTicket(seq)
+    }
+
     #[cfg(test)]
     pub(crate) fn default_for_tests() -> Self {
         FlushTicket(0)

@@ -65,6 +65,26 @@ pub enum ProtocolError {
         /// The configured limit in bytes.
         limit: usize,
     },
+    /// A 0.7 frame was empty: it has no package header.
+    #[error("empty frame: a 0.7 package needs a header")]
+    EmptyPackage,
+    /// A 0.7 frame began with a header other than `0`, `1`, `2` or `3`.
+    #[error("unknown package header {0:?}")]
+    UnknownPackageHeader(char),
+    /// A segmented 0.7 message grew past the configured limit before its
+    /// last segment.
+    #[error("segmented message of {size} bytes or more exceeds the limit of {limit} bytes")]
+    MessageTooLarge {
+        /// What the message had reached, in bytes.
+        size: usize,
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// A 0.6/0.7 message of a type this side does not receive: a `state`,
+    /// `notify` or `response` sent to a server, a `request` sent to a
+    /// client, or a type that does not exist.
+    #[error("unexpected message type {0:?}")]
+    UnexpectedMessageType(String),
 }
 
 impl ProtocolError {
@@ -73,7 +93,9 @@ impl ProtocolError {
         match self {
             ProtocolError::BinaryFrame => 1003,
             ProtocolError::InvalidUtf8 => 1007,
-            ProtocolError::FrameTooLarge { .. } | ProtocolError::RemoteDataTooLarge { .. } => 1009,
+            ProtocolError::FrameTooLarge { .. }
+            | ProtocolError::RemoteDataTooLarge { .. }
+            | ProtocolError::MessageTooLarge { .. } => 1009,
             _ => 1002,
         }
     }

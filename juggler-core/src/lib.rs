@@ -33,6 +33,7 @@ pub mod liveness;
 mod patch;
 mod shared;
 mod transmit_queue;
+pub mod v07;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -1,0 +1,221 @@
+//! The 0.6/0.7 user layer (SPEC-0.7.md §5): the client sends `request`;
+//! the server sends `response`, `state` and `notify`. Anything else, in
+//! either direction, is a protocol error.
+
+use json_patch::PatchOperation;
+use serde_json::{json, Map, Value};
+
+use crate::{truncate_utf8, ProtocolError};
+
+/// A client's request, as the server receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The id, copied back verbatim in the response (the reference does
+    /// not check its type).
+    pub id: Value,
+    /// The name: a string from the references; a falsy one (`""`, `null`,
+    /// `0`, `false`) asks for an echo.
+    pub name: Value,
+    /// The data, if the request had any.
+    pub data: Option<Value>,
+}
+
+impl Request {
+    /// Whether the name is falsy in Python's sense: such a request is
+    /// answered with its own data (the 0.6 ping the server still echoes).
+    pub fn wants_echo(&self) -> bool {
+        !is_truthy(&self.name)
+    }
+}
+
+/// A message from the server, as the client receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerMessage {
+    /// The answer to a request.
+    Response {
+        /// The request's id.
+        id: Value,
+        /// `success`, taken as Python does (any truthy value).
+        success: bool,
+        /// The result, or the error (the reference sends its text).
+        data: Value,
+    },
+    /// A change of the server state, as a JSON Patch.
+    State {
+        /// The patch, to apply in order and atomically.
+        diff: Vec<PatchOperation>,
+    },
+    /// A notification.
+    Notify {
+        /// Its name.
+        name: String,
+        /// Its data.
+        data: Value,
+    },
+}
+
+/// Python's truthiness of a JSON value.
+pub(crate) fn is_truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(flag) => *flag,
+        Value::Number(number) => number.as_f64().is_some_and(|n| n != 0.0),
+        Value::String(text) => !text.is_empty(),
+        Value::Array(items) => !items.is_empty(),
+        Value::Object(entries) => !entries.is_empty(),
+    }
+}
+
+/// Parses a user message into its object and `type`.
+fn parse(text: &str) -> Result<(Map<String, Value>, String), ProtocolError> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|err| ProtocolError::InvalidJson(err.to_string()))?;
+    let Value::Object(mut object) = value else {
+        return Err(ProtocolError::NotAnObject);
+    };
+    match object.remove("type") {
+        Some(Value::String(kind)) => Ok((object, kind)),
+        _ => Err(ProtocolError::MissingType),
+    }
+}
+
+fn missing(kind: &str, field: &str) -> ProtocolError {
+    ProtocolError::InvalidMessage(format!("{kind} without {field}"))
+}
+
+/// Decodes what a server receives: a `request`.
+pub fn decode_request(text: &str) -> Result<Request, ProtocolError> {
+    let (mut object, kind) = parse(text)?;
+    if kind != "request" {
+        return Err(ProtocolError::UnexpectedMessageType(truncate_utf8(
+            &kind, 64,
+        )));
+    }
+    let id = object
+        .remove("id")
+        .ok_or_else(|| missing("request", "id"))?;
+    let name = object
+        .remove("name")
+        .ok_or_else(|| missing("request", "name"))?;
+    Ok(Request {
+        id,
+        name,
+        data: object.remove("data"),
+    })
+}
+
+/// Decodes what a client receives: a `response`, `state` or `notify`.
+pub fn decode_server_message(text: &str) -> Result<ServerMessage, ProtocolError> {
+    let (mut object, kind) = parse(text)?;
+    match kind.as_str() {
+        "response" => Ok(ServerMessage::Response {
+            id: object
+                .remove("id")
+                .ok_or_else(|| missing("response", "id"))?,
+            success: is_truthy(
+                &object
+                    .remove("success")
+                    .ok_or_else(|| missing("response", "success"))?,
+            ),
+            data: object.remove("data").unwrap_or(Value::Null),
+        }),
+        "state" => {
+            let diff = object
+                .remove("diff")
+                .ok_or_else(|| missing("state", "diff"))?;
+            Ok(ServerMessage::State {
+                diff: serde_json::from_value(diff)
+                    .map_err(|err| ProtocolError::InvalidPatch(err.to_string()))?,
+            })
+        }
+        "notify" => match object.remove("name") {
+            Some(Value::String(name)) => Ok(ServerMessage::Notify {
+                name,
+                data: object.remove("data").unwrap_or(Value::Null),
+            }),
+            _ => Err(missing("notify", "a string name")),
+        },
+        other => Err(ProtocolError::UnexpectedMessageType(truncate_utf8(
+            other, 64,
+        ))),
+    }
+}
+
+/// The text of a request (compact JSON, raw UTF-8).
+pub fn encode_request(id: u64, name: &str, data: &Value) -> String {
+    json!({"type": "request", "id": id, "name": name, "data": data}).to_string()
+}
+
+/// The text of a response.
+pub fn encode_response(id: &Value, success: bool, data: &Value) -> String {
+    json!({"type": "response", "id": id, "success": success, "data": data}).to_string()
+}
+
+/// The text of a state change.
+pub fn encode_state(diff: &[PatchOperation]) -> String {
+    json!({"type": "state", "diff": diff}).to_string()
+}
+
+/// The text of a notification.
+pub fn encode_notify(name: &str, data: &Value) -> String {
+    json!({"type": "notify", "name": name, "data": data}).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_decode_with_their_id_verbatim() {
+        let request =
+            decode_request(r#"{"type":"request","id":"abc","name":"hi","data":{"x":1}}"#).unwrap();
+        assert_eq!(request.id, json!("abc"));
+        assert_eq!(request.data, Some(json!({"x": 1})));
+        assert!(!request.wants_echo());
+        let echo = decode_request(r#"{"type":"request","id":3,"name":"","data":1}"#).unwrap();
+        assert!(echo.wants_echo());
+    }
+
+    #[test]
+    fn wrong_direction_and_missing_fields_are_protocol_errors() {
+        for (text, expected) in [
+            (r#"{"type":"notify","name":"n","data":1}"#, "unexpected"),
+            (r#"{"type":"request","name":"n","data":1}"#, "without id"),
+            (r#"{"type":"request","id":1,"data":1}"#, "without name"),
+            (r#"[1]"#, "not a JSON object"),
+            (r#"{"id":1}"#, "no string"),
+            (r#"{"#, "not valid JSON"),
+        ] {
+            let err = decode_request(text).unwrap_err();
+            assert!(err.to_string().contains(expected), "{text}: {err}");
+        }
+        for text in [
+            r#"{"type":"request","id":1,"name":"n","data":1}"#,
+            r#"{"type":"response","id":1,"data":1}"#,
+            r#"{"type":"state","diff":{}}"#,
+            r#"{"type":"notify","name":1,"data":1}"#,
+        ] {
+            assert!(decode_server_message(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn server_messages_decode() {
+        assert_eq!(
+            decode_server_message(
+                r#"{"type": "response", "id": 2, "data": "bad thing", "success": false}"#
+            )
+            .unwrap(),
+            ServerMessage::Response {
+                id: json!(2),
+                success: false,
+                data: json!("bad thing")
+            }
+        );
+        let state = decode_server_message(
+            r#"{"type": "state", "diff": [{"op": "remove", "path": "/a/1"}]}"#,
+        )
+        .unwrap();
+        assert!(matches!(state, ServerMessage::State { diff } if diff.len() == 1));
+    }
+}

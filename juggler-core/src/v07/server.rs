@@ -1,0 +1,385 @@
+//! The server side of the 0.6/0.7 user layer as a sans-IO machine.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use json_patch::PatchOperation;
+use serde_json::Value;
+
+use super::message::{decode_request, encode_notify, encode_response, encode_state, Request};
+use super::output::{Framing, Input, OutFrame, Output};
+use super::DEFAULT_MAX_MESSAGE_SIZE;
+use crate::UpdateError;
+use crate::{apply, diff, AutoflushPolicy, CloseReason, Closed, FlushTicket, ProtocolError};
+
+/// Settings of a [`ServerEngine`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// 0.6 (whole frames) or 0.7 (segments).
+    pub framing: Framing,
+    /// When state changes go out: 0.2 s (default), at once, or on flush.
+    pub autoflush: AutoflushPolicy,
+    /// The largest message a peer may send, joined from its segments.
+    /// Default 64 MiB.
+    pub max_message_size: usize,
+}
+
+impl ServerConfig {
+    /// The 0.7 defaults: segments of 65,536 bytes, autoflush 0.2 s.
+    pub fn v0_7() -> Self {
+        ServerConfig {
+            framing: Framing::Segmented {
+                max_segment_size: super::DEFAULT_MAX_SEGMENT_SIZE,
+            },
+            autoflush: AutoflushPolicy::default(),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+        }
+    }
+
+    /// The 0.6 defaults: whole frames, autoflush 0.2 s.
+    pub fn v0_6() -> Self {
+        ServerConfig {
+            framing: Framing::Whole,
+            ..ServerConfig::v0_7()
+        }
+    }
+
+    /// These settings with another autoflush policy.
+    pub fn autoflush(mut self, autoflush: AutoflushPolicy) -> Self {
+        self.autoflush = autoflush;
+        self
+    }
+}
+
+/// What the server application must hear about.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ServerEvent {
+    /// A request to answer with [`ServerEngine::respond`]. (Requests with a
+    /// falsy name are echoed, and those without data refused, by the
+    /// engine, as the reference does; they do not show here.)
+    Request(Request),
+    /// The engine closed; it is the last event.
+    Closed(CloseReason),
+}
+
+/// How the state differs from what the client holds once the queued
+/// frames are out (as in the 0.5 engine: no second copy of the state is
+/// kept unless the state was replaced).
+#[derive(Debug, Default)]
+enum Pending {
+    /// The client will hold the state.
+    #[default]
+    None,
+    /// These ops take the client's copy to the state.
+    Ops(Vec<PatchOperation>),
+    /// `prefix`, then the diff from `base` to the state.
+    Replaced {
+        base: Arc<Value>,
+        prefix: Vec<PatchOperation>,
+    },
+}
+
+/// One server connection of the 0.6/0.7 generations (SPEC-0.7.md §5, §6).
+///
+/// The state flows one way, to the client, as JSON Patch made of `add`,
+/// `remove` and `replace` only (never `test`, which the Python client
+/// misapplies): the first `state` message is a whole `replace` at `""`,
+/// and nothing is sent while the state is `null`. Requests come in as
+/// [`ServerEvent::Request`]s to answer with [`respond`](Self::respond),
+/// in any order.
+///
+/// The driver contract is the 0.5 [`Engine`](crate::Engine)'s: feed every
+/// received text frame to [`handle_text`](Self::handle_text), write what
+/// [`poll_transmit`](Self::poll_transmit) returns in order, call
+/// [`handle_timeout`](Self::handle_timeout) at
+/// [`poll_timeout`](Self::poll_timeout), and read
+/// [`poll_event`](Self::poll_event) after each call. Pings and pongs come
+/// out of `poll_transmit` ahead of queued messages, so a `2` is answered
+/// at once, even between the segments of a message going out.
+#[derive(Debug)]
+pub struct ServerEngine {
+    config: ServerConfig,
+    input: Input,
+    output: Output,
+    state: Arc<Value>,
+    pending: Pending,
+    flush_at: Option<Instant>,
+    events: VecDeque<ServerEvent>,
+    closed: Option<CloseReason>,
+}
+
+/// What a request without `data` gets, as from the reference (Python's
+/// `KeyError` text).
+const MISSING_DATA: &str = "'data'";
+
+impl ServerEngine {
+    /// A connection whose state starts as `state` (a shared state's
+    /// current value, or `null`): a non-null one goes out by the autoflush
+    /// policy, as the first change would.
+    pub fn new(config: ServerConfig, state: impl Into<Arc<Value>>, now: Instant) -> Self {
+        let input = Input::new(config.framing, config.max_message_size);
+        let mut engine = ServerEngine {
+            config,
+            input,
+            output: Output::default(),
+            state: Arc::new(Value::Null),
+            pending: Pending::None,
+            flush_at: None,
+            events: VecDeque::new(),
+            closed: None,
+        };
+        let _ = engine.set_state(now, state);
+        engine
+    }
+
+    /// The state as last set.
+    pub fn state(&self) -> &Arc<Value> {
+        &self.state
+    }
+
+    /// Replaces the state; it goes out by the autoflush policy, as a diff.
+    pub fn set_state(&mut self, now: Instant, state: impl Into<Arc<Value>>) -> Result<(), Closed> {
+        if self.closed.is_some() {
+            return Err(Closed);
+        }
+        let base = self.state.clone();
+        self.pending = match std::mem::take(&mut self.pending) {
+            Pending::None => Pending::Replaced {
+                base,
+                prefix: Vec::new(),
+            },
+            Pending::Ops(prefix) => Pending::Replaced { base, prefix },
+            replaced @ Pending::Replaced { .. } => replaced,
+        };
+        self.state = state.into();
+        self.schedule(now);
+        Ok(())
+    }
+
+    /// Changes the state by JSON Patch ops, in O(change): with nothing
+    /// else pending, the ops themselves go out (ops other than `add`,
+    /// `remove` and `replace` are applied, then sent as a diff). Fails with
+    /// [`UpdateError::Patch`] when they do not apply; nothing changes then.
+    pub fn update_state(
+        &mut self,
+        now: Instant,
+        ops: Vec<PatchOperation>,
+    ) -> Result<(), UpdateError> {
+        if self.closed.is_some() {
+            return Err(UpdateError::Closed);
+        }
+        let plain = ops.iter().all(|op| {
+            matches!(
+                op,
+                PatchOperation::Add(_) | PatchOperation::Remove(_) | PatchOperation::Replace(_)
+            )
+        });
+        if !plain {
+            let mut changed = (*self.state).clone();
+            apply(&mut changed, &ops).map_err(|err| UpdateError::Patch(err.to_string()))?;
+            return self.set_state(now, changed).map_err(UpdateError::from);
+        }
+        apply(Arc::make_mut(&mut self.state), &ops)
+            .map_err(|err| UpdateError::Patch(err.to_string()))?;
+        self.pending = match std::mem::take(&mut self.pending) {
+            Pending::None => Pending::Ops(ops),
+            Pending::Ops(mut queued) => {
+                queued.extend(ops);
+                Pending::Ops(queued)
+            }
+            replaced @ Pending::Replaced { .. } => replaced,
+        };
+        self.schedule(now);
+        Ok(())
+    }
+
+    fn schedule(&mut self, now: Instant) {
+        match self.config.autoflush {
+            AutoflushPolicy::Immediate => self.sync(),
+            // The first change opens the window; later ones do not
+            // extend it (as the reference's loop).
+            AutoflushPolicy::Delayed(delay) => {
+                if self.flush_at.is_none() && !matches!(self.pending, Pending::None) {
+                    self.flush_at = Some(now + delay);
+                }
+            }
+            AutoflushPolicy::Manual => {}
+        }
+    }
+
+    /// Queues the pending change as one `state` message, if it changes
+    /// anything.
+    fn sync(&mut self) {
+        self.flush_at = None;
+        let diff = match std::mem::take(&mut self.pending) {
+            Pending::None => return,
+            Pending::Ops(ops) => ops,
+            Pending::Replaced { base, mut prefix } => {
+                prefix.extend(diff(&base, &self.state));
+                prefix
+            }
+        };
+        if !diff.is_empty() {
+            self.output
+                .push_message(self.config.framing, encode_state(&diff));
+        }
+    }
+
+    /// Sends the pending state change now (whatever the policy). The
+    /// ticket completes once it is written.
+    pub fn flush(&mut self) -> Result<FlushTicket, Closed> {
+        if self.closed.is_some() {
+            return Err(Closed);
+        }
+        self.sync();
+        Ok(self.output.ticket())
+    }
+
+    /// Queues a notification. It may reach the client before a state
+    /// change still in its autoflush window; [`flush`](Self::flush) first
+    /// to send that first.
+    pub fn notify(&mut self, name: &str, data: &Value) -> Result<FlushTicket, Closed> {
+        if self.closed.is_some() {
+            return Err(Closed);
+        }
+        Ok(self
+            .output
+            .push_message(self.config.framing, encode_notify(name, data)))
+    }
+
+    /// Answers the request with `id` (copied verbatim): `Ok(data)` is
+    /// `success: true`, `Err(data)` `success: false` (the reference sends
+    /// the error's text).
+    pub fn respond(
+        &mut self,
+        id: &Value,
+        result: Result<Value, Value>,
+    ) -> Result<FlushTicket, Closed> {
+        if self.closed.is_some() {
+            return Err(Closed);
+        }
+        let (success, data) = match result {
+            Ok(data) => (true, data),
+            Err(data) => (false, data),
+        };
+        Ok(self
+            .output
+            .push_message(self.config.framing, encode_response(id, success, &data)))
+    }
+
+    /// Queues a transport ping with `payload` (0.7 only; the keep-alive
+    /// machine, [`Liveness`](crate::Liveness), says when).
+    pub fn send_ping(&mut self, payload: &str) -> Result<(), Closed> {
+        if self.closed.is_some() {
+            return Err(Closed);
+        }
+        if matches!(self.config.framing, Framing::Segmented { .. }) {
+            self.output.push_control(super::ping_frame(payload));
+        }
+        Ok(())
+    }
+
+    /// Takes one received text frame. A violation closes the engine and
+    /// is returned.
+    pub fn handle_text(&mut self, frame: &str) -> Result<(), ProtocolError> {
+        if self.closed.is_some() {
+            return Ok(());
+        }
+        let outcome = self
+            .input
+            .take(frame, &mut self.output)
+            .and_then(|text| text.map(|text| decode_request(&text)).transpose());
+        let request = match outcome {
+            Ok(Some(request)) => request,
+            Ok(None) => return Ok(()),
+            Err(err) => {
+                self.fail(err.clone());
+                return Err(err);
+            }
+        };
+        if request.wants_echo() {
+            let data = request.data.unwrap_or(Value::Null);
+            let _ = self.respond(&request.id, Ok(data));
+        } else if request.data.is_none() {
+            let _ = self.respond(&request.id, Err(Value::from(MISSING_DATA)));
+        } else {
+            self.events.push_back(ServerEvent::Request(request));
+        }
+        Ok(())
+    }
+
+    /// The next frame to write.
+    pub fn poll_transmit(&mut self) -> Option<OutFrame> {
+        self.output.pop()
+    }
+
+    /// Frames waiting for [`poll_transmit`](Self::poll_transmit).
+    pub fn queued_frames(&self) -> usize {
+        self.output.frames()
+    }
+
+    /// Their text bytes.
+    pub fn queued_bytes(&self) -> usize {
+        self.output.bytes()
+    }
+
+    /// Bytes of a message that waits for its last segment.
+    pub fn buffered_input(&self) -> usize {
+        self.input.buffered()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is due: the end of
+    /// the autoflush window.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.flush_at
+    }
+
+    /// Time has reached `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.flush_at.is_some_and(|at| at <= now) {
+            self.sync();
+        }
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Closes the engine (the driver sends its close frame); pending
+    /// output stays to be written first.
+    pub fn close(&mut self) {
+        self.finish(CloseReason::Local);
+    }
+
+    /// The transport closed.
+    pub fn handle_transport_closed(&mut self, reason: CloseReason) {
+        self.finish(reason);
+    }
+
+    /// Why the engine closed, once it has.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        self.closed.as_ref()
+    }
+
+    fn fail(&mut self, err: ProtocolError) {
+        self.output.clear();
+        self.finish(CloseReason::Protocol(err));
+    }
+
+    fn finish(&mut self, reason: CloseReason) {
+        if self.closed.is_none() {
+            self.flush_at = None;
+            self.closed = Some(reason.clone());
+            self.events.push_back(ServerEvent::Closed(reason));
+        }
+    }
+
+    /// The delay after which a change goes out (`None`: manual).
+    pub fn autoflush_delay(&self) -> Option<Duration> {
+        self.config.autoflush.delay()
+    }
+}

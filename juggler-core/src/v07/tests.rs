@@ -1,0 +1,444 @@
+//! The 0.6/0.7 engines against SPEC-0.7.md: state sync at each autoflush
+//! policy, requests, the transport's pings, bad input, and properties.
+
+// `Instant::now()` here is only the virtual clock's origin.
+#![allow(clippy::disallowed_methods)]
+
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::{AutoflushPolicy, CloseReason, PatchOperation, ProtocolError};
+
+fn server(policy: AutoflushPolicy, now: Instant) -> ServerEngine {
+    ServerEngine::new(ServerConfig::v0_7().autoflush(policy), Value::Null, now)
+}
+
+/// The frames the engine has now, as text.
+fn drain_server(server: &mut ServerEngine) -> Vec<String> {
+    std::iter::from_fn(|| server.poll_transmit().map(|frame| frame.text)).collect()
+}
+
+fn drain_client(client: &mut ClientEngine) -> Vec<String> {
+    std::iter::from_fn(|| client.poll_transmit().map(|frame| frame.text)).collect()
+}
+
+/// The user messages in 0.7 frames, joined.
+fn messages(frames: &[String]) -> Vec<Value> {
+    let mut reassembler = Reassembler::new(usize::MAX);
+    frames
+        .iter()
+        .filter_map(|frame| match reassembler.handle_frame(frame).unwrap() {
+            Package::Message(text) => Some(serde_json::from_str(&text).unwrap()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ops(value: Value) -> Vec<PatchOperation> {
+    serde_json::from_value(value).unwrap()
+}
+
+#[test]
+fn nothing_is_sent_while_the_state_is_null() {
+    let now = Instant::now();
+    let mut server = server(AutoflushPolicy::Immediate, now);
+    server.set_state(now, Value::Null).unwrap();
+    server.flush().unwrap();
+    assert!(drain_server(&mut server).is_empty());
+}
+
+#[test]
+fn immediate_sends_every_change_and_the_first_replaces_the_root() {
+    let now = Instant::now();
+    let mut server = server(AutoflushPolicy::Immediate, now);
+    server.set_state(now, json!({"a": 1})).unwrap();
+    server.set_state(now, json!({"a": 2})).unwrap();
+    server.set_state(now, json!({"a": 2})).unwrap();
+    assert_eq!(
+        messages(&drain_server(&mut server)),
+        [
+            json!({"type": "state", "diff": [{"op": "replace", "path": "", "value": {"a": 1}}]}),
+            json!({"type": "state", "diff": [{"op": "replace", "path": "/a", "value": 2}]}),
+        ],
+        "an equal value sends nothing"
+    );
+}
+
+#[test]
+fn a_delay_window_opens_at_the_first_change_and_sends_the_latest() {
+    let start = Instant::now();
+    let ms = |n| start + Duration::from_millis(n);
+    let mut server = server(AutoflushPolicy::Delayed(Duration::from_millis(200)), start);
+    server.set_state(ms(0), json!({"n": 1})).unwrap();
+    server.set_state(ms(50), json!({"n": 2})).unwrap();
+    server.set_state(ms(100), json!({"n": 3})).unwrap();
+    assert_eq!(
+        server.poll_timeout(),
+        Some(ms(200)),
+        "later changes do not extend it"
+    );
+    server.handle_timeout(ms(199));
+    assert!(drain_server(&mut server).is_empty());
+    server.handle_timeout(ms(200));
+    assert_eq!(
+        messages(&drain_server(&mut server)),
+        [json!({"type": "state", "diff": [{"op": "replace", "path": "", "value": {"n": 3}}]})]
+    );
+    assert_eq!(server.poll_timeout(), None);
+}
+
+#[test]
+fn manual_sends_only_on_flush_including_the_initial_state() {
+    let now = Instant::now();
+    let mut server = ServerEngine::new(
+        ServerConfig::v0_7().autoflush(AutoflushPolicy::Manual),
+        json!({"shared": true}),
+        now,
+    );
+    server.set_state(now, json!({"shared": 1})).unwrap();
+    assert!(drain_server(&mut server).is_empty());
+    let ticket = server.flush().unwrap();
+    let frames: Vec<OutFrame> = std::iter::from_fn(|| server.poll_transmit()).collect();
+    assert_eq!(frames.last().unwrap().seq, ticket.seq());
+    assert_eq!(
+        messages(&frames.into_iter().map(|f| f.text).collect::<Vec<_>>()),
+        [json!({"type": "state", "diff": [{"op": "replace", "path": "", "value": {"shared": 1}}]})]
+    );
+    server.flush().unwrap();
+    assert!(
+        drain_server(&mut server).is_empty(),
+        "nothing pending, nothing sent"
+    );
+}
+
+#[test]
+fn updates_send_their_own_ops_and_never_test_move_or_copy() {
+    let now = Instant::now();
+    let mut server = server(AutoflushPolicy::Immediate, now);
+    server.set_state(now, json!({"a": [1, 2], "b": 1})).unwrap();
+    drain_server(&mut server);
+    server
+        .update_state(now, ops(json!([{"op": "add", "path": "/a/-", "value": 3}])))
+        .unwrap();
+    server
+        .update_state(
+            now,
+            ops(json!([
+                {"op": "test", "path": "/b", "value": 1},
+                {"op": "move", "from": "/b", "path": "/c"}
+            ])),
+        )
+        .unwrap();
+    let sent = messages(&drain_server(&mut server));
+    assert_eq!(
+        sent[0],
+        json!({"type": "state", "diff": [{"op": "add", "path": "/a/-", "value": 3}]})
+    );
+    let diff = sent[1]["diff"].as_array().unwrap();
+    assert!(diff
+        .iter()
+        .all(|op| ["add", "remove", "replace"].contains(&op["op"].as_str().unwrap())));
+    assert_eq!(**server.state(), json!({"a": [1, 2, 3], "c": 1}));
+    assert!(server
+        .update_state(now, ops(json!([{"op": "remove", "path": "/nope"}])))
+        .is_err());
+    assert_eq!(**server.state(), json!({"a": [1, 2, 3], "c": 1}));
+}
+
+#[test]
+fn requests_echo_refuse_or_reach_the_application() {
+    let now = Instant::now();
+    let mut server = server(AutoflushPolicy::Immediate, now);
+    server
+        .handle_text(r#"0{"type":"request","id":3,"name":"","data":{"x":1}}"#)
+        .unwrap();
+    server
+        .handle_text(r#"0{"type":"request","id":"abc","name":"hi"}"#)
+        .unwrap();
+    server
+        .handle_text(r#"0{"type":"request","id":7,"name":"hi","data":null}"#)
+        .unwrap();
+    assert_eq!(
+        messages(&drain_server(&mut server)),
+        [
+            json!({"type": "response", "id": 3, "success": true, "data": {"x": 1}}),
+            json!({"type": "response", "id": "abc", "success": false, "data": "'data'"}),
+        ]
+    );
+    let Some(ServerEvent::Request(request)) = server.poll_event() else {
+        panic!("a request")
+    };
+    assert_eq!(
+        (request.id.clone(), request.name.clone()),
+        (json!(7), json!("hi"))
+    );
+    server.respond(&request.id, Err(json!("my error"))).unwrap();
+    assert_eq!(
+        messages(&drain_server(&mut server)),
+        [json!({"type": "response", "id": 7, "success": false, "data": "my error"})]
+    );
+}
+
+#[test]
+fn a_ping_is_answered_ahead_of_queued_segments() {
+    let now = Instant::now();
+    let mut server = ServerEngine::new(
+        ServerConfig {
+            framing: Framing::Segmented {
+                max_segment_size: 8,
+            },
+            ..ServerConfig::v0_7()
+        },
+        Value::Null,
+        now,
+    );
+    server.notify("note", &json!("x".repeat(40))).unwrap();
+    let first = server.poll_transmit().unwrap();
+    assert!(first.text.starts_with('1'));
+    server.handle_text("2hello-ping").unwrap();
+    server.handle_text("2second").unwrap();
+    let next = server.poll_transmit().unwrap();
+    assert_eq!(
+        (next.seq, next.text.as_str()),
+        (0, "3second"),
+        "one pong, the newest"
+    );
+    assert!(server.poll_transmit().unwrap().text.starts_with('1'));
+}
+
+#[test]
+fn bad_input_closes_with_a_protocol_error() {
+    type Expected = fn(&ProtocolError) -> bool;
+    let cases: [(&str, Expected); 6] = [
+        ("", |err| matches!(err, ProtocolError::EmptyPackage)),
+        ("9abc", |err| {
+            matches!(err, ProtocolError::UnknownPackageHeader('9'))
+        }),
+        ("{}", |err| {
+            matches!(err, ProtocolError::UnknownPackageHeader('{'))
+        }),
+        ("0{", |err| matches!(err, ProtocolError::InvalidJson(_))),
+        (r#"0{"type":"notify","name":"n","data":1}"#, |err| {
+            matches!(err, ProtocolError::UnexpectedMessageType(_))
+        }),
+        (r#"0{"type":"request","name":"n","data":1}"#, |err| {
+            matches!(err, ProtocolError::InvalidMessage(_))
+        }),
+    ];
+    for (frame, expected) in cases {
+        let now = Instant::now();
+        let mut server = server(AutoflushPolicy::Immediate, now);
+        server.set_state(now, json!(1)).unwrap();
+        let err = server.handle_text(frame).unwrap_err();
+        assert!(expected(&err), "{frame:?}: {err:?}");
+        assert!(
+            drain_server(&mut server).is_empty(),
+            "queued output is dropped"
+        );
+        assert!(matches!(
+            server.poll_event(),
+            Some(ServerEvent::Closed(CloseReason::Protocol(_)))
+        ));
+        assert!(server.set_state(now, json!(2)).is_err());
+    }
+    let mut client = ClientEngine::new(ClientConfig::v0_7());
+    let err = client
+        .handle_text(r#"0{"type":"request","id":1,"name":"x","data":1}"#)
+        .unwrap_err();
+    assert!(matches!(err, ProtocolError::UnexpectedMessageType(_)));
+}
+
+#[test]
+fn a_segment_flood_past_the_limit_closes() {
+    let mut server = ServerEngine::new(
+        ServerConfig {
+            max_message_size: 1000,
+            ..ServerConfig::v0_7()
+        },
+        Value::Null,
+        Instant::now(),
+    );
+    let segment = format!("1{}", "x".repeat(100));
+    for _ in 0..10 {
+        server.handle_text(&segment).unwrap();
+    }
+    assert_eq!(server.buffered_input(), 1000);
+    let err = server.handle_text(&segment).unwrap_err();
+    assert_eq!(err.close_code(), 1009);
+}
+
+#[test]
+fn client_requests_count_from_one_and_end_by_answer_timeout_or_close() {
+    let start = Instant::now();
+    let mut client = ClientEngine::new(ClientConfig::v0_7());
+    let (first, _) = client.request(start, "a", &json!(1), None).unwrap();
+    let (second, _) = client
+        .request(start, "b", &json!(2), Some(Duration::from_secs(1)))
+        .unwrap();
+    let (third, _) = client.request(start, "c", &json!(3), None).unwrap();
+    assert_eq!((first, second, third), (1, 2, 3));
+    assert_eq!(
+        messages(&drain_client(&mut client))[0],
+        json!({"type": "request", "id": 1, "name": "a", "data": 1})
+    );
+    client
+        .handle_text(r#"0{"type":"response","id":99,"success":true,"data":0}"#)
+        .unwrap();
+    assert_eq!(client.poll_event(), None, "an unknown id is ignored");
+    client
+        .handle_text(r#"0{"type":"response","id":1,"success":1,"data":"ok"}"#)
+        .unwrap();
+    assert_eq!(
+        client.poll_event(),
+        Some(ClientEvent::Response {
+            id: 1,
+            result: Ok(json!("ok"))
+        })
+    );
+    assert_eq!(client.poll_timeout(), Some(start + Duration::from_secs(1)));
+    client.handle_timeout(start + Duration::from_secs(1));
+    assert_eq!(client.poll_event(), Some(ClientEvent::TimedOut { id: 2 }));
+    client
+        .handle_text(r#"0{"type":"response","id":2,"success":true,"data":"late"}"#)
+        .unwrap();
+    assert_eq!(client.poll_event(), None, "a late answer is ignored");
+    client.handle_transport_closed(CloseReason::Remote);
+    assert_eq!(client.poll_event(), Some(ClientEvent::Failed { id: 3 }));
+    assert_eq!(
+        client.poll_event(),
+        Some(ClientEvent::Closed(CloseReason::Remote))
+    );
+}
+
+#[test]
+fn a_failing_patch_closes_the_client_and_keeps_the_state() {
+    let mut client = ClientEngine::new(ClientConfig::v0_6());
+    client
+        .handle_text(r#"{"type":"state","diff":[{"op":"replace","path":"","value":{"a":1}}]}"#)
+        .unwrap();
+    let err = client
+        .handle_text(r#"{"type":"state","diff":[{"op":"add","path":"/b","value":1},{"op":"remove","path":"/nope"}]}"#)
+        .unwrap_err();
+    assert!(matches!(err, ProtocolError::PatchFailed(_)));
+    assert_eq!(**client.state(), json!({"a": 1}), "whole or not at all");
+}
+
+fn arb_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        (-5i64..5).prop_map(Value::from),
+        "[a-c😀é]{0,3}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            prop::collection::btree_map("[a-d/~]{1,2}", inner, 0..4)
+                .prop_map(|map| Value::Object(map.into_iter().collect())),
+        ]
+    })
+}
+
+fn arb_policy() -> impl Strategy<Value = AutoflushPolicy> {
+    prop_oneof![
+        Just(AutoflushPolicy::Immediate),
+        Just(AutoflushPolicy::Delayed(Duration::from_millis(200))),
+        Just(AutoflushPolicy::Manual),
+    ]
+}
+
+proptest! {
+    /// Whatever the states, the policy and the segment size, the client
+    /// ends with the server's state once it is flushed, and every diff is
+    /// made of add, remove and replace only.
+    #[test]
+    fn the_client_converges_on_the_server_state(
+        states in prop::collection::vec(arb_json(), 1..8),
+        policy in arb_policy(),
+        max_segment_size in 0usize..64,
+        whole in any::<bool>(),
+    ) {
+        let start = Instant::now();
+        let framing = if whole { Framing::Whole } else { Framing::Segmented { max_segment_size } };
+        let mut server = ServerEngine::new(
+            ServerConfig { framing, ..ServerConfig::v0_7() }.autoflush(policy),
+            Value::Null,
+            start,
+        );
+        let mut client = ClientEngine::new(ClientConfig { framing, ..ClientConfig::v0_7() });
+        let mut frames = Vec::new();
+        for (step, state) in states.iter().enumerate() {
+            let now = start + Duration::from_millis(70 * step as u64);
+            server.handle_timeout(now);
+            server.set_state(now, state.clone()).unwrap();
+            frames.extend(std::iter::from_fn(|| server.poll_transmit()));
+        }
+        server.flush().unwrap();
+        frames.extend(std::iter::from_fn(|| server.poll_transmit()));
+        for frame in &frames {
+            if !whole {
+                prop_assert!(frame.text.len() - 1 <= max_segment_size.max(4));
+            }
+            client.handle_text(&frame.text).unwrap();
+        }
+        let texts: Vec<String> = frames.into_iter().map(|frame| frame.text).collect();
+        let sent = if whole {
+            texts.iter().map(|text| serde_json::from_str(text).unwrap()).collect()
+        } else {
+            messages(&texts)
+        };
+        for message in sent {
+            for op in message["diff"].as_array().unwrap() {
+                prop_assert!(["add", "remove", "replace"].contains(&op["op"].as_str().unwrap()));
+            }
+        }
+        prop_assert_eq!(&**client.state(), states.last().unwrap());
+    }
+
+    /// Requests answered in any order: each id gets exactly its own
+    /// answer, once.
+    #[test]
+    fn responses_pair_with_their_requests(
+        order in Just((0..12u64).collect::<Vec<_>>()).prop_shuffle(),
+        max_segment_size in 4usize..32,
+    ) {
+        let now = Instant::now();
+        let framing = Framing::Segmented { max_segment_size };
+        let mut server = ServerEngine::new(ServerConfig { framing, ..ServerConfig::v0_7() }, Value::Null, now);
+        let mut client = ClientEngine::new(ClientConfig { framing, ..ClientConfig::v0_7() });
+        let mut sent = Vec::new();
+        for n in 0..12u64 {
+            let (id, _) = client.request(now, "double", &json!(n), None).unwrap();
+            sent.push((id, n));
+        }
+        while let Some(frame) = client.poll_transmit() {
+            server.handle_text(&frame.text).unwrap();
+        }
+        let mut requests = Vec::new();
+        while let Some(ServerEvent::Request(request)) = server.poll_event() {
+            requests.push(request);
+        }
+        prop_assert_eq!(requests.len(), 12);
+        for index in order {
+            let request = &requests[index as usize];
+            let n = request.data.as_ref().unwrap().as_u64().unwrap();
+            server.respond(&request.id, Ok(json!(n * 2))).unwrap();
+        }
+        while let Some(frame) = server.poll_transmit() {
+            client.handle_text(&frame.text).unwrap();
+        }
+        let mut answered = std::collections::BTreeMap::new();
+        while let Some(event) = client.poll_event() {
+            if let ClientEvent::Response { id, result } = event {
+                prop_assert!(answered.insert(id, result).is_none(), "answered once");
+            }
+        }
+        for (id, n) in sent {
+            prop_assert_eq!(answered.get(&id), Some(&Ok(json!(n * 2))));
+        }
+        prop_assert_eq!(client.pending_requests(), 0);
+    }
+}
