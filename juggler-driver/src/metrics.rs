@@ -34,6 +34,8 @@ mod enabled {
     /// is an atomic add and no registry lookup.
     pub(crate) struct ConnectionMetrics {
         role: &'static str,
+        /// The close is counted (by the driver, or at the drop).
+        closed: std::sync::atomic::AtomicBool,
         frames_received: Counter,
         received_bytes: Counter,
         /// By [`kind_index`].
@@ -58,6 +60,7 @@ mod enabled {
             let sent = |kind: &'static str| counter!("juggler_frames_sent_total", "role" => role, "kind" => kind);
             let metrics = ConnectionMetrics {
                 role,
+                closed: std::sync::atomic::AtomicBool::new(false),
                 frames_received: counter!("juggler_frames_received_total", "role" => role),
                 received_bytes: counter!("juggler_received_bytes_total", "role" => role),
                 frames_sent: [sent("data"), sent("message"), sent("ping"), sent("pong")],
@@ -96,6 +99,9 @@ mod enabled {
         }
 
         pub(crate) fn closed(&self, reason: &CloseReason) {
+            if self.closed.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
             counter!(
                 "juggler_connections_closed_total",
                 "role" => self.role,
@@ -103,6 +109,14 @@ mod enabled {
             )
             .increment(1);
             self.open.decrement(1.0);
+        }
+    }
+
+    impl Drop for ConnectionMetrics {
+        /// A connection whose driver never ran (dropped before it was
+        /// spawned) still leaves the open gauge.
+        fn drop(&mut self) {
+            self.closed(&CloseReason::Local);
         }
     }
 

@@ -329,6 +329,7 @@ impl ReconnectingClient {
         RemoteDataChanges {
             inner: self.inner().clone(),
             seen: 0,
+            pending: None,
         }
     }
 
@@ -634,10 +635,27 @@ impl Drop for ClientChangeCallbackHandle {
 /// returns the remote data after them. A new one has seen nothing, so a
 /// late subscriber gets the current data at once if any arrived. It does
 /// not keep the client open.
-#[derive(Clone)]
+///
+/// It is also a [`Stream`](futures_util::Stream) of the remote data after
+/// each change, which ends when the client closes or gives up.
 pub struct RemoteDataChanges {
     inner: Arc<Inner>,
     seen: u64,
+    /// The wait in progress when used as a `Stream`.
+    pending: Option<PendingChange>,
+}
+
+type PendingChange =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(u64, Arc<Value>), Error>> + Send>>;
+
+impl Clone for RemoteDataChanges {
+    fn clone(&self) -> Self {
+        RemoteDataChanges {
+            inner: self.inner.clone(),
+            seen: self.seen,
+            pending: None,
+        }
+    }
 }
 
 impl fmt::Debug for RemoteDataChanges {
@@ -653,16 +671,44 @@ impl RemoteDataChanges {
     /// [`Error::Closed`] once the client is closed, and with
     /// [`Error::Disconnected`] once it gave up.
     pub async fn changed(&mut self) -> Result<Arc<Value>, Error> {
-        let seen = self.seen;
-        let (version, data) = wait_on(&self.inner, &self.inner.remote_changed, |state| {
-            if state.remote_version > seen {
-                Some(Ok((state.remote_version, state.remote.clone())))
-            } else {
-                state.ended().map(Err)
-            }
-        })
-        .await?;
+        let (version, data) = next_change(&self.inner, self.seen).await?;
         self.seen = version;
         Ok(data)
+    }
+}
+
+/// Waits for a change after version `seen`: the version and the data.
+async fn next_change(inner: &Inner, seen: u64) -> Result<(u64, Arc<Value>), Error> {
+    wait_on(inner, &inner.remote_changed, |state| {
+        if state.remote_version > seen {
+            Some(Ok((state.remote_version, state.remote.clone())))
+        } else {
+            state.ended().map(Err)
+        }
+    })
+    .await
+}
+
+impl futures_util::Stream for RemoteDataChanges {
+    type Item = Arc<Value>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Arc<Value>>> {
+        let this = &mut *self;
+        let pending = this.pending.get_or_insert_with(|| {
+            let (inner, seen) = (this.inner.clone(), this.seen);
+            Box::pin(async move { next_change(&inner, seen).await })
+        });
+        let outcome = std::task::ready!(pending.as_mut().poll(cx));
+        this.pending = None;
+        std::task::Poll::Ready(match outcome {
+            Ok((version, data)) => {
+                this.seen = version;
+                Some(data)
+            }
+            Err(_) => None,
+        })
     }
 }

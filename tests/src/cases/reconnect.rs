@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use juggler_driver::{
     Backoff, ClientStatus, Connection, Error, ReconnectEvent, ReconnectEvents, ReconnectOptions,
     ReconnectingClient, ServerOptions, WhileDisconnected,
@@ -117,6 +118,7 @@ pub async fn survives_a_server_restart_on_the_same_port<B: Backend>() {
     let mut events = client.events();
     client.set_local_data(json!({"client": "a"})).unwrap();
     let mut record = ChangeRecord::of(&client);
+    let mut stream = client.remote_changes();
 
     let address = next_event::<B, _>(&mut events, "connected", |event| match event {
         ReconnectEvent::Connected { address, .. } => Some(address),
@@ -127,6 +129,8 @@ pub async fn survives_a_server_restart_on_the_same_port<B: Backend>() {
     let first_side = first_incoming.next().await;
     first_side.set_local_data(json!({"server": 1})).unwrap();
     remote_becomes::<B>(&client, &json!({"server": 1})).await;
+    let first_seen = within::<B, _>(HANG_GUARD, "the stream", stream.next()).await;
+    assert_eq!(first_seen.as_deref(), Some(&json!({"server": 1})));
     server_sees::<B>(&first_side, &json!({"client": "a"})).await;
 
     within::<B, _>(HANG_GUARD, "the first server's close", first.close()).await;
@@ -180,9 +184,19 @@ pub async fn survives_a_server_restart_on_the_same_port<B: Backend>() {
         .unwrap();
     assert_eq!(message, json!("to client"));
 
+    let second_seen = within::<B, _>(HANG_GUARD, "the stream", stream.next()).await;
+    assert_eq!(
+        second_seen.as_deref(),
+        Some(&json!({"server": 2})),
+        "no null between"
+    );
     within::<B, _>(HANG_GUARD, "the client's close", client.shutdown()).await;
     assert_eq!(client.status(), ClientStatus::Closed);
     assert!(matches!(client.receive().await, Err(Error::Closed)));
+    assert_eq!(
+        within::<B, _>(HANG_GUARD, "the stream's end", stream.next()).await,
+        None
+    );
     second.close().await;
 }
 
