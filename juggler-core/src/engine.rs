@@ -390,6 +390,51 @@ impl Engine {
         Ok(())
     }
 
+    /// [`set_local_data`](Self::set_local_data) with the diff computed
+    /// beforehand, outside whatever lock guards the engine: `ops` must be
+    /// `diff(base, data)`, and `base` the local data the caller read
+    /// ([`local_data`](Self::local_data)). When `base` is still the local
+    /// data and nothing is unsent, `ops` are what goes out and no diff runs
+    /// here; otherwise (another change came between) it is
+    /// `set_local_data(now, data)`, whose diff runs at the sync.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use juggler_core::{diff, AutoflushPolicy, Config, Engine};
+    /// use serde_json::json;
+    ///
+    /// # let now = Instant::now();
+    /// let mut engine = Engine::new(Config::with_autoflush(AutoflushPolicy::Immediate));
+    /// engine.set_local_data(now, json!({"a": 1, "b": 2}))?;
+    /// # while engine.poll_transmit().is_some() {}
+    /// let base = engine.local_data().clone();          // under the lock
+    /// let next = std::sync::Arc::new(json!({"a": 1, "b": 3}));
+    /// let ops = diff(&base, &next);                      // no lock held
+    /// engine.set_local_data_diffed(now, &base, next, ops)?;  // under the lock again
+    /// let frame = engine.poll_transmit().unwrap();
+    /// assert_eq!(frame.text.as_str(), r#"{"type":"DATA","payload":[{"op":"replace","path":"/b","value":3}]}"#);
+    /// # Ok::<(), juggler_core::Closed>(())
+    /// ```
+    pub fn set_local_data_diffed(
+        &mut self,
+        now: Instant,
+        base: &Arc<Value>,
+        data: impl Into<Arc<Value>>,
+        ops: Vec<PatchOperation>,
+    ) -> Result<(), Closed> {
+        self.ensure_open()?;
+        let unchanged = Arc::ptr_eq(&self.local, base) && matches!(self.change, LocalChange::None);
+        if !unchanged {
+            return self.set_local_data(now, data);
+        }
+        self.local = data.into();
+        if !ops.is_empty() {
+            self.change = LocalChange::Ops(ops);
+            self.schedule(now);
+        }
+        Ok(())
+    }
+
     /// Sets the local data to a [`SharedState`](crate::SharedState)'s new
     /// version. When this engine's local data is the change's previous
     /// version, and nothing else is unsent, the change's pre-encoded frame

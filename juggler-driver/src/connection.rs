@@ -910,12 +910,33 @@ impl Connection {
     /// Replaces the local data; it syncs by the autoflush policy.
     /// `local_data()` returns the new value at once.
     #[doc(alias("set_local", "set_state"))]
+    ///
+    /// When the peer is in sync and both versions are objects (or both
+    /// arrays), the diff runs here, on the caller's thread, before the
+    /// connection's lock is taken: a large state's diff does not hold up
+    /// the connection's reader and writer. (Otherwise it runs when the
+    /// change is sent, as for any pending change.)
     pub fn set_local_data(&self, data: impl Into<Arc<Value>>) -> Result<(), Error> {
         let data = data.into();
+        let base = {
+            let state = self.shared().lock();
+            let engine = &state.engine;
+            let diffable = matches!(
+                (&**engine.local_data(), &*data),
+                (Value::Object(_), Value::Object(_)) | (Value::Array(_), Value::Array(_))
+            );
+            (diffable && !engine.has_unsent_changes() && !engine.is_closed())
+                .then(|| engine.local_data().clone())
+        };
+        let diffed = base.map(|base| {
+            let ops = juggler_core::diff(&base, &data);
+            (base, ops)
+        });
         let now = self.shared().runtime.now();
         self.shared()
-            .update(Wake::Application, |state| {
-                state.engine.set_local_data(now, data)
+            .update(Wake::Application, |state| match diffed {
+                Some((base, ops)) => state.engine.set_local_data_diffed(now, &base, data, ops),
+                None => state.engine.set_local_data(now, data),
             })
             .map_err(Error::from)
     }

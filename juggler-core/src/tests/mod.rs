@@ -4,6 +4,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod bounded_output;
+mod diffed_outside;
 mod hostile_input;
 mod properties;
 mod spec_data_sync;
