@@ -31,6 +31,7 @@ use tokio::sync::Notify;
 
 use crate::admission::{Admitted, UpgradeRequest};
 use crate::budget::{Charge, MemoryBudget};
+use crate::change_stream::ChangeCursor;
 use crate::metrics::{role_label, ConnectionMetrics};
 use crate::options::ConnectionOptions;
 use crate::{Error, Runtime};
@@ -901,9 +902,8 @@ impl Connection {
     #[doc(alias("watch", "changes"))]
     pub fn remote_changes(&self) -> RemoteChanges {
         RemoteChanges {
-            seen: 0,
             shared: self.handle.shared.clone(),
-            pending: None,
+            cursor: ChangeCursor::default(),
         }
     }
 
@@ -1185,30 +1185,16 @@ impl Drop for ChangeCallbackHandle {
 ///
 /// It is also a [`Stream`](futures_util::Stream) of the remote data after
 /// each change, which ends when the connection closes.
+#[derive(Clone)]
 pub struct RemoteChanges {
     shared: Arc<Shared>,
-    seen: u64,
-    /// The wait in progress when used as a `Stream`.
-    pending: Option<PendingChange>,
-}
-
-type PendingChange =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(u64, Arc<Value>), Error>> + Send>>;
-
-impl Clone for RemoteChanges {
-    fn clone(&self) -> Self {
-        RemoteChanges {
-            shared: self.shared.clone(),
-            seen: self.seen,
-            pending: None,
-        }
-    }
+    cursor: ChangeCursor,
 }
 
 impl fmt::Debug for RemoteChanges {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemoteChanges")
-            .field("seen", &self.seen)
+            .field("seen", &self.cursor.seen)
             .finish()
     }
 }
@@ -1217,8 +1203,8 @@ impl RemoteChanges {
     /// Waits for the next change and returns the remote data; fails with
     /// [`Error::Closed`] once the connection is closed.
     pub async fn changed(&mut self) -> Result<Arc<Value>, Error> {
-        let (count, data) = next_change(&self.shared, self.seen).await?;
-        self.seen = count;
+        let (count, data) = next_change(&self.shared, self.cursor.seen).await?;
+        self.cursor.seen = count;
         Ok(data)
     }
 }
@@ -1249,18 +1235,10 @@ impl futures_util::Stream for RemoteChanges {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Arc<Value>>> {
         let this = &mut *self;
-        let pending = this.pending.get_or_insert_with(|| {
-            let (shared, seen) = (this.shared.clone(), this.seen);
+        let shared = &this.shared;
+        this.cursor.poll_next(cx, |seen| {
+            let shared = shared.clone();
             Box::pin(async move { next_change(&shared, seen).await })
-        });
-        let outcome = std::task::ready!(pending.as_mut().poll(cx));
-        this.pending = None;
-        std::task::Poll::Ready(match outcome {
-            Ok((count, data)) => {
-                this.seen = count;
-                Some(data)
-            }
-            Err(_) => None,
         })
     }
 }

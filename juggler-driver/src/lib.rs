@@ -13,6 +13,7 @@
 mod admission;
 mod basic_auth;
 mod budget;
+mod change_stream;
 mod client;
 mod connection;
 mod crypto;

@@ -45,6 +45,13 @@ impl Output {
         self.control.push_back(frame);
     }
 
+    /// Queues a transport ping; 0.6 has none (nothing is queued).
+    pub(crate) fn push_ping(&mut self, framing: Framing, payload: &str) {
+        if let Framing::Segmented { .. } = framing {
+            self.push_control(super::ping_frame(payload));
+        }
+    }
+
     /// Queues a pong; one still unsent is replaced by it instead, so that a
     /// ping flood from a peer that does not read cannot pile pongs up.
     pub(crate) fn push_pong(&mut self, pong: String) {

@@ -276,9 +276,7 @@ impl ServerEngine {
         if self.closed.is_some() {
             return Err(Closed);
         }
-        if matches!(self.config.framing, Framing::Segmented { .. }) {
-            self.output.push_control(super::ping_frame(payload));
-        }
+        self.output.push_ping(self.config.framing, payload);
         Ok(())
     }
 

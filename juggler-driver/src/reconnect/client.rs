@@ -10,6 +10,7 @@ use tokio::sync::{broadcast, Notify};
 
 use super::events::{ClientStatus, ReconnectEvent, ReconnectEvents};
 use super::options::{ReconnectOptions, WhileDisconnected};
+use crate::change_stream::ChangeCursor;
 use crate::client::Target;
 use crate::{Connection, Error, Runtime, WeakConnection};
 
@@ -86,7 +87,6 @@ pub(crate) struct Inner {
 }
 
 struct ClientState {
-    status: ClientStatus,
     /// The connection, from its install until it is seen closed.
     connection: Option<Connection>,
     /// The last connection seen closed, with its epoch, until `receive`
@@ -106,14 +106,28 @@ struct ClientState {
     closing: bool,
     /// The supervisor has ended.
     finished: bool,
+    /// It ended because `max_failed_rounds` rounds failed (not by a close).
+    gave_up: bool,
 }
 
 impl ClientState {
+    fn status(&self) -> ClientStatus {
+        if self.gave_up {
+            ClientStatus::GaveUp
+        } else if self.closing || self.finished {
+            ClientStatus::Closed
+        } else if self.connection.is_some() {
+            ClientStatus::Connected
+        } else {
+            ClientStatus::Connecting
+        }
+    }
+
     /// Why nothing more will come: closed by the application, or given up.
     fn ended(&self) -> Option<Error> {
         if self.closing {
             Some(Error::Closed)
-        } else if self.status == ClientStatus::GaveUp {
+        } else if self.gave_up {
             Some(Error::Disconnected)
         } else {
             None
@@ -137,9 +151,6 @@ impl ClientState {
             // An older one that `receive` has not drained yet loses its
             // messages: one closed connection is kept, not a list.
             self.draining = Some((connection, self.epoch));
-            if !self.closing && !self.finished {
-                self.status = ClientStatus::Connecting;
-            }
         }
     }
 }
@@ -172,7 +183,6 @@ impl ReconnectingClient {
             runtime: runtime.clone(),
             span,
             state: Mutex::new(ClientState {
-                status: ClientStatus::Connecting,
                 connection: None,
                 draining: None,
                 epoch: 0,
@@ -184,6 +194,7 @@ impl ReconnectingClient {
                 next_callback_id: 0,
                 closing: false,
                 finished: false,
+                gave_up: false,
             }),
             status_changed: Notify::new(),
             remote_changed: Notify::new(),
@@ -207,7 +218,7 @@ impl ReconnectingClient {
 
     /// Where the client is now.
     pub fn status(&self) -> ClientStatus {
-        self.inner().lock().status
+        self.inner().lock().status()
     }
 
     /// The open connection, if any: for its
@@ -328,8 +339,7 @@ impl ReconnectingClient {
     pub fn remote_changes(&self) -> RemoteDataChanges {
         RemoteDataChanges {
             inner: self.inner().clone(),
-            seen: 0,
-            pending: None,
+            cursor: ChangeCursor::default(),
         }
     }
 
@@ -473,9 +483,6 @@ impl Inner {
         let connection = {
             let mut state = self.lock();
             state.closing = true;
-            if !state.finished {
-                state.status = ClientStatus::Closed;
-            }
             state.connection.clone()
         };
         if let Some(connection) = connection {
@@ -518,7 +525,6 @@ impl Inner {
             state.epoch += 1;
             state.remote_seen = 0;
             state.connection = Some(connection.clone());
-            state.status = ClientStatus::Connected;
             state.epoch
         };
         let inner = Arc::downgrade(self);
@@ -555,11 +561,7 @@ impl Inner {
             let mut state = self.lock();
             state.detach();
             state.finished = true;
-            state.status = if gave_up && !state.closing {
-                ClientStatus::GaveUp
-            } else {
-                ClientStatus::Closed
-            };
+            state.gave_up = gave_up && !state.closing;
         }
         // Ends every events reader once it has read what was sent.
         self.events
@@ -638,30 +640,16 @@ impl Drop for ClientChangeCallbackHandle {
 ///
 /// It is also a [`Stream`](futures_util::Stream) of the remote data after
 /// each change, which ends when the client closes or gives up.
+#[derive(Clone)]
 pub struct RemoteDataChanges {
     inner: Arc<Inner>,
-    seen: u64,
-    /// The wait in progress when used as a `Stream`.
-    pending: Option<PendingChange>,
-}
-
-type PendingChange =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(u64, Arc<Value>), Error>> + Send>>;
-
-impl Clone for RemoteDataChanges {
-    fn clone(&self) -> Self {
-        RemoteDataChanges {
-            inner: self.inner.clone(),
-            seen: self.seen,
-            pending: None,
-        }
-    }
+    cursor: ChangeCursor,
 }
 
 impl fmt::Debug for RemoteDataChanges {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemoteDataChanges")
-            .field("seen", &self.seen)
+            .field("seen", &self.cursor.seen)
             .finish()
     }
 }
@@ -671,8 +659,8 @@ impl RemoteDataChanges {
     /// [`Error::Closed`] once the client is closed, and with
     /// [`Error::Disconnected`] once it gave up.
     pub async fn changed(&mut self) -> Result<Arc<Value>, Error> {
-        let (version, data) = next_change(&self.inner, self.seen).await?;
-        self.seen = version;
+        let (version, data) = next_change(&self.inner, self.cursor.seen).await?;
+        self.cursor.seen = version;
         Ok(data)
     }
 }
@@ -697,18 +685,10 @@ impl futures_util::Stream for RemoteDataChanges {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Arc<Value>>> {
         let this = &mut *self;
-        let pending = this.pending.get_or_insert_with(|| {
-            let (inner, seen) = (this.inner.clone(), this.seen);
+        let inner = &this.inner;
+        this.cursor.poll_next(cx, |seen| {
+            let inner = inner.clone();
             Box::pin(async move { next_change(&inner, seen).await })
-        });
-        let outcome = std::task::ready!(pending.as_mut().poll(cx));
-        this.pending = None;
-        std::task::Poll::Ready(match outcome {
-            Ok((version, data)) => {
-                this.seen = version;
-                Some(data)
-            }
-            Err(_) => None,
         })
     }
 }

@@ -156,9 +156,7 @@ impl Action for Increment {
 /// `invoke`, on the wire as the reference's plain call; a remote error
 /// keeps the JSON the peer sent.
 pub async fn typed_rpc_declared_once<B: Backend>() {
-    let (server, mut incoming) = listen::<B>(juggler_driver::ServerOptions::default()).await;
-    let client = B::connect(&server.url(), Default::default()).await.unwrap();
-    let server_side = incoming.next().await;
+    let (server, server_side, client) = pair::<B>(IMMEDIATE).await;
     let actions = Actions::new().handle(Increment, |(by,)| async move {
         if by < 0 {
             Err(format!("cannot count down by {by}"))
