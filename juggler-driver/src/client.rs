@@ -231,20 +231,7 @@ pub async fn handshake<S: Io>(
     options: &ClientOptions,
     runtime: Arc<dyn Runtime>,
 ) -> Result<Connection, Error> {
-    let stream: Box<dyn Io> = if target.tls {
-        let config = match &options.tls {
-            Some(config) => config.clone(),
-            None => Arc::new(client_config(default_roots())?),
-        };
-        let name = ServerName::try_from(target.host.clone())
-            .map_err(|err| Error::InvalidAddress(format!("{}: {err}", target.host)))?;
-        let tls = futures_rustls::TlsConnector::from(config)
-            .connect(name, stream)
-            .await?;
-        Box::new(tls)
-    } else {
-        Box::new(stream)
-    };
+    let stream = wrap_tls(stream, target, options).await?;
     let config = options.connection.websocket_config();
     let mut request = target.address.as_str().into_client_request()?;
     for (name, value) in &options.headers {
@@ -260,6 +247,27 @@ pub async fn handshake<S: Io>(
     }
     tracing::debug!(parent: connection.span(), address = %target.address, "juggler client connected");
     Ok(connection)
+}
+
+/// The stream, in TLS when the target is `wss`.
+pub(crate) async fn wrap_tls<S: Io>(
+    stream: S,
+    target: &Target,
+    options: &ClientOptions,
+) -> Result<Box<dyn Io>, Error> {
+    if !target.tls {
+        return Ok(Box::new(stream));
+    }
+    let config = match &options.tls {
+        Some(config) => config.clone(),
+        None => Arc::new(client_config(default_roots())?),
+    };
+    let name = ServerName::try_from(target.host.clone())
+        .map_err(|err| Error::InvalidAddress(format!("{}: {err}", target.host)))?;
+    let tls = futures_rustls::TlsConnector::from(config)
+        .connect(name, stream)
+        .await?;
+    Ok(Box::new(tls))
 }
 
 #[cfg(test)]

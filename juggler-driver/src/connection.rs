@@ -41,6 +41,12 @@ type ChangeCallback = Arc<dyn Fn() + Send + Sync>;
 /// Numbers connections in this process, for their spans.
 static NEXT_CONNECTION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
+/// A new connection's number in this process, unique across
+/// generations.
+pub(crate) fn next_connection_id() -> u64 {
+    NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Connections of this process whose state is still in memory.
 static CONNECTIONS_IN_MEMORY: std::sync::atomic::AtomicUsize =
     std::sync::atomic::AtomicUsize::new(0);
@@ -394,7 +400,7 @@ impl Shared {
         runtime: Arc<dyn Runtime>,
         budget: Arc<MemoryBudget>,
     ) -> Self {
-        let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
+        let id = next_connection_id();
         CONNECTIONS_IN_MEMORY.fetch_add(1, Ordering::Relaxed);
         let (role, path) = match &admitted.request {
             Some(request) => (role_label(true), request.uri.path().to_owned()),

@@ -76,6 +76,7 @@ where
         Admitted::default(),
         runtime,
         budget,
+        None,
     )
 }
 
@@ -87,6 +88,7 @@ pub(crate) fn prepare_admitted<S>(
     admitted: Admitted,
     runtime: Arc<dyn Runtime>,
     budget: Arc<MemoryBudget>,
+    first_frame: Option<String>,
 ) -> (Connection, BoxFuture)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -95,7 +97,15 @@ where
         .request
         .as_ref()
         .and_then(|request| request.peer_addr);
-    drive(socket, options, peer_addr, admitted, runtime, budget)
+    drive(
+        socket,
+        options,
+        peer_addr,
+        admitted,
+        runtime,
+        budget,
+        first_frame,
+    )
 }
 
 /// The connection's shared state and its driver, in the connection's span.
@@ -106,6 +116,7 @@ fn drive<S>(
     admitted: Admitted,
     runtime: Arc<dyn Runtime>,
     budget: Arc<MemoryBudget>,
+    first_frame: Option<String>,
 ) -> (Connection, BoxFuture)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -118,17 +129,21 @@ where
         budget,
     ));
     let span = shared.span.clone();
-    let driver = run(socket, shared.clone(), runtime).instrument(span);
+    let driver = run(socket, shared.clone(), runtime, first_frame).instrument(span);
     (Connection::new(shared), Box::pin(driver))
 }
 
 /// Drives one connection until its socket is done with.
-async fn run<S>(socket: WebSocketStream<S>, shared: Arc<Shared>, runtime: Arc<dyn Runtime>)
-where
+async fn run<S>(
+    socket: WebSocketStream<S>,
+    shared: Arc<Shared>,
+    runtime: Arc<dyn Runtime>,
+    first_frame: Option<String>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (sink, stream) = socket.split();
-    let reader = std::pin::pin!(read_loop(stream, &shared));
+    let reader = std::pin::pin!(read_loop(stream, &shared, first_frame));
     let writer = std::pin::pin!(write_loop(sink, &shared, &*runtime));
     // Reading and writing go on until both are done: the writer ends after
     // its close frame, the reader at the peer's. Once the engine is closed
@@ -174,17 +189,25 @@ fn report_collapsed(shared: &Shared, state: &mut State) {
 /// as they are taken, and handed to the engine under one lock. A message
 /// is charged to the byte budget as soon as it is decoded, so readers of
 /// other connections see it at once.
-async fn read_loop<S>(mut stream: WebSocketReceiver<S>, shared: &Shared)
-where
+async fn read_loop<S>(
+    mut stream: WebSocketReceiver<S>,
+    shared: &Shared,
+    first_frame: Option<String>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // The frame generation detection read comes first.
+    let mut first = first_frame.map(|text| Some(Ok(Message::text(text))));
     // Grown on use: an idle connection holds no batch buffers.
     let mut batch: VecDeque<Incoming> = VecDeque::new();
     let budget = shared.budget();
     loop {
         let room = shared.wait_for_reader_room().await;
         let messages = room.messages.min(READ_BATCH);
-        let mut frame = stream.next().await;
+        let mut frame = match first.take() {
+            Some(frame) => frame,
+            None => stream.next().await,
+        };
         let (mut text, mut cost, mut frames) = (0, 0, 0);
         loop {
             text += frame_len(&frame);

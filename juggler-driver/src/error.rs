@@ -29,6 +29,13 @@ pub enum Error {
     /// connection a call used was lost before the call completed.
     #[error("not connected")]
     Disconnected,
+    /// A 0.6/0.7 server answered the request with `success: false` and
+    /// this data (usually the error's text).
+    #[error("the server refused the request: {0}")]
+    Remote(serde_json::Value),
+    /// A 0.6/0.7 request got no answer within its timeout.
+    #[error("request timed out")]
+    Timeout,
     /// The outgoing queue is full ([`Connection::try_send`](crate::Connection::try_send)).
     #[error("send queue is full")]
     QueueFull,

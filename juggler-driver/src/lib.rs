@@ -17,6 +17,7 @@ mod change_stream;
 mod client;
 mod connection;
 mod crypto;
+mod detect;
 mod driver;
 mod error;
 mod group;
@@ -27,6 +28,7 @@ mod runtime;
 mod server;
 mod static_files;
 mod typed;
+pub mod v07;
 
 pub use admission::{
     forwarded_client, Admission, AdmissionFuture, AdmissionHook, Admitted, PeerCertificates,
@@ -52,8 +54,8 @@ pub use reconnect::{
 pub use runtime::{unblock, BoxFuture, Runtime, TcpConnecting};
 pub use server::{
     index_redirect, load_server_files, server_tls_config, upgrade_response, AcceptControl,
-    Acceptor, Checked, Endpoint, HttpTimeouts, OriginPolicy, Refusal, Registry, Server,
-    ServerFiles, ServerOptions, ShutdownSummary, UpgradeRejection,
+    Acceptor, Checked, Endpoint, Generations, HttpTimeouts, OriginPolicy, Refusal, Registry,
+    Server, ServerFiles, ServerOptions, ShutdownSummary, UpgradeRejection,
 };
 pub use static_files::{FileBody, StaticDir};
 pub use typed::{TypedConnection, TypedRemoteChanges};

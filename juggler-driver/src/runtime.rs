@@ -11,6 +11,9 @@ use crate::client::Io;
 /// A boxed future the runtime runs or waits on.
 pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
+/// A boxed future that borrows what it came from.
+pub(crate) type BorrowedFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
 /// A TCP connection in progress: the stream (with `TCP_NODELAY` set) and
 /// the peer's address.
 pub type TcpConnecting =

@@ -20,7 +20,7 @@ use crate::basic_auth::Htpasswd;
 use crate::budget::MemoryBudget;
 use crate::connection::Shared;
 use crate::static_files::StaticDir;
-use crate::{Connection, ConnectionOptions, Error, Runtime};
+use crate::{Connection, ConnectionOptions, Error, Generation, Runtime};
 
 /// Settings of `listen`, with the reference's defaults.
 ///
@@ -101,6 +101,50 @@ pub struct ServerOptions {
     /// [`max_receive_bytes`](ConnectionOptions::max_receive_bytes).
     /// `None` lifts the server-wide bound. Default 128 MiB.
     pub max_buffered_bytes: Option<usize>,
+    /// Which generations the WebSocket path speaks: one
+    /// ([`Generations::Only`], default 0.5), or each client's, told by its
+    /// first frame ([`Generations::Detect`]).
+    pub generations: Generations,
+    /// Settings of the 0.6/0.7 connections.
+    pub v07: crate::v07::Options,
+    /// What the server does with its 0.6/0.7 connections.
+    pub v07_handlers: crate::v07::Handlers,
+}
+
+/// Which generations a server's WebSocket path speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Generations {
+    /// This one only.
+    Only(Generation),
+    /// Each client's, told by its first text frame (SPEC-0.7.md §13): `{`
+    /// with a 0.5 type is 0.5, `{` with type `request` 0.6, a header `0`
+    /// to `3` 0.7; any other frame closes the connection as a protocol
+    /// error. The server sends nothing until then. A client that sends
+    /// nothing for `timeout` (a 0.5 client that only listens) is taken to
+    /// speak `default`.
+    Detect {
+        /// The generation of a client that stays silent.
+        default: Generation,
+        /// How long to wait for the first frame.
+        timeout: Duration,
+    },
+}
+
+impl Generations {
+    /// Detection with a default of `default` after 1 s of silence.
+    pub fn detect(default: Generation) -> Self {
+        Generations::Detect {
+            default,
+            timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Default for Generations {
+    fn default() -> Self {
+        Generations::Only(Generation::V0_5)
+    }
 }
 
 impl Default for ServerOptions {
@@ -122,6 +166,9 @@ impl Default for ServerOptions {
             no_cache: true,
             htpasswd_file: None,
             max_buffered_bytes: Some(128 << 20),
+            generations: Generations::default(),
+            v07: crate::v07::Options::default(),
+            v07_handlers: crate::v07::Handlers::default(),
         }
     }
 }
@@ -257,6 +304,31 @@ impl ServerOptions {
             tls_handshake: self.tls_handshake_timeout,
             header_read: self.header_read_timeout,
         }
+    }
+
+    /// Sets the generations the WebSocket path speaks.
+    ///
+    /// ```
+    /// use juggler_driver::{Generation, Generations, ServerOptions};
+    ///
+    /// // 0.5, 0.6 and 0.7 clients on one path; a silent client is 0.5.
+    /// let options = ServerOptions::default().generations(Generations::detect(Generation::V0_5));
+    /// ```
+    pub fn generations(mut self, generations: Generations) -> Self {
+        self.generations = generations;
+        self
+    }
+
+    /// Sets the settings of 0.6/0.7 connections.
+    pub fn v07(mut self, options: crate::v07::Options) -> Self {
+        self.v07 = options;
+        self
+    }
+
+    /// Sets what the server does with 0.6/0.7 connections.
+    pub fn v07_handlers(mut self, handlers: crate::v07::Handlers) -> Self {
+        self.v07_handlers = handlers;
+        self
     }
 
     /// The options of one accepted connection: its close waits at most the
@@ -652,6 +724,9 @@ pub struct Acceptor {
     trust_forwarded: bool,
     admission: Option<AdmissionHook>,
     runtime: Arc<dyn Runtime>,
+    generations: Generations,
+    v07: crate::v07::Options,
+    v07_handlers: crate::v07::Handlers,
 }
 
 /// An upgrade request that passed [`Acceptor::check`], waiting for
@@ -679,6 +754,13 @@ impl Acceptor {
             trust_forwarded: options.trust_forwarded_headers,
             admission: options.admission.clone(),
             runtime,
+            generations: options.generations,
+            v07: {
+                let mut v07 = options.v07.clone();
+                v07.close_timeout = options.shutdown_timeout;
+                v07
+            },
+            v07_handlers: options.v07_handlers.clone(),
         }
     }
 
@@ -738,26 +820,100 @@ impl Acceptor {
         Ok((response, admitted))
     }
 
-    /// The WebSocket settings for accepted connections.
+    /// The WebSocket settings for accepted connections: those of the
+    /// generation spoken, or with detection the larger limits of both.
     pub fn websocket_config(&self) -> async_tungstenite::tungstenite::protocol::WebSocketConfig {
-        self.options.websocket_config()
+        let v05 = self.options.websocket_config();
+        let v07 = self.v07.websocket_config();
+        match self.generations {
+            Generations::Only(Generation::V0_5) => v05,
+            Generations::Only(_) => v07,
+            Generations::Detect { .. } => {
+                let larger = self.options.max_message_size.max(self.v07.max_frame_size);
+                v05.max_message_size(Some(larger))
+                    .max_frame_size(Some(larger))
+            }
+        }
     }
 
     /// Takes over one upgraded WebSocket, with what its admission kept.
-    pub fn accept<S>(&self, socket: async_tungstenite::WebSocketStream<S>, admitted: Admitted)
-    where
+    pub fn accept<S>(
+        self: &Arc<Self>,
+        socket: async_tungstenite::WebSocketStream<S>,
+        admitted: Admitted,
+    ) where
+        S: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin + Send + 'static,
+    {
+        match self.generations {
+            Generations::Only(generation) => self.accept_as(socket, admitted, generation, None),
+            Generations::Detect { default, timeout } => {
+                let acceptor = self.clone();
+                let span = tracing::debug_span!("juggler_detect", peer = ?admitted.request.as_ref().and_then(|request| request.peer_addr));
+                self.runtime.spawn(Box::pin(tracing::Instrument::instrument(
+                    async move {
+                        let deadline = acceptor.runtime.now() + timeout;
+                        let mut socket = socket;
+                        match crate::detect::first_frame(&mut socket, &*acceptor.runtime, deadline).await {
+                            crate::detect::Detected::Generation(generation, frame) => {
+                                tracing::debug!(%generation, "generation detected");
+                                acceptor.accept_as(socket, admitted, generation, Some(frame));
+                            }
+                            crate::detect::Detected::Silent => {
+                                tracing::debug!(generation = %default, "no first frame: the default generation");
+                                acceptor.accept_as(socket, admitted, default, None);
+                            }
+                            crate::detect::Detected::Violation(violation) => {
+                                crate::metrics::upgrade_refused("generation");
+                                tracing::debug!(%violation, "first frame of no generation");
+                                crate::detect::refuse(socket, violation).await;
+                            }
+                            crate::detect::Detected::Gone => {}
+                        }
+                    },
+                    span,
+                )));
+            }
+        }
+    }
+
+    /// Starts a connection of `generation`, `first_frame` already read.
+    fn accept_as<S>(
+        &self,
+        socket: async_tungstenite::WebSocketStream<S>,
+        admitted: Admitted,
+        generation: Generation,
+        first_frame: Option<String>,
+    ) where
         S: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin + Send + 'static,
     {
         let peer_addr = admitted
             .request
             .as_ref()
             .and_then(|request| request.peer_addr);
+        if generation != Generation::V0_5 {
+            let options = self.v07.clone().generation(generation);
+            let (connection, driver) = crate::v07::accept(
+                socket,
+                options,
+                &self.v07_handlers,
+                admitted,
+                self.runtime.clone(),
+                first_frame,
+            );
+            tracing::debug!(parent: connection.span(), ?peer_addr, "juggler connection accepted");
+            if self.registry.add_registered(connection.registered()) {
+                connection.announce(&self.v07_handlers);
+            }
+            self.runtime.spawn(driver);
+            return;
+        }
         let (connection, driver) = crate::driver::prepare_admitted(
             socket,
             self.options.clone(),
             admitted,
             self.runtime.clone(),
             self.registry.budget().clone(),
+            first_frame,
         );
         tracing::debug!(parent: connection.span(), ?peer_addr, "juggler connection accepted");
         if self.registry.add(&connection) {
@@ -878,14 +1034,47 @@ pub struct Registry {
 
 #[derive(Default)]
 struct RegistryInner {
-    connections: Vec<Weak<Shared>>,
+    connections: Vec<Weak<dyn Registered>>,
     closing: bool,
+}
+
+/// A server connection of any generation, as its server's [`Registry`]
+/// sees it.
+pub(crate) trait Registered: Send + Sync {
+    /// Its socket is gone.
+    fn is_done(&self) -> bool;
+    /// Closes it.
+    fn close(&self);
+    /// Waits until its socket is gone.
+    fn wait_done(&self) -> crate::runtime::BorrowedFuture<'_>;
+    /// Its close was cut off at the close timeout.
+    fn close_timed_out(&self) -> bool;
+}
+
+impl Registered for Shared {
+    fn is_done(&self) -> bool {
+        Shared::is_done(self)
+    }
+    fn close(&self) {
+        Shared::close(self)
+    }
+    fn wait_done(&self) -> crate::runtime::BorrowedFuture<'_> {
+        Box::pin(Shared::wait_done(self))
+    }
+    fn close_timed_out(&self) -> bool {
+        Shared::close_timed_out(self)
+    }
 }
 
 impl Default for Registry {
     fn default() -> Self {
         Registry::new(MemoryBudget::new(None))
     }
+}
+
+fn is_live(weak: &Weak<dyn Registered>) -> bool {
+    weak.upgrade()
+        .is_some_and(|connection| !connection.is_done())
 }
 
 impl Registry {
@@ -905,13 +1094,15 @@ impl Registry {
     /// Adds an accepted connection; once the server is closing, closes it
     /// too and returns `false` (it is still waited for).
     pub fn add(&self, connection: &Connection) -> bool {
+        let shared: Arc<dyn Registered> = connection.shared_arc().clone();
+        self.add_registered(shared)
+    }
+
+    /// [`add`](Self::add) for a connection of any generation.
+    pub(crate) fn add_registered(&self, connection: Arc<dyn Registered>) -> bool {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner
-            .connections
-            .retain(|weak| weak.upgrade().is_some_and(|shared| !shared.is_done()));
-        inner
-            .connections
-            .push(Arc::downgrade(connection.shared_arc()));
+        inner.connections.retain(is_live);
+        inner.connections.push(Arc::downgrade(&connection));
         if inner.closing {
             drop(inner);
             connection.close();
@@ -926,7 +1117,7 @@ impl Registry {
         inner
             .connections
             .iter()
-            .filter(|weak| weak.upgrade().is_some_and(|shared| !shared.is_done()))
+            .filter(|weak| is_live(weak))
             .count()
     }
 
@@ -941,19 +1132,19 @@ impl Registry {
     /// closed on arrival (and still waited for by
     /// [`wait_all_done`](Self::wait_all_done)).
     pub fn start_closing(&self) {
-        let live: Vec<Arc<Shared>> = {
+        let live: Vec<Arc<dyn Registered>> = {
             let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
             inner.closing = true;
             inner.connections.iter().filter_map(Weak::upgrade).collect()
         };
-        for shared in &live {
-            shared.close();
+        for connection in &live {
+            connection.close();
         }
     }
 
     /// Waits until every connection added so far has released its socket.
     pub async fn wait_all_done(&self) -> ShutdownSummary {
-        let live: Vec<Arc<Shared>> = {
+        let live: Vec<Arc<dyn Registered>> = {
             let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
             inner
                 .connections
@@ -961,14 +1152,14 @@ impl Registry {
                 .filter_map(|weak| weak.upgrade())
                 .collect()
         };
-        for shared in &live {
-            shared.wait_done().await;
+        for connection in &live {
+            connection.wait_done().await;
         }
         ShutdownSummary {
             closed: live.len(),
             timed_out: live
                 .iter()
-                .filter(|shared| shared.close_timed_out())
+                .filter(|connection| connection.close_timed_out())
                 .count(),
         }
     }

@@ -33,6 +33,7 @@
 mod client;
 mod runtime;
 mod server;
+pub mod v07;
 
 pub use client::{connect, connect_with, reconnecting};
 pub use server::{listen, JugglerEndpoint};
@@ -40,8 +41,8 @@ pub use server::{listen, JugglerEndpoint};
 pub use juggler_driver::{
     connections_in_memory, crypto_provider, AutoflushPolicy, Backoff, ChangeCallbackHandle,
     ClientChangeCallbackHandle, ClientOptions, ClientStatus, CloseReason, Connection,
-    ConnectionOptions, EncodedMessage, Error, Generation, Group, KeepAlive, MemoryBudget,
-    PatchOperation, ProtocolError, ReconnectEvent, ReconnectEvents, ReconnectOptions,
+    ConnectionOptions, EncodedMessage, Error, Generation, Generations, Group, KeepAlive,
+    MemoryBudget, PatchOperation, ProtocolError, ReconnectEvent, ReconnectEvents, ReconnectOptions,
     ReconnectingClient, RemoteChanges, RemoteDataChanges, Server, ServerOptions, SharedChange,
     SharedState, ShutdownSummary, TypedConnection, TypedRemoteChanges, Value, WeakConnection,
     WhileDisconnected,

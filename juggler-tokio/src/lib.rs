@@ -35,6 +35,7 @@
 mod client;
 mod runtime;
 mod server;
+pub mod v07;
 
 pub use client::{connect, connect_with, reconnecting};
 pub use server::{listen, listen_with_routes, JugglerEndpoint};
@@ -46,8 +47,8 @@ pub use axum;
 pub use juggler_driver::{
     connections_in_memory, crypto_provider, AutoflushPolicy, Backoff, ChangeCallbackHandle,
     ClientChangeCallbackHandle, ClientOptions, ClientStatus, CloseReason, Connection,
-    ConnectionOptions, EncodedMessage, Error, Generation, Group, KeepAlive, MemoryBudget,
-    PatchOperation, ProtocolError, ReconnectEvent, ReconnectEvents, ReconnectOptions,
+    ConnectionOptions, EncodedMessage, Error, Generation, Generations, Group, KeepAlive,
+    MemoryBudget, PatchOperation, ProtocolError, ReconnectEvent, ReconnectEvents, ReconnectOptions,
     ReconnectingClient, RemoteChanges, RemoteDataChanges, Server, ServerOptions, SharedChange,
     SharedState, ShutdownSummary, TypedConnection, TypedRemoteChanges, Value, WeakConnection,
     WhileDisconnected,

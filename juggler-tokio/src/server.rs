@@ -28,7 +28,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::runtime::TokioRuntime;
 
 /// Turns an upgraded HTTP connection into an accepted Juggler connection.
-async fn start(acceptor: &Acceptor, upgraded: Upgraded, admitted: Admitted) {
+async fn start(acceptor: &Arc<Acceptor>, upgraded: Upgraded, admitted: Admitted) {
     let io = TokioAdapter::new(TokioIo::new(upgraded));
     let socket =
         WebSocketStream::from_raw_socket(io, Role::Server, Some(acceptor.websocket_config())).await;

@@ -181,7 +181,7 @@ impl ClientEngine {
                 None => Ok(()),
             });
         if let Err(err) = &outcome {
-            self.fail(err.clone());
+            self.handle_protocol_error(err.clone());
         }
         outcome
     }
@@ -269,7 +269,9 @@ impl ClientEngine {
         self.closed.as_ref()
     }
 
-    fn fail(&mut self, err: ProtocolError) {
+    /// A violation the driver found (a binary frame, a frame over the
+    /// WebSocket limit): the engine closes with it, dropping queued output.
+    pub fn handle_protocol_error(&mut self, err: ProtocolError) {
         self.output.clear();
         self.finish(CloseReason::Protocol(err));
     }

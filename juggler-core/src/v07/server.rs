@@ -294,7 +294,7 @@ impl ServerEngine {
             Ok(Some(request)) => request,
             Ok(None) => return Ok(()),
             Err(err) => {
-                self.fail(err.clone());
+                self.handle_protocol_error(err.clone());
                 return Err(err);
             }
         };
@@ -363,7 +363,9 @@ impl ServerEngine {
         self.closed.as_ref()
     }
 
-    fn fail(&mut self, err: ProtocolError) {
+    /// A violation the driver found (a binary frame, a frame over the
+    /// WebSocket limit): the engine closes with it, dropping queued output.
+    pub fn handle_protocol_error(&mut self, err: ProtocolError) {
         self.output.clear();
         self.finish(CloseReason::Protocol(err));
     }

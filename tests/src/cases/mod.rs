@@ -2,6 +2,7 @@
 
 pub mod admission;
 pub mod conformance;
+pub mod generations;
 pub mod hostile;
 pub mod http_parity;
 pub mod interop_browser;

@@ -64,6 +64,12 @@ pub trait Backend: 'static {
         options: ClientOptions,
     ) -> impl Future<Output = Result<Connection, Error>> + Send;
 
+    /// The runtime's `v07::connect`.
+    fn connect_v07(
+        address: &str,
+        options: juggler_driver::v07::Options,
+    ) -> impl Future<Output = Result<juggler_driver::v07::Client, Error>> + Send;
+
     /// A plain TCP connection to `addr` on the runtime's own sockets, for
     /// clients that speak raw (and hostile) HTTP, TLS or WebSocket.
     fn tcp_connect(

@@ -23,13 +23,61 @@ use std::time::Instant;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-/// The pinned reference peer; newer hat-util breaks hat-juggler's import.
+/// The pinned 0.5 reference peer; newer hat-util breaks hat-juggler's import.
 pub const REQUIREMENTS: [&str; 4] = [
     "hat-juggler==0.5.14",
     "hat-util==0.6.8",
     "hat-aio==0.7.5",
     "hat-json==0.5.16",
 ];
+
+/// One pinned Python reference peer: its packages, the exact versions of
+/// what they pull in, the venv it lives in and the script it runs.
+#[derive(Debug)]
+pub struct PeerKind {
+    /// The pinned packages (`pip install` arguments).
+    pub requirements: &'static [&'static str],
+    /// The constraints file under `tests/python`.
+    constraints: &'static str,
+    /// The venv's directory name under the target directory.
+    venv: &'static str,
+    /// The script under `tests/python`.
+    script: &'static str,
+}
+
+/// hat-juggler 0.5.14 (the 0.5 generation), driven by `peer.py`.
+pub const PEER_0_5: PeerKind = PeerKind {
+    requirements: &REQUIREMENTS,
+    constraints: "constraints.txt",
+    venv: "python-venv",
+    script: "peer.py",
+};
+
+/// hat-juggler 0.6.26 (the 0.6 generation), driven by `peer07.py`.
+pub const PEER_0_6: PeerKind = PeerKind {
+    requirements: &[
+        "hat-juggler==0.6.26",
+        "hat-aio==0.7.13",
+        "hat-json==0.6.8",
+        "hat-util==0.6.22",
+    ],
+    constraints: "constraints-0.6.txt",
+    venv: "python-venv-0.6",
+    script: "peer07.py",
+};
+
+/// hat-juggler 0.7.6 (the 0.7 generation), driven by `peer07.py`.
+pub const PEER_0_7: PeerKind = PeerKind {
+    requirements: &[
+        "hat-juggler==0.7.6",
+        "hat-aio==0.7.13",
+        "hat-json==0.6.8",
+        "hat-util==0.6.22",
+    ],
+    constraints: "constraints-0.7.txt",
+    venv: "python-venv-0.7",
+    script: "peer07.py",
+};
 
 /// The file in the venv whose content says which requirements it holds.
 const MARKER: &str = "juggler-tests-requirements.txt";
@@ -50,9 +98,9 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// Where the venv lives.
+/// Where the 0.5 peer's venv lives.
 pub fn venv_dir() -> PathBuf {
-    target_dir().join("python-venv")
+    PEER_0_5.venv_dir()
 }
 
 fn venv_python(venv: &Path) -> PathBuf {
@@ -63,56 +111,116 @@ fn venv_python(venv: &Path) -> PathBuf {
     }
 }
 
-/// The script the peer runs.
+/// The 0.5 peer's script.
 pub fn peer_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("python")
-        .join("peer.py")
+    PEER_0_5.script()
 }
 
-/// Exact versions of everything the pinned packages pull in.
-fn constraints_file() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("python/constraints.txt")
+impl PeerKind {
+    /// Where its venv lives.
+    pub fn venv_dir(&self) -> PathBuf {
+        target_dir().join(self.venv)
+    }
+
+    /// The script it runs.
+    pub fn script(&self) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("python")
+            .join(self.script)
+    }
+
+    /// Exact versions of everything its pinned packages pull in.
+    fn constraints_file(&self) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("python")
+            .join(self.constraints)
+    }
+
+    fn marker_text(&self) -> String {
+        let constraints = std::fs::read_to_string(self.constraints_file()).unwrap_or_default();
+        format!("{}\n{constraints}", self.requirements.join(" "))
+    }
+
+    fn is_ready(&self, venv: &Path) -> bool {
+        venv_python(venv).exists()
+            && std::fs::read_to_string(venv.join(MARKER))
+                .is_ok_and(|text| text == self.marker_text())
+    }
+
+    /// Its venv, set up on the first call of the process; an error says
+    /// why it could not be.
+    pub fn venv(&'static self) -> Result<&'static Path, String> {
+        static VENVS: OnceLock<
+            std::sync::Mutex<Vec<(&'static str, &'static Result<PathBuf, String>)>>,
+        > = OnceLock::new();
+        let venvs = VENVS.get_or_init(Default::default);
+        let mut venvs = venvs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let found = match venvs.iter().find(|(name, _)| *name == self.venv) {
+            Some((_, found)) => *found,
+            None => {
+                let made: &'static Result<PathBuf, String> = Box::leak(Box::new(setup_venv(self)));
+                venvs.push((self.venv, made));
+                made
+            }
+        };
+        found.as_deref().map_err(Clone::clone)
+    }
+
+    /// Starts a peer of this kind, or says loudly why there is none and
+    /// returns `None`.
+    ///
+    /// # Panics
+    ///
+    /// When the peer cannot be had and `CI=true`: CI must run the interop
+    /// tests.
+    pub fn start(&'static self) -> Option<PythonPeer> {
+        match self
+            .venv()
+            .and_then(|venv| PythonPeer::spawn_script(venv, &self.script()))
+        {
+            Ok(peer) => Some(peer),
+            Err(err) if in_ci() => {
+                panic!("the Python reference peer is missing and CI=true: {err}")
+            }
+            Err(err) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED: Python interop test: the reference peer ({}) is not available: {err}",
+                    self.requirements.join(" ")
+                );
+                None
+            }
+        }
+    }
 }
 
-fn marker_text() -> String {
-    let constraints = std::fs::read_to_string(constraints_file()).unwrap_or_default();
-    format!("{}\n{constraints}", REQUIREMENTS.join(" "))
-}
-
-fn is_ready(venv: &Path) -> bool {
-    venv_python(venv).exists()
-        && std::fs::read_to_string(venv.join(MARKER)).is_ok_and(|text| text == marker_text())
-}
-
-/// The venv holding the pinned peer, set up on the first call of the
+/// The venv holding the pinned 0.5 peer, set up on the first call of the
 /// process; an error says why it could not be.
 pub fn venv() -> Result<&'static Path, String> {
-    static VENV: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    VENV.get_or_init(setup_venv)
-        .as_deref()
-        .map_err(Clone::clone)
+    PEER_0_5.venv()
 }
 
 /// Builds the venv in a directory of its own, then renames it into place:
 /// test processes running at the same time never see a half-built venv,
 /// and the one that loses the race uses the winner's.
-fn setup_venv() -> Result<PathBuf, String> {
-    let venv = venv_dir();
-    if is_ready(&venv) {
+fn setup_venv(kind: &PeerKind) -> Result<PathBuf, String> {
+    let venv = kind.venv_dir();
+    if kind.is_ready(&venv) {
         return Ok(venv);
     }
     let started = Instant::now();
     let parent = venv.parent().expect("the venv has a parent");
     std::fs::create_dir_all(parent)
         .map_err(|err| format!("cannot create {}: {err}", parent.display()))?;
-    let building = parent.join(format!("python-venv.building-{}", std::process::id()));
+    let building = parent.join(format!("{}.building-{}", kind.venv, std::process::id()));
     let _ = std::fs::remove_dir_all(&building);
-    if let Err(err) = build_venv(&building) {
+    if let Err(err) = build_venv(kind, &building) {
         let _ = std::fs::remove_dir_all(&building);
         return Err(err);
     }
-    if venv.exists() && !is_ready(&venv) {
+    if venv.exists() && !kind.is_ready(&venv) {
         // An outdated or broken venv: replace it.
         let _ = std::fs::remove_dir_all(&venv);
     }
@@ -122,7 +230,7 @@ fn setup_venv() -> Result<PathBuf, String> {
     }
     match renamed {
         Ok(()) => {}
-        Err(_) if is_ready(&venv) => {} // Another process was faster.
+        Err(_) if kind.is_ready(&venv) => {} // Another process was faster.
         Err(err) => return Err(format!("cannot move the venv into place: {err}")),
     }
     // Not captured by the test harness on purpose: a one-time cost worth
@@ -136,7 +244,7 @@ fn setup_venv() -> Result<PathBuf, String> {
     Ok(venv)
 }
 
-fn build_venv(dir: &Path) -> Result<(), String> {
+fn build_venv(kind: &PeerKind, dir: &Path) -> Result<(), String> {
     run(
         Command::new(base_python()).args(["-m", "venv"]).arg(dir),
         "create a Python venv",
@@ -152,15 +260,15 @@ fn build_venv(dir: &Path) -> Result<(), String> {
                 "--disable-pip-version-check",
                 "--constraint",
             ])
-            .arg(constraints_file())
-            .args(REQUIREMENTS),
+            .arg(kind.constraints_file())
+            .args(kind.requirements),
         "pip install the pinned peer",
     )?;
     run(
         Command::new(&python).args(["-c", "from hat import juggler"]),
         "import hat.juggler",
     )?;
-    std::fs::write(dir.join(MARKER), marker_text())
+    std::fs::write(dir.join(MARKER), kind.marker_text())
         .map_err(|err| format!("cannot write the venv marker: {err}"))
 }
 
@@ -188,26 +296,14 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|value| value == "true")
 }
 
-/// Starts a peer, or says loudly why there is none and returns `None`.
+/// Starts a 0.5 peer, or says loudly why there is none and returns
+/// `None`.
 ///
 /// # Panics
 ///
 /// When the peer cannot be had and `CI=true`: CI must run the interop tests.
 pub fn start_peer() -> Option<PythonPeer> {
-    match venv().and_then(PythonPeer::spawn) {
-        Ok(peer) => Some(peer),
-        Err(err) if in_ci() => panic!("the Python reference peer is missing and CI=true: {err}"),
-        Err(err) => {
-            // Straight to stderr, past the harness's capture: a skipped
-            // interop test must not look like a passed one.
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: Python interop test: the reference peer ({}) is not available: {err}",
-                REQUIREMENTS.join(" ")
-            );
-            None
-        }
-    }
+    PEER_0_5.start()
 }
 
 /// A running `peer.py`; killed when dropped.
@@ -229,13 +325,18 @@ impl std::fmt::Debug for PythonPeer {
 impl PythonPeer {
     /// Starts `peer.py` with the venv's Python.
     pub fn spawn(venv: &Path) -> Result<PythonPeer, String> {
+        Self::spawn_script(venv, &peer_script())
+    }
+
+    /// Starts `script` with the venv's Python.
+    pub fn spawn_script(venv: &Path, script: &Path) -> Result<PythonPeer, String> {
         let mut child = Command::new(venv_python(venv))
-            .arg(peer_script())
+            .arg(script)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|err| format!("cannot start {}: {err}", peer_script().display()))?;
+            .map_err(|err| format!("cannot start {}: {err}", script.display()))?;
         let stdout = child.stdout.take().expect("piped stdout");
         let mut stderr = child.stderr.take().expect("piped stderr");
         let (events_tx, events) = mpsc::unbounded_channel();

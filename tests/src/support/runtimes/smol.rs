@@ -48,6 +48,13 @@ impl Backend for Smol {
         juggler_smol::connect_with(address, options).await
     }
 
+    async fn connect_v07(
+        address: &str,
+        options: juggler_driver::v07::Options,
+    ) -> Result<juggler_driver::v07::Client, Error> {
+        juggler_smol::v07::connect(address, options).await
+    }
+
     async fn tcp_connect(
         addr: std::net::SocketAddr,
     ) -> std::io::Result<Box<dyn juggler_driver::Io>> {

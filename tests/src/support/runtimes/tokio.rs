@@ -57,6 +57,13 @@ impl Backend for Tokio {
         juggler_tokio::connect_with(address, options).await
     }
 
+    async fn connect_v07(
+        address: &str,
+        options: juggler_driver::v07::Options,
+    ) -> Result<juggler_driver::v07::Client, Error> {
+        juggler_tokio::v07::connect(address, options).await
+    }
+
     async fn tcp_connect(
         addr: std::net::SocketAddr,
     ) -> std::io::Result<Box<dyn juggler_driver::Io>> {

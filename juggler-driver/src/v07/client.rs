@@ -1,0 +1,278 @@
+//! The client side of a 0.6/0.7 connection: the reference's `Client`
+//! with `state`, `send(name, data)` and notifications.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+
+use async_tungstenite::tungstenite::client::IntoClientRequest;
+use async_tungstenite::WebSocketStream;
+use futures_io::{AsyncRead, AsyncWrite};
+use juggler_core::v07::{ClientEngine, ClientEvent};
+use juggler_core::{CloseReason, Generation, Value};
+use tokio::sync::oneshot;
+use tracing::Instrument;
+
+use super::link::{run, Dispatch, Link, LinkState};
+use super::Options;
+use crate::client::{Io, Target};
+use crate::{ClientOptions, Error, Runtime};
+
+/// A notification from the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// Its name.
+    pub name: String,
+    /// Its data.
+    pub data: Value,
+}
+
+/// Client connections' own part of the link state.
+#[derive(Default)]
+pub(crate) struct ClientExtra {
+    /// Who waits for the answer to each request.
+    waiting: HashMap<u64, oneshot::Sender<Result<Value, Error>>>,
+    notifications: VecDeque<Notification>,
+    /// Server states received, counted.
+    state_changes: u64,
+}
+
+type ClientLink = Link<ClientEngine, ClientExtra>;
+
+/// A client of a 0.6/0.7 server: the reference's `hat.juggler.Client`.
+/// Clones share it.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), juggler_driver::Error> {
+/// # let runtime: std::sync::Arc<dyn juggler_driver::Runtime> = unimplemented!();
+/// use juggler_driver::v07::{connect, Options};
+/// use serde_json::json;
+///
+/// let client = connect("ws://127.0.0.1:23023/ws", Options::default(), Default::default(), runtime).await?;
+/// let answer = client.send("add", json!({"a": 1, "b": 2})).await?;
+/// println!("{answer} {}", client.state());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    link: Arc<ClientLink>,
+    generation: Generation,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("v07::Client")
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+impl Client {
+    /// 0.6 or 0.7.
+    pub fn generation(&self) -> Generation {
+        self.generation
+    }
+
+    /// The server state as last received (`null` until the first).
+    pub fn state(&self) -> Arc<Value> {
+        self.link.read(|state| state.engine.state().clone())
+    }
+
+    /// Waits until the server state changes after `seen` changes (start
+    /// with 0), and returns how many there were and the state then. Fails
+    /// with [`Error::Closed`] once the connection is closed with nothing
+    /// newer.
+    pub async fn state_changed(&self, seen: u64) -> Result<(u64, Arc<Value>), Error> {
+        self.link
+            .wait_for(|state| {
+                if state.extra.state_changes > seen {
+                    Some(Ok((
+                        state.extra.state_changes,
+                        state.engine.state().clone(),
+                    )))
+                } else if state.done || state.engine.close_reason().is_some() {
+                    Some(Err(Error::Closed))
+                } else {
+                    None
+                }
+            })
+            .await
+    }
+
+    /// Sends a request and waits for its answer: the data of a `success:
+    /// true` response, [`Error::Remote`] with the data of a failure,
+    /// [`Error::Closed`] if the connection closes first, or
+    /// [`Error::Timeout`] after [`Options::request_timeout`].
+    pub async fn send(&self, name: &str, data: Value) -> Result<Value, Error> {
+        let timeout = self.link.options.request_timeout;
+        let now = self.link.runtime.now();
+        let answer = self
+            .link
+            .push(|state| {
+                let (id, _) = state.engine.request(now, name, &data, timeout)?;
+                let (sender, answer) = oneshot::channel();
+                state.extra.waiting.insert(id, sender);
+                Ok(answer)
+            })
+            .await?;
+        answer.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// The next notification, waiting for one; `None` once the connection
+    /// is closed and every notification was taken. Each is taken once,
+    /// by one caller.
+    pub async fn receive(&self) -> Option<Notification> {
+        let link = self.link.clone();
+        let taken = self
+            .link
+            .wait_for(|state| match state.extra.notifications.pop_front() {
+                Some(notification) => Some(Some(notification)),
+                None if state.done || state.engine.close_reason().is_some() => Some(None),
+                None => None,
+            })
+            .await;
+        // Room in the queue: the reader may go on.
+        link.update(|_| {});
+        taken
+    }
+
+    /// Whether the connection is open.
+    pub fn is_open(&self) -> bool {
+        self.link
+            .read(|state| state.engine.close_reason().is_none())
+    }
+
+    /// Why the connection closed, once it has.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.link.read(|state| state.engine.close_reason().cloned())
+    }
+
+    /// Closes the connection (1000).
+    pub fn close(&self) {
+        self.link.update(|state| state.engine.close());
+    }
+
+    /// Waits until the connection is closed and its socket gone.
+    pub async fn wait_closed(&self) {
+        self.link.wait_done().await
+    }
+
+    /// Closes and waits until the socket is gone.
+    pub async fn async_close(&self) {
+        self.close();
+        self.wait_closed().await
+    }
+}
+
+/// Connects to a 0.6/0.7 server at a `ws://` or `wss://` address on
+/// `runtime`; `client` gives TLS, headers and the connect timeout (its
+/// connection options are for 0.5 and unused here).
+pub async fn connect(
+    address: &str,
+    options: Options,
+    client: ClientOptions,
+    runtime: Arc<dyn Runtime>,
+) -> Result<Client, Error> {
+    let target = Target::parse(address)?;
+    let attempt = async {
+        let (stream, _peer) = runtime
+            .connect_tcp(target.host.clone(), target.port)
+            .await?;
+        let stream: Box<dyn Io> = crate::client::wrap_tls(stream, &target, &client).await?;
+        let mut request = address.into_client_request()?;
+        for (name, value) in &client.headers {
+            request.headers_mut().append(name, value.clone());
+        }
+        let (socket, _response) = async_tungstenite::client_async_with_config(
+            request,
+            stream,
+            Some(options.websocket_config()),
+        )
+        .await?;
+        Ok::<_, Error>(start(socket, options.clone(), runtime.clone()))
+    };
+    let Some(limit) = client.connect_timeout else {
+        return attempt.await;
+    };
+    let timer = runtime.sleep_until(runtime.now() + limit);
+    let outcome = match futures_util::future::select(std::pin::pin!(attempt), timer).await {
+        futures_util::future::Either::Left((outcome, _)) => outcome,
+        futures_util::future::Either::Right(_) => Err(Error::ConnectTimeout(limit)),
+    };
+    outcome
+}
+
+/// Starts driving a client connection over an established WebSocket.
+pub fn start<S>(socket: WebSocketStream<S>, options: Options, runtime: Arc<dyn Runtime>) -> Client
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let generation = options.generation;
+    let span = tracing::info_span!(
+        "juggler_connection",
+        id = crate::connection::next_connection_id(),
+        role = "client",
+        generation = generation.as_str(),
+    );
+    let engine = ClientEngine::new(options.client_config());
+    let link = Link::new(
+        engine,
+        ClientExtra::default(),
+        options,
+        runtime.clone(),
+        span.clone(),
+    );
+    let dispatch = ClientDispatch {
+        receive_queue_size: link.options.receive_queue_size,
+    };
+    runtime.spawn(Box::pin(
+        run(socket, link.clone(), dispatch, None).instrument(span),
+    ));
+    Client { link, generation }
+}
+
+/// Client events are handled under the link's lock (see
+/// [`ClientDispatch::reader_must_wait`]); nothing is left for outside.
+struct ClientDispatch {
+    receive_queue_size: usize,
+}
+
+impl Dispatch<ClientEngine, ClientExtra> for ClientDispatch {
+    fn take(&self, extra: &mut ClientExtra, event: ClientEvent) -> Option<ClientEvent> {
+        take_client_event(extra, event)
+    }
+
+    fn dispatch(&self, _events: Vec<ClientEvent>) {}
+
+    fn reader_must_wait(&self, state: &LinkState<ClientEngine, ClientExtra>) -> bool {
+        state.extra.notifications.len() >= self.receive_queue_size
+    }
+}
+
+/// Takes the client engine's events into the client's part of the state,
+/// under the lock: answers to their waiters, notifications to the queue.
+fn take_client_event(extra: &mut ClientExtra, event: ClientEvent) -> Option<ClientEvent> {
+    match event {
+        ClientEvent::StateChanged => extra.state_changes += 1,
+        ClientEvent::Notify { name, data } => {
+            extra.notifications.push_back(Notification { name, data })
+        }
+        ClientEvent::Response { id, result } => {
+            if let Some(waiter) = extra.waiting.remove(&id) {
+                let _ = waiter.send(result.map_err(Error::Remote));
+            }
+        }
+        ClientEvent::TimedOut { id } => {
+            if let Some(waiter) = extra.waiting.remove(&id) {
+                let _ = waiter.send(Err(Error::Timeout));
+            }
+        }
+        ClientEvent::Failed { id } => {
+            if let Some(waiter) = extra.waiting.remove(&id) {
+                let _ = waiter.send(Err(Error::Closed));
+            }
+        }
+        other => return Some(other),
+    }
+    None
+}

@@ -1,0 +1,508 @@
+//! The driver of a 0.6/0.7 connection, the same for both roles: one task
+//! that moves text frames and time between a WebSocket and the role's
+//! engine, and keeps the transport's pings.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use async_tungstenite::tungstenite::{Error as WsError, Message};
+use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
+use futures_io::{AsyncRead, AsyncWrite};
+use futures_util::future::{join, select, Either};
+use futures_util::{SinkExt, StreamExt};
+use juggler_core::v07::{ClientEngine, ClientEvent, OutFrame, ServerEngine, ServerEvent};
+use juggler_core::{CloseReason, Closed, FlushTicket, Liveness, LivenessAction, ProtocolError};
+use tokio::sync::Notify;
+
+use super::Options;
+use crate::error::close_reason_of;
+use crate::{Error, Runtime};
+
+/// Most frames the writer takes before one socket flush.
+const WRITE_BATCH: usize = 256;
+
+/// What the driver needs of an engine of either role.
+pub(crate) trait LinkEngine: Send + 'static {
+    /// What the engine tells the application.
+    type Event: Send + 'static;
+    fn handle_text(&mut self, frame: &str) -> Result<(), ProtocolError>;
+    fn handle_protocol_error(&mut self, err: ProtocolError);
+    fn handle_transport_closed(&mut self, reason: CloseReason);
+    fn poll_transmit(&mut self) -> Option<OutFrame>;
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn handle_timeout(&mut self, now: Instant);
+    fn send_ping(&mut self, payload: &str) -> Result<(), Closed>;
+    fn poll_event(&mut self) -> Option<Self::Event>;
+    fn close_reason(&self) -> Option<&CloseReason>;
+    fn queued_frames(&self) -> usize;
+}
+
+macro_rules! link_engine {
+    ($engine:ty, $event:ty) => {
+        impl LinkEngine for $engine {
+            type Event = $event;
+            fn handle_text(&mut self, frame: &str) -> Result<(), ProtocolError> {
+                <$engine>::handle_text(self, frame)
+            }
+            fn handle_protocol_error(&mut self, err: ProtocolError) {
+                <$engine>::handle_protocol_error(self, err)
+            }
+            fn handle_transport_closed(&mut self, reason: CloseReason) {
+                <$engine>::handle_transport_closed(self, reason)
+            }
+            fn poll_transmit(&mut self) -> Option<OutFrame> {
+                <$engine>::poll_transmit(self)
+            }
+            fn poll_timeout(&self) -> Option<Instant> {
+                <$engine>::poll_timeout(self)
+            }
+            fn handle_timeout(&mut self, now: Instant) {
+                <$engine>::handle_timeout(self, now)
+            }
+            fn send_ping(&mut self, payload: &str) -> Result<(), Closed> {
+                <$engine>::send_ping(self, payload)
+            }
+            fn poll_event(&mut self) -> Option<$event> {
+                <$engine>::poll_event(self)
+            }
+            fn close_reason(&self) -> Option<&CloseReason> {
+                <$engine>::close_reason(self)
+            }
+            fn queued_frames(&self) -> usize {
+                <$engine>::queued_frames(self)
+            }
+        }
+    };
+}
+
+link_engine!(ServerEngine, ServerEvent);
+link_engine!(ClientEngine, ClientEvent);
+
+/// What the reader and the writer share with the application's handles.
+pub(crate) struct Link<E, X> {
+    state: Mutex<LinkState<E, X>>,
+    /// Wakes the writer: frames to write, a close, a new deadline.
+    writer: Notify,
+    /// Wakes everyone waiting on progress: frames written, room in a
+    /// queue, the close, the end.
+    progress: Notify,
+    pub(crate) runtime: Arc<dyn Runtime>,
+    pub(crate) options: Options,
+    pub(crate) span: tracing::Span,
+}
+
+/// The connection's state under the link's lock: the engine, the role's
+/// own part `extra`, and the driver's.
+pub(crate) struct LinkState<E, X> {
+    pub(crate) engine: E,
+    pub(crate) extra: X,
+    liveness: Option<Liveness>,
+    /// Message frames written so far (their `seq`), for flush tickets.
+    written: u64,
+    /// The driver is done: the socket is gone.
+    pub(crate) done: bool,
+    /// The close was cut off at the close timeout.
+    pub(crate) close_timed_out: bool,
+}
+
+/// What the driver does with the events the engine had after a frame or
+/// a timeout; and whether the reader may read on.
+pub(crate) trait Dispatch<E: LinkEngine, X>: Send + Sync + 'static {
+    /// Takes an event under the lock, into the role's part of the state;
+    /// what it returns goes to [`dispatch`](Self::dispatch).
+    fn take(&self, extra: &mut X, event: E::Event) -> Option<E::Event>;
+    /// Handles the events `take` left, outside the lock.
+    fn dispatch(&self, events: Vec<E::Event>);
+    /// Whether the reader must wait before reading more (a queue of the
+    /// application's is full).
+    fn reader_must_wait(&self, state: &LinkState<E, X>) -> bool;
+}
+
+impl<E: LinkEngine, X: Send + 'static> Link<E, X> {
+    pub(crate) fn new(
+        engine: E,
+        extra: X,
+        options: Options,
+        runtime: Arc<dyn Runtime>,
+        span: tracing::Span,
+    ) -> Arc<Self> {
+        let liveness = options
+            .pings()
+            .map(|(delay, timeout)| Liveness::new(runtime.now(), delay, timeout));
+        Arc::new(Link {
+            state: Mutex::new(LinkState {
+                engine,
+                extra,
+                liveness,
+                written: 0,
+                done: false,
+                close_timed_out: false,
+            }),
+            writer: Notify::new(),
+            progress: Notify::new(),
+            runtime,
+            options,
+            span,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LinkState<E, X>> {
+        // A panic under the lock leaves nothing half-done that matters
+        // more than keeping the connection's handles usable.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` on the state, then wakes the writer and the waiters.
+    pub(crate) fn update<R>(&self, f: impl FnOnce(&mut LinkState<E, X>) -> R) -> R {
+        let result = self.update_as_writer(f);
+        self.writer.notify_one();
+        result
+    }
+
+    /// [`update`](Self::update) from the writer itself, which is awake:
+    /// wakes only the waiters.
+    fn update_as_writer<R>(&self, f: impl FnOnce(&mut LinkState<E, X>) -> R) -> R {
+        let result = f(&mut self.lock());
+        self.progress.notify_waiters();
+        result
+    }
+
+    /// Reads the state without waking anyone.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&LinkState<E, X>) -> R) -> R {
+        f(&self.lock())
+    }
+
+    /// Waits until `ready` holds of the state, and returns what it gave.
+    pub(crate) async fn wait_for<R>(
+        &self,
+        mut ready: impl FnMut(&mut LinkState<E, X>) -> Option<R>,
+    ) -> R {
+        loop {
+            let notified = self.progress.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(result) = ready(&mut self.lock()) {
+                return result;
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits until the frames of `ticket` are written; fails when the
+    /// connection ends first.
+    pub(crate) async fn written(&self, ticket: FlushTicket) -> Result<(), Error> {
+        self.wait_for(|state| {
+            if ticket.is_complete(state.written) {
+                Some(Ok(()))
+            } else if state.done || state.engine.close_reason().is_some() {
+                Some(Err(Error::Closed))
+            } else {
+                None
+            }
+        })
+        .await
+    }
+
+    /// Waits for room in the send queue, then runs `push` on the state.
+    pub(crate) async fn push<R>(
+        &self,
+        mut push: impl FnMut(&mut LinkState<E, X>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let limit = self.options.send_queue_size;
+        let result = self
+            .wait_for(|state| {
+                if state.engine.close_reason().is_some() {
+                    Some(Err(Error::Closed))
+                } else if state.engine.queued_frames() < limit {
+                    Some(push(state))
+                } else {
+                    None
+                }
+            })
+            .await;
+        self.writer.notify_one();
+        result
+    }
+
+    /// Waits until the driver is done.
+    pub(crate) async fn wait_done(&self) {
+        self.wait_for(|state| state.done.then_some(())).await
+    }
+
+    /// Waits until the engine is closed.
+    async fn wait_engine_closed(&self) {
+        self.wait_for(|state| state.engine.close_reason().map(|_| ()))
+            .await
+    }
+}
+
+/// Drives one connection until its socket is done with.
+pub(crate) async fn run<S, E, X, D>(
+    socket: WebSocketStream<S>,
+    link: Arc<Link<E, X>>,
+    dispatch: D,
+    first_frame: Option<String>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    E: LinkEngine,
+    X: Send + 'static,
+    D: Dispatch<E, X>,
+{
+    let (sink, stream) = socket.split();
+    let reader = std::pin::pin!(read_loop(stream, &link, &dispatch, first_frame));
+    let writer = std::pin::pin!(write_loop(sink, &link, &dispatch));
+    let io = join(reader, writer);
+    let bound = async {
+        link.wait_engine_closed().await;
+        let runtime = &link.runtime;
+        runtime
+            .sleep_until(runtime.now() + link.options.close_timeout)
+            .await;
+    };
+    let timed_out = matches!(select(io, std::pin::pin!(bound)).await, Either::Right(_));
+    let events = link.update(|state| {
+        state.close_timed_out = timed_out;
+        state.engine.handle_transport_closed(CloseReason::Remote);
+        state.done = true;
+        drain(&dispatch, state)
+    });
+    dispatch.dispatch(events);
+}
+
+/// The engine's events, past the role's [`Dispatch::take`].
+fn drain<E: LinkEngine, X, D: Dispatch<E, X>>(
+    dispatch: &D,
+    state: &mut LinkState<E, X>,
+) -> Vec<E::Event> {
+    let mut left = Vec::new();
+    while let Some(event) = state.engine.poll_event() {
+        left.extend(dispatch.take(&mut state.extra, event));
+    }
+    left
+}
+
+/// One item of the WebSocket stream.
+type StreamItem = Option<Result<Message, WsError>>;
+
+/// Reads frames into the engine until the stream ends.
+async fn read_loop<S, E, X, D>(
+    mut stream: WebSocketReceiver<S>,
+    link: &Link<E, X>,
+    dispatch: &D,
+    first_frame: Option<String>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+    E: LinkEngine,
+    X: Send + 'static,
+    D: Dispatch<E, X>,
+{
+    let mut first = first_frame.map(|text| Some(Ok(Message::text(text))));
+    loop {
+        link.wait_for(|state| (!dispatch.reader_must_wait(state)).then_some(()))
+            .await;
+        let item = match first.take() {
+            Some(item) => item,
+            None => stream.next().await,
+        };
+        let (ended, events) = link.update(|state| {
+            let ended = handle_item(state, item);
+            (ended, drain(dispatch, state))
+        });
+        dispatch.dispatch(events);
+        if ended {
+            return;
+        }
+    }
+}
+
+/// Hands one item of the stream to the engine; whether the stream ended.
+fn handle_item<E: LinkEngine, X>(state: &mut LinkState<E, X>, item: StreamItem) -> bool {
+    match item {
+        Some(Ok(Message::Text(text))) => {
+            // Only text frames count as the peer's activity, as in the
+            // reference; WebSocket pongs do not.
+            if let Some(liveness) = &mut state.liveness {
+                liveness.handle_received();
+            }
+            // A violation closes the engine; reading goes on until the
+            // peer's close ends the stream.
+            let _ = state.engine.handle_text(&text);
+            false
+        }
+        Some(Ok(Message::Binary(_))) => {
+            state
+                .engine
+                .handle_protocol_error(ProtocolError::BinaryFrame);
+            false
+        }
+        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => false,
+        Some(Ok(Message::Close(_))) | None => {
+            state.engine.handle_transport_closed(CloseReason::Remote);
+            true
+        }
+        Some(Err(err)) => {
+            match close_reason_of(&err) {
+                CloseReason::Protocol(violation) => state.engine.handle_protocol_error(violation),
+                reason => state.engine.handle_transport_closed(reason),
+            }
+            true
+        }
+    }
+}
+
+/// What the writer found in one look at the state.
+struct Turn {
+    closed: Option<CloseReason>,
+    deadline: Option<Instant>,
+}
+
+/// Writes the engine's frames, fires its timers and the pings, and
+/// finally sends the close frame.
+async fn write_loop<S, E, X, D>(mut sink: WebSocketSender<S>, link: &Link<E, X>, dispatch: &D)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    E: LinkEngine,
+    X: Send + 'static,
+    D: Dispatch<E, X>,
+{
+    let runtime = &link.runtime;
+    let stall_limit = link.options.pings().map(|(delay, timeout)| delay + timeout);
+    let mut batch: Vec<OutFrame> = Vec::new();
+    loop {
+        let notified = link.writer.notified();
+        let mut notified = std::pin::pin!(notified);
+        notified.as_mut().enable();
+        let now = runtime.now();
+        let (turn, events) = link.update_as_writer(|state| {
+            let turn = look(state, now, &mut batch);
+            (turn, drain(dispatch, state))
+        });
+        dispatch.dispatch(events);
+        if !batch.is_empty() {
+            let last = batch.iter().map(|frame| frame.seq).max().unwrap_or(0);
+            match write_batch(&mut sink, &mut batch, &**runtime, stall_limit).await {
+                Ok(()) => link.update_as_writer(|state| state.written = state.written.max(last)),
+                Err(reason) => {
+                    let events = link.update_as_writer(|state| {
+                        state.engine.handle_transport_closed(reason);
+                        drain(dispatch, state)
+                    });
+                    dispatch.dispatch(events);
+                    return;
+                }
+            }
+            continue;
+        }
+        if let Some(reason) = turn.closed {
+            send_close(&mut sink, reason).await;
+            return;
+        }
+        match turn.deadline {
+            Some(at) => {
+                let _ = select(notified, runtime.sleep_until(at)).await;
+            }
+            None => notified.await,
+        }
+    }
+}
+
+/// Fires what is due at `now`, takes frames into `batch`.
+fn look<E: LinkEngine, X>(
+    state: &mut LinkState<E, X>,
+    now: Instant,
+    batch: &mut Vec<OutFrame>,
+) -> Turn {
+    state.engine.handle_timeout(now);
+    if let Some(liveness) = &mut state.liveness {
+        match liveness.poll(now) {
+            Some(LivenessAction::PeerDead) => state
+                .engine
+                .handle_transport_closed(CloseReason::Transport("ping timeout".into())),
+            Some(LivenessAction::SendPing) => {
+                if state.engine.send_ping("").is_ok() {
+                    liveness.handle_ping_sent(now);
+                }
+            }
+            None => {}
+        }
+    }
+    while batch.len() < WRITE_BATCH {
+        match state.engine.poll_transmit() {
+            Some(frame) => batch.push(frame),
+            None => break,
+        }
+    }
+    let keep_alive = state
+        .liveness
+        .as_ref()
+        .filter(|_| state.engine.close_reason().is_none())
+        .map(|liveness| liveness.poll_timeout().0);
+    Turn {
+        closed: state.engine.close_reason().cloned(),
+        deadline: [state.engine.poll_timeout(), keep_alive]
+            .into_iter()
+            .flatten()
+            .min(),
+    }
+}
+
+/// Writes the batch and flushes; a write that makes no progress for
+/// `stall_limit` is a peer that stopped reading.
+async fn write_batch<S>(
+    sink: &mut WebSocketSender<S>,
+    batch: &mut Vec<OutFrame>,
+    runtime: &dyn Runtime,
+    stall_limit: Option<Duration>,
+) -> Result<(), CloseReason>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let write = async {
+        for frame in batch.drain(..) {
+            sink.feed(Message::text(frame.text)).await?;
+        }
+        sink.flush().await
+    };
+    let outcome = match stall_limit {
+        Some(limit) => {
+            let stall = runtime.sleep_until(runtime.now() + limit);
+            match select(std::pin::pin!(write), stall).await {
+                Either::Left((result, _)) => Some(result),
+                Either::Right(_) => None,
+            }
+        }
+        None => Some(write.await),
+    };
+    batch.clear();
+    match outcome {
+        Some(Ok(())) => Ok(()),
+        Some(Err(err)) => Err(close_reason_of(&err)),
+        None => Err(CloseReason::Transport(
+            "the peer stopped reading: a write stalled past the ping timeout".into(),
+        )),
+    }
+}
+
+/// The last frame of a connection, by how it closed.
+async fn send_close<S>(sink: &mut WebSocketSender<S>, reason: CloseReason)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match reason {
+        CloseReason::Remote => {
+            let _ = SinkExt::close(sink).await;
+        }
+        CloseReason::Transport(_) => {}
+        local_or_protocol => {
+            let (code, text) = local_or_protocol.close_frame();
+            let frame = CloseFrame {
+                code: code.into(),
+                reason: text.into(),
+            };
+            let _ = sink.send(Message::Close(Some(frame))).await;
+        }
+    }
+}

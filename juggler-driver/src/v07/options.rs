@@ -1,0 +1,182 @@
+//! Settings of a 0.6/0.7 connection, in either role.
+
+use std::time::Duration;
+
+use juggler_core::v07::{ClientConfig, Framing, ServerConfig, DEFAULT_MAX_SEGMENT_SIZE};
+use juggler_core::{AutoflushPolicy, Generation};
+
+/// Settings of a 0.6 or 0.7 connection, server or client, with the
+/// defaults of hat-juggler 0.7.6 (SPEC-0.7.md §11) where it has them.
+///
+/// ```
+/// use std::time::Duration;
+/// use juggler_driver::v07::Options;
+///
+/// let options = Options::default()
+///     .max_segment_size(16 * 1024)
+///     .ping(Some(Duration::from_secs(5)), Duration::from_secs(5))
+///     .parallel_requests(false);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// Which of the two generations: [`Generation::V0_7`] (default:
+    /// segments and pings) or [`Generation::V0_6`] (bare JSON frames).
+    /// A server that detects the generation sets it per connection.
+    pub generation: Generation,
+    /// Bytes of JSON text per segment sent (0.7). Default 65,536.
+    pub max_segment_size: usize,
+    /// Send a ping (`2`) after this long without a text frame from the
+    /// peer; `None`: never (0.7). Default 30 s.
+    pub ping_delay: Option<Duration>,
+    /// Close when nothing comes this long after a ping. Default 30 s.
+    pub ping_timeout: Duration,
+    /// Most frames waiting to be written: `notify` (and a client's
+    /// `send`) wait while that many do. Default 1,024.
+    pub send_queue_size: usize,
+    /// When state changes go out (server): 0.2 s after the first change
+    /// (default), at once, or only on `flush`.
+    pub autoflush: AutoflushPolicy,
+    /// Whether a server runs a connection's requests concurrently
+    /// (default) or one at a time, in order, as the reference does.
+    pub parallel_requests: bool,
+    /// Most requests of one connection being handled at once; the
+    /// connection reads nothing more from the peer until one is answered.
+    /// Default 1,024.
+    pub max_pending_requests: usize,
+    /// Most notifications a client keeps unread; the client reads nothing
+    /// more from the server until one is taken. Default 1,024.
+    pub receive_queue_size: usize,
+    /// Largest message the peer may send, joined from its segments.
+    /// Default 64 MiB.
+    pub max_message_size: usize,
+    /// Largest WebSocket message the peer may send. Default 4 MiB, the
+    /// Python server's own limit (browsers send up to 196,609 bytes per
+    /// segment).
+    pub max_frame_size: usize,
+    /// Largest server state a client keeps, decoded. Default 64 MiB.
+    pub max_state_size: usize,
+    /// How long a closing connection waits for the peer's close frame.
+    /// Default 10 s.
+    pub close_timeout: Duration,
+    /// How long a client's request waits for its answer; `None`: as long
+    /// as the connection is open (the reference's behaviour). Default
+    /// `None`.
+    pub request_timeout: Option<Duration>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            generation: Generation::V0_7,
+            max_segment_size: DEFAULT_MAX_SEGMENT_SIZE,
+            ping_delay: Some(Duration::from_secs(30)),
+            ping_timeout: Duration::from_secs(30),
+            send_queue_size: 1024,
+            autoflush: AutoflushPolicy::default(),
+            parallel_requests: true,
+            max_pending_requests: 1024,
+            receive_queue_size: 1024,
+            max_message_size: juggler_core::v07::DEFAULT_MAX_MESSAGE_SIZE,
+            max_frame_size: 4 << 20,
+            max_state_size: 64 << 20,
+            close_timeout: Duration::from_secs(10),
+            request_timeout: None,
+        }
+    }
+}
+
+impl Options {
+    /// These settings for `generation` (0.6 or 0.7; 0.5 is taken as 0.7).
+    pub fn generation(mut self, generation: Generation) -> Self {
+        self.generation = generation;
+        self
+    }
+
+    /// Sets the segment size (at least 1 byte).
+    pub fn max_segment_size(mut self, bytes: usize) -> Self {
+        self.max_segment_size = bytes.max(1);
+        self
+    }
+
+    /// Sets the ping delay (`None`: no pings) and timeout.
+    pub fn ping(mut self, delay: Option<Duration>, timeout: Duration) -> Self {
+        self.ping_delay = delay;
+        self.ping_timeout = timeout;
+        self
+    }
+
+    /// Sets the send queue size (at least 1).
+    pub fn send_queue_size(mut self, frames: usize) -> Self {
+        self.send_queue_size = frames.max(1);
+        self
+    }
+
+    /// Sets the autoflush delay the reference way: `Some(ZERO)` at once,
+    /// `Some(d)` after `d`, `None` only on flush.
+    pub fn autoflush_delay(mut self, delay: Option<Duration>) -> Self {
+        self.autoflush = AutoflushPolicy::from_delay(delay);
+        self
+    }
+
+    /// Runs requests concurrently (`true`) or one at a time.
+    pub fn parallel_requests(mut self, parallel: bool) -> Self {
+        self.parallel_requests = parallel;
+        self
+    }
+
+    /// Sets how long a client's request waits for its answer.
+    pub fn request_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets the largest joined message the peer may send.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    fn framing(&self) -> Framing {
+        match self.generation {
+            Generation::V0_6 => Framing::Whole,
+            _ => Framing::Segmented {
+                max_segment_size: self.max_segment_size.max(1),
+            },
+        }
+    }
+
+    /// The engine settings of a server connection.
+    pub(crate) fn server_config(&self) -> ServerConfig {
+        let mut config = ServerConfig::v0_7().autoflush(self.autoflush);
+        config.framing = self.framing();
+        config.max_message_size = self.max_message_size;
+        config
+    }
+
+    /// The engine settings of a client connection.
+    pub(crate) fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::v0_7();
+        config.framing = self.framing();
+        config.max_message_size = self.max_message_size;
+        config.max_state_size = self.max_state_size;
+        config
+    }
+
+    /// Whether the transport pings (0.7 with a ping delay).
+    pub(crate) fn pings(&self) -> Option<(Duration, Duration)> {
+        match self.generation {
+            Generation::V0_6 => None,
+            _ => self.ping_delay.map(|delay| (delay, self.ping_timeout)),
+        }
+    }
+
+    /// The WebSocket settings.
+    pub(crate) fn websocket_config(
+        &self,
+    ) -> async_tungstenite::tungstenite::protocol::WebSocketConfig {
+        async_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(self.max_frame_size))
+            .max_frame_size(Some(self.max_frame_size))
+    }
+}

@@ -1,0 +1,443 @@
+//! The server side of a 0.6/0.7 connection: the application's handle,
+//! and the requests it answers.
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_tungstenite::WebSocketStream;
+use futures_io::{AsyncRead, AsyncWrite};
+use juggler_core::v07::{ServerEngine, ServerEvent};
+use juggler_core::{CloseReason, Generation, PatchOperation, Value};
+use tracing::Instrument;
+
+use super::link::{run, Dispatch, Link, LinkState};
+use super::Options;
+use crate::admission::{Admitted, UpgradeRequest};
+use crate::{BoxFuture, Error, Runtime};
+
+/// What a request handler answers: data for `success: true`, or a
+/// [`RequestError`] for `success: false`.
+pub type RequestResult = Result<Value, RequestError>;
+
+/// A failed request: its data goes to the client with `success: false`
+/// (the reference sends the exception's text, so a string is usual).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestError(pub Value);
+
+impl RequestError {
+    /// An error whose data is `error`'s text.
+    pub fn new(error: impl fmt::Display) -> Self {
+        RequestError(Value::String(error.to_string()))
+    }
+}
+
+impl From<String> for RequestError {
+    fn from(text: String) -> Self {
+        RequestError(Value::String(text))
+    }
+}
+
+impl From<&str> for RequestError {
+    fn from(text: &str) -> Self {
+        RequestError(Value::String(text.to_owned()))
+    }
+}
+
+/// The future a request handler returns.
+pub type RequestFuture = Pin<Box<dyn Future<Output = RequestResult> + Send + 'static>>;
+
+/// Answers requests: the reference's `request_cb(conn, name, data)`.
+/// Any `Fn(Connection, String, Value) -> impl Future<Output =
+/// RequestResult>` is one.
+pub trait RequestHandler: Send + Sync + 'static {
+    /// The answer to request `name` with `data` on `connection`.
+    fn handle(&self, connection: Connection, name: String, data: Value) -> RequestFuture;
+}
+
+impl<F, Fut> RequestHandler for F
+where
+    F: Fn(Connection, String, Value) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = RequestResult> + Send + 'static,
+{
+    fn handle(&self, connection: Connection, name: String, data: Value) -> RequestFuture {
+        Box::pin(self(connection, name, data))
+    }
+}
+
+/// What a server does with its 0.6/0.7 connections: the reference's
+/// `connection_cb` and `request_cb`.
+///
+/// ```
+/// use juggler_driver::v07::{Handlers, RequestError};
+/// use serde_json::json;
+///
+/// let handlers = Handlers::new()
+///     .on_connection(|connection| connection.set_state(json!({"hello": "client"})))
+///     .on_request(|_connection, name, data| async move {
+///         match name.as_str() {
+///             "add" => Ok(json!(data["a"].as_i64().unwrap_or(0) + data["b"].as_i64().unwrap_or(0))),
+///             other => Err(RequestError::new(format!("unknown request {other}"))),
+///         }
+///     });
+/// ```
+#[derive(Clone, Default)]
+pub struct Handlers {
+    connection_cb: Option<Arc<dyn Fn(Connection) + Send + Sync>>,
+    request_cb: Option<Arc<dyn RequestHandler>>,
+}
+
+impl fmt::Debug for Handlers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handlers")
+            .field("connection_cb", &self.connection_cb.is_some())
+            .field("request_cb", &self.request_cb.is_some())
+            .finish()
+    }
+}
+
+impl Handlers {
+    /// No callbacks: requests get `success: false`.
+    pub fn new() -> Self {
+        Handlers::default()
+    }
+
+    /// Calls `callback` with each new connection, before its first
+    /// request is read. It runs on the accepting task: spawn anything
+    /// long.
+    #[doc(alias = "connection_cb")]
+    pub fn on_connection(mut self, callback: impl Fn(Connection) + Send + Sync + 'static) -> Self {
+        self.connection_cb = Some(Arc::new(callback));
+        self
+    }
+
+    /// Answers each request with `handler`, an async closure of the
+    /// connection, the request's name and its data.
+    #[doc(alias = "request_cb")]
+    pub fn on_request<F, Fut>(self, handler: F) -> Self
+    where
+        F: Fn(Connection, String, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = RequestResult> + Send + 'static,
+    {
+        self.on_request_handler(handler)
+    }
+
+    /// Answers each request with `handler`, a type of the application's.
+    pub fn on_request_handler(mut self, handler: impl RequestHandler) -> Self {
+        self.request_cb = Some(Arc::new(handler));
+        self
+    }
+}
+
+/// Server connections' own part of the link state.
+#[derive(Default)]
+pub(crate) struct ServerExtra {
+    /// Requests taken and not answered yet.
+    in_flight: usize,
+}
+
+type ServerLink = Link<ServerEngine, ServerExtra>;
+
+/// One client of a 0.6/0.7 server: the reference's `Connection` with
+/// `state`, `flush`, `notify` and `remote`. Clones share it.
+///
+/// The state flows one way, to the client, by the autoflush policy; the
+/// client's requests go to the server's [`RequestHandler`].
+#[derive(Clone)]
+pub struct Connection {
+    link: Arc<ServerLink>,
+    info: Arc<Info>,
+}
+
+struct Info {
+    id: u64,
+    generation: Generation,
+    peer_addr: Option<SocketAddr>,
+    admitted: Admitted,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("v07::Connection")
+            .field("id", &self.info.id)
+            .field("generation", &self.info.generation)
+            .field("peer_addr", &self.info.peer_addr)
+            .finish()
+    }
+}
+
+impl Connection {
+    /// The connection's number in this process (unique across
+    /// generations).
+    pub fn id(&self) -> u64 {
+        self.info.id
+    }
+
+    /// 0.6 or 0.7.
+    pub fn generation(&self) -> Generation {
+        self.info.generation
+    }
+
+    /// The address of the peer.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.info.peer_addr
+    }
+
+    /// The client's address, as the reference's `Connection.remote`
+    /// (forwarded headers only when the server trusts them).
+    pub fn remote(&self) -> Option<&str> {
+        self.upgrade_request()?.remote.as_deref()
+    }
+
+    /// The HTTP request that opened the connection.
+    pub fn upgrade_request(&self) -> Option<&UpgradeRequest> {
+        self.info.admitted.request.as_deref()
+    }
+
+    /// The context the server's admission hook attached, if it is a `T`.
+    pub fn context<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
+        self.info.admitted.context.as_ref()?.downcast_ref()
+    }
+
+    /// The span of the connection's logs.
+    pub fn span(&self) -> &tracing::Span {
+        &self.link.span
+    }
+
+    /// The state as last set: a shared snapshot, not a copy.
+    pub fn state(&self) -> Arc<Value> {
+        self.link.read(|state| state.engine.state().clone())
+    }
+
+    /// Replaces the state. It goes out as a diff by the autoflush policy;
+    /// on a closed connection it has no effect, as in the reference.
+    pub fn set_state(&self, state: impl Into<Arc<Value>>) {
+        let now = self.link.runtime.now();
+        let state = state.into();
+        self.link.update(|link| {
+            let _ = link.engine.set_state(now, state);
+        });
+    }
+
+    /// Changes the state by JSON Patch ops, in O(change). Fails with
+    /// [`Error::Patch`] when they do not apply (nothing changes) and
+    /// [`Error::Closed`] when the connection is.
+    pub fn update_state(&self, ops: Vec<PatchOperation>) -> Result<(), Error> {
+        let now = self.link.runtime.now();
+        self.link
+            .update(|link| link.engine.update_state(now, ops))
+            .map_err(Error::from)
+    }
+
+    /// Sends the pending state change now and waits until it is written.
+    pub async fn flush(&self) -> Result<(), Error> {
+        let ticket = self.link.update(|link| link.engine.flush())?;
+        self.link.written(ticket).await
+    }
+
+    /// Sends a notification; returns once it is queued (waiting while the
+    /// send queue is full), as the reference's `notify`.
+    pub async fn notify(&self, name: &str, data: &Value) -> Result<(), Error> {
+        self.link
+            .push(|link| Ok(link.engine.notify(name, data)?))
+            .await
+            .map(|_| ())
+    }
+
+    /// Whether the connection is open.
+    pub fn is_open(&self) -> bool {
+        self.link
+            .read(|state| state.engine.close_reason().is_none())
+    }
+
+    /// Why the connection closed, once it has.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.link.read(|state| state.engine.close_reason().cloned())
+    }
+
+    /// Closes the connection (1000); queued frames go first.
+    pub fn close(&self) {
+        self.link.update(|link| link.engine.close());
+    }
+
+    /// Waits until the connection is closed and its socket gone.
+    pub async fn wait_closed(&self) {
+        self.link.wait_done().await
+    }
+
+    /// Closes and waits until the socket is gone.
+    pub async fn async_close(&self) {
+        self.close();
+        self.wait_closed().await
+    }
+
+    /// Gives the new connection to the application's `connection_cb`.
+    pub(crate) fn announce(&self, handlers: &Handlers) {
+        if let Some(callback) = &handlers.connection_cb {
+            callback(self.clone());
+        }
+    }
+
+    /// The connection as its server's registry holds it.
+    pub(crate) fn registered(&self) -> Arc<dyn crate::server::Registered> {
+        self.link.clone()
+    }
+}
+
+impl crate::server::Registered for ServerLink {
+    fn is_done(&self) -> bool {
+        self.read(|state| state.done)
+    }
+    fn close(&self) {
+        self.update(|state| state.engine.close());
+    }
+    fn wait_done(&self) -> crate::runtime::BorrowedFuture<'_> {
+        Box::pin(Link::wait_done(self))
+    }
+    fn close_timed_out(&self) -> bool {
+        self.read(|state| state.close_timed_out)
+    }
+}
+
+/// A server connection on an upgraded socket, and its driver: the
+/// server [`announce`](Connection::announce)s the connection, then runs
+/// the driver, so the application has it before the first frame is read. `first_frame` is the frame detection already read.
+pub(crate) fn accept<S>(
+    socket: WebSocketStream<S>,
+    options: Options,
+    handlers: &Handlers,
+    admitted: Admitted,
+    runtime: Arc<dyn Runtime>,
+    first_frame: Option<String>,
+) -> (Connection, BoxFuture)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let id = crate::connection::next_connection_id();
+    let peer_addr = admitted
+        .request
+        .as_ref()
+        .and_then(|request| request.peer_addr);
+    let generation = options.generation;
+    let span = tracing::info_span!(
+        "juggler_connection",
+        id,
+        role = "server",
+        peer = ?peer_addr,
+        generation = generation.as_str(),
+    );
+    let engine = ServerEngine::new(options.server_config(), Value::Null, runtime.now());
+    let link = Link::new(
+        engine,
+        ServerExtra::default(),
+        options,
+        runtime.clone(),
+        span.clone(),
+    );
+    let connection = Connection {
+        link: link.clone(),
+        info: Arc::new(Info {
+            id,
+            generation,
+            peer_addr,
+            admitted,
+        }),
+    };
+    let dispatch = ServerDispatch::new(connection.clone(), handlers.request_cb.clone());
+    let driver = run(socket, link, dispatch, first_frame).instrument(span);
+    (connection, Box::pin(driver))
+}
+
+/// Runs the requests of one connection: each in a task of its own, or
+/// one after another in one task.
+struct ServerDispatch {
+    connection: Connection,
+    handler: Option<Arc<dyn RequestHandler>>,
+    /// The queue of the one-at-a-time task.
+    serial: Option<tokio::sync::mpsc::UnboundedSender<juggler_core::v07::message::Request>>,
+}
+
+impl ServerDispatch {
+    fn new(connection: Connection, handler: Option<Arc<dyn RequestHandler>>) -> Self {
+        let serial = (!connection.link.options.parallel_requests).then(|| {
+            let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+            let worker_connection = connection.clone();
+            let worker_handler = handler.clone();
+            let span = connection.link.span.clone();
+            connection.link.runtime.spawn(Box::pin(
+                async move {
+                    while let Some(request) = receiver.recv().await {
+                        answer(&worker_connection, worker_handler.as_deref(), request).await;
+                    }
+                }
+                .instrument(span),
+            ));
+            sender
+        });
+        ServerDispatch {
+            connection,
+            handler,
+            serial,
+        }
+    }
+}
+
+impl Dispatch<ServerEngine, ServerExtra> for ServerDispatch {
+    fn take(&self, extra: &mut ServerExtra, event: ServerEvent) -> Option<ServerEvent> {
+        if let ServerEvent::Request(_) = event {
+            extra.in_flight += 1;
+        }
+        Some(event)
+    }
+
+    fn dispatch(&self, events: Vec<ServerEvent>) {
+        for event in events {
+            match event {
+                ServerEvent::Request(request) => match &self.serial {
+                    Some(queue) => {
+                        let _ = queue.send(request);
+                    }
+                    None => {
+                        let connection = self.connection.clone();
+                        let handler = self.handler.clone();
+                        let span = connection.link.span.clone();
+                        self.connection.link.runtime.spawn(Box::pin(
+                            async move { answer(&connection, handler.as_deref(), request).await }
+                                .instrument(span),
+                        ));
+                    }
+                },
+                ServerEvent::Closed(reason) => {
+                    tracing::debug!(%reason, "juggler connection closed");
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn reader_must_wait(&self, state: &LinkState<ServerEngine, ServerExtra>) -> bool {
+        state.extra.in_flight >= self.connection.link.options.max_pending_requests
+    }
+}
+
+/// Runs the handler of one request and sends its answer.
+async fn answer(
+    connection: &Connection,
+    handler: Option<&dyn RequestHandler>,
+    request: juggler_core::v07::message::Request,
+) {
+    let name = request.name.as_str().unwrap_or_default().to_owned();
+    let data = request.data.unwrap_or(Value::Null);
+    let result = match handler {
+        Some(handler) => handler.handle(connection.clone(), name, data).await,
+        None => Err(RequestError::from("no request handler")),
+    };
+    connection.link.update(|state| {
+        state.extra.in_flight -= 1;
+        let _ = state
+            .engine
+            .respond(&request.id, result.map_err(|err| err.0));
+    });
+}

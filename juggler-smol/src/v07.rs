@@ -1,0 +1,69 @@
+//! The 0.6 and 0.7 generations on smol, with hat-juggler 0.7.6's names:
+//! [`listen`] with `connection_cb`/`request_cb` ([`Handlers`]), and
+//! [`connect`] for a [`Client`] with `state`, `send(name, data)` and
+//! notifications. To serve every generation on one path, see
+//! [`Generations`](crate::Generations).
+//!
+//! ```
+//! use juggler_smol::v07::{connect, listen, Handlers, Options};
+//! use juggler_smol::ServerOptions;
+//! use serde_json::json;
+//!
+//! # fn main() -> Result<(), juggler_smol::Error> { smol::block_on(async {
+//! let handlers = Handlers::new()
+//!     .on_connection(|connection| connection.set_state(json!({"clients": 1})))
+//!     .on_request(|_connection, name, data| async move { Ok(json!({"name": name, "data": data})) });
+//! let server = listen("127.0.0.1", 0, handlers, ServerOptions::default()).await?;
+//!
+//! let client = connect(server.url(), Options::default()).await?;
+//! assert_eq!(client.send("hi", json!(1)).await?, json!({"name": "hi", "data": 1}));
+//! let (_, state) = client.state_changed(0).await?;
+//! assert_eq!(*state, json!({"clients": 1}));
+//!
+//! client.async_close().await;
+//! server.close().await;
+//! # Ok(()) }) }
+//! ```
+
+pub use juggler_driver::v07::{
+    Client, Connection, Handlers, Notification, Options, RequestError, RequestFuture,
+    RequestHandler, RequestResult,
+};
+use juggler_driver::{ClientOptions, Error, Generation, Generations, Server, ServerOptions};
+
+use crate::runtime::SmolRuntime;
+
+/// Starts a server of one generation, `options.v07.generation` (0.7 by
+/// default), on `host:port` (port `0` picks a free one): the reference's
+/// `listen(host, port, connection_cb, request_cb)`. The HTTP side (static
+/// files, basic auth, TLS, origin checks) is `options`'.
+#[doc(alias("serve", "bind"))]
+pub async fn listen(
+    host: &str,
+    port: u16,
+    handlers: Handlers,
+    options: ServerOptions,
+) -> Result<Server, Error> {
+    let generation = match options.v07.generation {
+        Generation::V0_5 => Generation::V0_7,
+        other => other,
+    };
+    let options = options
+        .generations(Generations::Only(generation))
+        .v07_handlers(handlers);
+    crate::listen(host, port, drop, options).await
+}
+
+/// Connects to a 0.7 (or, by `options.generation`, 0.6) server.
+pub async fn connect(address: &str, options: Options) -> Result<Client, Error> {
+    connect_with(address, options, ClientOptions::default()).await
+}
+
+/// [`connect`], with TLS, headers and the connect timeout of `client`.
+pub async fn connect_with(
+    address: &str,
+    options: Options,
+    client: ClientOptions,
+) -> Result<Client, Error> {
+    juggler_driver::v07::connect(address, options, client, SmolRuntime::shared()).await
+}

@@ -1,0 +1,202 @@
+//! Hostile input for the 0.6 and 0.7 generations, through real sockets:
+//! each closes its own connection with the right code, and a healthy
+//! connection beside it goes on.
+
+use std::time::Duration;
+
+use async_tungstenite::tungstenite::Message;
+use futures_util::{SinkExt, StreamExt};
+use juggler_core::v07::transport::{Package, Reassembler};
+use juggler_driver::v07::{Client, Options};
+use juggler_driver::{Generation, Generations};
+use serde_json::{json, Value};
+
+use super::echo_server;
+use crate::support::backend::{within, Backend, TestServer, HANG_GUARD};
+use crate::support::bench::{raw_connect, RawClient};
+
+/// The close code the raw client gets next, skipping data frames; `None`
+/// when the socket ends without a close frame.
+async fn close_code<B: Backend>(raw: &mut RawClient) -> Option<u16> {
+    within::<B, _>(HANG_GUARD, "close", async {
+        loop {
+            match raw.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|frame| u16::from(frame.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+}
+
+async fn still_echoes<B: Backend>(client: &Client) {
+    let echoed = within::<B, _>(HANG_GUARD, "echo", client.send("echo", json!("alive"))).await;
+    assert_eq!(echoed.unwrap(), json!("alive"));
+}
+
+/// A request frame of `generation` with `message` as its JSON.
+fn frame(generation: Generation, message: &str) -> Message {
+    match generation {
+        Generation::V0_6 => Message::text(message),
+        _ => Message::text(format!("0{message}")),
+    }
+}
+
+/// A binary frame, bad JSON, a message of the wrong direction, a request
+/// without an id, an unknown header and an empty frame each close their
+/// connection with a protocol code; a healthy connection is unaffected.
+pub async fn hostile_frames_close_only_their_connection<B: Backend>(generation: Generation) {
+    let options = Options::default().generation(generation);
+    let server = echo_server::<B>(Generations::Only(generation), options.clone()).await;
+    let healthy = B::connect_v07(&server.url(), options).await.unwrap();
+    let cases = [
+        (Message::binary(vec![0u8; 4]), 1003),
+        (frame(generation, "{bad json"), 1002),
+        (
+            frame(generation, r#"{"type":"notify","name":"x","data":1}"#),
+            1002,
+        ),
+        (
+            frame(
+                generation,
+                r#"{"type":"response","id":1,"success":true,"data":1}"#,
+            ),
+            1002,
+        ),
+        (
+            frame(generation, r#"{"type":"request","name":"echo","data":1}"#),
+            1002,
+        ),
+        (frame(generation, "[1, 2]"), 1002),
+        (Message::text("9{}"), 1002),
+        (Message::text(""), 1002),
+    ];
+    for (hostile, code) in cases {
+        let mut raw = raw_connect::<B>(&server).await;
+        raw.send(hostile.clone()).await.unwrap();
+        assert_eq!(
+            close_code::<B>(&mut raw).await,
+            Some(code),
+            "{generation} {hostile:?}"
+        );
+        still_echoes::<B>(&healthy).await;
+    }
+    server.close().await;
+}
+
+/// The 0.7 response to a request, read from a raw client: pongs are
+/// returned apart, segments joined.
+async fn read_message<B: Backend>(raw: &mut RawClient, pongs: &mut Vec<String>) -> Value {
+    let mut reassembler = Reassembler::new(1 << 20);
+    within::<B, _>(HANG_GUARD, "message", async {
+        loop {
+            let Some(Ok(Message::Text(text))) = raw.next().await else {
+                panic!("the connection ended");
+            };
+            match reassembler.handle_frame(&text).unwrap() {
+                Package::Message(message) => return serde_json::from_str(&message).unwrap(),
+                Package::Pong => pongs.push(text.as_str()[1..].to_owned()),
+                _ => {}
+            }
+        }
+    })
+    .await
+}
+
+/// A ping between two segments of a request is answered at once, before
+/// the request is complete; the request is then answered.
+pub async fn a_ping_between_segments_is_answered_at_once<B: Backend>() {
+    let server = echo_server::<B>(Generations::Only(Generation::V0_7), Options::default()).await;
+    let mut raw = raw_connect::<B>(&server).await;
+    raw.send(Message::text(r#"1{"type":"requ"#)).await.unwrap();
+    raw.send(Message::text("2hello-ping")).await.unwrap();
+    let pong = within::<B, _>(HANG_GUARD, "pong", raw.next()).await;
+    assert!(
+        matches!(&pong, Some(Ok(Message::Text(text))) if text.as_str() == "3hello-ping"),
+        "{pong:?}"
+    );
+    raw.send(Message::text(r#"1est","id":10,"name":"echo","#))
+        .await
+        .unwrap();
+    raw.send(Message::text(r#"0"data":"seg"}"#)).await.unwrap();
+    let response = read_message::<B>(&mut raw, &mut Vec::new()).await;
+    assert_eq!(
+        response,
+        json!({"type": "response", "id": 10, "success": true, "data": "seg"})
+    );
+    server.close().await;
+}
+
+/// Segments past the message limit close with 1009; a flood of pings from
+/// a client that does not read is answered without piling pongs up (one
+/// unsent pong is replaced by the next), and the client is served after.
+pub async fn segment_floods_and_ping_floods_are_bounded<B: Backend>() {
+    let options = Options::default().max_message_size(1000);
+    let server = echo_server::<B>(Generations::Only(Generation::V0_7), options.clone()).await;
+    let healthy = B::connect_v07(&server.url(), options).await.unwrap();
+
+    let mut flood = raw_connect::<B>(&server).await;
+    let segment = format!("1{}", "x".repeat(600));
+    let _ = flood.send(Message::text(segment.clone())).await;
+    let _ = flood.send(Message::text(segment)).await;
+    assert_eq!(close_code::<B>(&mut flood).await, Some(1009));
+    still_echoes::<B>(&healthy).await;
+
+    let mut pinger = raw_connect::<B>(&server).await;
+    let pings = 5_000;
+    for index in 0..pings {
+        pinger
+            .feed(Message::text(format!("2{index}")))
+            .await
+            .unwrap();
+    }
+    pinger
+        .send(Message::text(
+            r#"0{"type":"request","id":1,"name":"echo","data":"after"}"#,
+        ))
+        .await
+        .unwrap();
+    let mut pongs = Vec::new();
+    let response = read_message::<B>(&mut pinger, &mut pongs).await;
+    assert_eq!(response["data"], json!("after"));
+    assert!(
+        !pongs.is_empty() && pongs.len() <= pings,
+        "{} pongs",
+        pongs.len()
+    );
+    // Each pong answers a ping, in order.
+    let numbers: Vec<u64> = pongs.iter().map(|pong| pong.parse().unwrap()).collect();
+    assert!(
+        numbers.windows(2).all(|pair| pair[0] < pair[1]),
+        "{numbers:?}"
+    );
+    still_echoes::<B>(&healthy).await;
+    server.close().await;
+}
+
+/// A segmented message that never ends, from a client that then says
+/// nothing and answers no ping, is cut off by the ping timeout.
+pub async fn a_message_that_never_ends_is_cut_off<B: Backend>() {
+    let options =
+        Options::default().ping(Some(Duration::from_millis(100)), Duration::from_millis(100));
+    let server = echo_server::<B>(Generations::Only(Generation::V0_7), options.clone()).await;
+    let mut raw = raw_connect::<B>(&server).await;
+    raw.send(Message::text(r#"1{"type":"request","id":1,"#))
+        .await
+        .unwrap();
+    // The server pings (`2`), gets no answer, and drops the socket.
+    let mut pinged = false;
+    within::<B, _>(HANG_GUARD, "cut off", async {
+        while let Some(Ok(message)) = raw.next().await {
+            pinged |= matches!(&message, Message::Text(text) if text.as_str() == "2");
+        }
+    })
+    .await;
+    assert!(pinged);
+    let summary = server.close().await;
+    assert_eq!(
+        summary.closed, 0,
+        "the connection was gone before the close"
+    );
+}

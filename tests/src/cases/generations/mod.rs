@@ -1,0 +1,173 @@
+//! The 0.6 and 0.7 generations beside 0.5: our client and server
+//! together, one server for every generation (detection), the pinned
+//! Python peers of both generations in both directions, and hostile
+//! input through real sockets.
+
+mod detect;
+mod hostile;
+mod python;
+
+pub use detect::*;
+pub use hostile::*;
+pub use python::*;
+
+use std::time::Duration;
+
+use juggler_driver::v07::{Handlers, Options, RequestError};
+use juggler_driver::{Error, Generation, Generations, ServerOptions};
+use serde_json::json;
+
+use crate::support::backend::{within, Backend, TestServer, HANG_GUARD};
+
+/// A server of `generations` whose handlers echo (`echo`), fail (`fail`)
+/// and set the connection's state (`set_state`).
+pub(crate) async fn echo_server<B: Backend>(
+    generations: Generations,
+    options: Options,
+) -> B::Server {
+    let handlers = Handlers::new().on_request(|connection, name, data| async move {
+        match name.as_str() {
+            "echo" => Ok(data),
+            "fail" => Err(RequestError(data)),
+            "set_state" => {
+                connection.set_state(data);
+                Ok(json!(null))
+            }
+            other => Err(RequestError::new(format!("no request {other}"))),
+        }
+    });
+    let options = ServerOptions::default()
+        .generations(generations)
+        .v07(options)
+        .v07_handlers(handlers);
+    B::listen(options, drop).await.expect("listen")
+}
+
+/// Our 0.6/0.7 client and server: requests, failures, the state and a
+/// client timeout, segmented on 0.7.
+pub async fn our_client_and_server_speak<B: Backend>(generation: Generation) {
+    let options = Options::default()
+        .generation(generation)
+        .max_segment_size(7)
+        .autoflush_delay(Some(Duration::ZERO));
+    let server = echo_server::<B>(Generations::Only(generation), options.clone()).await;
+    let client = within::<B, _>(
+        HANG_GUARD,
+        "connect",
+        B::connect_v07(&server.url(), options),
+    )
+    .await
+    .unwrap();
+    assert_eq!(client.generation(), generation);
+    let text = python::multibyte_text();
+    let echoed = within::<B, _>(HANG_GUARD, "echo", client.send("echo", json!([text]))).await;
+    assert_eq!(echoed.unwrap(), json!([text]));
+    let failed = within::<B, _>(HANG_GUARD, "fail", client.send("fail", json!({"why": 1}))).await;
+    assert!(
+        matches!(&failed, Err(Error::Remote(data)) if *data == json!({"why": 1})),
+        "{failed:?}"
+    );
+    let unknown = within::<B, _>(HANG_GUARD, "unknown", client.send("nope", json!(1))).await;
+    assert!(
+        matches!(&unknown, Err(Error::Remote(data)) if *data == json!("no request nope")),
+        "{unknown:?}"
+    );
+    let set = within::<B, _>(
+        HANG_GUARD,
+        "set_state",
+        client.send("set_state", json!({"é": [1, 2]})),
+    )
+    .await;
+    assert_eq!(set.unwrap(), json!(null));
+    let (_, state) = within::<B, _>(HANG_GUARD, "state", client.state_changed(0))
+        .await
+        .unwrap();
+    assert_eq!(*state, json!({"é": [1, 2]}));
+    client.close();
+    within::<B, _>(HANG_GUARD, "client closed", client.wait_closed()).await;
+    let summary = within::<B, _>(HANG_GUARD, "server closed", server.close()).await;
+    assert_eq!(summary.timed_out, 0);
+}
+
+/// Closing the server closes its 0.6/0.7 connections: the client sees
+/// the close, and a request still being handled fails with `Closed`.
+pub async fn closing_the_server_fails_pending_requests<B: Backend>() {
+    let (started, mut handling) = tokio::sync::mpsc::unbounded_channel();
+    let never = std::sync::Arc::new(tokio::sync::Notify::new());
+    let handlers = Handlers::new().on_request(move |_, _, _| {
+        let _ = started.send(());
+        let never = never.clone();
+        async move {
+            never.notified().await;
+            Ok(json!(null))
+        }
+    });
+    let server_options = ServerOptions::default()
+        .generations(Generations::Only(Generation::V0_7))
+        .v07_handlers(handlers);
+    let server = B::listen(server_options, drop).await.unwrap();
+    let client = B::connect_v07(&server.url(), Options::default())
+        .await
+        .unwrap();
+    let (outcome, summary) = within::<B, _>(HANG_GUARD, "close", async {
+        futures_util::future::join(client.send("wait", json!(1)), async {
+            handling.recv().await.expect("the request arrives");
+            server.close().await
+        })
+        .await
+    })
+    .await;
+    assert!(matches!(outcome, Err(Error::Closed)), "{outcome:?}");
+    assert_eq!(summary.closed, 1);
+    within::<B, _>(HANG_GUARD, "client closed", client.wait_closed()).await;
+    assert!(!client.is_open());
+}
+
+/// The generation cases, as `#[test]`s on `$backend`: the cases that
+/// take a generation become a module with a test per generation.
+#[macro_export]
+macro_rules! generations_tests {
+    ($backend:ty) => {
+        $crate::generations_tests!(@each $backend;
+            our_client_and_server_speak,
+            python_server_serves_our_client,
+            our_server_serves_the_python_client,
+            hostile_frames_close_only_their_connection,
+        );
+        $crate::generations_tests!(@plain $backend;
+            closing_the_server_fails_pending_requests,
+            one_path_serves_every_generation,
+            a_silent_client_gets_the_default_generation,
+            a_first_frame_of_no_generation_is_refused,
+            a_ping_between_segments_is_answered_at_once,
+            segment_floods_and_ping_floods_are_bounded,
+            a_message_that_never_ends_is_cut_off,
+        );
+    };
+    (@each $backend:ty; $($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                #[test]
+                fn v0_6() {
+                    <$backend as $crate::Backend>::block_on(
+                        $crate::cases::generations::$case::<$backend>(juggler_driver::Generation::V0_6),
+                    );
+                }
+                #[test]
+                fn v0_7() {
+                    <$backend as $crate::Backend>::block_on(
+                        $crate::cases::generations::$case::<$backend>(juggler_driver::Generation::V0_7),
+                    );
+                }
+            }
+        )*
+    };
+    (@plain $backend:ty; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                <$backend as $crate::Backend>::block_on($crate::cases::generations::$case::<$backend>());
+            }
+        )*
+    };
+}
