@@ -183,11 +183,155 @@ pub async fn reference_application_rpc<B: Backend>() {
     server.close().await;
 }
 
+/// The browser clients of the newer generations (`@hat-open/juggler`
+/// 0.7.0 and 0.6.18) against our server: state changes, requests both
+/// answered and failed with multi-byte text in 16-byte segments (0.7),
+/// notifications, and a close from the page. The page reports with
+/// requests named `report` (tests/browser/scenario_v07.js).
+pub async fn reference_browser_client_v07<B: Backend>(generation: juggler_driver::Generation) {
+    use juggler_driver::v07::{Handlers, Options, RequestError};
+    use juggler_driver::Generations;
+
+    let Some(kit) = kit() else { return };
+    let page_name = match generation {
+        juggler_driver::Generation::V0_6 => "reference_client06",
+        _ => "reference_client07",
+    };
+    let www = bundled_page(kit, page_name);
+    let (reported, mut reports) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let (accepted, mut incoming) = tokio::sync::mpsc::unbounded_channel();
+    let handlers = Handlers::new()
+        .on_connection(move |connection| {
+            let _ = accepted.send(connection);
+        })
+        .on_request(move |_, name, data| {
+            let reported = reported.clone();
+            async move {
+                match name.as_str() {
+                    "report" => {
+                        let _ = reported.send(data);
+                        Ok(Value::Null)
+                    }
+                    "echo" => Ok(data),
+                    "fail" => Err(RequestError(data)),
+                    other => Err(RequestError::new(format!("no request {other}"))),
+                }
+            }
+        });
+    let options = ServerOptions::default()
+        .static_dir(&www.0)
+        .generations(Generations::Only(generation))
+        .v07(
+            Options::default()
+                .max_segment_size(16)
+                .autoflush_delay(Some(Duration::ZERO)),
+        )
+        .v07_handlers(handlers);
+    let server = B::listen(options, drop).await.expect("listen");
+    let _browser = kit.open(&format!(
+        "http://{}/{page_name}.html?maxSegmentSize=16",
+        server.local_addr()
+    ));
+    let connection = within::<B, _>(BROWSER_START, "the page connecting", incoming.recv())
+        .await
+        .unwrap();
+    assert_eq!(
+        next_v07_report::<B>(&mut reports).await,
+        json!({"open": true})
+    );
+
+    let text = "aé€😀жü中".repeat(20);
+    let states = [
+        json!({"text": text, "list": [1, 2.5, {"deep": [null, true]}]}),
+        json!({"text": "é", "list": [1, {"deep": [null]}], "new": {}}),
+        json!([1, "two"]),
+    ];
+    for state in &states {
+        connection.set_state(state.clone());
+        assert_eq!(
+            next_v07_report::<B>(&mut reports).await,
+            json!({"change": state})
+        );
+    }
+
+    let requests = [
+        (
+            "echo",
+            json!({"text": text}),
+            json!({"tag": "echo", "ok": true, "data": {"text": text}}),
+        ),
+        (
+            "fail",
+            json!("bad é"),
+            json!({"tag": "fail", "ok": false, "error": "bad é"}),
+        ),
+        (
+            "",
+            json!([1, "é"]),
+            json!({"tag": "", "ok": true, "data": [1, "é"]}),
+        ),
+    ];
+    for (name, data, expected) in requests {
+        let command = json!({"op": "request", "name": name, "data": data, "tag": name});
+        connection.notify("do", &command).await.unwrap();
+        assert_eq!(next_v07_report::<B>(&mut reports).await, expected);
+    }
+
+    for (index, data) in [json!(1), json!({"text": text}), json!(null)]
+        .into_iter()
+        .enumerate()
+    {
+        let name = format!("n{index}");
+        connection.notify(&name, &data).await.unwrap();
+        assert_eq!(
+            next_v07_report::<B>(&mut reports).await,
+            json!({"notify": {"name": name, "data": data}})
+        );
+    }
+
+    connection
+        .notify("do", &json!({"op": "close"}))
+        .await
+        .unwrap();
+    within::<B, _>(HANG_GUARD, "the page closing", connection.wait_closed()).await;
+    assert_eq!(connection.close_reason(), Some(CloseReason::Remote));
+    server.close().await;
+}
+
+/// The page's next report; a reported JavaScript error fails the test.
+async fn next_v07_report<B: Backend>(
+    reports: &mut tokio::sync::mpsc::UnboundedReceiver<Value>,
+) -> Value {
+    let report = within::<B, _>(HANG_GUARD, "a report from the page", reports.recv())
+        .await
+        .expect("the server is alive");
+    // A request's outcome has a tag; an error without one is the page's.
+    if let (Some(error), None) = (report.get("error"), report.get("tag")) {
+        panic!("the page reported an error: {error}");
+    }
+    report
+}
+
+/// [`reference_browser_client_v07`] with the 0.6.18 client.
+pub async fn reference_browser_client_v06<B: Backend>() {
+    reference_browser_client_v07::<B>(juggler_driver::Generation::V0_6).await
+}
+
+/// [`reference_browser_client_v07`] with the 0.7.0 client.
+pub async fn reference_browser_client_v07_segmented<B: Backend>() {
+    reference_browser_client_v07::<B>(juggler_driver::Generation::V0_7).await
+}
+
 /// Declares one `#[test]` per browser case for a [`Backend`](crate::Backend).
 #[macro_export]
 macro_rules! browser_tests {
     ($backend:ty) => {
-        $crate::browser_tests!(@cases $backend; reference_browser_client, reference_application_rpc);
+        $crate::browser_tests!(@cases $backend;
+            reference_browser_client,
+            reference_application_rpc,
+            reference_browser_client_v06,
+            reference_browser_client_v07_segmented,
+        );
     };
     (@cases $backend:ty; $($case:ident),* $(,)?) => {
         $(
