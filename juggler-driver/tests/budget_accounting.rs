@@ -84,14 +84,14 @@ async fn accepted(budget: Arc<MemoryBudget>) -> (Connection, Connection) {
             .max_receive_bytes(MAX_RECEIVE),
     );
     let (accepted, mut incoming) = tokio::sync::mpsc::unbounded_channel();
-    let acceptor = Acceptor::new(
+    let acceptor = Arc::new(Acceptor::new(
         move |connection| {
             let _ = accepted.send(connection);
         },
         Arc::new(Registry::new(budget)),
         &options,
         Arc::new(TokioClock),
-    );
+    ));
     let (ours, theirs) = tokio::io::duplex(16 << 10);
     let server_socket =
         WebSocketStream::from_raw_socket(TokioAdapter::new(ours), Role::Server, None).await;

@@ -421,11 +421,10 @@ fn look<E: LinkEngine, X>(
             Some(LivenessAction::PeerDead) => state
                 .engine
                 .handle_transport_closed(CloseReason::Transport("ping timeout".into())),
-            Some(LivenessAction::SendPing) => {
-                if state.engine.send_ping("").is_ok() {
-                    liveness.handle_ping_sent(now);
-                }
+            Some(LivenessAction::SendPing) if state.engine.send_ping("").is_ok() => {
+                liveness.handle_ping_sent(now);
             }
+            Some(LivenessAction::SendPing) => {}
             None => {}
         }
     }

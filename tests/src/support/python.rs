@@ -43,18 +43,21 @@ pub struct PeerKind {
     venv: &'static str,
     /// The script under `tests/python`.
     script: &'static str,
+    /// Its venv once set up in this process, or why it could not be.
+    ready: OnceLock<Result<PathBuf, String>>,
 }
 
 /// hat-juggler 0.5.14 (the 0.5 generation), driven by `peer.py`.
-pub const PEER_0_5: PeerKind = PeerKind {
+pub static PEER_0_5: PeerKind = PeerKind {
     requirements: &REQUIREMENTS,
     constraints: "constraints.txt",
     venv: "python-venv",
     script: "peer.py",
+    ready: OnceLock::new(),
 };
 
 /// hat-juggler 0.6.26 (the 0.6 generation), driven by `peer07.py`.
-pub const PEER_0_6: PeerKind = PeerKind {
+pub static PEER_0_6: PeerKind = PeerKind {
     requirements: &[
         "hat-juggler==0.6.26",
         "hat-aio==0.7.13",
@@ -64,10 +67,11 @@ pub const PEER_0_6: PeerKind = PeerKind {
     constraints: "constraints-0.6.txt",
     venv: "python-venv-0.6",
     script: "peer07.py",
+    ready: OnceLock::new(),
 };
 
 /// hat-juggler 0.7.6 (the 0.7 generation), driven by `peer07.py`.
-pub const PEER_0_7: PeerKind = PeerKind {
+pub static PEER_0_7: PeerKind = PeerKind {
     requirements: &[
         "hat-juggler==0.7.6",
         "hat-aio==0.7.13",
@@ -77,6 +81,7 @@ pub const PEER_0_7: PeerKind = PeerKind {
     constraints: "constraints-0.7.txt",
     venv: "python-venv-0.7",
     script: "peer07.py",
+    ready: OnceLock::new(),
 };
 
 /// The file in the venv whose content says which requirements it holds.
@@ -150,22 +155,10 @@ impl PeerKind {
     /// Its venv, set up on the first call of the process; an error says
     /// why it could not be.
     pub fn venv(&'static self) -> Result<&'static Path, String> {
-        static VENVS: OnceLock<
-            std::sync::Mutex<Vec<(&'static str, &'static Result<PathBuf, String>)>>,
-        > = OnceLock::new();
-        let venvs = VENVS.get_or_init(Default::default);
-        let mut venvs = venvs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let found = match venvs.iter().find(|(name, _)| *name == self.venv) {
-            Some((_, found)) => *found,
-            None => {
-                let made: &'static Result<PathBuf, String> = Box::leak(Box::new(setup_venv(self)));
-                venvs.push((self.venv, made));
-                made
-            }
-        };
-        found.as_deref().map_err(Clone::clone)
+        self.ready
+            .get_or_init(|| setup_venv(self))
+            .as_deref()
+            .map_err(Clone::clone)
     }
 
     /// Starts a peer of this kind, or says loudly why there is none and
