@@ -1,6 +1,6 @@
 //! State shared by many connections: diffed once, encoded once.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
@@ -50,6 +50,12 @@ pub struct SharedChange {
     pub(crate) base: Arc<Value>,
     pub(crate) data: Arc<Value>,
     pub(crate) frame: Option<Arc<str>>,
+    /// The ops of the change, for the 0.6/0.7 `state` message.
+    ops: Arc<[PatchOperation]>,
+    /// That message, encoded once on first use by a 0.6/0.7 connection;
+    /// `None` when the ops are not all `add`/`remove`/`replace`, which
+    /// those connections must not send.
+    state_message: Arc<OnceLock<Option<Arc<str>>>>,
 }
 
 impl SharedChange {
@@ -61,6 +67,25 @@ impl SharedChange {
     /// Whether the change changed anything.
     pub fn is_empty(&self) -> bool {
         self.frame.is_none()
+    }
+
+    /// The change as the 0.6/0.7 `state` message, encoded once for every
+    /// connection; `None` for ops other than `add`, `remove` and
+    /// `replace`.
+    pub(crate) fn state_message(&self) -> Option<&Arc<str>> {
+        self.state_message
+            .get_or_init(|| {
+                let plain = self.ops.iter().all(|op| {
+                    matches!(
+                        op,
+                        PatchOperation::Add(_)
+                            | PatchOperation::Remove(_)
+                            | PatchOperation::Replace(_)
+                    )
+                });
+                plain.then(|| Arc::from(crate::v07::message::encode_state(&self.ops)))
+            })
+            .as_ref()
     }
 }
 
@@ -96,6 +121,12 @@ impl SharedState {
     fn advance(&mut self, data: Arc<Value>, ops: &[PatchOperation]) -> SharedChange {
         let base = std::mem::replace(&mut self.data, data.clone());
         let frame = (!ops.is_empty()).then(|| Arc::<str>::from(encode(FrameKind::Data, ops)));
-        SharedChange { base, data, frame }
+        SharedChange {
+            base,
+            data,
+            frame,
+            ops: ops.into(),
+            state_message: Arc::default(),
+        }
     }
 }

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use juggler_core::{EncodedMessage, PatchOperation, SharedState, Value};
 
+use sealed::Member;
+
 use crate::{Connection, Error, WeakConnection};
 
 /// Connections that show one state and get the same messages.
@@ -43,7 +45,91 @@ pub struct Group {
 struct GroupState {
     state: SharedState,
     /// By connection id.
-    members: BTreeMap<u64, WeakConnection>,
+    members: BTreeMap<u64, Member>,
+}
+
+impl Member {
+    fn is_open(&self) -> bool {
+        match self {
+            Member::V0_5(member) => is_open(member),
+            Member::V0_7(member) => member
+                .upgrade()
+                .is_some_and(|connection| connection.is_open()),
+        }
+    }
+
+    /// Shows `change` to the member; whether it is still open.
+    fn publish(&self, change: &juggler_core::SharedChange) -> bool {
+        match self {
+            Member::V0_5(member) => member
+                .upgrade()
+                .is_some_and(|connection| connection.set_local_data_shared(change).is_ok()),
+            Member::V0_7(member) => member
+                .upgrade()
+                .is_some_and(|connection| connection.set_state_shared(change).is_ok()),
+        }
+    }
+}
+
+/// A connection of any generation that can join a [`Group`]: a 0.5
+/// [`Connection`] gets the group's state as its local data, a 0.6/0.7
+/// [`v07::Connection`](crate::v07::Connection) as its state.
+pub trait GroupMember: sealed::Sealed {}
+
+impl GroupMember for Connection {}
+impl GroupMember for crate::v07::Connection {}
+
+mod sealed {
+    use std::sync::Arc;
+
+    use juggler_core::Value;
+
+    use crate::{Error, WeakConnection};
+
+    /// A member of any generation, as the group holds it.
+    #[derive(Clone)]
+    pub enum Member {
+        V0_5(WeakConnection),
+        V0_7(crate::v07::WeakConnection),
+    }
+
+    /// What the group does with a member.
+    pub trait Sealed {
+        /// Its number in this process.
+        fn member_id(&self) -> u64;
+        /// Shows `state` to it; fails when it is closed.
+        fn show(&self, state: Arc<Value>) -> Result<(), Error>;
+        /// How the group holds it.
+        fn member(&self) -> Member;
+    }
+
+    impl Sealed for crate::Connection {
+        fn member_id(&self) -> u64 {
+            self.id()
+        }
+        fn show(&self, state: Arc<Value>) -> Result<(), Error> {
+            self.set_local_data(state)
+        }
+        fn member(&self) -> Member {
+            Member::V0_5(self.downgrade())
+        }
+    }
+
+    impl Sealed for crate::v07::Connection {
+        fn member_id(&self) -> u64 {
+            self.id()
+        }
+        fn show(&self, state: Arc<Value>) -> Result<(), Error> {
+            if !self.is_open() {
+                return Err(Error::Closed);
+            }
+            self.set_state(state);
+            Ok(())
+        }
+        fn member(&self) -> Member {
+            Member::V0_7(self.downgrade())
+        }
+    }
 }
 
 impl fmt::Debug for Group {
@@ -70,41 +156,61 @@ impl Group {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds `connection`: its local data becomes the group's state (sent by
-    /// its autoflush policy), and it gets every later change. Joining
-    /// twice is joining once. Fails with [`Error::Closed`] for a closed
-    /// connection.
-    pub fn join(&self, connection: &Connection) -> Result<(), Error> {
+    /// Adds `connection`, of any generation: its local data (0.5) or its
+    /// state (0.6/0.7) becomes the group's state (sent by its autoflush
+    /// policy), and it gets every later change. Joining twice is joining
+    /// once. Fails with [`Error::Closed`] for a closed connection.
+    pub fn join(&self, connection: &impl GroupMember) -> Result<(), Error> {
         let mut group = self.lock();
-        connection.set_local_data(group.state.data().clone())?;
+        connection.show(group.state.data().clone())?;
         group
             .members
-            .insert(connection.id(), connection.downgrade());
+            .insert(connection.member_id(), connection.member());
         Ok(())
     }
 
-    /// Removes `connection`; whether it was a member. Its local data stays
-    /// as it was.
-    pub fn leave(&self, connection: &Connection) -> bool {
-        self.lock().members.remove(&connection.id()).is_some()
+    /// Removes `connection`; whether it was a member. Its local data (or
+    /// state) stays as it was.
+    pub fn leave(&self, connection: &impl GroupMember) -> bool {
+        self.lock()
+            .members
+            .remove(&connection.member_id())
+            .is_some()
     }
 
-    /// The open members now.
+    /// The open members now, of every generation.
     #[doc(alias("len"))]
     pub fn member_count(&self) -> usize {
         let mut group = self.lock();
-        group.members.retain(|_, member| is_open(member));
+        group.members.retain(|_, member| member.is_open());
         group.members.len()
     }
 
-    /// The open members now, as connections.
+    /// The open 0.5 members now, as connections.
     pub fn members(&self) -> Vec<Connection> {
         let mut group = self.lock();
-        group.members.retain(|_, member| is_open(member));
+        group.members.retain(|_, member| member.is_open());
         group
             .members
             .values()
-            .filter_map(WeakConnection::upgrade)
+            .filter_map(|member| match member {
+                Member::V0_5(member) => member.upgrade(),
+                Member::V0_7(_) => None,
+            })
+            .collect()
+    }
+
+    /// The open 0.6/0.7 members now, as connections.
+    pub fn v07_members(&self) -> Vec<crate::v07::Connection> {
+        let mut group = self.lock();
+        group.members.retain(|_, member| member.is_open());
+        group
+            .members
+            .values()
+            .filter_map(|member| match member {
+                Member::V0_7(member) => member.upgrade(),
+                Member::V0_5(_) => None,
+            })
             .collect()
     }
 
@@ -114,12 +220,12 @@ impl Group {
     }
 
     /// Replaces the state: diffed once against the previous one, encoded
-    /// once, and set on every member.
+    /// once per generation, and set on every member.
     #[doc(alias("broadcast", "publish"))]
     pub fn set_state(&self, state: impl Into<Arc<Value>>) {
         let mut group = self.lock();
         let change = group.state.set(state);
-        publish(&mut group, |member| member.set_local_data_shared(&change));
+        publish(&mut group, &change);
     }
 
     /// Changes the state by a JSON Patch, in O(change), sent once encoded
@@ -128,11 +234,23 @@ impl Group {
     pub fn update_state(&self, ops: Vec<PatchOperation>) -> Result<(), Error> {
         let mut group = self.lock();
         let change = group.state.update(ops).map_err(Error::from)?;
-        publish(&mut group, |member| member.set_local_data_shared(&change));
+        publish(&mut group, &change);
         Ok(())
     }
 
-    /// Sends `message` to every member, encoded once, and waits until each
+    /// Sends a notification to every 0.6/0.7 member, and waits until each
+    /// has queued it. Returns how many got it.
+    pub async fn notify(&self, name: &str, data: &Value) -> usize {
+        let members = self.v07_members();
+        let notifies = members.iter().map(|member| member.notify(name, data));
+        futures_util::future::join_all(notifies)
+            .await
+            .into_iter()
+            .filter(Result::is_ok)
+            .count()
+    }
+
+    /// Sends `message` to every 0.5 member, encoded once, and waits until each
     /// has queued it (a member with a full send queue is waited for, as
     /// [`Connection::send`] does). Returns how many members got it;
     /// members that closed meanwhile do not count.
@@ -156,10 +274,7 @@ fn is_open(member: &WeakConnection) -> bool {
         .is_some_and(|connection| connection.is_open())
 }
 
-/// Applies `set` to every open member and forgets the others.
-fn publish(group: &mut GroupState, set: impl Fn(&Connection) -> Result<(), Error>) {
-    group.members.retain(|_, member| match member.upgrade() {
-        Some(connection) => set(&connection).is_ok(),
-        None => false,
-    });
+/// Shows `change` to every open member and forgets the others.
+fn publish(group: &mut GroupState, change: &juggler_core::SharedChange) {
+    group.members.retain(|_, member| member.publish(change));
 }

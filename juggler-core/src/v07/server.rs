@@ -80,6 +80,9 @@ enum Pending {
         base: Arc<Value>,
         prefix: Vec<PatchOperation>,
     },
+    /// `state` messages of a [`SharedState`](crate::SharedState), encoded
+    /// once for all its connections.
+    Shared(Vec<Arc<str>>),
 }
 
 /// One server connection of the 0.6/0.7 generations (SPEC-0.7.md §5, §6).
@@ -106,6 +109,8 @@ pub struct ServerEngine {
     output: Output,
     state: Arc<Value>,
     pending: Pending,
+    /// With shared changes pending, the state the client holds.
+    sent_base: Option<Arc<Value>>,
     flush_at: Option<Instant>,
     events: VecDeque<ServerEvent>,
     closed: Option<CloseReason>,
@@ -127,6 +132,7 @@ impl ServerEngine {
             output: Output::default(),
             state: Arc::new(Value::Null),
             pending: Pending::None,
+            sent_base: None,
             flush_at: None,
             events: VecDeque::new(),
             closed: None,
@@ -153,8 +159,50 @@ impl ServerEngine {
             },
             Pending::Ops(prefix) => Pending::Replaced { base, prefix },
             replaced @ Pending::Replaced { .. } => replaced,
+            // What the client holds is the base of the first shared change.
+            Pending::Shared(_) => Pending::Replaced {
+                base: self.sent_base.take().unwrap_or(base),
+                prefix: Vec::new(),
+            },
         };
         self.state = state.into();
+        self.schedule(now);
+        Ok(())
+    }
+
+    /// Sets the state to a [`SharedState`](crate::SharedState)'s new
+    /// version. When the state is the change's previous version and
+    /// nothing else is unsent (or only earlier shared changes), the
+    /// change's `state` message, encoded once for every connection, is
+    /// what goes out by the autoflush policy: no diff, no encoding.
+    /// Otherwise it is [`set_state`](Self::set_state) with the new version.
+    pub fn set_state_shared(
+        &mut self,
+        now: Instant,
+        change: &crate::SharedChange,
+    ) -> Result<(), Closed> {
+        if self.closed.is_some() {
+            return Err(Closed);
+        }
+        let fast = Arc::ptr_eq(&self.state, &change.base)
+            && matches!(self.pending, Pending::None | Pending::Shared(_))
+            // The client gets the first state whole, and nothing while null.
+            && !change.base.is_null()
+            && !change.data.is_null();
+        let message = change.state_message().filter(|_| fast);
+        let Some(message) = message else {
+            return self.set_state(now, change.data.clone());
+        };
+        if let Pending::None = self.pending {
+            self.sent_base = Some(self.state.clone());
+            self.pending = Pending::Shared(Vec::new());
+        }
+        if let Pending::Shared(messages) = &mut self.pending {
+            if change.frame.is_some() {
+                messages.push(message.clone());
+            }
+        }
+        self.state = change.data.clone();
         self.schedule(now);
         Ok(())
     }
@@ -191,6 +239,10 @@ impl ServerEngine {
                 Pending::Ops(queued)
             }
             replaced @ Pending::Replaced { .. } => replaced,
+            Pending::Shared(_) => Pending::Replaced {
+                base: self.sent_base.take().unwrap_or_default(),
+                prefix: Vec::new(),
+            },
         };
         self.schedule(now);
         Ok(())
@@ -214,12 +266,20 @@ impl ServerEngine {
     /// anything.
     fn sync(&mut self) {
         self.flush_at = None;
+        self.sent_base = None;
         let diff = match std::mem::take(&mut self.pending) {
             Pending::None => return,
             Pending::Ops(ops) => ops,
             Pending::Replaced { base, mut prefix } => {
                 prefix.extend(diff(&base, &self.state));
                 prefix
+            }
+            Pending::Shared(messages) => {
+                for message in messages {
+                    self.output
+                        .push_message(self.config.framing, String::from(&*message));
+                }
+                return;
             }
         };
         if !diff.is_empty() {

@@ -4,6 +4,7 @@
 // `Instant::now()` here is only the virtual clock's origin.
 #![allow(clippy::disallowed_methods)]
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
@@ -146,6 +147,36 @@ fn updates_send_their_own_ops_and_never_test_move_or_copy() {
         .update_state(now, ops(json!([{"op": "remove", "path": "/nope"}])))
         .is_err());
     assert_eq!(**server.state(), json!({"a": [1, 2, 3], "c": 1}));
+}
+
+#[test]
+fn a_shared_change_goes_out_as_its_own_encoded_message() {
+    let now = Instant::now();
+    let mut shared = crate::SharedState::new(json!({"clock": 0, "big": "x".repeat(100)}));
+    let mut servers: Vec<ServerEngine> = (0..3)
+        .map(|_| server(AutoflushPolicy::Immediate, now))
+        .collect();
+    for server in &mut servers {
+        server.set_state(now, shared.data().clone()).unwrap();
+        drain_server(server);
+    }
+    let change = shared.set(json!({"clock": 1, "big": "x".repeat(100)}));
+    let texts: Vec<Vec<String>> = servers
+        .iter_mut()
+        .map(|server| {
+            server.set_state_shared(now, &change).unwrap();
+            drain_server(server)
+        })
+        .collect();
+    assert_eq!(
+        messages(&texts[0]),
+        vec![json!({"type": "state", "diff": [{"op": "replace", "path": "/clock", "value": 1}]})]
+    );
+    assert!(texts.iter().all(|frames| *frames == texts[0]));
+    assert!(
+        Arc::ptr_eq(servers[0].state(), change.data()),
+        "no copy of the state"
+    );
 }
 
 #[test]
@@ -396,6 +427,49 @@ proptest! {
             }
         }
         prop_assert_eq!(&**client.state(), states.last().unwrap());
+    }
+
+    /// Shared changes (encoded once for every connection), mixed with a
+    /// connection's own sets and updates, take its client to the same
+    /// state as plain sets, at every policy; a connection holding the
+    /// previous version sends the very bytes the change encoded.
+    #[test]
+    fn shared_changes_converge_like_plain_sets(
+        steps in prop::collection::vec((arb_json(), 0u8..4), 1..10),
+        policy in arb_policy(),
+    ) {
+        let start = Instant::now();
+        let mut shared = crate::SharedState::new(Value::Null);
+        let mut server = ServerEngine::new(ServerConfig::v0_7().autoflush(policy), Value::Null, start);
+        let mut client = ClientEngine::new(ClientConfig::v0_7());
+        for (step, (state, how)) in steps.iter().enumerate() {
+            let now = start + Duration::from_millis(70 * step as u64);
+            server.handle_timeout(now);
+            match how {
+                // The connection's own change, beside the shared ones.
+                0 => server.set_state(now, state.clone()).unwrap(),
+                1 => {
+                    let ops = vec![PatchOperation::Replace(json_patch::ReplaceOperation {
+                        path: json_patch::jsonptr::PointerBuf::new(),
+                        value: state.clone(),
+                    })];
+                    server.update_state(now, ops).unwrap();
+                }
+                _ => {
+                    let change = shared.set(state.clone());
+                    server.set_state_shared(now, &change).unwrap();
+                }
+            }
+            for frame in std::iter::from_fn(|| server.poll_transmit()) {
+                client.handle_text(&frame.text).unwrap();
+            }
+        }
+        server.flush().unwrap();
+        for frame in std::iter::from_fn(|| server.poll_transmit()) {
+            client.handle_text(&frame.text).unwrap();
+        }
+        prop_assert_eq!(&**client.state(), &**server.state());
+        prop_assert_eq!(&**client.state(), &steps.last().unwrap().0);
     }
 
     /// Requests answered in any order: each id gets exactly its own

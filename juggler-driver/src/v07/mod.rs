@@ -23,4 +23,5 @@ pub use options::Options;
 pub(crate) use server::accept;
 pub use server::{
     Connection, Handlers, RequestError, RequestFuture, RequestHandler, RequestResult,
+    WeakConnection,
 };

@@ -140,6 +140,31 @@ pub(crate) struct ServerExtra {
 
 type ServerLink = Link<ServerEngine, ServerExtra>;
 
+/// A [`Connection`] that does not keep it in memory.
+#[derive(Clone)]
+pub struct WeakConnection {
+    link: std::sync::Weak<ServerLink>,
+    info: Arc<Info>,
+}
+
+impl fmt::Debug for WeakConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("v07::WeakConnection")
+            .field("id", &self.info.id)
+            .finish()
+    }
+}
+
+impl WeakConnection {
+    /// The connection, while its driver runs or a handle holds it.
+    pub fn upgrade(&self) -> Option<Connection> {
+        Some(Connection {
+            link: self.link.upgrade()?,
+            info: self.info.clone(),
+        })
+    }
+}
+
 /// One client of a 0.6/0.7 server: the reference's `Connection` with
 /// `state`, `flush`, `notify` and `remote`. Clones share it.
 ///
@@ -219,6 +244,26 @@ impl Connection {
         self.link.update(|link| {
             let _ = link.engine.set_state(now, state);
         });
+    }
+
+    /// Sets the state to a [`SharedState`](juggler_core::SharedState)'s
+    /// new version: a connection that holds the previous one sends the
+    /// change's `state` message, encoded once for all (see
+    /// [`Group`](crate::Group), which does this for its members).
+    pub fn set_state_shared(&self, change: &juggler_core::SharedChange) -> Result<(), Error> {
+        let now = self.link.runtime.now();
+        self.link
+            .update(|link| link.engine.set_state_shared(now, change))
+            .map_err(Error::from)
+    }
+
+    /// A handle that does not keep the connection's state in memory once
+    /// it is closed.
+    pub fn downgrade(&self) -> WeakConnection {
+        WeakConnection {
+            link: Arc::downgrade(&self.link),
+            info: self.info.clone(),
+        }
     }
 
     /// Changes the state by JSON Patch ops, in O(change). Fails with

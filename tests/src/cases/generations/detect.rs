@@ -140,3 +140,83 @@ pub async fn a_first_frame_of_no_generation_is_refused<B: Backend>() {
     assert_eq!(echoed.unwrap(), json!(1));
     server.close().await;
 }
+
+/// One live state for every generation: a [`Group`] with a 0.5, a 0.6
+/// and a 0.7 member on one detecting path shows each change to all, as
+/// local data to 0.5 and as state to 0.6/0.7.
+pub async fn a_group_shows_one_state_to_every_generation<B: Backend>() {
+    let group = juggler_driver::Group::new(json!({"counter": 0}));
+    let v07_group = group.clone();
+    let handlers = Handlers::new()
+        .on_connection(move |connection| v07_group.join(&connection).unwrap())
+        .on_request(|_, _, data| async move { Ok(data) });
+    let options = ServerOptions::default()
+        .generations(Generations::Detect {
+            default: Generation::V0_5,
+            timeout: Duration::from_secs(3600),
+        })
+        .v07(Options::default().autoflush_delay(Some(Duration::ZERO)))
+        .v07_handlers(handlers)
+        .autoflush_delay(Some(Duration::ZERO));
+    let v05_group = group.clone();
+    let kept = std::sync::Mutex::new(Vec::new());
+    let server = B::listen(options, move |connection| {
+        v05_group.join(&connection).unwrap();
+        kept.lock().unwrap().push(connection);
+    })
+    .await
+    .unwrap();
+
+    let v05 = B::connect(&server.url(), ClientOptions::default())
+        .await
+        .unwrap();
+    let mut v05_changes = v05.remote_changes();
+    v05.send(&json!("hello")).await.unwrap();
+    let mut clients = Vec::new();
+    for generation in [Generation::V0_6, Generation::V0_7] {
+        let client = B::connect_v07(&server.url(), Options::default().generation(generation))
+            .await
+            .unwrap();
+        // The first request reveals the generation; the server joins it.
+        within::<B, _>(HANG_GUARD, "echo", client.send("echo", json!(1)))
+            .await
+            .unwrap();
+        clients.push(client);
+    }
+    for counter in 1..=3 {
+        let state = json!({"counter": counter, "text": "é"});
+        group.set_state(state.clone());
+        loop {
+            let data = within::<B, _>(HANG_GUARD, "0.5 data", v05_changes.changed())
+                .await
+                .unwrap();
+            if *data == state {
+                break;
+            }
+        }
+        for client in &clients {
+            let mut seen = 0;
+            while *client.state() != state {
+                (seen, _) = within::<B, _>(HANG_GUARD, "0.6/0.7 state", client.state_changed(seen))
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    assert_eq!(group.member_count(), 3);
+    assert_eq!(group.v07_members().len(), 2);
+    assert_eq!(
+        within::<B, _>(HANG_GUARD, "notify", group.notify("tick", &json!(1))).await,
+        2
+    );
+    for client in &clients {
+        let notification = within::<B, _>(HANG_GUARD, "notification", client.receive())
+            .await
+            .unwrap();
+        assert_eq!(
+            (notification.name.as_str(), notification.data),
+            ("tick", json!(1))
+        );
+    }
+    server.close().await;
+}

@@ -138,6 +138,7 @@ macro_rules! generations_tests {
             closing_the_server_fails_pending_requests,
             one_path_serves_every_generation,
             a_silent_client_gets_the_default_generation,
+            a_group_shows_one_state_to_every_generation,
             a_first_frame_of_no_generation_is_refused,
             a_ping_between_segments_is_answered_at_once,
             segment_floods_and_ping_floods_are_bounded,
