@@ -1,10 +1,18 @@
 //! The juggler-rs demo: a small page kept live by a Rust back end.
 //!
-//! Every connected page gets the same shared state as its remote data: the
-//! server's clock (ticking every second), the number of connected clients,
-//! a shared counter and the names of everyone connected. Each page syncs
-//! its visitor's name as local data, and calls two actions over RPC:
-//! `increment(n)` and `reverse(text)`. Run it with `cargo run --example demo`.
+//! Every connected page gets the same shared state: the server's clock
+//! (ticking every second), the number of connected clients, a shared
+//! counter and the names of everyone connected. One `/ws` serves every
+//! generation, told apart by the client's first frame:
+//!
+//! - 0.5 (`index.html`): the state is the page's remote data; the page
+//!   syncs its visitor's name as local data and calls two actions over
+//!   RPC, `increment(n)` and `reverse(text)`;
+//! - 0.6 and 0.7 (`v07.html`): the state is the connection's state; the
+//!   name and the actions are requests: `set_name`, `increment`,
+//!   `reverse`.
+//!
+//! Run it with `cargo run --example demo`.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -14,7 +22,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use juggler_rpc::{Actions, RpcConnection};
 use juggler_tokio::axum::{routing::get, Router};
-use juggler_tokio::{listen_with_routes, Connection, Error, Group, Server, ServerOptions};
+use juggler_tokio::v07::{Handlers, RequestError};
+use juggler_tokio::{
+    listen_with_routes, Connection, Error, Generation, Generations, Group, Server, ServerOptions,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
@@ -46,9 +57,8 @@ struct State {
     /// per change for all of them.
     pages: Group,
     counter: i64,
-    /// Connected pages by id, with the name each one synced.
+    /// Connected pages by connection id, with the name each one synced.
     names: BTreeMap<u64, String>,
-    next_id: u64,
 }
 
 impl State {
@@ -108,13 +118,7 @@ fn actions(state: &Shared) -> Actions {
                     .first()
                     .and_then(Value::as_i64)
                     .ok_or("increment takes one integer")?;
-                let counter = {
-                    let mut state = lock(&state);
-                    state.counter = state.counter.saturating_add(by);
-                    state.counter
-                };
-                publish(&state);
-                Ok::<_, &str>(json!(counter))
+                Ok::<_, &str>(json!(increment(&state, by)))
             }
         })
         .action("reverse", |args: Vec<Value>| async move {
@@ -126,20 +130,85 @@ fn actions(state: &Shared) -> Actions {
         })
 }
 
+/// Counts a new page, `id` (its connection's, unique across
+/// generations), as "guest" and makes it a member of the pages: the state
+/// that counts it is its first view (a page that closed already is simply
+/// not a member).
+fn join(state: &Shared, id: u64, page: &impl juggler_tokio::GroupMember) {
+    let mut locked = lock(state);
+    locked.names.insert(id, "guest".into());
+    locked.pages.set_state(locked.snapshot());
+    let _ = locked.pages.join(page);
+}
+
+/// Sets the name of page `id`, at most 40 characters.
+fn rename(state: &Shared, id: u64, name: &str) {
+    let name: String = name.chars().take(40).collect();
+    if let Some(entry) = lock(state).names.get_mut(&id) {
+        *entry = name;
+    }
+    publish(state);
+}
+
+/// Adds `by` to the counter; the counter then.
+fn increment(state: &Shared, by: i64) -> i64 {
+    let counter = {
+        let mut state = lock(state);
+        state.counter = state.counter.saturating_add(by);
+        state.counter
+    };
+    publish(state);
+    counter
+}
+
+/// A 0.6/0.7 page: joins the pages, and its requests are the 0.5 page's
+/// name sync and actions.
+fn accept_v07(state: &Shared, connection: juggler_tokio::v07::Connection) {
+    let id = connection.id();
+    join(state, id, &connection);
+    let state = state.clone();
+    tokio::spawn(async move {
+        connection.wait_closed().await;
+        lock(&state).names.remove(&id);
+        publish(&state);
+    });
+}
+
+/// The requests of 0.6/0.7 pages.
+fn handlers(state: &Shared, messages: &broadcast::Sender<Value>) -> Handlers {
+    let (connections, requests, messages) = (state.clone(), state.clone(), messages.clone());
+    Handlers::new()
+        .on_connection(move |connection| accept_v07(&connections, connection))
+        .on_request(move |connection, name, data| {
+            let (state, messages) = (requests.clone(), messages.clone());
+            async move {
+                match name.as_str() {
+                    "increment" => {
+                        let by = data.as_i64().ok_or("increment takes one integer")?;
+                        Ok(json!(increment(&state, by)))
+                    }
+                    "reverse" => {
+                        let text = data.as_str().ok_or("reverse takes one string")?;
+                        Ok(json!(text.chars().rev().collect::<String>()))
+                    }
+                    "set_name" => {
+                        rename(&state, connection.id(), data.as_str().unwrap_or("guest"));
+                        Ok(Value::Null)
+                    }
+                    "selftest" => {
+                        let _ = messages.send(data);
+                        Ok(Value::Null)
+                    }
+                    other => Err(RequestError::new(format!("no request {other}"))),
+                }
+            }
+        })
+}
+
 fn accept(state: &Shared, messages: &broadcast::Sender<Value>, connection: Connection) {
     let rpc = RpcConnection::new(connection, actions(state));
-    let id = {
-        let mut locked = lock(state);
-        let id = locked.next_id;
-        locked.next_id += 1;
-        locked.names.insert(id, "guest".into());
-        // The state that counts this page, then the page joins and gets
-        // it as its first view (a page that closed already is simply not
-        // a member).
-        locked.pages.set_state(locked.snapshot());
-        let _ = locked.pages.join(rpc.connection());
-        id
-    };
+    let id = rpc.connection().id();
+    join(state, id, rpc.connection());
     let (state, messages) = (state.clone(), messages.clone());
     tokio::spawn(async move {
         let mut changes = rpc.remote_changes();
@@ -148,11 +217,7 @@ fn accept(state: &Shared, messages: &broadcast::Sender<Value>, connection: Conne
                 change = changes.changed() => {
                     let Ok(data) = change else { break };
                     let name = data.get("name").and_then(Value::as_str).unwrap_or("guest");
-                    let name: String = name.chars().take(40).collect();
-                    if let Some(entry) = lock(&state).names.get_mut(&id) {
-                        *entry = name;
-                    }
-                    publish(&state);
+                    rename(&state, id, name);
                 }
                 message = rpc.receive() => {
                     let Ok(message) = message else { break };
@@ -172,12 +237,16 @@ impl Demo {
             pages: Group::new(Value::Null),
             counter: 0,
             names: BTreeMap::new(),
-            next_id: 0,
         }));
         let (messages, _) = broadcast::channel(64);
+        // A 0.5 page speaks first (its name, 0.1 s after it opens); a
+        // client silent for 1 s is taken for a listening 0.5 one.
         let options = ServerOptions::default()
             .static_dir(www_dir())
-            .autoflush_delay(Some(Duration::ZERO));
+            .autoflush_delay(Some(Duration::ZERO))
+            .generations(Generations::detect(Generation::V0_5))
+            .v07(juggler_tokio::v07::Options::default().autoflush_delay(Some(Duration::ZERO)))
+            .v07_handlers(handlers(&state, &messages));
         let metrics = prometheus()?;
         let routes = Router::new().route(
             "/metrics",

@@ -47,11 +47,11 @@ pub use axum;
 pub use juggler_driver::{
     connections_in_memory, crypto_provider, AutoflushPolicy, Backoff, ChangeCallbackHandle,
     ClientChangeCallbackHandle, ClientOptions, ClientStatus, CloseReason, Connection,
-    ConnectionOptions, EncodedMessage, Error, Generation, Generations, Group, KeepAlive,
-    MemoryBudget, PatchOperation, ProtocolError, ReconnectEvent, ReconnectEvents, ReconnectOptions,
-    ReconnectingClient, RemoteChanges, RemoteDataChanges, Server, ServerOptions, SharedChange,
-    SharedState, ShutdownSummary, TypedConnection, TypedRemoteChanges, Value, WeakConnection,
-    WhileDisconnected,
+    ConnectionOptions, EncodedMessage, Error, Generation, Generations, Group, GroupMember,
+    KeepAlive, MemoryBudget, PatchOperation, ProtocolError, ReconnectEvent, ReconnectEvents,
+    ReconnectOptions, ReconnectingClient, RemoteChanges, RemoteDataChanges, Server, ServerOptions,
+    SharedChange, SharedState, ShutdownSummary, TypedConnection, TypedRemoteChanges, Value,
+    WeakConnection, WhileDisconnected,
 };
 
 /// The repository README's example, compiled and run as a doctest so it

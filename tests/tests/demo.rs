@@ -22,10 +22,66 @@ async fn next_report(reports: &mut tokio::sync::broadcast::Receiver<Value>) -> V
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_page_shows_state_and_a_click_round_trips() {
+    page_self_test("index.html").await;
+}
+
+/// The 0.7 page, on the same `/ws`: the same state, the click as a
+/// request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_v07_page_shows_state_and_a_click_round_trips() {
+    page_self_test("v07.html").await;
+}
+
+/// The Python clients of 0.6 and 0.7 and a 0.5 page's worth of our 0.5
+/// client share the demo's state on one `/ws`: a Python `increment`
+/// request moves the counter every generation sees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_clients_of_0_6_and_0_7_use_the_demo() {
+    use juggler_tests::support::python::{PEER_0_6, PEER_0_7};
+    let demo = Demo::start("127.0.0.1", 0).await.unwrap();
+    let v05 = juggler_tokio::connect(demo.ws_url()).await.unwrap();
+    let mut v05_changes = v05.remote_changes();
+    // A 0.5 client that only listens is served after the 1 s detection.
+    let first = tokio::time::timeout(Duration::from_secs(60), v05_changes.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first["counter"], 0);
+    for (index, kind) in [&PEER_0_6, &PEER_0_7].into_iter().enumerate() {
+        let Some(mut peer) = kind.start() else { return };
+        peer.command(&serde_json::json!({"cmd": "connect", "url": demo.ws_url()}));
+        peer.command(&serde_json::json!({"cmd": "send", "conn": 0, "tag": "inc", "name": "increment", "data": 1}));
+        let result = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                let event = peer.next_event().await;
+                if event["event"] == "result" {
+                    return event;
+                }
+            }
+        })
+        .await
+        .expect("the request is answered");
+        assert_eq!(result["data"], index + 1, "{result}");
+        loop {
+            let data = tokio::time::timeout(Duration::from_secs(60), v05_changes.changed())
+                .await
+                .unwrap()
+                .unwrap();
+            if data["counter"] == index + 1 {
+                break;
+            }
+        }
+    }
+    assert_eq!(demo.counter(), 2);
+    demo.close().await;
+}
+
+async fn page_self_test(page: &str) {
     let Some(kit) = kit() else { return };
     let demo = Demo::start("127.0.0.1", 0).await.unwrap();
     let mut reports = demo.page_messages();
-    let _browser = kit.open(&format!("{}?selftest", demo.page_url()));
+    let url = demo.page_url().replace("index.html", page);
+    let _browser = kit.open(&format!("{url}?selftest"));
 
     let shown = next_report(&mut reports).await;
     assert_eq!(shown["selftest"], "shown");
