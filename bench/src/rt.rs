@@ -142,6 +142,18 @@ impl Rt {
         })
     }
 
+    /// The runtime's `v07::connect`.
+    pub async fn connect_v07(
+        self,
+        url: &str,
+        options: juggler_tokio::v07::Options,
+    ) -> Result<juggler_tokio::v07::Client, Error> {
+        match self {
+            Rt::Tokio => juggler_tokio::v07::connect(url, options).await,
+            Rt::Smol => juggler_smol::v07::connect(url, options).await,
+        }
+    }
+
     /// The runtime's `connect_with`.
     pub async fn connect(self, url: &str, options: ClientOptions) -> Result<Connection, Error> {
         match self {

@@ -22,6 +22,7 @@ mod messages;
 pub mod raw;
 mod rpc;
 mod state;
+mod v07;
 
 pub use idle::{run_idle_clients, run_idle_server};
 
@@ -109,6 +110,31 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "fanout-1000",
         about: "one change of a shared 1,000-key state to 1,000 clients",
         run: |ctx| Box::pin(fanout::run(ctx, 1_000, 100)),
+    },
+    Scenario {
+        name: "v07-requests-sequential",
+        about: "0.7 requests, one at a time, requests/s",
+        run: |ctx| Box::pin(median_of_runs(ctx, move || v07::requests(ctx, 1))),
+    },
+    Scenario {
+        name: "v07-requests-64",
+        about: "0.7 requests, 64 outstanding, requests/s",
+        run: |ctx| Box::pin(median_of_runs(ctx, move || v07::requests(ctx, 64))),
+    },
+    Scenario {
+        name: "v07-notify",
+        about: "0.7 notifications of 100 bytes server -> client, msgs/s",
+        run: |ctx| Box::pin(median_of_runs(ctx, move || v07::notify(ctx))),
+    },
+    Scenario {
+        name: "v07-state-100k",
+        about: "0.7: one-entry change of a 100,000-key state, diff and ops paths",
+        run: |ctx| Box::pin(v07::state(ctx)),
+    },
+    Scenario {
+        name: "v07-fanout-1000",
+        about: "0.7: one change of a Group's 1,000-key state to 1,000 clients",
+        run: |ctx| Box::pin(v07::fanout(ctx, 1_000, 100)),
     },
     Scenario {
         name: "idle-memory-1000",

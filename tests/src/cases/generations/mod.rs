@@ -123,6 +123,60 @@ pub async fn closing_the_server_fails_pending_requests<B: Backend>() {
     assert!(!client.is_open());
 }
 
+/// With `parallel_requests(false)` a connection's requests run one after
+/// another, in order, as the reference's: the second starts only once the
+/// first (held until released) is answered.
+pub async fn requests_run_one_at_a_time_when_asked<B: Backend>() {
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (started, mut holding) = tokio::sync::mpsc::unbounded_channel();
+    let (handler_log, handler_release) = (log.clone(), release.clone());
+    let handlers = Handlers::new().on_request(move |_, name, _| {
+        let (log, release, started) = (
+            handler_log.clone(),
+            handler_release.clone(),
+            started.clone(),
+        );
+        async move {
+            log.lock().unwrap().push(format!("start {name}"));
+            if name == "hold" {
+                let _ = started.send(());
+                release.notified().await;
+            }
+            log.lock().unwrap().push(format!("end {name}"));
+            Ok(json!(name))
+        }
+    });
+    let options = ServerOptions::default()
+        .generations(Generations::Only(Generation::V0_7))
+        .v07(Options::default().parallel_requests(false))
+        .v07_handlers(handlers);
+    let server = B::listen(options, drop).await.unwrap();
+    let client = B::connect_v07(&server.url(), Options::default())
+        .await
+        .unwrap();
+    let (held, later, ()) = within::<B, _>(HANG_GUARD, "requests", async {
+        futures_util::join!(
+            client.send("hold", json!(1)),
+            client.send("later", json!(2)),
+            async {
+                holding.recv().await.unwrap();
+                release.notify_one();
+            }
+        )
+    })
+    .await;
+    assert_eq!(
+        (held.unwrap(), later.unwrap()),
+        (json!("hold"), json!("later"))
+    );
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["start hold", "end hold", "start later", "end later"]
+    );
+    server.close().await;
+}
+
 /// The generation cases, as `#[test]`s on `$backend`: the cases that
 /// take a generation become a module with a test per generation.
 #[macro_export]
@@ -136,6 +190,8 @@ macro_rules! generations_tests {
         );
         $crate::generations_tests!(@plain $backend;
             closing_the_server_fails_pending_requests,
+            requests_run_one_at_a_time_when_asked,
+            a_large_request_to_the_python_server_stays_under_its_frame_limit,
             one_path_serves_every_generation,
             a_silent_client_gets_the_default_generation,
             a_group_shows_one_state_to_every_generation,

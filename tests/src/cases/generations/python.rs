@@ -332,3 +332,21 @@ pub async fn our_server_serves_the_python_client<B: Backend>(generation: Generat
     within::<B, _>(HANG_GUARD, "closed", ours.wait_closed()).await;
     server.close().await;
 }
+
+/// A request larger than the Python server's 4 MiB WebSocket message limit
+/// goes in 64 KiB segments (0.7's default) and is answered; the answer
+/// comes back in the server's segments.
+pub async fn a_large_request_to_the_python_server_stays_under_its_frame_limit<B: Backend>() {
+    let Some(mut py) = Py::start(&PEER_0_7) else {
+        return;
+    };
+    py.command(json!({"cmd": "listen"}));
+    let port = py.event::<B>("listening").await["port"].as_u64().unwrap();
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let client = B::connect_v07(&url, Options::default()).await.unwrap();
+    let big = "é😀x".repeat(5 << 18); // 5 MiB of UTF-8 text
+    let echoed = within::<B, _>(HANG_GUARD, "5 MiB echo", client.send("echo", json!(big))).await;
+    assert_eq!(echoed.unwrap(), json!(big));
+    assert!(client.is_open());
+    client.async_close().await;
+}
