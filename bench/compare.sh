@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every juggler-bench scenario on tokio and smol, the raw WebSocket
 # baselines on both (tokio-tungstenite on tokio, async-tungstenite on smol), and the same scenarios against the pinned
-# Python reference peer (hat-juggler), in one go, then prints one table
-# with all of them and the ratios.
+# Python reference peers (hat-juggler 0.5.14, and 0.7.6 for the v07-*
+# scenarios), in one go, then prints one table with all of them and the
+# ratios.
 #
 #   bench/compare.sh            # the full run (about 4 minutes on 2 cores)
 #   bench/compare.sh --quick    # the smoke sizes (seconds), to try it out
@@ -55,6 +56,15 @@ if ! "$python" -c 'from hat import juggler' 2>/dev/null; then
         hat-juggler==0.5.14 hat-util==0.6.8 hat-aio==0.7.5 hat-json==0.5.16
 fi
 "$python" --version >&2
+venv07=target/python-venv-0.7
+python07="$venv07/bin/python"
+if ! "$python07" -c 'from hat import juggler' 2>/dev/null; then
+    echo "creating $venv07 (as the interop tests do)" >&2
+    python3 -m venv "$venv07"
+    "$venv07/bin/pip" install --quiet --disable-pip-version-check \
+        -c tests/python/constraints-0.7.txt \
+        hat-juggler==0.7.6 hat-aio==0.7.13 hat-json==0.6.8 hat-util==0.6.22
+fi
 
 status=0
 sensitive="messages-100b messages-10kb rpc-sequential rpc-64"
@@ -70,6 +80,11 @@ step "Python reference peer (hat-juggler 0.5.14)"
 echo "$python bench/python_peer_bench.py ${quick[*]}" >&2
 "$python" bench/python_peer_bench.py "${quick[@]}" 2>"$out/python.stderr" \
     | tee "$out/python.jsonl" >&2 || status=1
+
+step "Python reference peer of the 0.7 generation (hat-juggler 0.7.6, two processes)"
+echo "$python07 bench/python_v07_bench.py ${quick[*]}" >&2
+"$python07" bench/python_v07_bench.py "${quick[@]}" 2>"$out/python07.stderr" \
+    | tee "$out/python07.jsonl" >&2 || status=1
 
 step "sensitivity: one executor thread (messages and RPC)"
 echo "$bench --threads 1 --runtime both --json --scenario $sensitive ${quick[*]}" >&2

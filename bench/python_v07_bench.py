@@ -1,0 +1,350 @@
+"""The juggler-bench 0.7 scenarios against the pinned hat-juggler 0.7.6.
+
+Runs ``v07-requests-sequential``, ``v07-requests-64``, ``v07-notify``,
+``v07-state-100k`` and ``v07-fanout-1000`` as ``juggler-bench`` does
+(same payloads, states and checks; ``bench/src/scenarios/v07.rs``), with a
+hat-juggler 0.7.6 server and hat-juggler 0.7.6 clients **in two
+processes** (the server in a child process, the clients here: their real
+layout), and prints one JSON object per measured number in juggler-bench's
+``--json`` format (``"impl": "python"``) for ``bench/table.py``.
+
+Run it with the Python of the venv the interop tests create
+(``target/python-venv-0.7``); ``compare.sh`` does::
+
+    target/python-venv-0.7/bin/python bench/python_v07_bench.py [--quick]
+        [--scenario NAME ...]
+
+The server's requests: ``add([a, b])``; ``notify_burst({count, size})``
+(that many notifications, in order); ``init_state({keys})`` and
+``change({index, version})`` (one entry changed with ``state.set``: the
+reference's sync loop diffs the whole state); ``fanout_join`` and
+``fanout_set({version})`` (every joined connection's state changed).
+"""
+
+import argparse
+import asyncio
+import json
+import resource
+import socket
+import subprocess
+import sys
+import time
+
+from hat import juggler
+
+QUICK = False
+
+
+def pick(full, quick):
+    return quick if QUICK else full
+
+
+# ---- the data, as in bench/src/data.rs --------------------------------------
+
+def message(seq, padding):
+    return {'seq': seq, 'data': padding}
+
+
+def padding(size):
+    overhead = len(json.dumps(message(100_000, ''), separators=(',', ':')))
+    return 'x' * max(0, size - overhead)
+
+
+def key(index):
+    return f'k{index:06}'
+
+
+def entry(index, version):
+    return {'id': index, 'name': f'item {index}', 'v': version}
+
+
+def state(keys):
+    return {key(i): entry(i, 0) for i in range(keys)}
+
+
+def changed_index(round_, keys):
+    return (round_ * 7919) % keys
+
+
+def version_of(data, index):
+    try:
+        return data[key(index)]['v']
+    except (KeyError, TypeError):
+        return None
+
+
+FANOUT_INDEX = 500
+
+
+class Failed(Exception):
+    pass
+
+
+def measure(metric, value, unit, detail):
+    return {'metric': metric, 'value': value, 'unit': unit, 'detail': detail}
+
+
+# ---- the server process -------------------------------------------------------
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+async def serve():
+    members = []
+
+    async def on_request(conn, name, data):
+        if name == 'add':
+            return data[0] + data[1]
+        if name == 'notify_burst':
+            fill = padding(data['size'])
+            for seq in range(data['count']):
+                await conn.notify('m', message(seq, fill))
+            return data['count']
+        if name == 'init_state':
+            conn.state.set([], state(data['keys']))
+            return None
+        if name == 'change':
+            conn.state.set([key(data['index']), 'v'], data['version'])
+            return None
+        if name == 'fanout_join':
+            members.append(conn)
+            conn.state.set([], state(1_000))
+            return None
+        if name == 'fanout_set':
+            for member in members:
+                member.state.set([key(FANOUT_INDEX), 'v'], data['version'])
+            return None
+        raise Exception(f'no request {name}')
+
+    resource.setrlimit(resource.RLIMIT_NOFILE,
+                       (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+    port = free_port()
+    server = await juggler.listen('127.0.0.1', port, None, on_request,
+                                  autoflush_delay=0)
+    sys.stdout.write(f'port {port}\n')
+    sys.stdout.flush()
+    # Serve until the parent closes our stdin.
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await server.async_close()
+
+
+class ServerProcess:
+    """The server in a child process, for one scenario."""
+
+    async def __aenter__(self):
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, '--serve', stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE)
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
+        if not line.startswith(b'port '):
+            raise Failed(f'the server process said {line!r}')
+        self.url = f'ws://127.0.0.1:{int(line.split()[1])}/ws'
+        return self
+
+    async def __aexit__(self, *_):
+        self.proc.stdin.close()
+        await self.proc.wait()
+
+
+class Watched:
+    """A client whose state changes and notifications can be awaited."""
+
+    def __init__(self, client):
+        self.client = client
+        self.changed = asyncio.Event()
+        client.state.register_change_cb(lambda _: self.changed.set())
+
+    async def reaches(self, index, version):
+        while True:
+            got = version_of(self.client.state.data, index)
+            if got == version:
+                return
+            if got is not None and got > version:
+                raise Failed(f'round {version} saw version {got}')
+            self.changed.clear()
+            await self.changed.wait()
+
+
+class Samples:
+    def __init__(self):
+        self.values = []
+
+    def push(self, seconds):
+        self.values.append(seconds)
+
+    def mean_ms(self):
+        return sum(self.values) * 1e3 / len(self.values)
+
+    def summary(self):
+        ordered = sorted(self.values)
+        return (f'{len(ordered)} rounds, p50 {ordered[len(ordered) // 2] * 1e3:.3f} ms, '
+                f'max {ordered[-1] * 1e3:.3f} ms')
+
+
+# ---- the scenarios --------------------------------------------------------------
+
+async def median_of_runs(scenario):
+    runs = [await scenario() for _ in range(pick(3, 1))]
+    result = []
+    for index, first in enumerate(runs[0]):
+        values = sorted(run[index]['value'] for run in runs)
+        median = dict(first)
+        median['value'] = values[len(values) // 2]
+        median['detail'] = (f'median of {len(runs)} runs; ' + first['detail'])
+        result.append(median)
+    return result
+
+
+async def requests(concurrency):
+    calls = pick(5_000 if concurrency == 1 else 20_000, 200)
+    per_task = calls // concurrency
+    calls = per_task * concurrency
+    async with ServerProcess() as server:
+        client = await juggler.connect(server.url)
+
+        async def task(number):
+            for i in range(per_task):
+                x = number * per_task + i
+                result = await client.send('add', [x, 1])
+                if result != x + 1:
+                    raise Failed(f'add({x}, 1) returned {result}')
+
+        start = time.perf_counter()
+        await asyncio.gather(*(task(n) for n in range(concurrency)))
+        elapsed = time.perf_counter() - start
+        await client.async_close()
+    return [measure('requests', calls / elapsed, 'requests/s',
+                    f'{calls} requests, {concurrency} outstanding, in '
+                    f'{elapsed:.3f} s; server and client in two processes')]
+
+
+async def notify():
+    count = pick(50_000, 1_000)
+    async with ServerProcess() as server:
+        received = 0
+        done = asyncio.Event()
+        failure = []
+
+        def on_notify(client, name, data):
+            nonlocal received
+            if data['seq'] != received:
+                failure.append(f'notification {received} came as {data["seq"]}')
+                done.set()
+            received += 1
+            if received == count:
+                done.set()
+
+        client = await juggler.connect(server.url, on_notify)
+        start = time.perf_counter()
+        await client.send('notify_burst', {'count': count, 'size': 100})
+        await done.wait()
+        elapsed = time.perf_counter() - start
+        if failure:
+            raise Failed(failure[0])
+        await client.async_close()
+    return [measure('notifications', count / elapsed, 'msgs/s',
+                    f'{count} notifications of 100 bytes in {elapsed:.3f} s; '
+                    f'server and client in two processes')]
+
+
+async def state_change():
+    keys = pick(100_000, 10_000)
+    rounds = pick(5, 2)
+    async with ServerProcess() as server:
+        client = Watched(await juggler.connect(server.url))
+        start = time.perf_counter()
+        await client.client.send('init_state', {'keys': keys})
+        await client.reaches(0, 0)
+        first_sync = time.perf_counter() - start
+        latencies = Samples()
+        for round_ in range(1, rounds + 1):
+            index = changed_index(round_, keys)
+            start = time.perf_counter()
+            await client.client.send('change', {'index': index,
+                                                'version': round_})
+            await client.reaches(index, round_)
+            latencies.push(time.perf_counter() - start)
+        await client.client.async_close()
+    return [
+        measure('diff latency', latencies.mean_ms(), 'ms',
+                f'state.set of one entry, {keys} keys (the sync loop diffs '
+                f'the whole state); {latencies.summary()}'),
+        measure('first sync', first_sync * 1e3, 'ms',
+                f'the whole {keys}-key state to a fresh client'),
+    ]
+
+
+async def fanout(n, quick_n):
+    n = pick(n, quick_n)
+    rounds = pick(5, 2)
+    resource.setrlimit(resource.RLIMIT_NOFILE,
+                       (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+    async with ServerProcess() as server:
+        clients = [Watched(await juggler.connect(server.url)) for _ in range(n)]
+        for client in clients:
+            await client.client.send('fanout_join', None)
+        for client in clients:
+            await client.reaches(FANOUT_INDEX, 0)
+        latencies = Samples()
+        for round_ in range(1, rounds + 1):
+            start = time.perf_counter()
+            await clients[0].client.send('fanout_set', {'version': round_})
+            for client in clients:
+                await client.reaches(FANOUT_INDEX, round_)
+            latencies.push(time.perf_counter() - start)
+        await asyncio.gather(*(client.client.async_close() for client in clients))
+    return [measure('latency', latencies.mean_ms(), 'ms',
+                    f'state.set on each of {n} connections (no shared state), '
+                    f'1000-key state; {latencies.summary()}')]
+
+
+SCENARIOS = {
+    'v07-requests-sequential': lambda: median_of_runs(lambda: requests(1)),
+    'v07-requests-64': lambda: median_of_runs(lambda: requests(64)),
+    'v07-notify': lambda: median_of_runs(notify),
+    'v07-state-100k': state_change,
+    'v07-fanout-1000': lambda: fanout(1_000, 100),
+}
+
+
+def emit(record):
+    sys.stdout.write(json.dumps({'impl': 'python', 'runtime': 'asyncio',
+                                 **record}) + '\n')
+    sys.stdout.flush()
+
+
+async def run(names):
+    failed = 0
+    for name in names:
+        try:
+            measures = await asyncio.wait_for(SCENARIOS[name](), pick(600, 60))
+        except (Exception, asyncio.TimeoutError) as e:
+            failed += 1
+            emit({'scenario': name, 'ok': False,
+                  'error': f'{type(e).__name__}: {e}'})
+            continue
+        for m in measures:
+            emit({'scenario': name, 'ok': True, **m})
+    return failed
+
+
+def main():
+    global QUICK
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--quick', action='store_true')
+    parser.add_argument('--scenario', nargs='+', choices=list(SCENARIOS))
+    parser.add_argument('--serve', action='store_true')
+    args = parser.parse_args()
+    QUICK = args.quick
+    if args.serve:
+        asyncio.run(serve())
+        return 0
+    names = args.scenario or list(SCENARIOS)
+    return 1 if asyncio.run(run(names)) else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
