@@ -898,6 +898,7 @@ impl Acceptor {
                 &self.v07_handlers,
                 admitted,
                 self.runtime.clone(),
+                self.registry.budget().clone(),
                 first_frame,
             );
             tracing::debug!(parent: connection.span(), ?peer_addr, "juggler connection accepted");

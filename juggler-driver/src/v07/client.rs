@@ -221,6 +221,7 @@ where
         options,
         runtime.clone(),
         span.clone(),
+        false,
     );
     let dispatch = ClientDispatch {
         receive_queue_size: link.options.receive_queue_size,

@@ -90,6 +90,7 @@ pub(crate) struct Link<E, X> {
     pub(crate) runtime: Arc<dyn Runtime>,
     pub(crate) options: Options,
     pub(crate) span: tracing::Span,
+    metrics: crate::metrics::ConnectionMetrics,
 }
 
 /// The connection's state under the link's lock: the engine, the role's
@@ -117,6 +118,11 @@ pub(crate) trait Dispatch<E: LinkEngine, X>: Send + Sync + 'static {
     /// Whether the reader must wait before reading more (a queue of the
     /// application's is full).
     fn reader_must_wait(&self, state: &LinkState<E, X>) -> bool;
+    /// A byte budget shared with other connections: while it is full the
+    /// reader waits too.
+    fn budget(&self) -> Option<&Arc<crate::MemoryBudget>> {
+        None
+    }
 }
 
 impl<E: LinkEngine, X: Send + 'static> Link<E, X> {
@@ -126,6 +132,7 @@ impl<E: LinkEngine, X: Send + 'static> Link<E, X> {
         options: Options,
         runtime: Arc<dyn Runtime>,
         span: tracing::Span,
+        server: bool,
     ) -> Arc<Self> {
         let liveness = options
             .pings()
@@ -144,6 +151,7 @@ impl<E: LinkEngine, X: Send + 'static> Link<E, X> {
             runtime,
             options,
             span,
+            metrics: crate::metrics::ConnectionMetrics::new(crate::metrics::role_label(server)),
         })
     }
 
@@ -267,6 +275,9 @@ pub(crate) async fn run<S, E, X, D>(
         state.close_timed_out = timed_out;
         state.engine.handle_transport_closed(CloseReason::Remote);
         state.done = true;
+        if let Some(reason) = state.engine.close_reason() {
+            link.metrics.closed(reason);
+        }
         drain(&dispatch, state)
     });
     dispatch.dispatch(events);
@@ -301,12 +312,14 @@ async fn read_loop<S, E, X, D>(
 {
     let mut first = first_frame.map(|text| Some(Ok(Message::text(text))));
     loop {
-        link.wait_for(|state| (!dispatch.reader_must_wait(state)).then_some(()))
-            .await;
+        wait_reader_room(link, dispatch).await;
         let item = match first.take() {
             Some(item) => item,
             None => stream.next().await,
         };
+        if let Some(Ok(Message::Text(text))) = &item {
+            link.metrics.received(1, text.len());
+        }
         let (ended, events) = link.update(|state| {
             let ended = handle_item(state, item);
             (ended, drain(dispatch, state))
@@ -314,6 +327,35 @@ async fn read_loop<S, E, X, D>(
         dispatch.dispatch(events);
         if ended {
             return;
+        }
+    }
+}
+
+/// Waits while the role's queues or the shared budget are full.
+async fn wait_reader_room<E, X, D>(link: &Link<E, X>, dispatch: &D)
+where
+    E: LinkEngine,
+    X: Send + 'static,
+    D: Dispatch<E, X>,
+{
+    loop {
+        let progress = link.progress.notified();
+        let mut progress = std::pin::pin!(progress);
+        progress.as_mut().enable();
+        let room = dispatch.budget().map(|budget| budget.room());
+        let mut room = std::pin::pin!(room);
+        if let Some(room) = room.as_mut().as_pin_mut() {
+            room.enable();
+        }
+        let budget_full = dispatch.budget().is_some_and(|budget| budget.is_full());
+        if !budget_full && !link.read(|state| dispatch.reader_must_wait(state)) {
+            return;
+        }
+        match room.as_pin_mut() {
+            Some(room) => {
+                select(progress, room).await;
+            }
+            None => progress.await,
         }
     }
 }
@@ -383,6 +425,9 @@ where
         dispatch.dispatch(events);
         if !batch.is_empty() {
             let last = batch.iter().map(|frame| frame.seq).max().unwrap_or(0);
+            for frame in &batch {
+                link.metrics.sent(frame_kind(&frame.text), frame.text.len());
+            }
             match write_batch(&mut sink, &mut batch, &**runtime, stall_limit).await {
                 Ok(()) => link.update_as_writer(|state| state.written = state.written.max(last)),
                 Err(reason) => {
@@ -406,6 +451,16 @@ where
             }
             None => notified.await,
         }
+    }
+}
+
+/// The 0.5 frame kind a frame counts as in the metrics: pings and pongs
+/// as theirs, every message as a message.
+fn frame_kind(text: &str) -> juggler_core::FrameKind {
+    match text.as_bytes().first() {
+        Some(b'2') => juggler_core::FrameKind::Ping,
+        Some(b'3') => juggler_core::FrameKind::Pong,
+        _ => juggler_core::FrameKind::Message,
     }
 }
 

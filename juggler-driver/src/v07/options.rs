@@ -44,6 +44,12 @@ pub struct Options {
     /// connection reads nothing more from the peer until one is answered.
     /// Default 1,024.
     pub max_pending_requests: usize,
+    /// Most bytes (decoded) the data of a connection's requests being
+    /// handled may take; past it the connection reads nothing more until
+    /// one is answered. They also count against the server's
+    /// [`max_buffered_bytes`](crate::ServerOptions::max_buffered_bytes).
+    /// Default 16 MiB.
+    pub max_pending_bytes: usize,
     /// Most notifications a client keeps unread; the client reads nothing
     /// more from the server until one is taken. Default 1,024.
     pub receive_queue_size: usize,
@@ -76,6 +82,7 @@ impl Default for Options {
             autoflush: AutoflushPolicy::default(),
             parallel_requests: true,
             max_pending_requests: 1024,
+            max_pending_bytes: 16 << 20,
             receive_queue_size: 1024,
             max_message_size: juggler_core::v07::DEFAULT_MAX_MESSAGE_SIZE,
             max_frame_size: 4 << 20,
@@ -122,6 +129,12 @@ impl Options {
     /// Runs requests concurrently (`true`) or one at a time.
     pub fn parallel_requests(mut self, parallel: bool) -> Self {
         self.parallel_requests = parallel;
+        self
+    }
+
+    /// Sets the most bytes a connection's requests being handled may take.
+    pub fn max_pending_bytes(mut self, bytes: usize) -> Self {
+        self.max_pending_bytes = bytes;
         self
     }
 

@@ -16,7 +16,10 @@ use tracing::Instrument;
 use super::link::{run, Dispatch, Link, LinkState};
 use super::Options;
 use crate::admission::{Admitted, UpgradeRequest};
+use crate::budget::{Charge, MemoryBudget};
 use crate::{BoxFuture, Error, Runtime};
+use futures_util::FutureExt;
+use juggler_core::value_cost;
 
 /// What a request handler answers: data for `success: true`, or a
 /// [`RequestError`] for `success: false`.
@@ -136,6 +139,8 @@ impl Handlers {
 pub(crate) struct ServerExtra {
     /// Requests taken and not answered yet.
     in_flight: usize,
+    /// What their data takes, decoded ([`value_cost`]).
+    in_flight_bytes: usize,
 }
 
 type ServerLink = Link<ServerEngine, ServerExtra>;
@@ -355,6 +360,7 @@ pub(crate) fn accept<S>(
     handlers: &Handlers,
     admitted: Admitted,
     runtime: Arc<dyn Runtime>,
+    budget: Arc<MemoryBudget>,
     first_frame: Option<String>,
 ) -> (Connection, BoxFuture)
 where
@@ -380,6 +386,7 @@ where
         options,
         runtime.clone(),
         span.clone(),
+        true,
     );
     let connection = Connection {
         link: link.clone(),
@@ -390,7 +397,7 @@ where
             admitted,
         }),
     };
-    let dispatch = ServerDispatch::new(connection.clone(), handlers.request_cb.clone());
+    let dispatch = ServerDispatch::new(connection.clone(), handlers.request_cb.clone(), budget);
     let driver = run(socket, link, dispatch, first_frame).instrument(span);
     (connection, Box::pin(driver))
 }
@@ -401,20 +408,45 @@ struct ServerDispatch {
     connection: Connection,
     handler: Option<Arc<dyn RequestHandler>>,
     /// The queue of the one-at-a-time task.
-    serial: Option<tokio::sync::mpsc::UnboundedSender<juggler_core::v07::message::Request>>,
+    serial: Option<tokio::sync::mpsc::UnboundedSender<Pending>>,
+    /// The server's byte budget, which requests being handled count
+    /// against.
+    budget: Arc<MemoryBudget>,
+}
+
+/// A request taken and not answered yet: counted against the
+/// connection's and the server's limits until it is dropped.
+struct Pending {
+    request: juggler_core::v07::message::Request,
+    connection: Connection,
+    bytes: usize,
+    _charge: Charge,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let bytes = self.bytes;
+        self.connection.link.update(|state| {
+            state.extra.in_flight -= 1;
+            state.extra.in_flight_bytes -= bytes;
+        });
+    }
 }
 
 impl ServerDispatch {
-    fn new(connection: Connection, handler: Option<Arc<dyn RequestHandler>>) -> Self {
+    fn new(
+        connection: Connection,
+        handler: Option<Arc<dyn RequestHandler>>,
+        budget: Arc<MemoryBudget>,
+    ) -> Self {
         let serial = (!connection.link.options.parallel_requests).then(|| {
             let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
-            let worker_connection = connection.clone();
             let worker_handler = handler.clone();
             let span = connection.link.span.clone();
             connection.link.runtime.spawn(Box::pin(
                 async move {
-                    while let Some(request) = receiver.recv().await {
-                        answer(&worker_connection, worker_handler.as_deref(), request).await;
+                    while let Some(pending) = receiver.recv().await {
+                        answer(worker_handler.as_deref(), pending).await;
                     }
                 }
                 .instrument(span),
@@ -425,6 +457,7 @@ impl ServerDispatch {
             connection,
             handler,
             serial,
+            budget,
         }
     }
 }
@@ -440,20 +473,33 @@ impl Dispatch<ServerEngine, ServerExtra> for ServerDispatch {
     fn dispatch(&self, events: Vec<ServerEvent>) {
         for event in events {
             match event {
-                ServerEvent::Request(request) => match &self.serial {
-                    Some(queue) => {
-                        let _ = queue.send(request);
+                ServerEvent::Request(request) => {
+                    // The reader dispatches before it reads on, so the
+                    // bytes count before its next look at the limits.
+                    let bytes = request.data.as_ref().map_or(0, value_cost);
+                    self.connection
+                        .link
+                        .update(|state| state.extra.in_flight_bytes += bytes);
+                    let pending = Pending {
+                        request,
+                        connection: self.connection.clone(),
+                        bytes,
+                        _charge: Charge::new(&self.budget, bytes),
+                    };
+                    match &self.serial {
+                        Some(queue) => {
+                            let _ = queue.send(pending);
+                        }
+                        None => {
+                            let handler = self.handler.clone();
+                            let span = self.connection.link.span.clone();
+                            self.connection.link.runtime.spawn(Box::pin(
+                                async move { answer(handler.as_deref(), pending).await }
+                                    .instrument(span),
+                            ));
+                        }
                     }
-                    None => {
-                        let connection = self.connection.clone();
-                        let handler = self.handler.clone();
-                        let span = connection.link.span.clone();
-                        self.connection.link.runtime.spawn(Box::pin(
-                            async move { answer(&connection, handler.as_deref(), request).await }
-                                .instrument(span),
-                        ));
-                    }
-                },
+                }
                 ServerEvent::Closed(reason) => {
                     tracing::debug!(%reason, "juggler connection closed");
                 }
@@ -463,26 +509,39 @@ impl Dispatch<ServerEngine, ServerExtra> for ServerDispatch {
     }
 
     fn reader_must_wait(&self, state: &LinkState<ServerEngine, ServerExtra>) -> bool {
-        state.extra.in_flight >= self.connection.link.options.max_pending_requests
+        let options = &self.connection.link.options;
+        state.extra.in_flight >= options.max_pending_requests
+            || state.extra.in_flight_bytes >= options.max_pending_bytes
+    }
+
+    fn budget(&self) -> Option<&Arc<MemoryBudget>> {
+        Some(&self.budget)
     }
 }
 
-/// Runs the handler of one request and sends its answer.
-async fn answer(
-    connection: &Connection,
-    handler: Option<&dyn RequestHandler>,
-    request: juggler_core::v07::message::Request,
-) {
-    let name = request.name.as_str().unwrap_or_default().to_owned();
-    let data = request.data.unwrap_or(Value::Null);
+/// Runs the handler of one request and sends its answer. A handler that
+/// panics answers `success: false`, and the connection goes on.
+async fn answer(handler: Option<&dyn RequestHandler>, mut pending: Pending) {
+    let connection = pending.connection.clone();
+    let name = pending.request.name.as_str().unwrap_or_default().to_owned();
+    let data = pending.request.data.take().unwrap_or(Value::Null);
     let result = match handler {
-        Some(handler) => handler.handle(connection.clone(), name, data).await,
+        Some(handler) => {
+            let handled = handler.handle(connection.clone(), name, data);
+            match std::panic::AssertUnwindSafe(handled).catch_unwind().await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::error!("a request handler panicked");
+                    Err(RequestError::from("request handler panicked"))
+                }
+            }
+        }
         None => Err(RequestError::from("no request handler")),
     };
     connection.link.update(|state| {
-        state.extra.in_flight -= 1;
         let _ = state
             .engine
-            .respond(&request.id, result.map_err(|err| err.0));
+            .respond(&pending.request.id, result.map_err(|err| err.0));
     });
+    drop(pending);
 }

@@ -200,3 +200,67 @@ pub async fn a_message_that_never_ends_is_cut_off<B: Backend>() {
         "the connection was gone before the close"
     );
 }
+
+/// A client that floods requests a slow handler holds: once the requests
+/// being handled take `max_pending_bytes`, the connection reads nothing
+/// more (not even a ping) until one is answered; then all are answered.
+pub async fn requests_being_handled_are_bounded_in_bytes<B: Backend>() {
+    let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel();
+    let release = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let (count, gate) = (started.clone(), release.clone());
+    let handlers = juggler_driver::v07::Handlers::new().on_request(move |_, _, data| {
+        let (count, gate, started_tx) = (count.clone(), gate.clone(), started_tx.clone());
+        async move {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = started_tx.send(());
+            gate.acquire().await.unwrap().forget();
+            Ok(json!(data["n"]))
+        }
+    });
+    // Each request's data costs over 5,000 bytes: two reach the limit.
+    let options = Options::default().max_pending_bytes(10_000);
+    let server_options = juggler_driver::ServerOptions::default()
+        .generations(Generations::Only(Generation::V0_7))
+        .v07(options)
+        .v07_handlers(handlers);
+    let server = B::listen(server_options, drop).await.unwrap();
+    let mut raw = raw_connect::<B>(&server).await;
+    let filler = "x".repeat(5_000);
+    for n in 0..20 {
+        let request =
+            json!({"type": "request", "id": n, "name": "hold", "data": {"n": n, "fill": filler}});
+        raw.feed(Message::text(format!("0{request}")))
+            .await
+            .unwrap();
+    }
+    raw.send(Message::text("2after")).await.unwrap();
+    for _ in 0..2 {
+        within::<B, _>(HANG_GUARD, "a request starts", started_rx.recv()).await;
+    }
+    // Nothing more is read: no third request starts and the ping waits.
+    let quiet = B::sleep(Duration::from_secs(2));
+    let more = async {
+        futures_util::future::select(
+            std::pin::pin!(started_rx.recv()),
+            std::pin::pin!(raw.next()),
+        )
+        .await;
+    };
+    let read_on = matches!(
+        futures_util::future::select(std::pin::pin!(more), std::pin::pin!(quiet)).await,
+        futures_util::future::Either::Left(_)
+    );
+    assert!(!read_on, "read past the limit");
+    assert_eq!(started.load(std::sync::atomic::Ordering::SeqCst), 2);
+    release.add_permits(20);
+    let mut answered = std::collections::BTreeSet::new();
+    let mut pongs = Vec::new();
+    while answered.len() < 20 {
+        let response = read_message::<B>(&mut raw, &mut pongs).await;
+        assert_eq!(response["success"], json!(true), "{response}");
+        answered.insert(response["data"].as_u64().unwrap());
+    }
+    assert_eq!(answered.len(), 20);
+    server.close().await;
+}
