@@ -13,11 +13,10 @@
 //! wakes everyone; room in the receive queue wakes the reader
 //! (`reader_notify`), only when the queue had been full.
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
@@ -34,6 +33,7 @@ use crate::budget::{Charge, MemoryBudget};
 use crate::change_stream::ChangeCursor;
 use crate::metrics::{role_label, ConnectionMetrics};
 use crate::options::ConnectionOptions;
+use crate::writer_wake::WriterWake;
 use crate::{Error, Runtime};
 
 type ChangeCallback = Arc<dyn Fn() + Send + Sync>;
@@ -58,11 +58,6 @@ pub fn connections_in_memory() -> usize {
     CONNECTIONS_IN_MEMORY.load(Ordering::Relaxed)
 }
 
-thread_local! {
-    /// The address of the [`Shared`] whose reader runs on this thread now,
-    /// or 0.
-    static READER_RUNNING: Cell<usize> = const { Cell::new(0) };
-}
 pub(crate) type MessageFilter = Arc<dyn Fn(Value) -> Option<Value> + Send + Sync>;
 
 /// What the handles and the driver task share. The engine lives here, behind
@@ -73,10 +68,7 @@ pub(crate) struct Shared {
     /// only those it concerns; a close wakes them all.
     waiters: [Notify; 4],
     /// Wakes the writer: frames queued, deadline moved, closed.
-    pub(crate) writer_notify: Notify,
-    /// Tells the writer to look at the state, from the driver task itself
-    /// (see [`Shared::wake_writer`]).
-    pub(crate) writer_kick: AtomicBool,
+    pub(crate) writer: WriterWake,
     /// Wakes the reader: room in the receive queue.
     pub(crate) reader_notify: Notify,
     pub(crate) options: ConnectionOptions,
@@ -435,8 +427,7 @@ impl Shared {
                 },
             }),
             waiters: Default::default(),
-            writer_notify: Notify::new(),
-            writer_kick: AtomicBool::new(false),
+            writer: WriterWake::default(),
             reader_notify: Notify::new(),
             options,
             peer_addr,
@@ -566,40 +557,9 @@ impl Shared {
         }
     }
 
-    /// Wakes the writer. On the driver task's own thread, while its reader
-    /// runs (it may be sending from a message filter), a flag does: the
-    /// writer is polled right after the reader in the same pass and checks
-    /// it. Waking the running task instead would make the executor
-    /// reschedule it as a yield, which wakes an idle worker thread, a
-    /// cross-CPU wake-up per frame on a latency-bound connection.
+    /// Wakes the writer (see [`WriterWake::wake`]).
     pub(crate) fn wake_writer(&self) {
-        if READER_RUNNING.get() == self.address() {
-            self.writer_kick.store(true, Ordering::Relaxed);
-        } else {
-            self.writer_notify.notify_one();
-        }
-    }
-
-    /// Runs `f` as this connection's reader, on the driver task: writer
-    /// wake-ups from this thread meanwhile set the flag.
-    pub(crate) fn as_reader<R>(&self, f: impl FnOnce() -> R) -> R {
-        struct Restore(usize);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                READER_RUNNING.set(self.0);
-            }
-        }
-        let _restore = Restore(READER_RUNNING.replace(self.address()));
-        f()
-    }
-
-    /// Takes the writer's flag (see [`wake_writer`](Self::wake_writer)).
-    pub(crate) fn take_writer_kick(&self) -> bool {
-        self.writer_kick.swap(false, Ordering::Relaxed)
-    }
-
-    fn address(&self) -> usize {
-        std::ptr::from_ref(self) as usize
+        self.writer.wake();
     }
 
     /// Waits until `check` returns a value; `check` runs under the lock

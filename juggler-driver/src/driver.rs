@@ -236,7 +236,7 @@ async fn read_loop<S>(
         }
         shared.metrics.received(frames, text);
         while !batch.is_empty() {
-            let stream_state = shared.as_reader(|| {
+            let stream_state = shared.writer.as_reader(|| {
                 shared.update(Wake::Reader, |state| {
                     if let Some(liveness) = &mut state.driver.liveness {
                         liveness.handle_received();
@@ -427,9 +427,9 @@ where
     let mut batch: Vec<Transmit> = Vec::new();
     let mut timer = DeadlineTimer::default();
     loop {
-        let notified = shared.writer_notify.notified();
+        let notified = shared.writer.notified();
         // Whatever the reader flagged, this look at the state covers.
-        shared.take_writer_kick();
+        shared.writer.take_kick();
         let turn = look(shared, runtime.now(), &mut batch);
         if !batch.is_empty() {
             if let Err(failure) =
@@ -609,7 +609,7 @@ async fn wait(
     runtime: &dyn Runtime,
 ) {
     let mut notified = std::pin::pin!(notified);
-    let woken = poll_fn(|cx| match shared.take_writer_kick() {
+    let woken = poll_fn(|cx| match shared.writer.take_kick() {
         true => Poll::Ready(()),
         false => notified.as_mut().poll(cx),
     });
@@ -631,13 +631,13 @@ async fn wait(
 /// is not free everywhere: on smol (async-io) every armed timer wakes the
 /// thread that polls the reactor.
 #[derive(Default)]
-struct DeadlineTimer {
+pub(crate) struct DeadlineTimer {
     armed: Option<(Instant, BoxFuture)>,
 }
 
 impl DeadlineTimer {
     /// The timer for `at`: the armed one if it is for `at`, else a new one.
-    fn until(&mut self, at: Instant, runtime: &dyn Runtime) -> &mut BoxFuture {
+    pub(crate) fn until(&mut self, at: Instant, runtime: &dyn Runtime) -> &mut BoxFuture {
         if !matches!(&self.armed, Some((armed_at, _)) if *armed_at == at) {
             self.armed = None;
         }
@@ -649,7 +649,7 @@ impl DeadlineTimer {
 
     /// Forgets the timer that completed: a finished future is not polled
     /// again.
-    fn fired(&mut self) {
+    pub(crate) fn fired(&mut self) {
         self.armed = None;
     }
 }

@@ -29,6 +29,7 @@ mod server;
 mod static_files;
 mod typed;
 pub mod v07;
+mod writer_wake;
 
 pub use admission::{
     forwarded_client, Admission, AdmissionFuture, AdmissionHook, Admitted, PeerCertificates,

@@ -9,10 +9,12 @@ use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_io::{AsyncRead, AsyncWrite};
-use futures_util::future::{join, select, Either};
+use futures_util::future::{join, poll_fn, select, Either};
 use futures_util::{SinkExt, StreamExt};
 use juggler_core::v07::{ClientEngine, ClientEvent, OutFrame, ServerEngine, ServerEvent};
 use juggler_core::{CloseReason, Closed, FlushTicket, Liveness, LivenessAction, ProtocolError};
+use std::future::Future;
+use std::task::Poll;
 use tokio::sync::Notify;
 
 use super::Options;
@@ -83,10 +85,15 @@ link_engine!(ClientEngine, ClientEvent);
 pub(crate) struct Link<E, X> {
     state: Mutex<LinkState<E, X>>,
     /// Wakes the writer: frames to write, a close, a new deadline.
-    writer: Notify,
+    writer: crate::writer_wake::WriterWake,
     /// Wakes everyone waiting on progress: frames written, room in a
     /// queue, the close, the end.
     progress: Notify,
+    /// Wakes those waiting for the end: the engine closed, the socket gone.
+    /// Apart from `progress`, so that the driver's own wait for the close
+    /// is not woken by every frame (a wake of the running task is a yield,
+    /// and wakes another worker thread).
+    ended: Notify,
     pub(crate) runtime: Arc<dyn Runtime>,
     pub(crate) options: Options,
     pub(crate) span: tracing::Span,
@@ -105,6 +112,26 @@ pub(crate) struct LinkState<E, X> {
     pub(crate) done: bool,
     /// The close was cut off at the close timeout.
     pub(crate) close_timed_out: bool,
+    /// The engine deadline the writer waits for, as of its last look.
+    writer_deadline: Option<Instant>,
+}
+
+impl<E: LinkEngine, X> LinkState<E, X> {
+    /// Whether the engine is closed or the socket gone.
+    fn has_ended(&self) -> bool {
+        self.done || self.engine.close_reason().is_some()
+    }
+
+    /// Whether the writer has something to do it has not seen.
+    fn writer_has_work(&self) -> bool {
+        self.engine.queued_frames() > 0
+            || self.engine.close_reason().is_some()
+            || match (self.engine.poll_timeout(), self.writer_deadline) {
+                (Some(due), Some(waited)) => due < waited,
+                (Some(_), None) => true,
+                (None, _) => false,
+            }
+    }
 }
 
 /// What the driver does with the events the engine had after a frame or
@@ -145,9 +172,11 @@ impl<E: LinkEngine, X: Send + 'static> Link<E, X> {
                 written: 0,
                 done: false,
                 close_timed_out: false,
+                writer_deadline: None,
             }),
-            writer: Notify::new(),
+            writer: Default::default(),
             progress: Notify::new(),
+            ended: Notify::new(),
             runtime,
             options,
             span,
@@ -163,19 +192,40 @@ impl<E: LinkEngine, X: Send + 'static> Link<E, X> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs `f` on the state, then wakes the writer and the waiters.
+    /// Runs `f` on the state, then wakes the waiters, and the writer if
+    /// it has something new to do: frames to write, the close, or an
+    /// engine deadline before the one it waits for. (Waking it for nothing
+    /// would cost a task switch per frame read.)
     pub(crate) fn update<R>(&self, f: impl FnOnce(&mut LinkState<E, X>) -> R) -> R {
-        let result = self.update_as_writer(f);
-        self.writer.notify_one();
+        let (result, wake, ended) = {
+            let mut state = self.lock();
+            let result = f(&mut state);
+            (result, state.writer_has_work(), state.has_ended())
+        };
+        self.wake_waiters(ended);
+        if wake {
+            self.writer.wake();
+        }
         result
     }
 
     /// [`update`](Self::update) from the writer itself, which is awake:
     /// wakes only the waiters.
     fn update_as_writer<R>(&self, f: impl FnOnce(&mut LinkState<E, X>) -> R) -> R {
-        let result = f(&mut self.lock());
-        self.progress.notify_waiters();
+        let (result, ended) = {
+            let mut state = self.lock();
+            let result = f(&mut state);
+            (result, state.has_ended())
+        };
+        self.wake_waiters(ended);
         result
+    }
+
+    fn wake_waiters(&self, ended: bool) {
+        self.progress.notify_waiters();
+        if ended {
+            self.ended.notify_waiters();
+        }
     }
 
     /// Reads the state without waking anyone.
@@ -214,7 +264,8 @@ impl<E: LinkEngine, X: Send + 'static> Link<E, X> {
         .await
     }
 
-    /// Waits for room in the send queue, then runs `push` on the state.
+    /// Waits for room in the send queue, then runs `push` on the state
+    /// (and wakes the writer).
     pub(crate) async fn push<R>(
         &self,
         mut push: impl FnMut(&mut LinkState<E, X>) -> Result<R, Error>,
@@ -231,19 +282,32 @@ impl<E: LinkEngine, X: Send + 'static> Link<E, X> {
                 }
             })
             .await;
-        self.writer.notify_one();
+        self.writer.wake();
         result
     }
 
     /// Waits until the driver is done.
     pub(crate) async fn wait_done(&self) {
-        self.wait_for(|state| state.done.then_some(())).await
+        self.wait_ended(|state| state.done).await
     }
 
     /// Waits until the engine is closed.
     async fn wait_engine_closed(&self) {
-        self.wait_for(|state| state.engine.close_reason().map(|_| ()))
+        self.wait_ended(|state| state.engine.close_reason().is_some())
             .await
+    }
+
+    /// Waits until `ended` holds, looking again at each step of the end.
+    async fn wait_ended(&self, ended: impl Fn(&LinkState<E, X>) -> bool) {
+        loop {
+            let notified = self.ended.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if ended(&self.lock()) {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 
@@ -320,11 +384,14 @@ async fn read_loop<S, E, X, D>(
         if let Some(Ok(Message::Text(text))) = &item {
             link.metrics.received(1, text.len());
         }
-        let (ended, events) = link.update(|state| {
-            let ended = handle_item(state, item);
-            (ended, drain(dispatch, state))
+        let ended = link.writer.as_reader(|| {
+            let (ended, events) = link.update(|state| {
+                let ended = handle_item(state, item);
+                (ended, drain(dispatch, state))
+            });
+            dispatch.dispatch(events);
+            ended
         });
-        dispatch.dispatch(events);
         if ended {
             return;
         }
@@ -413,10 +480,15 @@ where
     let runtime = &link.runtime;
     let stall_limit = link.options.pings().map(|(delay, timeout)| delay + timeout);
     let mut batch: Vec<OutFrame> = Vec::new();
+    // Kept across waits while the deadline stays (keep-alive's is 30 s
+    // away): arming a timer per wait is not free.
+    let mut timer = crate::driver::DeadlineTimer::default();
     loop {
         let notified = link.writer.notified();
         let mut notified = std::pin::pin!(notified);
         notified.as_mut().enable();
+        // Whatever the reader flagged, this look covers.
+        link.writer.take_kick();
         let now = runtime.now();
         let (turn, events) = link.update_as_writer(|state| {
             let turn = look(state, now, &mut batch);
@@ -445,11 +517,20 @@ where
             send_close(&mut sink, reason).await;
             return;
         }
+        // The reader's flag is polled, not waited on: it is set only
+        // while this task runs, just before this poll.
+        let woken = poll_fn(|cx| match link.writer.take_kick() {
+            true => Poll::Ready(()),
+            false => notified.as_mut().poll(cx),
+        });
         match turn.deadline {
             Some(at) => {
-                let _ = select(notified, runtime.sleep_until(at)).await;
+                let sleep = timer.until(at, &**runtime);
+                if let Either::Right(_) = select(std::pin::pin!(woken), sleep).await {
+                    timer.fired();
+                }
             }
-            None => notified.await,
+            None => woken.await,
         }
     }
 }
@@ -489,6 +570,7 @@ fn look<E: LinkEngine, X>(
             None => break,
         }
     }
+    state.writer_deadline = state.engine.poll_timeout();
     let keep_alive = state
         .liveness
         .as_ref()

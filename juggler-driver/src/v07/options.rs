@@ -65,6 +65,10 @@ pub struct Options {
     /// How long a closing connection waits for the peer's close frame.
     /// Default 10 s.
     pub close_timeout: Duration,
+    /// Bytes read from the socket at a time. Every connection holds a
+    /// buffer this big even when idle (and tungstenite clears it on each
+    /// read), so the default is small (4 KiB); it grows for larger frames.
+    pub read_buffer_size: usize,
     /// How long a client's request waits for its answer; `None`: as long
     /// as the connection is open (the reference's behaviour). Default
     /// `None`.
@@ -88,6 +92,7 @@ impl Default for Options {
             max_frame_size: 4 << 20,
             max_state_size: 64 << 20,
             close_timeout: Duration::from_secs(10),
+            read_buffer_size: 4 << 10,
             request_timeout: None,
         }
     }
@@ -191,5 +196,6 @@ impl Options {
         async_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .max_message_size(Some(self.max_frame_size))
             .max_frame_size(Some(self.max_frame_size))
+            .read_buffer_size(self.read_buffer_size.max(256))
     }
 }

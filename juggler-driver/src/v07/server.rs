@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Context;
 
 use async_tungstenite::WebSocketStream;
 use futures_io::{AsyncRead, AsyncWrite};
@@ -493,10 +494,17 @@ impl Dispatch<ServerEngine, ServerExtra> for ServerDispatch {
                         None => {
                             let handler = self.handler.clone();
                             let span = self.connection.link.span.clone();
-                            self.connection.link.runtime.spawn(Box::pin(
+                            let mut answering = Box::pin(
                                 async move { answer(handler.as_deref(), pending).await }
                                     .instrument(span),
-                            ));
+                            );
+                            // A handler that answers at once (most do) is
+                            // done here, without a task of its own: that
+                            // saves a task switch per request.
+                            let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+                            if answering.as_mut().poll(&mut cx).is_pending() {
+                                self.connection.link.runtime.spawn(answering);
+                            }
                         }
                     }
                 }
