@@ -39,49 +39,10 @@ def pick(full, quick):
     return quick if QUICK else full
 
 
-# ---- the data, as in bench/src/data.rs --------------------------------------
-
-def message(seq, padding):
-    return {'seq': seq, 'data': padding}
-
-
-def padding(size):
-    overhead = len(json.dumps(message(100_000, ''), separators=(',', ':')))
-    return 'x' * max(0, size - overhead)
-
-
-def key(index):
-    return f'k{index:06}'
-
-
-def entry(index, version):
-    return {'id': index, 'name': f'item {index}', 'v': version}
-
-
-def state(keys):
-    return {key(i): entry(i, 0) for i in range(keys)}
-
-
-def changed_index(round_, keys):
-    return (round_ * 7919) % keys
-
-
-def version_of(data, index):
-    try:
-        return data[key(index)]['v']
-    except (KeyError, TypeError):
-        return None
-
-
-FANOUT_INDEX = 500
-
-
-class Failed(Exception):
-    pass
-
-
-def measure(metric, value, unit, detail):
-    return {'metric': metric, 'value': value, 'unit': unit, 'detail': detail}
+# The data, as in bench/src/data.rs: the 0.5 script's (this folder).
+from python_peer_bench import (  # noqa: E402
+    FANOUT_INDEX, Failed, changed_index, key, measure, message, padding,
+    state, version_of)
 
 
 # ---- the server process -------------------------------------------------------

@@ -211,15 +211,23 @@ pub async fn connect(
             .await?;
         handshake(stream, &target, Some(peer_addr), &options, runtime.clone()).await
     };
-    let Some(limit) = options.connect_timeout else {
+    within_connect_timeout(&*runtime, options.connect_timeout, attempt).await
+}
+
+/// `attempt`, or [`Error::ConnectTimeout`] once `limit` (if any) passes.
+pub(crate) async fn within_connect_timeout<T>(
+    runtime: &dyn Runtime,
+    limit: Option<std::time::Duration>,
+    attempt: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let Some(limit) = limit else {
         return attempt.await;
     };
     let timer = runtime.sleep_until(runtime.now() + limit);
-    let outcome = match futures_util::future::select(std::pin::pin!(attempt), timer).await {
+    match futures_util::future::select(std::pin::pin!(attempt), timer).await {
         futures_util::future::Either::Left((outcome, _)) => outcome,
         futures_util::future::Either::Right(_) => Err(Error::ConnectTimeout(limit)),
-    };
-    outcome
+    }
 }
 
 /// Finishes a client connection over an open TCP stream: TLS when the

@@ -556,7 +556,7 @@ where
 }
 
 /// The last frame of a connection, by how it closed.
-async fn send_close<S>(sink: &mut WebSocketSender<S>, reason: CloseReason)
+pub(crate) async fn send_close<S>(sink: &mut WebSocketSender<S>, reason: CloseReason)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {

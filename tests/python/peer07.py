@@ -69,12 +69,12 @@ Events that come by themselves::
 import asyncio
 import importlib.metadata
 import json
-import logging
 import socket
 import sys
-import threading
 
 from hat import juggler
+
+import command_loop
 
 LISTEN_OPTIONS = ['autoflush_delay', 'parallel_requests', 'max_segment_size',
                   'ping_delay', 'ping_timeout', 'send_queue_size']
@@ -238,42 +238,6 @@ class Peer:
         await self.servers[cmd['server']].async_close()
         self.emit('server_closed', server=cmd['server'])
 
-    async def run(self, lines):
-        while True:
-            line = await lines.get()
-            if line is None:
-                break
-            if not line.strip():
-                continue
-            cmd = json.loads(line)
-            name = cmd['cmd']
-            if name == 'exit':
-                break
-            try:
-                await getattr(self, 'cmd_' + name)(cmd)
-            except Exception as e:
-                logging.exception('command %s failed', name)
-                self.emit('error', cmd=name, error=f'{type(e).__name__}: {e}')
-        for conn in self.conns.values():
-            conn.close()
-        for server in self.servers.values():
-            server.close()
-
-
-def read_stdin(loop, lines):
-    for line in sys.stdin:
-        loop.call_soon_threadsafe(lines.put_nowait, line)
-    loop.call_soon_threadsafe(lines.put_nowait, None)
-
-
-async def main():
-    lines = asyncio.Queue()
-    threading.Thread(target=read_stdin,
-                     args=(asyncio.get_running_loop(), lines),
-                     daemon=True).start()
-    await Peer().run(lines)
-
 
 if __name__ == '__main__':
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    asyncio.run(main())
+    command_loop.main(Peer)

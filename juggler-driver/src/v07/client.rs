@@ -138,18 +138,17 @@ impl Client {
 
     /// Whether the connection is open.
     pub fn is_open(&self) -> bool {
-        self.link
-            .read(|state| state.engine.close_reason().is_none())
+        self.link.is_open()
     }
 
     /// Why the connection closed, once it has.
     pub fn close_reason(&self) -> Option<CloseReason> {
-        self.link.read(|state| state.engine.close_reason().cloned())
+        self.link.close_reason()
     }
 
     /// Closes the connection (1000).
     pub fn close(&self) {
-        self.link.update(|state| state.engine.close());
+        self.link.close();
     }
 
     /// Waits until the connection is closed and its socket gone.
@@ -191,15 +190,7 @@ pub async fn connect(
         .await?;
         Ok::<_, Error>(start(socket, options.clone(), runtime.clone()))
     };
-    let Some(limit) = client.connect_timeout else {
-        return attempt.await;
-    };
-    let timer = runtime.sleep_until(runtime.now() + limit);
-    let outcome = match futures_util::future::select(std::pin::pin!(attempt), timer).await {
-        futures_util::future::Either::Left((outcome, _)) => outcome,
-        futures_util::future::Either::Right(_) => Err(Error::ConnectTimeout(limit)),
-    };
-    outcome
+    crate::client::within_connect_timeout(&*runtime, client.connect_timeout, attempt).await
 }
 
 /// Starts driving a client connection over an established WebSocket.

@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_io::{AsyncRead, AsyncWrite};
@@ -38,6 +37,7 @@ pub(crate) trait LinkEngine: Send + 'static {
     fn poll_event(&mut self) -> Option<Self::Event>;
     fn close_reason(&self) -> Option<&CloseReason>;
     fn queued_frames(&self) -> usize;
+    fn close(&mut self);
 }
 
 macro_rules! link_engine {
@@ -73,6 +73,9 @@ macro_rules! link_engine {
             }
             fn queued_frames(&self) -> usize {
                 <$engine>::queued_frames(self)
+            }
+            fn close(&mut self) {
+                <$engine>::close(self)
             }
         }
     };
@@ -226,6 +229,21 @@ impl<E: LinkEngine, X: Send + 'static> Link<E, X> {
         if ended {
             self.ended.notify_waiters();
         }
+    }
+
+    /// Whether the connection is open.
+    pub(crate) fn is_open(&self) -> bool {
+        self.read(|state| state.engine.close_reason().is_none())
+    }
+
+    /// Why the connection closed, once it has.
+    pub(crate) fn close_reason(&self) -> Option<CloseReason> {
+        self.read(|state| state.engine.close_reason().cloned())
+    }
+
+    /// Closes the connection; queued frames go first.
+    pub(crate) fn close(&self) {
+        self.update(|state| state.engine.close());
     }
 
     /// Reads the state without waking anyone.
@@ -514,7 +532,7 @@ where
             continue;
         }
         if let Some(reason) = turn.closed {
-            send_close(&mut sink, reason).await;
+            crate::driver::send_close(&mut sink, reason).await;
             return;
         }
         // The reader's flag is polled, not waited on: it is set only
@@ -619,26 +637,5 @@ where
         None => Err(CloseReason::Transport(
             "the peer stopped reading: a write stalled past the ping timeout".into(),
         )),
-    }
-}
-
-/// The last frame of a connection, by how it closed.
-async fn send_close<S>(sink: &mut WebSocketSender<S>, reason: CloseReason)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    match reason {
-        CloseReason::Remote => {
-            let _ = SinkExt::close(sink).await;
-        }
-        CloseReason::Transport(_) => {}
-        local_or_protocol => {
-            let (code, text) = local_or_protocol.close_frame();
-            let frame = CloseFrame {
-                code: code.into(),
-                reason: text.into(),
-            };
-            let _ = sink.send(Message::Close(Some(frame))).await;
-        }
     }
 }

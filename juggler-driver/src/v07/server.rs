@@ -299,18 +299,17 @@ impl Connection {
 
     /// Whether the connection is open.
     pub fn is_open(&self) -> bool {
-        self.link
-            .read(|state| state.engine.close_reason().is_none())
+        self.link.is_open()
     }
 
     /// Why the connection closed, once it has.
     pub fn close_reason(&self) -> Option<CloseReason> {
-        self.link.read(|state| state.engine.close_reason().cloned())
+        self.link.close_reason()
     }
 
     /// Closes the connection (1000); queued frames go first.
     pub fn close(&self) {
-        self.link.update(|link| link.engine.close());
+        self.link.close();
     }
 
     /// Waits until the connection is closed and its socket gone.
@@ -342,7 +341,7 @@ impl crate::server::Registered for ServerLink {
         self.read(|state| state.done)
     }
     fn close(&self) {
-        self.update(|state| state.engine.close());
+        Link::close(self);
     }
     fn wait_done(&self) -> crate::runtime::BorrowedFuture<'_> {
         Box::pin(Link::wait_done(self))
