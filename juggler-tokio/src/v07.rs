@@ -2,7 +2,7 @@
 //! [`listen`] with `connection_cb`/`request_cb` ([`Handlers`]), and
 //! [`connect`] for a [`Client`] with `state`, `send(name, data)` and
 //! notifications. To serve every generation on one path, see
-//! [`Generations`](crate::Generations).
+//! [`Generations`].
 //!
 //! ```
 //! use juggler_tokio::v07::{connect, listen, Handlers, Options};

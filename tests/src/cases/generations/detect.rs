@@ -141,7 +141,7 @@ pub async fn a_first_frame_of_no_generation_is_refused<B: Backend>() {
     server.close().await;
 }
 
-/// One live state for every generation: a [`Group`] with a 0.5, a 0.6
+/// One live state for every generation: a [`juggler_driver::Group`] with a 0.5, a 0.6
 /// and a 0.7 member on one detecting path shows each change to all, as
 /// local data to 0.5 and as state to 0.6/0.7.
 pub async fn a_group_shows_one_state_to_every_generation<B: Backend>() {
