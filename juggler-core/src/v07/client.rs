@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use json_patch::PatchOperation;
 use serde_json::Value;
 
 use super::message::{decode_server_message, encode_request, ServerMessage};
@@ -200,8 +201,23 @@ impl ClientEngine {
                     self.events.push_back(ClientEvent::Response { id, result });
                 }
             }
-            ServerMessage::State { diff } => {
+            ServerMessage::State { mut diff } => {
                 let limit = self.config.max_state_size;
+                // A whole new state (the first, most often) is taken as it
+                // came, not copied out of its op.
+                if let [PatchOperation::Replace(replace)] = diff.as_mut_slice() {
+                    if replace.path.is_root() {
+                        let value = std::mem::take(&mut replace.value);
+                        let cost = value_cost(&value);
+                        if cost > limit {
+                            return Err(ProtocolError::RemoteDataTooLarge { size: cost, limit });
+                        }
+                        self.state = Arc::new(value);
+                        self.state_cost = cost;
+                        self.events.push_back(ClientEvent::StateChanged);
+                        return Ok(());
+                    }
+                }
                 let state = Arc::make_mut(&mut self.state);
                 apply_within(state, &diff, &mut self.state_cost, limit).map_err(|err| {
                     if err.reason == crate::patch::TOO_LARGE {

@@ -3,7 +3,8 @@
 //! either direction, is a protocol error.
 
 use json_patch::PatchOperation;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::{truncate_utf8, ProtocolError};
 
@@ -141,29 +142,112 @@ pub fn decode_server_message(text: &str) -> Result<ServerMessage, ProtocolError>
     }
 }
 
-/// The text of a request (compact JSON, raw UTF-8).
+/// The text of a request (compact JSON, raw UTF-8). Every encoder
+/// serializes what it borrows: no copy of the data is made first.
 pub fn encode_request(id: u64, name: &str, data: &Value) -> String {
-    json!({"type": "request", "id": id, "name": name, "data": data}).to_string()
+    #[derive(Serialize)]
+    struct Message<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        id: u64,
+        name: &'a str,
+        data: &'a Value,
+    }
+    to_text(&Message {
+        kind: "request",
+        id,
+        name,
+        data,
+    })
 }
 
 /// The text of a response.
 pub fn encode_response(id: &Value, success: bool, data: &Value) -> String {
-    json!({"type": "response", "id": id, "success": success, "data": data}).to_string()
+    #[derive(Serialize)]
+    struct Message<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        id: &'a Value,
+        success: bool,
+        data: &'a Value,
+    }
+    to_text(&Message {
+        kind: "response",
+        id,
+        success,
+        data,
+    })
+}
+
+#[derive(Serialize)]
+struct StateMessage<D: Serialize> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    diff: D,
 }
 
 /// The text of a state change.
 pub fn encode_state(diff: &[PatchOperation]) -> String {
-    json!({"type": "state", "diff": diff}).to_string()
+    to_text(&StateMessage {
+        kind: "state",
+        diff,
+    })
+}
+
+/// The text of a state change that replaces the whole state with
+/// `state`: what [`encode_state`] gives for that one `replace` at `""`,
+/// without building the op (a copy of the state).
+pub fn encode_whole_state(state: &Value) -> String {
+    #[derive(Serialize)]
+    struct Replace<'a> {
+        op: &'static str,
+        path: &'static str,
+        value: &'a Value,
+    }
+    to_text(&StateMessage {
+        kind: "state",
+        diff: [Replace {
+            op: "replace",
+            path: "",
+            value: state,
+        }],
+    })
 }
 
 /// The text of a notification.
 pub fn encode_notify(name: &str, data: &Value) -> String {
-    json!({"type": "notify", "name": name, "data": data}).to_string()
+    #[derive(Serialize)]
+    struct Message<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        name: &'a str,
+        data: &'a Value,
+    }
+    to_text(&Message {
+        kind: "notify",
+        name,
+        data,
+    })
+}
+
+/// Compact JSON of a message whose parts are all JSON already: it cannot
+/// fail (no map with keys that are not strings, no failing `Serialize`).
+fn to_text(message: &impl Serialize) -> String {
+    serde_json::to_string(message).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_whole_state_encodes_as_its_replace_op() {
+        let state = json!({"a": [1, "é"], "b": null});
+        let op: PatchOperation =
+            serde_json::from_value(json!({"op": "replace", "path": "", "value": state})).unwrap();
+        assert_eq!(encode_whole_state(&state), encode_state(&[op]));
+    }
 
     #[test]
     fn requests_decode_with_their_id_verbatim() {

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use json_patch::PatchOperation;
 use serde_json::Value;
 
-use super::message::{decode_request, encode_notify, encode_response, encode_state, Request};
+use super::message::{
+    decode_request, encode_notify, encode_response, encode_state, encode_whole_state, Request,
+};
 use super::output::{Framing, Input, OutFrame, Output};
 use super::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::UpdateError;
@@ -270,6 +272,15 @@ impl ServerEngine {
         let diff = match std::mem::take(&mut self.pending) {
             Pending::None => return,
             Pending::Ops(ops) => ops,
+            // The first state (or one after `null`) goes whole: encoded
+            // from the state itself, not copied into an op first.
+            Pending::Replaced { base, prefix } if prefix.is_empty() && base.is_null() => {
+                if !self.state.is_null() {
+                    self.output
+                        .push_message(self.config.framing, encode_whole_state(&self.state));
+                }
+                return;
+            }
             Pending::Replaced { base, mut prefix } => {
                 prefix.extend(diff(&base, &self.state));
                 prefix
