@@ -177,6 +177,36 @@ pub async fn requests_run_one_at_a_time_when_asked<B: Backend>() {
     server.close().await;
 }
 
+/// A request the server never answers fails with `Error::Timeout` after
+/// the client's `request_timeout`; the connection stays usable, and the
+/// late answer (when the handler is released) is ignored.
+pub async fn a_request_without_an_answer_times_out<B: Backend>() {
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let held = release.clone();
+    let handlers = Handlers::new().on_request(move |_, name, data| {
+        let held = held.clone();
+        async move {
+            if name == "hold" {
+                held.notified().await;
+            }
+            Ok(data)
+        }
+    });
+    let options = ServerOptions::default()
+        .generations(Generations::Only(Generation::V0_7))
+        .v07_handlers(handlers);
+    let server = B::listen(options, drop).await.unwrap();
+    let client_options = Options::default().request_timeout(Some(Duration::from_millis(200)));
+    let client = B::connect_v07(&server.url(), client_options).await.unwrap();
+    let timed_out = within::<B, _>(HANG_GUARD, "timeout", client.send("hold", json!(1))).await;
+    assert!(matches!(timed_out, Err(Error::Timeout)), "{timed_out:?}");
+    release.notify_one();
+    let echoed = within::<B, _>(HANG_GUARD, "echo", client.send("echo", json!(2))).await;
+    assert_eq!(echoed.unwrap(), json!(2));
+    assert!(client.is_open());
+    server.close().await;
+}
+
 /// The generation cases, as `#[test]`s on `$backend`: the cases that
 /// take a generation become a module with a test per generation.
 #[macro_export]
@@ -191,6 +221,7 @@ macro_rules! generations_tests {
         $crate::generations_tests!(@plain $backend;
             closing_the_server_fails_pending_requests,
             requests_run_one_at_a_time_when_asked,
+            a_request_without_an_answer_times_out,
             a_large_request_to_the_python_server_stays_under_its_frame_limit,
             one_path_serves_every_generation,
             a_silent_client_gets_the_default_generation,
