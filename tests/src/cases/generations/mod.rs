@@ -13,6 +13,7 @@ pub use python::*;
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use juggler_driver::v07::{Handlers, Options, RequestError};
 use juggler_driver::{Error, Generation, Generations, ServerOptions};
 use serde_json::json;
@@ -83,7 +84,23 @@ pub async fn our_client_and_server_speak<B: Backend>(generation: Generation) {
         .await
         .unwrap();
     assert_eq!(*state, json!({"é": [1, 2]}));
+
+    // The same as streams: each state change, then the end at the close.
+    let mut states = Box::pin(client.state_changes());
+    let set = within::<B, _>(
+        HANG_GUARD,
+        "set_state",
+        client.send("set_state", json!([3])),
+    )
+    .await;
+    assert_eq!(set.unwrap(), json!(null));
+    let next = within::<B, _>(HANG_GUARD, "state stream", states.next()).await;
+    assert_eq!(next.as_deref(), Some(&json!([3])));
     client.close();
+    assert_eq!(
+        within::<B, _>(HANG_GUARD, "stream end", states.next()).await,
+        None
+    );
     within::<B, _>(HANG_GUARD, "client closed", client.wait_closed()).await;
     let summary = within::<B, _>(HANG_GUARD, "server closed", server.close()).await;
     assert_eq!(summary.timed_out, 0);

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use juggler_driver::v07::{Handlers, Options, RequestError};
 use juggler_driver::{Error, Generation, Generations, ServerOptions};
 use serde_json::{json, Value};
@@ -181,7 +182,8 @@ pub async fn python_server_serves_our_client<B: Backend>(generation: Generation)
         (seen, state) = (count, next);
     }
 
-    // Notifications, in order, the long one segmented.
+    // Notifications, in order, the long one segmented (as a stream).
+    let mut notifications = Box::pin(client.notifications());
     for (index, data) in [json!(1), json!({"text": text}), json!(null)]
         .into_iter()
         .enumerate()
@@ -189,7 +191,7 @@ pub async fn python_server_serves_our_client<B: Backend>(generation: Generation)
         py.command(
             json!({"cmd": "notify", "conn": conn, "name": format!("n{index}"), "data": data}),
         );
-        let notification = within::<B, _>(HANG_GUARD, "notification", client.receive())
+        let notification = within::<B, _>(HANG_GUARD, "notification", notifications.next())
             .await
             .expect("a notification");
         assert_eq!(
