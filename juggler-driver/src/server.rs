@@ -319,6 +319,18 @@ impl ServerOptions {
         self
     }
 
+    /// These options for a server of one 0.6/0.7 generation, the one
+    /// `v07.generation` names (0.7 if it names 0.5), whose connections go
+    /// to `handlers`: what the runtime crates' `v07::listen` serves.
+    pub fn v07_only(self, handlers: crate::v07::Handlers) -> Self {
+        let generation = match self.v07.generation {
+            Generation::V0_5 => Generation::V0_7,
+            other => other,
+        };
+        self.generations(Generations::Only(generation))
+            .v07_handlers(handlers)
+    }
+
     /// Sets the settings of 0.6/0.7 connections.
     pub fn v07(mut self, options: crate::v07::Options) -> Self {
         self.v07 = options;

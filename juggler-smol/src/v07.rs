@@ -2,7 +2,7 @@
 //! [`listen`] with `connection_cb`/`request_cb` ([`Handlers`]), and
 //! [`connect`] for a [`Client`] with `state`, `send(name, data)` and
 //! notifications. To serve every generation on one path, see
-//! [`Generations`].
+//! [`Generations`](crate::Generations).
 //!
 //! ```
 //! use juggler_smol::v07::{connect, listen, Handlers, Options};
@@ -27,9 +27,9 @@
 
 pub use juggler_driver::v07::{
     Client, Connection, Handlers, Notification, Options, RequestError, RequestFuture,
-    RequestHandler, RequestResult,
+    RequestHandler, RequestResult, WeakConnection,
 };
-use juggler_driver::{ClientOptions, Error, Generation, Generations, Server, ServerOptions};
+use juggler_driver::{ClientOptions, Error, Server, ServerOptions};
 
 use crate::runtime::SmolRuntime;
 
@@ -44,14 +44,7 @@ pub async fn listen(
     handlers: Handlers,
     options: ServerOptions,
 ) -> Result<Server, Error> {
-    let generation = match options.v07.generation {
-        Generation::V0_5 => Generation::V0_7,
-        other => other,
-    };
-    let options = options
-        .generations(Generations::Only(generation))
-        .v07_handlers(handlers);
-    crate::listen(host, port, drop, options).await
+    crate::listen(host, port, drop, options.v07_only(handlers)).await
 }
 
 /// Connects to a 0.7 (or, by `options.generation`, 0.6) server.

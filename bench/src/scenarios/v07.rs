@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use juggler_tokio::v07::{Client, Connection, Handlers, Options, RequestError};
-use juggler_tokio::{Generation, Generations, Group, ServerOptions};
+use juggler_tokio::{Group, ServerOptions};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -47,10 +47,7 @@ async fn serve(
                 _ => Err(RequestError::from("add takes two integers")),
             }
         });
-    let server_options = ServerOptions::default()
-        .generations(Generations::Only(Generation::V0_7))
-        .v07(options())
-        .v07_handlers(handlers);
+    let server_options = ServerOptions::default().v07(options()).v07_only(handlers);
     let server = ctx
         .rt
         .listen(drop, server_options)
