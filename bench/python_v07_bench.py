@@ -16,13 +16,18 @@ Run it with the Python of the venv the interop tests create
 
 The server's requests: ``add([a, b])``; ``notify_burst({count, size})``
 (that many notifications, in order); ``init_state({keys})`` and
-``change({index, version})`` (one entry changed with ``state.set``: the
-reference's sync loop diffs the whole state); ``fanout_join`` and
+``change({index, version})`` (one entry changed with ``state.set(path,
+value)``, which copies the path and shares every other entry: the
+reference's sync loop then diffs the whole state); ``build_whole({index,
+version})`` and ``set_whole`` (the same change as a whole new state, a deep
+copy built by the first request, set by the second: as juggler-bench's
+``set_state`` row, the build is outside the timed window); ``fanout_join`` and
 ``fanout_set({version})`` (every joined connection's state changed).
 """
 
 import argparse
 import asyncio
+import copy
 import json
 import resource
 import socket
@@ -55,6 +60,7 @@ def free_port():
 
 async def serve():
     members = []
+    built = []
 
     async def on_request(conn, name, data):
         if name == 'add':
@@ -69,6 +75,14 @@ async def serve():
             return None
         if name == 'change':
             conn.state.set([key(data['index']), 'v'], data['version'])
+            return None
+        if name == 'build_whole':
+            whole = copy.deepcopy(conn.state.data)
+            whole[key(data['index'])]['v'] = data['version']
+            built.append(whole)
+            return None
+        if name == 'set_whole':
+            conn.state.set([], built.pop())
             return None
         if name == 'fanout_join':
             members.append(conn)
@@ -221,18 +235,30 @@ async def state_change():
         await client.reaches(0, 0)
         first_sync = time.perf_counter() - start
         latencies = Samples()
-        for round_ in range(1, rounds + 1):
+        whole_latencies = Samples()
+        for round_ in range(1, 2 * rounds + 1):
             index = changed_index(round_, keys)
+            whole = round_ > rounds
+            if whole:
+                await client.client.send('build_whole', {'index': index,
+                                                         'version': round_})
             start = time.perf_counter()
-            await client.client.send('change', {'index': index,
-                                                'version': round_})
+            if whole:
+                await client.client.send('set_whole', None)
+            else:
+                await client.client.send('change', {'index': index,
+                                                    'version': round_})
             await client.reaches(index, round_)
-            latencies.push(time.perf_counter() - start)
+            (whole_latencies if whole else latencies).push(
+                time.perf_counter() - start)
         await client.client.async_close()
     return [
         measure('diff latency', latencies.mean_ms(), 'ms',
                 f'state.set of one entry, {keys} keys (the sync loop diffs '
                 f'the whole state); {latencies.summary()}'),
+        measure('whole-state diff latency', whole_latencies.mean_ms(), 'ms',
+                f'state.set of a whole new {keys}-key state (a deep copy, '
+                f'built before the window); {whole_latencies.summary()}'),
         measure('first sync', first_sync * 1e3, 'ms',
                 f'the whole {keys}-key state to a fresh client'),
     ]

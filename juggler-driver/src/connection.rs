@@ -31,6 +31,7 @@ use tokio::sync::Notify;
 use crate::admission::{Admitted, UpgradeRequest};
 use crate::budget::{Charge, MemoryBudget};
 use crate::change_stream::ChangeCursor;
+use crate::diff_outside::diff_base;
 use crate::metrics::{role_label, ConnectionMetrics};
 use crate::options::ConnectionOptions;
 use crate::writer_wake::WriterWake;
@@ -887,24 +888,23 @@ impl Connection {
         let base = {
             let state = self.shared().lock();
             let engine = &state.engine;
-            let diffable = matches!(
-                (&**engine.local_data(), &*data),
-                (Value::Object(_), Value::Object(_)) | (Value::Array(_), Value::Array(_))
-            );
-            (diffable && !engine.has_unsent_changes() && !engine.is_closed())
-                .then(|| engine.local_data().clone())
+            diff_base(
+                engine.local_data(),
+                !engine.has_unsent_changes() && !engine.is_closed(),
+                &data,
+            )
         };
-        let diffed = base.map(|base| {
-            let ops = juggler_core::diff(&base, &data);
-            (base, ops)
-        });
+        let ops = base.as_ref().map(|base| juggler_core::diff(base, &data));
         let now = self.shared().runtime.now();
-        self.shared()
-            .update(Wake::Application, |state| match diffed {
-                Some((base, ops)) => state.engine.set_local_data_diffed(now, &base, data, ops),
-                None => state.engine.set_local_data(now, data),
-            })
-            .map_err(Error::from)
+        let result = self
+            .shared()
+            .update(Wake::Application, |state| match (&base, ops) {
+                (Some(base), Some(ops)) => state.engine.set_local_data_diffed(now, base, data, ops),
+                _ => state.engine.set_local_data(now, data),
+            });
+        // The replaced data, if this was its last holder, is freed here.
+        drop(base);
+        result.map_err(Error::from)
     }
 
     /// Sets the local data to a [`SharedState`](juggler_core::SharedState)'s

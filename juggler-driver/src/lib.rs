@@ -18,6 +18,7 @@ mod client;
 mod connection;
 mod crypto;
 mod detect;
+mod diff_outside;
 mod driver;
 mod error;
 mod group;

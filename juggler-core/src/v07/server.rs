@@ -172,6 +172,65 @@ impl ServerEngine {
         Ok(())
     }
 
+    /// Whether the state has a change that has not gone out yet.
+    pub fn has_unsent_changes(&self) -> bool {
+        !matches!(self.pending, Pending::None)
+    }
+
+    /// [`set_state`](Self::set_state) with the diff computed beforehand,
+    /// outside whatever lock guards the engine: `ops` must be
+    /// `diff(base, state)`, and `base` the [`state`](Self::state) the
+    /// caller read. When `base` is still the state, the client holds it
+    /// (it is not `null`) and nothing is unsent, `ops` are what goes out
+    /// and no diff runs here; otherwise (another change came between) it
+    /// is `set_state(now, state)`, whose diff runs at the sync.
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Instant};
+    /// use juggler_core::v07::{ServerConfig, ServerEngine};
+    /// use juggler_core::{diff, AutoflushPolicy};
+    /// use serde_json::json;
+    ///
+    /// # let now = Instant::now();
+    /// let config = ServerConfig::v0_7().autoflush(AutoflushPolicy::Immediate);
+    /// let mut engine = ServerEngine::new(config, json!({"a": 1, "b": 2}), now);
+    /// # while engine.poll_transmit().is_some() {}
+    /// let base = engine.state().clone();               // under the lock
+    /// let next = Arc::new(json!({"a": 1, "b": 3}));
+    /// let ops = diff(&base, &next);                    // no lock held
+    /// engine.set_state_diffed(now, &base, next, ops)?; // under the lock again
+    /// let frame = engine.poll_transmit().unwrap();
+    /// assert_eq!(
+    ///     frame.text.as_str(),
+    ///     r#"0{"type":"state","diff":[{"op":"replace","path":"/b","value":3}]}"#,
+    /// );
+    /// # Ok::<(), juggler_core::Closed>(())
+    /// ```
+    pub fn set_state_diffed(
+        &mut self,
+        now: Instant,
+        base: &Arc<Value>,
+        state: impl Into<Arc<Value>>,
+        ops: Vec<PatchOperation>,
+    ) -> Result<(), Closed> {
+        if self.closed.is_some() {
+            return Err(Closed);
+        }
+        let unchanged = Arc::ptr_eq(&self.state, base)
+            && matches!(self.pending, Pending::None)
+            && !base.is_null();
+        let state = state.into();
+        if !unchanged || state.is_null() {
+            return self.set_state(now, state);
+        }
+        self.state = state;
+        if !ops.is_empty() {
+            self.pending = Pending::Ops(ops);
+            self.schedule(now);
+        }
+        Ok(())
+    }
+
     /// Sets the state to a [`SharedState`](crate::SharedState)'s new
     /// version. When the state is the change's previous version and
     /// nothing else is unsent (or only earlier shared changes), the

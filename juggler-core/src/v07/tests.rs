@@ -516,3 +516,96 @@ proptest! {
         prop_assert_eq!(client.pending_requests(), 0);
     }
 }
+
+#[test]
+fn a_state_diffed_outside_sends_the_given_ops() {
+    let now = Instant::now();
+    let mut server = server(AutoflushPolicy::Immediate, now);
+    server.set_state(now, json!({"a": 1, "b": 2})).unwrap();
+    drain_server(&mut server);
+    let base = server.state().clone();
+    // Not the minimal diff, so the test sees whose ops went out.
+    let given = ops(json!([
+        {"op": "replace", "path": "/a", "value": 1},
+        {"op": "replace", "path": "/b", "value": 3},
+    ]));
+    server
+        .set_state_diffed(now, &base, json!({"a": 1, "b": 3}), given)
+        .unwrap();
+    assert_eq!(
+        messages(&drain_server(&mut server)),
+        [json!({"type": "state", "diff": [
+            {"op": "replace", "path": "/a", "value": 1},
+            {"op": "replace", "path": "/b", "value": 3},
+        ]})]
+    );
+    assert_eq!(**server.state(), json!({"a": 1, "b": 3}));
+}
+
+#[test]
+fn a_state_diffed_against_a_stale_base_is_diffed_again() {
+    let now = Instant::now();
+    let mut server = server(AutoflushPolicy::Immediate, now);
+    server.set_state(now, json!({"a": 1})).unwrap();
+    let base = server.state().clone();
+    server.set_state(now, json!({"a": 2})).unwrap();
+    drain_server(&mut server);
+    let stale_ops = crate::diff(&base, &json!({"a": 3}));
+    server
+        .set_state_diffed(now, &base, json!({"a": 3}), stale_ops)
+        .unwrap();
+    assert_eq!(
+        messages(&drain_server(&mut server)),
+        [json!({"type": "state", "diff": [{"op": "replace", "path": "/a", "value": 3}]})]
+    );
+}
+
+proptest! {
+    /// With a fresh or a stale base (another change came between), the
+    /// client of `set_state_diffed` ends where that of `set_state` does, at
+    /// every policy; with immediate autoflush the frames are the same.
+    #[test]
+    fn diffed_outside_sends_what_set_state_sends(
+        states in prop::collection::vec(arb_json(), 1..8),
+        stale in prop::collection::vec(any::<bool>(), 8),
+        policy in arb_policy(),
+    ) {
+        let start = Instant::now();
+        let mut plain = server(policy, start);
+        let mut diffed = server(policy, start);
+        let (mut plain_frames, mut diffed_frames) = (Vec::new(), Vec::new());
+        for (step, state) in states.into_iter().enumerate() {
+            let now = start + Duration::from_millis(150 * step as u64);
+            plain.handle_timeout(now);
+            diffed.handle_timeout(now);
+            let state = Arc::new(state);
+            plain.set_state(now, state.clone()).unwrap();
+            let base = if stale[step] {
+                Arc::new(json!({"not": "the state", "step": step}))
+            } else {
+                diffed.state().clone()
+            };
+            let ops = crate::diff(&base, &state);
+            diffed.set_state_diffed(now, &base, state, ops).unwrap();
+            plain_frames.extend(drain_server(&mut plain));
+            diffed_frames.extend(drain_server(&mut diffed));
+        }
+        plain.flush().unwrap();
+        diffed.flush().unwrap();
+        plain_frames.extend(drain_server(&mut plain));
+        diffed_frames.extend(drain_server(&mut diffed));
+        let view = |frames: &[String]| {
+            let mut view = Value::Null;
+            for message in messages(frames) {
+                let diff: Vec<PatchOperation> = serde_json::from_value(message["diff"].clone()).unwrap();
+                crate::apply(&mut view, &diff).unwrap();
+            }
+            view
+        };
+        prop_assert_eq!(&view(&diffed_frames), &**diffed.state());
+        prop_assert_eq!(view(&diffed_frames), view(&plain_frames));
+        if policy == AutoflushPolicy::Immediate {
+            prop_assert_eq!(diffed_frames, plain_frames);
+        }
+    }
+}

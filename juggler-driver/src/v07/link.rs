@@ -117,9 +117,27 @@ pub(crate) struct LinkState<E, X> {
     pub(crate) close_timed_out: bool,
     /// The engine deadline the writer waits for, as of its last look.
     writer_deadline: Option<Instant>,
+    /// A replaced state the writer frees after its next write: freeing a
+    /// large one takes as long as diffing it, and the caller of
+    /// `set_state` (or the writer's own worker thread) need not wait for
+    /// it before the change goes out.
+    retired: Option<Arc<serde_json::Value>>,
 }
 
 impl<E: LinkEngine, X> LinkState<E, X> {
+    /// Hands `replaced` to the writer to free after it writes the frames
+    /// queued now; with none queued, gives it back to free at once. Also
+    /// gives back the state retired before, not yet freed.
+    pub(crate) fn retire(
+        &mut self,
+        replaced: Arc<serde_json::Value>,
+    ) -> Option<Arc<serde_json::Value>> {
+        if self.engine.queued_frames() == 0 || self.done {
+            return Some(replaced);
+        }
+        self.retired.replace(replaced)
+    }
+
     /// Whether the engine is closed or the socket gone.
     fn has_ended(&self) -> bool {
         self.done || self.engine.close_reason().is_some()
@@ -176,6 +194,7 @@ impl<E: LinkEngine, X: Send + 'static> Link<E, X> {
                 done: false,
                 close_timed_out: false,
                 writer_deadline: None,
+                retired: None,
             }),
             writer: Default::default(),
             progress: Notify::new(),
@@ -519,7 +538,18 @@ where
                 link.metrics.sent(frame_kind(&frame.text), frame.text.len());
             }
             match write_batch(&mut sink, &mut batch, &**runtime, stall_limit).await {
-                Ok(()) => link.update_as_writer(|state| state.written = state.written.max(last)),
+                Ok(()) => {
+                    let retired = link.update_as_writer(|state| {
+                        state.written = state.written.max(last);
+                        state.retired.take()
+                    });
+                    if retired.is_some() {
+                        // Tasks woken by this write (a local peer's
+                        // reader) run first, then the state is freed.
+                        yield_once().await;
+                        drop(retired);
+                    }
+                }
                 Err(reason) => {
                     let events = link.update_as_writer(|state| {
                         state.engine.handle_transport_closed(reason);
@@ -551,6 +581,21 @@ where
             None => woken.await,
         }
     }
+}
+
+/// Lets the executor run the other tasks it has ready before this one
+/// goes on (any executor: the task wakes itself and yields once).
+async fn yield_once() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await;
 }
 
 /// The 0.5 frame kind a frame counts as in the metrics: pings and pongs

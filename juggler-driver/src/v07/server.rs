@@ -18,6 +18,7 @@ use super::link::{run, Dispatch, Link, LinkState};
 use super::Options;
 use crate::admission::{Admitted, UpgradeRequest};
 use crate::budget::{Charge, MemoryBudget};
+use crate::diff_outside::diff_base;
 use crate::{BoxFuture, Error, Runtime};
 use futures_util::FutureExt;
 use juggler_core::value_cost;
@@ -244,12 +245,31 @@ impl Connection {
 
     /// Replaces the state. It goes out as a diff by the autoflush policy;
     /// on a closed connection it has no effect, as in the reference.
+    ///
+    /// When the client is in sync and both versions are objects (or both
+    /// arrays), the diff runs here, on the caller's thread, before the
+    /// connection's lock is taken: a large state's diff does not hold up
+    /// the connection's reader and writer. (Otherwise it runs when the
+    /// change is sent, as for any pending change.) The replaced state is
+    /// freed by the connection's writer once the change is written, never
+    /// under the lock.
     pub fn set_state(&self, state: impl Into<Arc<Value>>) {
-        let now = self.link.runtime.now();
         let state = state.into();
-        self.link.update(|link| {
-            let _ = link.engine.set_state(now, state);
+        let base = self.link.read(|link| {
+            let engine = &link.engine;
+            let in_sync = !engine.has_unsent_changes() && engine.close_reason().is_none();
+            diff_base(engine.state(), in_sync, &state)
         });
+        let ops = base.as_ref().map(|base| juggler_core::diff(base, &state));
+        let now = self.link.runtime.now();
+        let free_now = self.link.update(|link| {
+            let _ = match (&base, ops) {
+                (Some(base), Some(ops)) => link.engine.set_state_diffed(now, base, state, ops),
+                _ => link.engine.set_state(now, state),
+            };
+            base.and_then(|base| link.retire(base))
+        });
+        drop(free_now);
     }
 
     /// Sets the state to a [`SharedState`](juggler_core::SharedState)'s

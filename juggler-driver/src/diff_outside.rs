@@ -1,0 +1,21 @@
+//! A new state's diff, run on the caller's thread before the connection's
+//! lock is taken (both generations' `set_state`).
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+/// The state to diff `next` against outside the lock: the engine's
+/// `current` state, when the peer holds it (`in_sync`: nothing unsent, and open) and both are
+/// objects or both arrays. Otherwise `None`, and the engine diffs at the
+/// sync: a change of the whole value has nothing to compare.
+///
+/// The caller keeps the returned `Arc` until after the lock is released,
+/// so a replaced large state is freed there, not under the lock.
+pub(crate) fn diff_base(current: &Arc<Value>, in_sync: bool, next: &Value) -> Option<Arc<Value>> {
+    let diffable = matches!(
+        (&**current, next),
+        (Value::Object(_), Value::Object(_)) | (Value::Array(_), Value::Array(_))
+    );
+    (diffable && in_sync).then(|| current.clone())
+}
