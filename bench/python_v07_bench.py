@@ -253,7 +253,7 @@ async def state_change():
                 time.perf_counter() - start)
         await client.client.async_close()
     return [
-        measure('diff latency', latencies.mean_ms(), 'ms',
+        measure('path-set diff latency', latencies.mean_ms(), 'ms',
                 f'state.set of one entry, {keys} keys (the sync loop diffs '
                 f'the whole state); {latencies.summary()}'),
         measure('whole-state diff latency', whole_latencies.mean_ms(), 'ms',

@@ -52,8 +52,14 @@ ROWS = [
     ("v07-requests-sequential", "requests", "requests", None, True, ("python", 10.0)),
     ("v07-requests-64", "requests", "requests", None, True, ("python", 10.0)),
     ("v07-notify", "notifications", "notifications", None, True, None),
-    ("v07-state-100k", "diff latency", "diff latency", None, False, ("python", 10.0)),
-    ("v07-state-100k", "ops latency", None, None, False, None),
+    # Like with like: a whole new state (deep copy, built before the
+    # window) on both sides; and one entry changed through each side's
+    # path API (ours update_state, Python's state.set(path, value), which
+    # shares the rest and diffs). The mixed pair is shown too.
+    ("v07-state-100k", "diff latency", "whole-state diff latency", None, False, ("python", 10.0)),
+    ("v07-state-100k", "diff latency", "path-set diff latency", None, False, None),
+    ("v07-state-100k", "diff build", None, None, False, None),
+    ("v07-state-100k", "ops latency", "path-set diff latency", None, False, ("python", 10.0)),
     ("v07-state-100k", "first sync", "first sync", None, False, None),
     ("v07-fanout-1000", "latency shared-state", "latency", None, False, ("at most", 50.0)),
     ("idle-memory-1000", "memory per connection", "memory per connection", None, False, ("at most", 16.0)),
@@ -118,9 +124,11 @@ def met(target, value, vs_python, vs_raw):
 
 
 def label(row):
-    _, metric, _, raw_metric, _, _ = row
+    _, metric, python_metric, raw_metric, _, _ = row
     if raw_metric is not None and raw_metric != metric:
         return f"{metric} (raw: {raw_metric})"
+    if python_metric is not None and python_metric != metric:
+        return f"{metric} (Python: {python_metric})"
     return metric
 
 
@@ -290,7 +298,7 @@ def self_test():
         '{"impl":"python","runtime":"asyncio","scenario":"fanout-1000","metric":"latency","value":11500.0,"unit":"ms","ok":true}',
         '{"impl":"juggler","runtime":"smol","scenario":"fanout-1000","ok":false,"error":"boom"}',
     ])
-    assert "| fanout-1000 | latency shared-state | ms | 20.0 | FAILED | 11,500 |" in text, text
+    assert "| fanout-1000 | latency shared-state (Python: latency) | ms | 20.0 | FAILED | 11,500 |" in text, text
     assert "575\u00d7" in text, text
     assert "tokio met" in text, text
     assert "FAILED: boom" in text, text
