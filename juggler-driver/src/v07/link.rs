@@ -16,6 +16,7 @@ use std::future::Future;
 use std::task::Poll;
 use tokio::sync::Notify;
 
+use super::freeing::Freeing;
 use super::Options;
 use crate::error::close_reason_of;
 use crate::{Error, Runtime};
@@ -117,10 +118,8 @@ pub(crate) struct LinkState<E, X> {
     pub(crate) close_timed_out: bool,
     /// The engine deadline the writer waits for, as of its last look.
     writer_deadline: Option<Instant>,
-    /// A replaced state the writer frees after its next write: freeing a
-    /// large one takes as long as diffing it, and the caller of
-    /// `set_state` (or the writer's own worker thread) need not wait for
-    /// it before the change goes out.
+    /// A replaced state the writer frees after its next write, by slices
+    /// between its other work ([`Freeing`]).
     retired: Option<Arc<serde_json::Value>>,
 }
 
@@ -520,6 +519,7 @@ where
     // Kept across waits while the deadline stays (keep-alive's is 30 s
     // away): arming a timer per wait is not free.
     let mut timer = crate::driver::DeadlineTimer::default();
+    let mut freeing = Freeing::default();
     loop {
         let notified = link.writer.notified();
         let mut notified = std::pin::pin!(notified);
@@ -543,11 +543,8 @@ where
                         state.written = state.written.max(last);
                         state.retired.take()
                     });
-                    if retired.is_some() {
-                        // Tasks woken by this write (a local peer's
-                        // reader) run first, then the state is freed.
-                        yield_once().await;
-                        drop(retired);
+                    if let Some(retired) = retired {
+                        freeing.push(retired);
                     }
                 }
                 Err(reason) => {
@@ -564,6 +561,13 @@ where
         if let Some(reason) = turn.closed {
             crate::driver::send_close(&mut sink, reason).await;
             return;
+        }
+        if !freeing.is_empty() {
+            // A slice, then the other ready tasks (a local peer's reader),
+            // then a new look: new frames go out before the next slice.
+            freeing.free_slice();
+            yield_once().await;
+            continue;
         }
         // The reader's flag is polled, not waited on: it is set only
         // while this task runs, just before this poll.

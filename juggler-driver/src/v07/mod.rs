@@ -14,6 +14,7 @@
 //! [`ServerOptions::generations`](crate::ServerOptions::generations).
 
 mod client;
+mod freeing;
 mod link;
 mod options;
 mod server;
