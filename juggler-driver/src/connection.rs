@@ -32,6 +32,7 @@ use crate::admission::{Admitted, UpgradeRequest};
 use crate::budget::{Charge, MemoryBudget};
 use crate::change_stream::ChangeCursor;
 use crate::diff_outside::diff_base;
+use crate::freeing::Retired;
 use crate::metrics::{role_label, ConnectionMetrics};
 use crate::options::ConnectionOptions;
 use crate::writer_wake::WriterWake;
@@ -196,9 +197,19 @@ pub(crate) struct DriverProgress {
     pub(crate) done: bool,
     /// The engine's collapsed DATA frames already counted in the metrics.
     pub(crate) collapsed_reported: u64,
+    /// Replaced local data for the writer to free after its next write.
+    pub(crate) retired: Retired,
 }
 
 impl State {
+    /// Hands replaced local data to the writer to free after it writes the
+    /// frames queued now; with none queued (or the socket gone), gives it
+    /// back to free at once, as it does the one held before.
+    pub(crate) fn retire(&mut self, replaced: Arc<Value>) -> Option<Arc<Value>> {
+        let frames_queued = self.engine.queued_transmits() > 0 && !self.driver.done;
+        self.driver.retired.hold(replaced, frames_queued)
+    }
+
     /// Whether the reader must wait before reading more: the receive
     /// queue is full in messages or in bytes, or the server's budget is
     /// full and this connection holds something. A connection that holds
@@ -425,6 +436,7 @@ impl Shared {
                     close_timed_out: false,
                     done: false,
                     collapsed_reported: 0,
+                    retired: Retired::default(),
                 },
             }),
             waiters: Default::default(),
@@ -882,7 +894,9 @@ impl Connection {
     /// arrays), the diff runs here, on the caller's thread, before the
     /// connection's lock is taken: a large state's diff does not hold up
     /// the connection's reader and writer. (Otherwise it runs when the
-    /// change is sent, as for any pending change.)
+    /// change is sent, as for any pending change.) The replaced data is
+    /// freed by the connection's writer once the change is written, a
+    /// slice at a time between its other work, never under the lock.
     pub fn set_local_data(&self, data: impl Into<Arc<Value>>) -> Result<(), Error> {
         let data = data.into();
         let base = {
@@ -896,14 +910,14 @@ impl Connection {
         };
         let ops = base.as_ref().map(|base| juggler_core::diff(base, &data));
         let now = self.shared().runtime.now();
-        let result = self
-            .shared()
-            .update(Wake::Application, |state| match (&base, ops) {
+        let (result, free_now) = self.shared().update(Wake::Application, |state| {
+            let result = match (&base, ops) {
                 (Some(base), Some(ops)) => state.engine.set_local_data_diffed(now, base, data, ops),
                 _ => state.engine.set_local_data(now, data),
-            });
-        // The replaced data, if this was its last holder, is freed here.
-        drop(base);
+            };
+            (result, base.and_then(|base| state.retire(base)))
+        });
+        drop(free_now);
         result.map_err(Error::from)
     }
 

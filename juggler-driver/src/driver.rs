@@ -26,6 +26,7 @@ use crate::admission::Admitted;
 use crate::budget::{Charge, MemoryBudget};
 use crate::connection::{Shared, State, Wake};
 use crate::error::close_reason_of;
+use crate::freeing::{yield_once, Freeing};
 use crate::{BoxFuture, Connection, ConnectionOptions, Runtime};
 
 /// Most frames the writer takes from the engine before one socket flush,
@@ -426,14 +427,22 @@ where
     let stall_limit = shared.options.keep_alive.map(|k| k.interval + k.timeout);
     let mut batch: Vec<Transmit> = Vec::new();
     let mut timer = DeadlineTimer::default();
+    let mut freeing = Freeing::default();
     loop {
         let notified = shared.writer.notified();
         // Whatever the reader flagged, this look at the state covers.
         shared.writer.take_kick();
         let turn = look(shared, runtime.now(), &mut batch);
         if !batch.is_empty() {
-            if let Err(failure) =
-                write_frames(&mut sink, &mut batch, shared, runtime, stall_limit).await
+            if let Err(failure) = write_frames(
+                &mut sink,
+                &mut batch,
+                shared,
+                runtime,
+                stall_limit,
+                &mut freeing,
+            )
+            .await
             {
                 shared.update(Wake::Writer, |state| {
                     state.engine.handle_transport_closed(failure)
@@ -453,6 +462,13 @@ where
                 });
                 return;
             }
+            continue;
+        }
+        if !freeing.is_empty() {
+            // A slice, then the other ready tasks (a local peer's reader),
+            // then a new look: new frames go out before the next slice.
+            freeing.free_slice();
+            yield_once().await;
             continue;
         }
         wait(shared, notified, turn.deadline, &mut timer, runtime).await;
@@ -509,13 +525,16 @@ fn look(shared: &Shared, now: Instant, batch: &mut Vec<Transmit>) -> WriterTurn 
 
 /// Writes the batch. A write that makes no progress for `stall_limit` (a
 /// whole keep-alive window) is a peer that stopped reading: keep-alive
-/// cannot run meanwhile. On failure, why the transport is closed.
+/// cannot run meanwhile. On failure, why the transport is closed. Once
+/// written, replaced local data the application retired goes to
+/// `freeing`.
 async fn write_frames<S>(
     sink: &mut WebSocketSender<S>,
     batch: &mut Vec<Transmit>,
     shared: &Shared,
     runtime: &dyn Runtime,
     stall_limit: Option<Duration>,
+    freeing: &mut Freeing,
 ) -> Result<(), CloseReason>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -539,7 +558,13 @@ where
     };
     match outcome {
         Some(Ok(())) => {
-            shared.update(Wake::Writer, |state| state.driver.written = last);
+            let retired = shared.update(Wake::Writer, |state| {
+                state.driver.written = last;
+                state.driver.retired.take()
+            });
+            if let Some(retired) = retired {
+                freeing.push(retired);
+            }
             Ok(())
         }
         Some(Err(err)) => {

@@ -21,6 +21,7 @@ mod detect;
 mod diff_outside;
 mod driver;
 mod error;
+mod freeing;
 mod group;
 mod metrics;
 mod options;

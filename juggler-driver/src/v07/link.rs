@@ -16,9 +16,9 @@ use std::future::Future;
 use std::task::Poll;
 use tokio::sync::Notify;
 
-use super::freeing::Freeing;
 use super::Options;
 use crate::error::close_reason_of;
+use crate::freeing::{yield_once, Freeing, Retired};
 use crate::{Error, Runtime};
 
 /// Most frames the writer takes before one socket flush.
@@ -120,7 +120,7 @@ pub(crate) struct LinkState<E, X> {
     writer_deadline: Option<Instant>,
     /// A replaced state the writer frees after its next write, by slices
     /// between its other work ([`Freeing`]).
-    retired: Option<Arc<serde_json::Value>>,
+    retired: Retired,
 }
 
 impl<E: LinkEngine, X> LinkState<E, X> {
@@ -131,10 +131,8 @@ impl<E: LinkEngine, X> LinkState<E, X> {
         &mut self,
         replaced: Arc<serde_json::Value>,
     ) -> Option<Arc<serde_json::Value>> {
-        if self.engine.queued_frames() == 0 || self.done {
-            return Some(replaced);
-        }
-        self.retired.replace(replaced)
+        let frames_queued = self.engine.queued_frames() > 0 && !self.done;
+        self.retired.hold(replaced, frames_queued)
     }
 
     /// Whether the engine is closed or the socket gone.
@@ -193,7 +191,7 @@ impl<E: LinkEngine, X: Send + 'static> Link<E, X> {
                 done: false,
                 close_timed_out: false,
                 writer_deadline: None,
-                retired: None,
+                retired: Retired::default(),
             }),
             writer: Default::default(),
             progress: Notify::new(),
@@ -585,21 +583,6 @@ where
             None => woken.await,
         }
     }
-}
-
-/// Lets the executor run the other tasks it has ready before this one
-/// goes on (any executor: the task wakes itself and yields once).
-async fn yield_once() {
-    let mut yielded = false;
-    poll_fn(|cx| {
-        if yielded {
-            return Poll::Ready(());
-        }
-        yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    })
-    .await;
 }
 
 /// The 0.5 frame kind a frame counts as in the metrics: pings and pongs

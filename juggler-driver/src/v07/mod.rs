@@ -14,7 +14,6 @@
 //! [`ServerOptions::generations`](crate::ServerOptions::generations).
 
 mod client;
-mod freeing;
 mod link;
 mod options;
 mod server;

@@ -1,7 +1,8 @@
-//! Freeing a replaced state a slice at a time, between the writer's other
-//! work: freeing 100,000 entries takes as long as diffing them (tens of
-//! milliseconds), and neither the caller of `set_state` nor the next frame
-//! of the connection should wait for it.
+//! Freeing a replaced state a slice at a time, between a connection
+//! writer's other work (both generations): freeing 100,000 entries takes as
+//! long as diffing them (tens of milliseconds), and neither the caller of
+//! `set_state` / `set_local_data` nor the connection's next frame should
+//! wait for it.
 
 use std::sync::Arc;
 
@@ -9,6 +10,43 @@ use serde_json::Value;
 
 /// Entries freed per slice.
 const SLICE: usize = 1024;
+
+/// A replaced state waiting for the writer's next write, kept in the
+/// connection's state.
+#[derive(Default)]
+pub(crate) struct Retired(Option<Arc<Value>>);
+
+impl Retired {
+    /// Holds `replaced` for the writer when it has frames to write now, or
+    /// gives it back to free at once; also gives back the one held before
+    /// (so at most one is ever held).
+    pub(crate) fn hold(&mut self, replaced: Arc<Value>, frames_queued: bool) -> Option<Arc<Value>> {
+        if !frames_queued {
+            return Some(replaced);
+        }
+        self.0.replace(replaced)
+    }
+
+    /// The state to free, for the writer after a write.
+    pub(crate) fn take(&mut self) -> Option<Arc<Value>> {
+        self.0.take()
+    }
+}
+
+/// Lets the executor run the other tasks it has ready before this one
+/// goes on (any executor: the task wakes itself and yields once).
+pub(crate) async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
+}
 
 /// The states the writer is freeing: at most one at a time.
 #[derive(Default)]
@@ -85,6 +123,18 @@ mod tests {
         assert_eq!(Arc::strong_count(&shared), 1);
         freeing.push(Arc::new(json!(1)));
         assert!(freeing.is_empty());
+    }
+
+    #[test]
+    fn a_retired_state_is_held_only_while_frames_are_queued() {
+        let mut retired = Retired::default();
+        let first = Arc::new(json!({"first": 1}));
+        assert!(retired.hold(first.clone(), false).is_some());
+        assert!(retired.take().is_none());
+        assert!(retired.hold(first.clone(), true).is_none());
+        let given_back = retired.hold(Arc::new(json!({"second": 2})), true);
+        assert!(given_back.is_some_and(|state| Arc::ptr_eq(&state, &first)));
+        assert_eq!(retired.take(), Some(Arc::new(json!({"second": 2}))));
     }
 
     #[test]
