@@ -49,8 +49,10 @@ ROWS = [
     ("fanout-100", "latency shared-state", "latency", None, False, None),
     ("fanout-1000", "latency", "latency", None, False, None),
     ("fanout-1000", "latency shared-state", "latency", None, False, ("at most", 50.0)),
-    ("v07-requests-sequential", "requests", "requests", None, True, ("python", 10.0)),
-    ("v07-requests-64", "requests", "requests", None, True, ("python", 10.0)),
+    # Raw: the same 0.7 echo with each end on its own thread (the Python
+    # runs' layout) and batched writes (bench/src/scenarios/raw_split.rs).
+    ("v07-requests-sequential", "requests", "requests", "requests", True, ("python", 10.0)),
+    ("v07-requests-64", "requests", "requests", "requests", True, ("python", 10.0)),
     ("v07-notify", "notifications", "notifications", None, True, None),
     # Like with like: a whole new state (deep copy, built before the
     # window) on both sides; and one entry changed through each side's

@@ -20,6 +20,7 @@ mod full_sync;
 mod idle;
 mod messages;
 pub mod raw;
+mod raw_split;
 mod rpc;
 mod state;
 mod v07;

@@ -15,7 +15,9 @@
 //!   every response.
 //!
 //! Both ends run on one runtime with the same thread count as the
-//! library's runs.
+//! library's runs; except `v07-requests-sequential` and `v07-requests-64`
+//! ([`raw_split`](super::raw_split)), which run each end on a thread of its
+//! own, as the Python peer's runs do, with batched writes.
 
 use std::future::Future;
 use std::time::Instant;
@@ -25,7 +27,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::{median_of_runs, Ctx, Run, Scenario};
+use super::{median_of_runs, raw_split, Ctx, Run, Scenario};
 use crate::data;
 use crate::report::{Measure, Outcome};
 use crate::rt::Rt;
@@ -52,6 +54,16 @@ pub const SCENARIOS: &[Scenario] = &[
         about: "raw serde_json request/response echo, 64 outstanding",
         run: |ctx| boxed(median_of_runs(ctx, move || rpc(ctx, 64))),
     },
+    Scenario {
+        name: "v07-requests-sequential",
+        about: "raw 0.7 request/response echo, one outstanding, each end on its own thread",
+        run: |ctx| boxed(median_of_runs(ctx, move || raw_split::requests(ctx, 1))),
+    },
+    Scenario {
+        name: "v07-requests-64",
+        about: "raw 0.7 request/response echo, 64 outstanding, each end on its own thread",
+        run: |ctx| boxed(median_of_runs(ctx, move || raw_split::requests(ctx, 64))),
+    },
 ];
 
 fn boxed(future: impl Future<Output = Outcome> + Send + 'static) -> Run {
@@ -73,7 +85,7 @@ async fn rpc(ctx: Ctx, outstanding: usize) -> Outcome {
 }
 
 /// One end of a raw WebSocket connection on one runtime.
-trait RawWs:
+pub(crate) trait RawWs:
     Sink<Message, Error = WsError>
     + Stream<Item = Result<Message, WsError>>
     + Unpin
