@@ -95,8 +95,7 @@ impl Frame {
             .ok_or(ProtocolError::MissingPayload)?;
         Ok(match kind {
             FrameKind::Data => Frame::Data(
-                serde_json::from_value(payload)
-                    .map_err(|err| ProtocolError::InvalidPatch(err.to_string()))?,
+                crate::patch::ops_from_value(payload).map_err(ProtocolError::InvalidPatch)?,
             ),
             FrameKind::Message => Frame::Message(payload),
             FrameKind::Ping => Frame::Ping(payload),

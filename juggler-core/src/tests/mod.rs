@@ -6,7 +6,7 @@
 mod bounded_output;
 mod diffed_outside;
 mod hostile_input;
-mod properties;
+pub(crate) mod properties;
 mod spec_data_sync;
 mod spec_transport;
 

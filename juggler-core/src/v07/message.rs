@@ -125,8 +125,7 @@ pub fn decode_server_message(text: &str) -> Result<ServerMessage, ProtocolError>
                 .remove("diff")
                 .ok_or_else(|| missing("state", "diff"))?;
             Ok(ServerMessage::State {
-                diff: serde_json::from_value(diff)
-                    .map_err(|err| ProtocolError::InvalidPatch(err.to_string()))?,
+                diff: crate::patch::ops_from_value(diff).map_err(ProtocolError::InvalidPatch)?,
             })
         }
         "notify" => match object.remove("name") {
