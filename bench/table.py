@@ -45,6 +45,7 @@ ROWS = [
     ("state-100k", "ops latency", None, None, False, None),
     ("state-100k", "ops cpu", None, None, False, ("at most", 1.0)),
     ("full-sync-100k", "sync time", "sync time", None, False, None),
+    ("full-sync-100k", "serde floor", None, None, False, None),
     ("fanout-100", "latency", "latency", None, False, None),
     ("fanout-100", "latency shared-state", "latency", None, False, None),
     ("fanout-1000", "latency", "latency", None, False, None),

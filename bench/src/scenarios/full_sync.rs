@@ -5,6 +5,10 @@
 //! round connects a new client and times from the start of `connect`
 //! until the client's first remote change, then checks that the client
 //! got the whole state, exactly.
+//!
+//! Beside it, the floor any JSON library's sync has: `serde_json`
+//! encoding the same state to text and decoding the text back into a
+//! `Value`, with nothing else (no socket, no framing), as many rounds.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,6 +66,18 @@ pub async fn run(ctx: Ctx) -> Outcome {
     }
     server.close().await;
 
+    let mut floor = Samples::default();
+    for _ in 0..rounds {
+        let start = Instant::now();
+        let text = serde_json::to_string(&*state).map_err(|err| err.to_string())?;
+        let decoded: serde_json::Value =
+            serde_json::from_str(&text).map_err(|err| err.to_string())?;
+        floor.push(start.elapsed());
+        if decoded != *state {
+            return Err("serde_json's round trip differs".into());
+        }
+    }
+
     Ok(vec![
         Measure::new(
             "sync time",
@@ -74,6 +90,15 @@ pub async fn run(ctx: Ctx) -> Outcome {
             cpu.as_secs_f64() * 1e3 / rounds as f64,
             "ms",
             "process CPU per sync, both sides".into(),
+        ),
+        Measure::new(
+            "serde floor",
+            floor.mean_ms(),
+            "ms",
+            format!(
+                "serde_json to_string + from_str::<Value> of the same state, one thread; {}",
+                floor.summary()
+            ),
         ),
     ])
 }
