@@ -251,8 +251,9 @@ impl Connection {
     /// connection's lock is taken: a large state's diff does not hold up
     /// the connection's reader and writer. (Otherwise it runs when the
     /// change is sent, as for any pending change.) The replaced state is
-    /// freed by the connection's writer once the change is written, never
-    /// under the lock.
+    /// freed outside the lock: when the change went out at once (autoflush
+    /// 0), by the connection's writer after writing it, a slice at a time
+    /// between its other work; otherwise here.
     pub fn set_state(&self, state: impl Into<Arc<Value>>) {
         let state = state.into();
         let base = self.link.read(|link| {
