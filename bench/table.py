@@ -24,6 +24,7 @@ import sys
 THROUGHPUT = "throughput"
 PER_FRAME = "throughput per-frame"
 BATCHED = "throughput batched"
+SPLIT = "throughput split"
 
 # Targets: None, ("python", f), ("raw", f), ("python+raw", p, r),
 # ("at most", v), ("at least", v).
@@ -34,6 +35,11 @@ ROWS = [
     ("messages-100b", THROUGHPUT, None, PER_FRAME, True, None),
     ("messages-10kb", THROUGHPUT, THROUGHPUT, BATCHED, True, ("python+raw", 15.0, 0.7)),
     ("messages-10kb", THROUGHPUT, None, PER_FRAME, True, None),
+    # Raw with each end on its own thread (bench/src/scenarios/raw_split.rs).
+    ("messages-100b", THROUGHPUT, None, SPLIT, True, ("raw", 0.8)),
+    ("messages-10kb", THROUGHPUT, None, SPLIT, True, ("raw", 0.8)),
+    ("rpc-sequential", "calls", None, "calls split", True, None),
+    ("rpc-64", "calls", None, "calls split", True, None),
     ("rpc-sequential", "calls", "calls", "calls", True, ("raw", 0.8)),
     ("rpc-64", "calls", "calls", "calls", True, ("raw", 0.8)),
     ("state-1k", "diff latency", "diff latency", None, False, None),

@@ -15,9 +15,10 @@
 //!   every response.
 //!
 //! Both ends run on one runtime with the same thread count as the
-//! library's runs; except `v07-requests-sequential` and `v07-requests-64`
-//! ([`raw_split`](super::raw_split)), which run each end on a thread of its
-//! own, as the Python peer's runs do, with batched writes.
+//! library's runs. The `split` metrics, and `v07-requests-sequential` and
+//! `v07-requests-64`, run each end on a thread of its own instead, as the
+//! Python peer's runs do, with batched writes
+//! ([`raw_split`](super::raw_split)): the fair ceiling.
 
 use std::future::Future;
 use std::time::Instant;
@@ -27,7 +28,8 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::{median_of_runs, raw_split, Ctx, Run, Scenario};
+use super::raw_split::{self, Wire};
+use super::{median_of_runs, Ctx, Run, Scenario};
 use crate::data;
 use crate::report::{Measure, Outcome};
 use crate::rt::Rt;
@@ -57,12 +59,20 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "v07-requests-sequential",
         about: "raw 0.7 request/response echo, one outstanding, each end on its own thread",
-        run: |ctx| boxed(median_of_runs(ctx, move || raw_split::requests(ctx, 1))),
+        run: |ctx| {
+            boxed(median_of_runs(ctx, move || {
+                raw_split::requests(ctx, Wire::V07, 1, "requests")
+            }))
+        },
     },
     Scenario {
         name: "v07-requests-64",
         about: "raw 0.7 request/response echo, 64 outstanding, each end on its own thread",
-        run: |ctx| boxed(median_of_runs(ctx, move || raw_split::requests(ctx, 64))),
+        run: |ctx| {
+            boxed(median_of_runs(ctx, move || {
+                raw_split::requests(ctx, Wire::V07, 64, "requests")
+            }))
+        },
     },
 ];
 
@@ -70,17 +80,32 @@ fn boxed(future: impl Future<Output = Outcome> + Send + 'static) -> Run {
     Box::pin(future)
 }
 
+/// Both layouts: one runtime for both ends (per-frame and batched), and
+/// each end on its own thread (`throughput split`).
 async fn messages(ctx: Ctx, size: usize) -> Outcome {
-    match ctx.rt {
+    let mut measures = match ctx.rt {
         Rt::Tokio => messages_over::<TokioWs>(ctx, size).await,
         Rt::Smol => messages_over::<SmolWs>(ctx, size).await,
-    }
+    }?;
+    measures.extend(raw_split::messages(ctx, message_count(ctx, size), size).await?);
+    Ok(measures)
 }
 
+/// Both layouts: one runtime for both ends (`calls`), and each end on its
+/// own thread (`calls split`).
 async fn rpc(ctx: Ctx, outstanding: usize) -> Outcome {
-    match ctx.rt {
+    let mut measures = match ctx.rt {
         Rt::Tokio => rpc_over::<TokioWs>(ctx, outstanding).await,
         Rt::Smol => rpc_over::<SmolWs>(ctx, outstanding).await,
+    }?;
+    measures.extend(raw_split::requests(ctx, Wire::V05, outstanding as u64, "calls split").await?);
+    Ok(measures)
+}
+
+fn message_count(ctx: Ctx, size: usize) -> u64 {
+    match size {
+        100 => ctx.pick(500_000, 5_000),
+        _ => ctx.pick(50_000, 500),
     }
 }
 
@@ -165,10 +190,7 @@ async fn next_json(ws: &mut impl RawWs) -> Result<Value, String> {
 }
 
 async fn messages_over<W: RawWs>(ctx: Ctx, size: usize) -> Outcome {
-    let count: u64 = match size {
-        100 => ctx.pick(500_000, 5_000),
-        _ => ctx.pick(50_000, 500),
-    };
+    let count = message_count(ctx, size);
     let padding = data::padding(size);
     let mut measures = Vec::new();
     for batched in [false, true] {

@@ -1,14 +1,19 @@
-//! `--baseline raw` for the 0.7 requests: `v07-requests-sequential` and
-//! `v07-requests-64` as the best a plain WebSocket program does, in the
-//! layout of the Python peer's runs: **the server and the client each on a
-//! thread of its own**, each with a single-threaded executor (tokio's
-//! `current_thread` runtime on tokio, `smol::block_on` on smol), so neither
-//! end waits for a task switch of the other's.
+//! `--baseline raw` in the layout of the Python peer's runs: **the server
+//! and the client each on a thread of its own**, each with a
+//! single-threaded executor (tokio's `current_thread` runtime on tokio,
+//! `smol::block_on` on smol), so neither end waits for a task switch of the
+//! other's: the fair ceiling of a plain WebSocket program.
 //!
-//! The wire is 0.7's: a `0` header and the request or response object,
-//! parsed with serde_json on receipt and checked. Writes are batched: each
-//! end feeds frames while more input is ready and flushes once it has
-//! none, the most a program can save on syscalls.
+//! - `v07-requests-sequential`, `v07-requests-64`: the 0.7 wire (a `0`
+//!   header, request and response objects).
+//! - The `split` metrics of `rpc-sequential` and `rpc-64`: the same echo
+//!   with juggler-rpc's 0.5 wire objects.
+//! - The `throughput split` metric of `messages-100b` and `messages-10kb`:
+//!   the same MESSAGE frames one way, fed and flushed once at the end.
+//!
+//! Every message is parsed with serde_json on receipt and checked. Writes
+//! are batched: each end feeds frames while more input is ready and
+//! flushes once it has none, the most a program can save on syscalls.
 
 use std::time::Instant;
 
@@ -21,9 +26,87 @@ use super::Ctx;
 use crate::report::{Measure, Outcome};
 use crate::rt::Rt;
 
-/// `calls` requests with `outstanding` at a time (listed with the other
-/// baselines in [`super::raw::SCENARIOS`]).
-pub async fn requests(ctx: Ctx, outstanding: u64) -> Outcome {
+/// The request/response objects of a generation.
+#[derive(Clone, Copy)]
+pub enum Wire {
+    /// `0{"type": "request", "id", "name": "add", "data": [a, b]}`.
+    V07,
+    /// juggler-rpc's `{"type": "MESSAGE", "payload": {"type": "rpc", ...}}`.
+    V05,
+}
+
+impl Wire {
+    fn request(self, id: u64) -> Message {
+        Message::text(match self {
+            Wire::V07 => {
+                format!(
+                    "0{}",
+                    json!({"type": "request", "id": id, "name": "add", "data": [id, 1]})
+                )
+            }
+            Wire::V05 => json!({"type": "MESSAGE", "payload": {
+                "type": "rpc", "id": id, "direction": "request",
+                "action": "add", "args": [id, 1],
+            }})
+            .to_string(),
+        })
+    }
+
+    /// `(id, a, b)` of a request.
+    fn parse_request(self, request: &Value) -> Option<(&Value, i64, i64)> {
+        let (id, args) = match self {
+            Wire::V07 if request["type"] == "request" && request["name"] == "add" => {
+                (&request["id"], &request["data"])
+            }
+            Wire::V05
+                if request["type"] == "MESSAGE"
+                    && request["payload"]["direction"] == "request"
+                    && request["payload"]["action"] == "add" =>
+            {
+                (&request["payload"]["id"], &request["payload"]["args"])
+            }
+            _ => return None,
+        };
+        Some((id, args[0].as_i64()?, args[1].as_i64()?))
+    }
+
+    fn response(self, id: &Value, sum: i64) -> Message {
+        Message::text(match self {
+            Wire::V07 => format!(
+                "0{}",
+                json!({"type": "response", "id": id, "success": true, "data": sum})
+            ),
+            Wire::V05 => json!({"type": "MESSAGE", "payload": {
+                "type": "rpc", "id": id, "direction": "response",
+                "success": true, "result": sum,
+            }})
+            .to_string(),
+        })
+    }
+
+    /// `(id, result)` of a response.
+    fn parse_response(self, response: &Value) -> Option<(u64, u64)> {
+        match self {
+            Wire::V07 => Some((response["id"].as_u64()?, response["data"].as_u64()?)),
+            Wire::V05 => Some((
+                response["payload"]["id"].as_u64()?,
+                response["payload"]["result"].as_u64()?,
+            )),
+        }
+    }
+
+    /// The JSON text of a frame.
+    fn text(self, frame: &str) -> Option<&str> {
+        match self {
+            Wire::V07 => frame.strip_prefix('0'),
+            Wire::V05 => Some(frame),
+        }
+    }
+}
+
+/// `calls` requests with `outstanding` at a time, over `wire` (listed with
+/// the other baselines in [`super::raw::SCENARIOS`]).
+pub async fn requests(ctx: Ctx, wire: Wire, outstanding: u64, metric: &'static str) -> Outcome {
     let calls: u64 = match outstanding {
         1 => ctx.pick(20_000, 500),
         _ => ctx.pick(200_000, 2_000),
@@ -39,8 +122,8 @@ pub async fn requests(ctx: Ctx, outstanding: u64) -> Outcome {
             .accept()
             .map_err(|err| format!("accept failed: {err}"))?;
         match rt {
-            Rt::Tokio => echo(tokio_end(stream, None).await?).await,
-            Rt::Smol => echo(smol_end(stream, None).await?).await,
+            Rt::Tokio => echo(tokio_end(stream, None).await?, wire).await,
+            Rt::Smol => echo(smol_end(stream, None).await?, wire).await,
         }
     });
     let client = on_own_thread(rt, move || async move {
@@ -48,8 +131,16 @@ pub async fn requests(ctx: Ctx, outstanding: u64) -> Outcome {
             .map_err(|err| format!("connect failed: {err}"))?;
         let url = format!("ws://{address}/ws");
         match rt {
-            Rt::Tokio => ask(tokio_end(stream, Some(url)).await?, outstanding, calls).await,
-            Rt::Smol => ask(smol_end(stream, Some(url)).await?, outstanding, calls).await,
+            Rt::Tokio => {
+                ask(
+                    tokio_end(stream, Some(url)).await?,
+                    wire,
+                    outstanding,
+                    calls,
+                )
+                .await
+            }
+            Rt::Smol => ask(smol_end(stream, Some(url)).await?, wire, outstanding, calls).await,
         }
     });
     let elapsed = client
@@ -58,10 +149,14 @@ pub async fn requests(ctx: Ctx, outstanding: u64) -> Outcome {
     server
         .await
         .map_err(|_| "the server thread died".to_owned())??;
+    let unit = match wire {
+        Wire::V07 => "requests/s",
+        Wire::V05 => "calls/s",
+    };
     Ok(vec![Measure::new(
-        "requests",
+        metric,
         calls as f64 / elapsed,
-        "requests/s",
+        unit,
         format!(
             "{calls} request/response pairs, {outstanding} outstanding, in {elapsed:.3} s; \
              server and client each on its own thread, batched writes"
@@ -130,7 +225,11 @@ async fn smol_end(stream: std::net::TcpStream, url: Option<String>) -> Result<Sm
 
 /// The next message: at once if one is ready; otherwise, after flushing
 /// what was fed (`unflushed`), when one comes.
-async fn next_batched<W: RawWs>(ws: &mut W, unflushed: &mut bool) -> Result<Value, String> {
+async fn next_batched<W: RawWs>(
+    ws: &mut W,
+    wire: Wire,
+    unflushed: &mut bool,
+) -> Result<Value, String> {
     let next = match ws.next().now_or_never() {
         Some(next) => next,
         None => {
@@ -144,7 +243,7 @@ async fn next_batched<W: RawWs>(ws: &mut W, unflushed: &mut bool) -> Result<Valu
         }
     };
     match next {
-        Some(Ok(Message::Text(text))) => match text.as_str().strip_prefix('0') {
+        Some(Ok(Message::Text(text))) => match wire.text(text.as_str()) {
             Some(message) => {
                 serde_json::from_str(message).map_err(|err| format!("bad JSON: {err}"))
             }
@@ -157,22 +256,16 @@ async fn next_batched<W: RawWs>(ws: &mut W, unflushed: &mut bool) -> Result<Valu
 }
 
 /// The server: answers each `add` request until the client goes.
-async fn echo<W: RawWs>(mut ws: W) -> Result<(), String> {
+async fn echo<W: RawWs>(mut ws: W, wire: Wire) -> Result<(), String> {
     let mut unflushed = false;
     loop {
-        let Ok(request) = next_batched(&mut ws, &mut unflushed).await else {
+        let Ok(request) = next_batched(&mut ws, wire, &mut unflushed).await else {
             return Ok(()); // the client closed
         };
-        let (Some(a), Some(b)) = (request["data"][0].as_i64(), request["data"][1].as_i64()) else {
+        let Some((id, a, b)) = wire.parse_request(&request) else {
             return Err(format!("bad request {request}"));
         };
-        if request["type"] != "request" || request["name"] != "add" {
-            return Err(format!("bad request {request}"));
-        }
-        let response = json!({
-            "type": "response", "id": request["id"], "success": true, "data": a + b,
-        });
-        ws.feed(Message::text(format!("0{response}")))
+        ws.feed(wire.response(id, a + b))
             .await
             .map_err(|err| format!("echo write failed: {err}"))?;
         unflushed = true;
@@ -181,15 +274,11 @@ async fn echo<W: RawWs>(mut ws: W) -> Result<(), String> {
 
 /// The client: `calls` requests, `outstanding` at a time; every answer
 /// checked. Returns the seconds they took.
-async fn ask<W: RawWs>(mut ws: W, outstanding: u64, calls: u64) -> Result<f64, String> {
-    let request = |id: u64| {
-        let frame = json!({"type": "request", "id": id, "name": "add", "data": [id, 1]});
-        Message::text(format!("0{frame}"))
-    };
+async fn ask<W: RawWs>(mut ws: W, wire: Wire, outstanding: u64, calls: u64) -> Result<f64, String> {
     let start = Instant::now();
     let mut next_id = 1u64;
     while next_id <= calls.min(outstanding) {
-        ws.feed(request(next_id))
+        ws.feed(wire.request(next_id))
             .await
             .map_err(|err| format!("write failed: {err}"))?;
         next_id += 1;
@@ -197,16 +286,14 @@ async fn ask<W: RawWs>(mut ws: W, outstanding: u64, calls: u64) -> Result<f64, S
     let mut unflushed = true;
     let mut answered = 0u64;
     while answered < calls {
-        let response = next_batched(&mut ws, &mut unflushed).await?;
+        let response = next_batched(&mut ws, wire, &mut unflushed).await?;
         answered += 1;
         // The echo answers in order.
-        if response["id"].as_u64() != Some(answered)
-            || response["data"].as_u64() != Some(answered + 1)
-        {
+        if wire.parse_response(&response) != Some((answered, answered + 1)) {
             return Err(format!("response {answered} is {response}"));
         }
         if next_id <= calls {
-            ws.feed(request(next_id))
+            ws.feed(wire.request(next_id))
                 .await
                 .map_err(|err| format!("write failed: {err}"))?;
             next_id += 1;
@@ -216,4 +303,100 @@ async fn ask<W: RawWs>(mut ws: W, outstanding: u64, calls: u64) -> Result<f64, S
     let elapsed = start.elapsed().as_secs_f64();
     let _ = ws.close().await;
     Ok(elapsed)
+}
+
+/// `count` MESSAGE frames of about `size` bytes one way, sender and
+/// receiver each on its own thread: the sender feeds them all and flushes
+/// once; the receiver parses and checks each. The rate is until the last
+/// one is checked.
+pub async fn messages(ctx: Ctx, count: u64, size: usize) -> Outcome {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|err| format!("bind failed: {err}"))?;
+    let address = listener
+        .local_addr()
+        .map_err(|err| format!("no address: {err}"))?;
+    let rt = ctx.rt;
+    let padding = crate::data::padding(size);
+    let padding_len = padding.len();
+    let (started, start) = tokio::sync::oneshot::channel::<Instant>();
+    let receiver = on_own_thread(rt, move || async move {
+        let (stream, _) = listener
+            .accept()
+            .map_err(|err| format!("accept failed: {err}"))?;
+        match rt {
+            Rt::Tokio => receive(tokio_end(stream, None).await?, count, padding_len).await,
+            Rt::Smol => receive(smol_end(stream, None).await?, count, padding_len).await,
+        }
+    });
+    let sender = on_own_thread(rt, move || async move {
+        let stream = std::net::TcpStream::connect(address)
+            .map_err(|err| format!("connect failed: {err}"))?;
+        let url = format!("ws://{address}/ws");
+        match rt {
+            Rt::Tokio => {
+                send(
+                    tokio_end(stream, Some(url)).await?,
+                    count,
+                    &padding,
+                    started,
+                )
+                .await
+            }
+            Rt::Smol => send(smol_end(stream, Some(url)).await?, count, &padding, started).await,
+        }
+    });
+    let done = receiver
+        .await
+        .map_err(|_| "the receiver thread died".to_owned())??;
+    sender
+        .await
+        .map_err(|_| "the sender thread died".to_owned())??;
+    let start = start.await.map_err(|_| "the sender never started")?;
+    let elapsed = (done - start).as_secs_f64();
+    Ok(vec![Measure::new(
+        "throughput split",
+        count as f64 / elapsed,
+        "msgs/s",
+        format!(
+            "{count} frames of {size} B in {elapsed:.3} s; sender and receiver each on its own \
+             thread, fed and flushed once"
+        ),
+    )])
+}
+
+async fn send<W: RawWs>(
+    mut ws: W,
+    count: u64,
+    padding: &str,
+    started: tokio::sync::oneshot::Sender<Instant>,
+) -> Result<(), String> {
+    let _ = started.send(Instant::now());
+    for seq in 0..count {
+        let frame = crate::data::message_frame(&crate::data::message(seq, padding));
+        ws.feed(Message::text(frame))
+            .await
+            .map_err(|err| format!("write failed: {err}"))?;
+    }
+    ws.flush()
+        .await
+        .map_err(|err| format!("flush failed: {err}"))?;
+    // Waits for the receiver's close, so nothing is cut off.
+    while let Some(Ok(_)) = ws.next().await {}
+    Ok(())
+}
+
+async fn receive<W: RawWs>(mut ws: W, count: u64, padding_len: usize) -> Result<Instant, String> {
+    let mut unflushed = false;
+    for expected in 0..count {
+        let frame = next_batched(&mut ws, Wire::V05, &mut unflushed).await?;
+        if frame["type"] != "MESSAGE"
+            || frame["payload"]["seq"].as_u64() != Some(expected)
+            || frame["payload"]["data"].as_str().map(str::len) != Some(padding_len)
+        {
+            return Err(format!("message {expected} arrived wrong"));
+        }
+    }
+    let done = Instant::now();
+    let _ = ws.close().await;
+    Ok(done)
 }
