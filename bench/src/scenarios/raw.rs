@@ -18,7 +18,7 @@
 //! library's runs. The `split` metrics, and `v07-requests-sequential` and
 //! `v07-requests-64`, run each end on a thread of its own instead, as the
 //! Python peer's runs do, with batched writes
-//! ([`raw_split`](super::raw_split)): the fair ceiling.
+//! ([`super::raw_split`]): the fair ceiling.
 
 use std::future::Future;
 use std::time::Instant;
