@@ -525,12 +525,16 @@ def emit(record):
     sys.stdout.flush()
 
 
-async def run(names):
+async def run(names, scenarios=None, timeout=None):
+    """Runs the named scenarios (of this script, or of ``scenarios``), each
+    within ``timeout`` seconds, and prints their records; returns how many
+    failed."""
+    scenarios = scenarios or SCENARIOS
+    timeout = timeout or pick(300, 60)
     failed = 0
     for name in names:
         try:
-            measures = await asyncio.wait_for(SCENARIOS[name](),
-                                              pick(300, 60))
+            measures = await asyncio.wait_for(scenarios[name](), timeout)
         except (Exception, asyncio.TimeoutError) as e:
             failed += 1
             emit({'scenario': name, 'ok': False,

@@ -28,7 +28,6 @@ copy built by the first request, set by the second: as juggler-bench's
 import argparse
 import asyncio
 import copy
-import json
 import resource
 import socket
 import subprocess
@@ -37,17 +36,12 @@ import time
 
 from hat import juggler
 
-QUICK = False
-
-
-def pick(full, quick):
-    return quick if QUICK else full
-
-
-# The data, as in bench/src/data.rs: the 0.5 script's (this folder).
+# The data (as in bench/src/data.rs), the sizes (`pick`, by the 0.5 script's
+# QUICK), the samples and the output: the 0.5 script's (this folder).
+import python_peer_bench as peer  # noqa: E402
 from python_peer_bench import (  # noqa: E402
-    FANOUT_INDEX, Failed, changed_index, key, measure, message, padding,
-    state, version_of)
+    FANOUT_INDEX, Failed, Samples, changed_index, key, measure,
+    median_of_runs, message, padding, pick, state, version_of)
 
 
 # ---- the server process -------------------------------------------------------
@@ -143,35 +137,7 @@ class Watched:
             await self.changed.wait()
 
 
-class Samples:
-    def __init__(self):
-        self.values = []
-
-    def push(self, seconds):
-        self.values.append(seconds)
-
-    def mean_ms(self):
-        return sum(self.values) * 1e3 / len(self.values)
-
-    def summary(self):
-        ordered = sorted(self.values)
-        return (f'{len(ordered)} rounds, p50 {ordered[len(ordered) // 2] * 1e3:.3f} ms, '
-                f'max {ordered[-1] * 1e3:.3f} ms')
-
-
 # ---- the scenarios --------------------------------------------------------------
-
-async def median_of_runs(scenario):
-    runs = [await scenario() for _ in range(pick(3, 1))]
-    result = []
-    for index, first in enumerate(runs[0]):
-        values = sorted(run[index]['value'] for run in runs)
-        median = dict(first)
-        median['value'] = values[len(values) // 2]
-        median['detail'] = (f'median of {len(runs)} runs; ' + first['detail'])
-        result.append(median)
-    return result
-
 
 async def requests(concurrency):
     calls = pick(5_000 if concurrency == 1 else 20_000, 200)
@@ -297,40 +263,19 @@ SCENARIOS = {
 }
 
 
-def emit(record):
-    sys.stdout.write(json.dumps({'impl': 'python', 'runtime': 'asyncio',
-                                 **record}) + '\n')
-    sys.stdout.flush()
-
-
-async def run(names):
-    failed = 0
-    for name in names:
-        try:
-            measures = await asyncio.wait_for(SCENARIOS[name](), pick(600, 60))
-        except (Exception, asyncio.TimeoutError) as e:
-            failed += 1
-            emit({'scenario': name, 'ok': False,
-                  'error': f'{type(e).__name__}: {e}'})
-            continue
-        for m in measures:
-            emit({'scenario': name, 'ok': True, **m})
-    return failed
-
-
 def main():
-    global QUICK
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--quick', action='store_true')
     parser.add_argument('--scenario', nargs='+', choices=list(SCENARIOS))
     parser.add_argument('--serve', action='store_true')
     args = parser.parse_args()
-    QUICK = args.quick
+    peer.QUICK = args.quick
     if args.serve:
         asyncio.run(serve())
         return 0
     names = args.scenario or list(SCENARIOS)
-    return 1 if asyncio.run(run(names)) else 0
+    failed = asyncio.run(peer.run(names, SCENARIOS, pick(600, 60)))
+    return 1 if failed else 0
 
 
 if __name__ == '__main__':
