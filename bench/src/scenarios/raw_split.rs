@@ -111,44 +111,16 @@ pub async fn requests(ctx: Ctx, wire: Wire, outstanding: u64, metric: &'static s
         1 => ctx.pick(20_000, 500),
         _ => ctx.pick(200_000, 2_000),
     };
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(|err| format!("bind failed: {err}"))?;
-    let address = listener
-        .local_addr()
-        .map_err(|err| format!("no address: {err}"))?;
-    let rt = ctx.rt;
-    let server = on_own_thread(rt, move || async move {
-        let (stream, _) = listener
-            .accept()
-            .map_err(|err| format!("accept failed: {err}"))?;
-        match rt {
-            Rt::Tokio => echo(tokio_end(stream, None).await?, wire).await,
-            Rt::Smol => echo(smol_end(stream, None).await?, wire).await,
-        }
-    });
-    let client = on_own_thread(rt, move || async move {
-        let stream = std::net::TcpStream::connect(address)
-            .map_err(|err| format!("connect failed: {err}"))?;
-        let url = format!("ws://{address}/ws");
-        match rt {
-            Rt::Tokio => {
-                ask(
-                    tokio_end(stream, Some(url)).await?,
-                    wire,
-                    outstanding,
-                    calls,
-                )
-                .await
-            }
-            Rt::Smol => ask(smol_end(stream, Some(url)).await?, wire, outstanding, calls).await,
-        }
-    });
-    let elapsed = client
-        .await
-        .map_err(|_| "the client thread died".to_owned())??;
-    server
-        .await
-        .map_err(|_| "the server thread died".to_owned())??;
+    let ((), elapsed) = split(
+        ctx.rt,
+        Echo { wire },
+        Ask {
+            wire,
+            outstanding,
+            calls,
+        },
+    )
+    .await?;
     let unit = match wire {
         Wire::V07 => "requests/s",
         Wire::V05 => "calls/s",
@@ -162,6 +134,56 @@ pub async fn requests(ctx: Ctx, wire: Wire, outstanding: u64, metric: &'static s
              server and client each on its own thread, batched writes"
         ),
     )])
+}
+
+/// One end of a split run: what it does with its connected WebSocket.
+trait End: Send + 'static {
+    /// What it reports.
+    type Output: Send + 'static;
+    fn run<W: RawWs>(
+        self,
+        ws: W,
+    ) -> impl std::future::Future<Output = Result<Self::Output, String>>;
+}
+
+/// Connects `server` and `client` over loopback, each on a thread of its
+/// own with a single-threaded executor of `rt`, and returns what each
+/// reports.
+async fn split<S: End, C: End>(
+    rt: Rt,
+    server: S,
+    client: C,
+) -> Result<(S::Output, C::Output), String> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|err| format!("bind failed: {err}"))?;
+    let address = listener
+        .local_addr()
+        .map_err(|err| format!("no address: {err}"))?;
+    let server = on_own_thread(rt, move || async move {
+        let (stream, _) = listener
+            .accept()
+            .map_err(|err| format!("accept failed: {err}"))?;
+        match rt {
+            Rt::Tokio => server.run(tokio_end(stream, None).await?).await,
+            Rt::Smol => server.run(smol_end(stream, None).await?).await,
+        }
+    });
+    let client = on_own_thread(rt, move || async move {
+        let stream = std::net::TcpStream::connect(address)
+            .map_err(|err| format!("connect failed: {err}"))?;
+        let url = format!("ws://{address}/ws");
+        match rt {
+            Rt::Tokio => client.run(tokio_end(stream, Some(url)).await?).await,
+            Rt::Smol => client.run(smol_end(stream, Some(url)).await?).await,
+        }
+    });
+    let client = client
+        .await
+        .map_err(|_| "the client thread died".to_owned())??;
+    let server = server
+        .await
+        .map_err(|_| "the server thread died".to_owned())??;
+    Ok((server, client))
 }
 
 /// Runs `task` on a new thread with a single-threaded executor of `rt`;
@@ -256,53 +278,77 @@ async fn next_batched<W: RawWs>(
 }
 
 /// The server: answers each `add` request until the client goes.
-async fn echo<W: RawWs>(mut ws: W, wire: Wire) -> Result<(), String> {
-    let mut unflushed = false;
-    loop {
-        let Ok(request) = next_batched(&mut ws, wire, &mut unflushed).await else {
-            return Ok(()); // the client closed
-        };
-        let Some((id, a, b)) = wire.parse_request(&request) else {
-            return Err(format!("bad request {request}"));
-        };
-        ws.feed(wire.response(id, a + b))
-            .await
-            .map_err(|err| format!("echo write failed: {err}"))?;
-        unflushed = true;
+struct Echo {
+    wire: Wire,
+}
+
+impl End for Echo {
+    type Output = ();
+
+    async fn run<W: RawWs>(self, mut ws: W) -> Result<(), String> {
+        let wire = self.wire;
+        let mut unflushed = false;
+        loop {
+            let Ok(request) = next_batched(&mut ws, wire, &mut unflushed).await else {
+                return Ok(()); // the client closed
+            };
+            let Some((id, a, b)) = wire.parse_request(&request) else {
+                return Err(format!("bad request {request}"));
+            };
+            ws.feed(wire.response(id, a + b))
+                .await
+                .map_err(|err| format!("echo write failed: {err}"))?;
+            unflushed = true;
+        }
     }
 }
 
 /// The client: `calls` requests, `outstanding` at a time; every answer
-/// checked. Returns the seconds they took.
-async fn ask<W: RawWs>(mut ws: W, wire: Wire, outstanding: u64, calls: u64) -> Result<f64, String> {
-    let start = Instant::now();
-    let mut next_id = 1u64;
-    while next_id <= calls.min(outstanding) {
-        ws.feed(wire.request(next_id))
-            .await
-            .map_err(|err| format!("write failed: {err}"))?;
-        next_id += 1;
-    }
-    let mut unflushed = true;
-    let mut answered = 0u64;
-    while answered < calls {
-        let response = next_batched(&mut ws, wire, &mut unflushed).await?;
-        answered += 1;
-        // The echo answers in order.
-        if wire.parse_response(&response) != Some((answered, answered + 1)) {
-            return Err(format!("response {answered} is {response}"));
-        }
-        if next_id <= calls {
+/// checked. Reports the seconds they took.
+struct Ask {
+    wire: Wire,
+    outstanding: u64,
+    calls: u64,
+}
+
+impl End for Ask {
+    type Output = f64;
+
+    async fn run<W: RawWs>(self, mut ws: W) -> Result<f64, String> {
+        let Ask {
+            wire,
+            outstanding,
+            calls,
+        } = self;
+        let start = Instant::now();
+        let mut next_id = 1u64;
+        while next_id <= calls.min(outstanding) {
             ws.feed(wire.request(next_id))
                 .await
                 .map_err(|err| format!("write failed: {err}"))?;
             next_id += 1;
-            unflushed = true;
         }
+        let mut unflushed = true;
+        let mut answered = 0u64;
+        while answered < calls {
+            let response = next_batched(&mut ws, wire, &mut unflushed).await?;
+            answered += 1;
+            // The echo answers in order.
+            if wire.parse_response(&response) != Some((answered, answered + 1)) {
+                return Err(format!("response {answered} is {response}"));
+            }
+            if next_id <= calls {
+                ws.feed(wire.request(next_id))
+                    .await
+                    .map_err(|err| format!("write failed: {err}"))?;
+                next_id += 1;
+                unflushed = true;
+            }
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        let _ = ws.close().await;
+        Ok(elapsed)
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    let _ = ws.close().await;
-    Ok(elapsed)
 }
 
 /// `count` MESSAGE frames of about `size` bytes one way, sender and
@@ -310,48 +356,12 @@ async fn ask<W: RawWs>(mut ws: W, wire: Wire, outstanding: u64, calls: u64) -> R
 /// once; the receiver parses and checks each. The rate is until the last
 /// one is checked.
 pub async fn messages(ctx: Ctx, count: u64, size: usize) -> Outcome {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(|err| format!("bind failed: {err}"))?;
-    let address = listener
-        .local_addr()
-        .map_err(|err| format!("no address: {err}"))?;
-    let rt = ctx.rt;
     let padding = crate::data::padding(size);
-    let padding_len = padding.len();
-    let (started, start) = tokio::sync::oneshot::channel::<Instant>();
-    let receiver = on_own_thread(rt, move || async move {
-        let (stream, _) = listener
-            .accept()
-            .map_err(|err| format!("accept failed: {err}"))?;
-        match rt {
-            Rt::Tokio => receive(tokio_end(stream, None).await?, count, padding_len).await,
-            Rt::Smol => receive(smol_end(stream, None).await?, count, padding_len).await,
-        }
-    });
-    let sender = on_own_thread(rt, move || async move {
-        let stream = std::net::TcpStream::connect(address)
-            .map_err(|err| format!("connect failed: {err}"))?;
-        let url = format!("ws://{address}/ws");
-        match rt {
-            Rt::Tokio => {
-                send(
-                    tokio_end(stream, Some(url)).await?,
-                    count,
-                    &padding,
-                    started,
-                )
-                .await
-            }
-            Rt::Smol => send(smol_end(stream, Some(url)).await?, count, &padding, started).await,
-        }
-    });
-    let done = receiver
-        .await
-        .map_err(|_| "the receiver thread died".to_owned())??;
-    sender
-        .await
-        .map_err(|_| "the sender thread died".to_owned())??;
-    let start = start.await.map_err(|_| "the sender never started")?;
+    let receiver = Receiver {
+        count,
+        padding_len: padding.len(),
+    };
+    let (done, start) = split(ctx.rt, receiver, Sender { count, padding }).await?;
     let elapsed = (done - start).as_secs_f64();
     Ok(vec![Measure::new(
         "throughput split",
@@ -364,39 +374,56 @@ pub async fn messages(ctx: Ctx, count: u64, size: usize) -> Outcome {
     )])
 }
 
-async fn send<W: RawWs>(
-    mut ws: W,
+/// The sender: feeds `count` messages, flushes once, and waits for the
+/// receiver's close. Reports when it started.
+struct Sender {
     count: u64,
-    padding: &str,
-    started: tokio::sync::oneshot::Sender<Instant>,
-) -> Result<(), String> {
-    let _ = started.send(Instant::now());
-    for seq in 0..count {
-        let frame = crate::data::message_frame(&crate::data::message(seq, padding));
-        ws.feed(Message::text(frame))
-            .await
-            .map_err(|err| format!("write failed: {err}"))?;
-    }
-    ws.flush()
-        .await
-        .map_err(|err| format!("flush failed: {err}"))?;
-    // Waits for the receiver's close, so nothing is cut off.
-    while let Some(Ok(_)) = ws.next().await {}
-    Ok(())
+    padding: String,
 }
 
-async fn receive<W: RawWs>(mut ws: W, count: u64, padding_len: usize) -> Result<Instant, String> {
-    let mut unflushed = false;
-    for expected in 0..count {
-        let frame = next_batched(&mut ws, Wire::V05, &mut unflushed).await?;
-        if frame["type"] != "MESSAGE"
-            || frame["payload"]["seq"].as_u64() != Some(expected)
-            || frame["payload"]["data"].as_str().map(str::len) != Some(padding_len)
-        {
-            return Err(format!("message {expected} arrived wrong"));
+impl End for Sender {
+    type Output = Instant;
+
+    async fn run<W: RawWs>(self, mut ws: W) -> Result<Instant, String> {
+        let start = Instant::now();
+        for seq in 0..self.count {
+            let frame = crate::data::message_frame(&crate::data::message(seq, &self.padding));
+            ws.feed(Message::text(frame))
+                .await
+                .map_err(|err| format!("write failed: {err}"))?;
         }
+        ws.flush()
+            .await
+            .map_err(|err| format!("flush failed: {err}"))?;
+        // Waits for the receiver's close, so nothing is cut off.
+        while let Some(Ok(_)) = ws.next().await {}
+        Ok(start)
     }
-    let done = Instant::now();
-    let _ = ws.close().await;
-    Ok(done)
+}
+
+/// The receiver: parses and checks each message. Reports when the last
+/// one was checked.
+struct Receiver {
+    count: u64,
+    padding_len: usize,
+}
+
+impl End for Receiver {
+    type Output = Instant;
+
+    async fn run<W: RawWs>(self, mut ws: W) -> Result<Instant, String> {
+        let mut unflushed = false;
+        for expected in 0..self.count {
+            let frame = next_batched(&mut ws, Wire::V05, &mut unflushed).await?;
+            if frame["type"] != "MESSAGE"
+                || frame["payload"]["seq"].as_u64() != Some(expected)
+                || frame["payload"]["data"].as_str().map(str::len) != Some(self.padding_len)
+            {
+                return Err(format!("message {expected} arrived wrong"));
+            }
+        }
+        let done = Instant::now();
+        let _ = ws.close().await;
+        Ok(done)
+    }
 }
