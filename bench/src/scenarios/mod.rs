@@ -155,6 +155,40 @@ pub const SCENARIOS: &[Scenario] = &[
 /// to be scheduled; the Python script and the raw baselines do the same.
 pub const THROUGHPUT_RUNS: usize = 3;
 
+/// `concurrency` tasks, each making `per_task` calls of `add(x, 1)`
+/// through `add` (a distinct `x` for every call) and checking each answer:
+/// the request scenarios of both generations.
+pub async fn adds<F, Fut>(
+    ctx: Ctx,
+    concurrency: usize,
+    per_task: usize,
+    add: F,
+) -> Result<(), String>
+where
+    F: Fn(i64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<serde_json::Value, String>> + Send,
+{
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|task| {
+            let add = add.clone();
+            ctx.rt.spawn(async move {
+                for i in 0..per_task {
+                    let x = (task * per_task + i) as i64;
+                    let result = add(x).await?;
+                    if result != serde_json::json!(x + 1) {
+                        return Err(format!("add({x}, 1) returned {result}"));
+                    }
+                }
+                Ok::<(), String>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        ctx.rt.timeout(ctx.limit(), "the calls", task).await???;
+    }
+    Ok(())
+}
+
 /// Runs `scenario` [`THROUGHPUT_RUNS`] times (once under `--quick`) and
 /// reports, for each metric, the median of its values, with all of them in
 /// the detail. Any failed run fails the whole.

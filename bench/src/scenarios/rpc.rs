@@ -9,7 +9,7 @@ use std::time::Instant;
 use juggler_rpc::{Actions, RpcConnection};
 use serde_json::{json, Value};
 
-use super::{connect, next_accepted, serve, Ctx};
+use super::{adds, connect, next_accepted, serve, Ctx};
 use crate::report::{Measure, Outcome};
 use crate::sys::cpu_time;
 
@@ -40,27 +40,17 @@ pub async fn run(ctx: Ctx, concurrency: usize) -> Outcome {
 
     let cpu_start = cpu_time()?;
     let start = Instant::now();
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|task| {
-            let client = client.clone();
-            ctx.rt.spawn(async move {
-                for i in 0..per_task {
-                    let x = (task * per_task + i) as i64;
-                    let result = client
-                        .call("add", vec![json!(x), json!(1)])
-                        .await
-                        .map_err(|err| format!("call add({x}, 1) failed: {err}"))?;
-                    if result != json!(x + 1) {
-                        return Err(format!("add({x}, 1) returned {result}"));
-                    }
-                }
-                Ok::<(), String>(())
-            })
-        })
-        .collect();
-    for task in tasks {
-        ctx.rt.timeout(ctx.limit(), "the calls", task).await???;
-    }
+    let caller = client.clone();
+    adds(ctx, concurrency, per_task, move |x| {
+        let client = caller.clone();
+        async move {
+            client
+                .call("add", vec![json!(x), json!(1)])
+                .await
+                .map_err(|err| format!("call add({x}, 1) failed: {err}"))
+        }
+    })
+    .await?;
     let elapsed = start.elapsed();
     let cpu = cpu_time()? - cpu_start;
     if client.pending_calls() != 0 {

@@ -13,7 +13,7 @@ use juggler_tokio::{Group, ServerOptions};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{Ctx, Samples};
+use super::{adds, Ctx, Samples};
 use crate::data::{self, FANOUT_INDEX};
 use crate::report::{Measure, Outcome};
 use crate::rt::Server;
@@ -85,29 +85,17 @@ pub async fn requests(ctx: Ctx, concurrency: usize) -> Outcome {
     let client = connect(ctx, &server).await?;
     let cpu_start = cpu_time()?;
     let start = Instant::now();
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|task| {
-            let client = client.clone();
-            ctx.rt.spawn(async move {
-                for i in 0..per_task {
-                    let x = (task * per_task + i) as i64;
-                    let result = client
-                        .send("add", json!([x, 1]))
-                        .await
-                        .map_err(|err| format!("add({x}, 1) failed: {err}"))?;
-                    if result != json!(x + 1) {
-                        return Err(format!("add({x}, 1) returned {result}"));
-                    }
-                }
-                Ok::<(), String>(())
-            })
-        })
-        .collect();
-    for task in tasks {
-        ctx.rt
-            .timeout(ctx.limit(), "the requests", task)
-            .await???;
-    }
+    let caller = client.clone();
+    adds(ctx, concurrency, per_task, move |x| {
+        let client = caller.clone();
+        async move {
+            client
+                .send("add", json!([x, 1]))
+                .await
+                .map_err(|err| format!("add({x}, 1) failed: {err}"))
+        }
+    })
+    .await?;
     let elapsed = start.elapsed();
     let cpu = cpu_time()? - cpu_start;
     client.async_close().await;
