@@ -188,30 +188,25 @@ impl Group {
 
     /// The open 0.5 members now, as connections.
     pub fn members(&self) -> Vec<Connection> {
-        let mut group = self.lock();
-        group.members.retain(|_, member| member.is_open());
-        group
-            .members
-            .values()
-            .filter_map(|member| match member {
-                Member::V0_5(member) => member.upgrade(),
-                Member::V0_7(_) => None,
-            })
-            .collect()
+        self.open_members(|member| match member {
+            Member::V0_5(member) => member.upgrade(),
+            Member::V0_7(_) => None,
+        })
     }
 
     /// The open 0.6/0.7 members now, as connections.
     pub fn v07_members(&self) -> Vec<crate::v07::Connection> {
+        self.open_members(|member| match member {
+            Member::V0_7(member) => member.upgrade(),
+            Member::V0_5(_) => None,
+        })
+    }
+
+    /// The open members `pick` takes, after dropping the closed ones.
+    fn open_members<T>(&self, pick: impl FnMut(&Member) -> Option<T>) -> Vec<T> {
         let mut group = self.lock();
         group.members.retain(|_, member| member.is_open());
-        group
-            .members
-            .values()
-            .filter_map(|member| match member {
-                Member::V0_7(member) => member.upgrade(),
-                Member::V0_5(_) => None,
-            })
-            .collect()
+        group.members.values().filter_map(pick).collect()
     }
 
     /// The state as last set.
