@@ -3,6 +3,8 @@
 Runs the same scenarios as ``juggler-bench`` (same payloads, states and
 checks; see ``bench/src/data.rs`` and ``bench/src/scenarios/``) with a
 hat-juggler server and hat-juggler clients in one asyncio process, and
+the message and RPC scenarios a second time with the server in a child
+process of its own (``--serve``; the metrics ``... two processes``), and
 prints one JSON object per measured number, in juggler-bench's ``--json``
 format (``"impl": "python"``), so that ``bench/table.py`` can put
 them beside ours. A scenario whose result is wrong prints a failure record
@@ -23,6 +25,7 @@ import argparse
 import asyncio
 import json
 import resource
+import socket
 import subprocess
 import sys
 import time
@@ -112,6 +115,45 @@ async def pair():
     return server, client, server_side
 
 
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+async def serve_until_stdin_closes(listen):
+    """The body of a server process: listens with ``listen(port)``, says
+    ``port N`` on stdout, and serves until the parent closes our stdin."""
+    port = free_port()
+    server = await listen(port)
+    sys.stdout.write(f'port {port}\n')
+    sys.stdout.flush()
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await server.async_close()
+
+
+class ServerProcess:
+    """The server of ``script --serve`` in a child process, for one
+    scenario."""
+
+    def __init__(self, script):
+        self.script = script
+
+    async def __aenter__(self):
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, self.script, '--serve', stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE)
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
+        if not line.startswith(b'port '):
+            raise Failed(f'the server process said {line!r}')
+        self.url = f'ws://127.0.0.1:{int(line.split()[1])}/ws'
+        return self
+
+    async def __aexit__(self, *_):
+        self.proc.stdin.close()
+        await self.proc.wait()
+
+
 class Changes:
     """Wakes a waiter on every remote data change of a connection; fails
     the wait if the connection closes."""
@@ -195,21 +237,27 @@ async def median_of_runs(scenario):
 
 # ---- scenarios ---------------------------------------------------------------
 
+def message_count(size):
+    return pick(100_000, 2_000) if size == 100 else pick(10_000, 200)
+
+
+async def receive_all(conn, count, padding_len):
+    """Receives ``count`` messages, checking each one's sequence number and
+    padding; returns when the last one arrived."""
+    for expected in range(count):
+        msg = await conn.receive()
+        if msg.get('seq') != expected:
+            raise Failed(f'message {expected} arrived as {msg.get("seq")}')
+        if len(msg.get('data', '')) != padding_len:
+            raise Failed(f'message {expected} arrived with wrong padding')
+    return time.perf_counter()
+
+
 async def messages(size):
-    count = pick(100_000, 2_000) if size == 100 else pick(10_000, 200)
+    count = message_count(size)
     server, client, server_side = await pair()
     pad = padding(size)
-
-    async def receive():
-        for expected in range(count):
-            msg = await server_side.receive()
-            if msg.get('seq') != expected:
-                raise Failed(f'message {expected} arrived as {msg.get("seq")}')
-            if len(msg.get('data', '')) != len(pad):
-                raise Failed(f'message {expected} arrived with wrong padding')
-        return time.perf_counter()
-
-    receiver = asyncio.create_task(receive())
+    receiver = asyncio.create_task(receive_all(server_side, count, len(pad)))
     cpu = time.process_time()
     start = time.perf_counter()
     for seq in range(count):
@@ -229,19 +277,41 @@ async def messages(size):
                     f'{cpu * 1e6 / count:.2f} µs/msg (both sides)')]
 
 
-async def rpc(concurrency):
+async def messages_two_processes(size):
+    """``messages`` with the receiving server in a child process: it checks
+    them as ``messages`` does and answers ``{'received': count}``."""
+    count = message_count(size)
+    pad = padding(size)
+    async with ServerProcess(__file__) as server:
+        client = await connect(server.url)
+        await client.send({'mode': 'messages', 'count': count,
+                           'padding': len(pad)})
+        cpu = time.process_time()
+        start = time.perf_counter()
+        for seq in range(count):
+            await client.send(message(seq, pad))
+        reply = await client.receive()
+        elapsed = time.perf_counter() - start
+        cpu = time.process_time() - cpu
+        await client.async_close()
+    if reply != {'received': count}:
+        raise Failed(f'the server process said {reply}')
+    return [measure('throughput two processes', count / elapsed, 'msgs/s',
+                    f'{count} msgs of {size} B in {elapsed:.3f} s, until the '
+                    f"server process's answer; CPU {cpu * 1e6 / count:.2f} "
+                    f'µs/msg (the client only)')]
+
+
+async def add(a, b):
+    return a + b
+
+
+async def timed_calls(client, concurrency, metric):
+    """``add(x, 1)`` calls through ``client``, ``concurrency`` at a time,
+    each answer checked; the measure of their rate."""
     calls = pick(4_000, 200) if concurrency == 1 else pick(40_000, 640)
     per_task = calls // concurrency
     calls = per_task * concurrency
-
-    async def add(a, b):
-        return a + b
-
-    server, url, accepted = await serve()
-    client_conn = await connect(url)
-    server_conn = await asyncio.wait_for(accepted.get(), 10)
-    server_rpc = juggler.RpcConnection(server_conn, {'add': add})
-    client = juggler.RpcConnection(client_conn)
 
     async def worker(task):
         for i in range(per_task):
@@ -255,14 +325,67 @@ async def rpc(concurrency):
     await asyncio.gather(*(worker(task) for task in range(concurrency)))
     elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu
+    return measure(metric, calls / elapsed, 'calls/s',
+                   f'{calls} calls, {concurrency} outstanding, in '
+                   f'{elapsed:.3f} s; mean '
+                   f'{elapsed * 1e6 * concurrency / calls:.1f} µs/call; CPU '
+                   f'{cpu * 1e6 / calls:.2f} µs/call')
+
+
+async def rpc(concurrency):
+    server, url, accepted = await serve()
+    client_conn = await connect(url)
+    server_conn = await asyncio.wait_for(accepted.get(), 10)
+    server_rpc = juggler.RpcConnection(server_conn, {'add': add})
+    client = juggler.RpcConnection(client_conn)
+    result = await timed_calls(client, concurrency, 'calls')
     await client.async_close()
     await server_rpc.wait_closed()
     await server.async_close()
-    return [measure('calls', calls / elapsed, 'calls/s',
-                    f'{calls} calls, {concurrency} outstanding, in '
-                    f'{elapsed:.3f} s; mean '
-                    f'{elapsed * 1e6 * concurrency / calls:.1f} µs/call; CPU '
-                    f'{cpu * 1e6 / calls:.2f} µs/call')]
+    return [result]
+
+
+async def rpc_two_processes(concurrency):
+    """``rpc`` with the answering server in a child process."""
+    async with ServerProcess(__file__) as server:
+        conn = await connect(server.url)
+        await conn.send({'mode': 'rpc'})
+        client = juggler.RpcConnection(conn)
+        result = await timed_calls(client, concurrency, 'calls two processes')
+        await client.async_close()
+    return [result]
+
+
+async def serve_process():
+    """The server of the two-process scenarios. A connection's first
+    message says what it is for: ``{'mode': 'rpc'}`` answers ``add``
+    calls; ``{'mode': 'messages', 'count', 'padding'}`` receives and checks
+    that many messages and answers ``{'received': count}`` (or
+    ``{'error': ...}``)."""
+
+    async def serve_connection(conn):
+        first = await conn.receive()
+        if first.get('mode') == 'rpc':
+            juggler.RpcConnection(conn, {'add': add})
+            return
+        try:
+            await receive_all(conn, first['count'], first['padding'])
+            await conn.send({'received': first['count']})
+        except Failed as e:
+            await conn.send({'error': str(e)})
+
+    def connection_cb(conn):
+        conn.async_group.spawn(serve_connection, conn)
+
+    await serve_until_stdin_closes(
+        lambda port: juggler.listen('127.0.0.1', port, connection_cb,
+                                    autoflush_delay=0))
+
+
+async def one_then_two_processes(one, two):
+    """The measures of ``one`` (one process) then of ``two`` (two), each
+    the median of its runs."""
+    return [*await median_of_runs(one), *await median_of_runs(two)]
 
 
 async def state_change(keys, quick_keys):
@@ -505,10 +628,14 @@ async def idle_clients(n, url):
 # ---- main --------------------------------------------------------------------
 
 SCENARIOS = {
-    'messages-100b': lambda: median_of_runs(lambda: messages(100)),
-    'messages-10kb': lambda: median_of_runs(lambda: messages(10_240)),
-    'rpc-sequential': lambda: median_of_runs(lambda: rpc(1)),
-    'rpc-64': lambda: median_of_runs(lambda: rpc(64)),
+    'messages-100b': lambda: one_then_two_processes(
+        lambda: messages(100), lambda: messages_two_processes(100)),
+    'messages-10kb': lambda: one_then_two_processes(
+        lambda: messages(10_240), lambda: messages_two_processes(10_240)),
+    'rpc-sequential': lambda: one_then_two_processes(
+        lambda: rpc(1), lambda: rpc_two_processes(1)),
+    'rpc-64': lambda: one_then_two_processes(
+        lambda: rpc(64), lambda: rpc_two_processes(64)),
     'state-1k': lambda: state_change(1_000, 1_000),
     'state-100k': lambda: state_change(100_000, 10_000),
     'full-sync-100k': full_sync,
@@ -553,9 +680,13 @@ def main():
     parser.add_argument('--idle-server', type=int)
     parser.add_argument('--idle-clients', type=int)
     parser.add_argument('--url')
+    parser.add_argument('--serve', action='store_true')
     args = parser.parse_args()
     QUICK = args.quick
 
+    if args.serve:
+        asyncio.run(serve_process())
+        return 0
     if args.idle_clients is not None:
         asyncio.run(idle_clients(args.idle_clients, args.url))
         return 0

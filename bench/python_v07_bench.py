@@ -29,8 +29,6 @@ import argparse
 import asyncio
 import copy
 import resource
-import socket
-import subprocess
 import sys
 import time
 
@@ -45,12 +43,6 @@ from python_peer_bench import (  # noqa: E402
 
 
 # ---- the server process -------------------------------------------------------
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
 
 async def serve():
     members = []
@@ -90,32 +82,9 @@ async def serve():
 
     resource.setrlimit(resource.RLIMIT_NOFILE,
                        (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
-    port = free_port()
-    server = await juggler.listen('127.0.0.1', port, None, on_request,
-                                  autoflush_delay=0)
-    sys.stdout.write(f'port {port}\n')
-    sys.stdout.flush()
-    # Serve until the parent closes our stdin.
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-    await server.async_close()
-
-
-class ServerProcess:
-    """The server in a child process, for one scenario."""
-
-    async def __aenter__(self):
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, '--serve', stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE)
-        line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
-        if not line.startswith(b'port '):
-            raise Failed(f'the server process said {line!r}')
-        self.url = f'ws://127.0.0.1:{int(line.split()[1])}/ws'
-        return self
-
-    async def __aexit__(self, *_):
-        self.proc.stdin.close()
-        await self.proc.wait()
+    await peer.serve_until_stdin_closes(
+        lambda port: juggler.listen('127.0.0.1', port, None, on_request,
+                                    autoflush_delay=0))
 
 
 class Watched:
@@ -143,7 +112,7 @@ async def requests(concurrency):
     calls = pick(5_000 if concurrency == 1 else 20_000, 200)
     per_task = calls // concurrency
     calls = per_task * concurrency
-    async with ServerProcess() as server:
+    async with peer.ServerProcess(__file__) as server:
         client = await juggler.connect(server.url)
 
         async def task(number):
@@ -164,7 +133,7 @@ async def requests(concurrency):
 
 async def notify():
     count = pick(50_000, 1_000)
-    async with ServerProcess() as server:
+    async with peer.ServerProcess(__file__) as server:
         received = 0
         done = asyncio.Event()
         failure = []
@@ -194,7 +163,7 @@ async def notify():
 async def state_change():
     keys = pick(100_000, 10_000)
     rounds = pick(5, 2)
-    async with ServerProcess() as server:
+    async with peer.ServerProcess(__file__) as server:
         client = Watched(await juggler.connect(server.url))
         start = time.perf_counter()
         await client.client.send('init_state', {'keys': keys})
@@ -235,7 +204,7 @@ async def fanout(n, quick_n):
     rounds = pick(5, 2)
     resource.setrlimit(resource.RLIMIT_NOFILE,
                        (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
-    async with ServerProcess() as server:
+    async with peer.ServerProcess(__file__) as server:
         clients = [Watched(await juggler.connect(server.url)) for _ in range(n)]
         for client in clients:
             await client.client.send('fanout_join', None)
