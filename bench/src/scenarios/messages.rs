@@ -5,14 +5,23 @@
 //! and size. The rate is messages over the time from the first `send` to
 //! the last message received; the run then checks that nothing more
 //! arrives before the close.
+//!
+//! On tokio the same messages run a second time in the layout of the raw
+//! split baseline ([`super::raw_split`]): the server and the client each
+//! on a thread of its own with a `current_thread` runtime
+//! (`throughput own threads`), so that baseline is compared like for like.
+//! juggler-smol spawns its tasks on smol's global executor, which has no
+//! such layout.
 
 use std::time::Instant;
 
 use juggler_tokio::Error;
 
-use super::{pair, Ctx};
+use super::raw_split::on_own_thread;
+use super::{client_options, next_accepted, pair, serve, Ctx};
 use crate::data;
 use crate::report::{Measure, Outcome};
+use crate::rt::Rt;
 use crate::sys::cpu_time;
 
 /// Runs the scenario with messages of about `size` bytes.
@@ -26,21 +35,8 @@ pub async fn run(ctx: Ctx, size: usize) -> Outcome {
     let padding_len = padding.len();
 
     let receiver = ctx.rt.spawn(async move {
-        for expected in 0..count {
-            let message = server_side
-                .receive()
-                .await
-                .map_err(|err| format!("receive of message {expected} failed: {err}"))?;
-            let seq = message["seq"].as_u64();
-            if seq != Some(expected) {
-                return Err(format!("message {expected} arrived as {seq:?}"));
-            }
-            if message["data"].as_str().map(str::len) != Some(padding_len) {
-                return Err(format!("message {expected} arrived with wrong padding"));
-            }
-        }
-        let done = Instant::now();
-        Ok::<_, String>((done, server_side))
+        receive_all(&server_side, count, padding_len).await?;
+        Ok::<_, String>((Instant::now(), server_side))
     });
 
     let cpu_start = cpu_time()?;
@@ -69,7 +65,7 @@ pub async fn run(ctx: Ctx, size: usize) -> Outcome {
     server.close().await;
 
     let rate = count as f64 / elapsed.as_secs_f64();
-    Ok(vec![Measure::new(
+    let mut measures = vec![Measure::new(
         "throughput",
         rate,
         "msgs/s",
@@ -78,5 +74,97 @@ pub async fn run(ctx: Ctx, size: usize) -> Outcome {
             elapsed.as_secs_f64(),
             cpu.as_secs_f64() * 1e6 / count as f64
         ),
-    )])
+    )];
+    if ctx.rt == Rt::Tokio {
+        measures.push(on_own_threads(ctx, count, size).await?);
+    }
+    Ok(measures)
+}
+
+/// Receives `count` messages on `connection`, checking each one's sequence
+/// number and padding.
+async fn receive_all(
+    connection: &juggler_tokio::Connection,
+    count: u64,
+    padding_len: usize,
+) -> Result<(), String> {
+    for expected in 0..count {
+        let message = connection
+            .receive()
+            .await
+            .map_err(|err| format!("receive of message {expected} failed: {err}"))?;
+        let seq = message["seq"].as_u64();
+        if seq != Some(expected) {
+            return Err(format!("message {expected} arrived as {seq:?}"));
+        }
+        if message["data"].as_str().map(str::len) != Some(padding_len) {
+            return Err(format!("message {expected} arrived with wrong padding"));
+        }
+    }
+    Ok(())
+}
+
+/// The same `count` messages with the server and the client each on a
+/// thread of its own, each with a `current_thread` tokio runtime: the
+/// layout of the raw split baseline.
+async fn on_own_threads(ctx: Ctx, count: u64, size: usize) -> Result<Measure, String> {
+    let padding = data::padding(size);
+    let padding_len = padding.len();
+    let (url_sender, url) = tokio::sync::oneshot::channel();
+    let server = on_own_thread(Rt::Tokio, move || async move {
+        let (server, mut incoming) = serve(Rt::Tokio).await?;
+        let _ = url_sender.send(server.url().to_owned());
+        let server_side = next_accepted(Rt::Tokio, &mut incoming).await?;
+        receive_all(&server_side, count, padding_len).await?;
+        let done = Instant::now();
+        // Exactly `count` arrived: the client's close comes next.
+        match server_side.receive().await {
+            Err(Error::Closed) => {}
+            Ok(extra) => return Err(format!("an extra message arrived: {extra}")),
+            Err(err) => return Err(format!("unexpected error after the last message: {err}")),
+        }
+        server.close().await;
+        Ok::<_, String>(done)
+    });
+    let url = ctx
+        .rt
+        .timeout(ctx.limit(), "the server thread's address", url)
+        .await?
+        .map_err(|_| "the server thread died".to_owned())?;
+    let client = on_own_thread(Rt::Tokio, move || async move {
+        let client = Rt::Tokio
+            .connect(&url, client_options())
+            .await
+            .map_err(|err| format!("connect failed: {err}"))?;
+        let start = Instant::now();
+        for seq in 0..count {
+            client
+                .send(&data::message(seq, &padding))
+                .await
+                .map_err(|err| format!("send of message {seq} failed: {err}"))?;
+        }
+        // Shutting down writes what is still queued first.
+        client.shutdown().await;
+        Ok::<_, String>(start)
+    });
+    let start = ctx
+        .rt
+        .timeout(ctx.limit(), "the sending thread", client)
+        .await?
+        .map_err(|_| "the client thread died".to_owned())??;
+    let done = ctx
+        .rt
+        .timeout(ctx.limit(), "the receiving thread", server)
+        .await?
+        .map_err(|_| "the server thread died".to_owned())??;
+    let elapsed = (done - start).as_secs_f64();
+    Ok(Measure::new(
+        "throughput own threads",
+        count as f64 / elapsed,
+        "msgs/s",
+        format!(
+            "{count} msgs of {size} B in {elapsed:.3} s; server and client each on its own \
+             thread with a current_thread runtime"
+        ),
+    ))
 }

@@ -188,7 +188,7 @@ async fn split<S: End, C: End>(
 
 /// Runs `task` on a new thread with a single-threaded executor of `rt`;
 /// its result comes through the returned channel.
-fn on_own_thread<T, F, Fut>(rt: Rt, task: F) -> tokio::sync::oneshot::Receiver<T>
+pub(super) fn on_own_thread<T, F, Fut>(rt: Rt, task: F) -> tokio::sync::oneshot::Receiver<T>
 where
     T: Send + 'static,
     F: FnOnce() -> Fut + Send + 'static,
