@@ -15,7 +15,9 @@
 //!   every response.
 //!
 //! Both ends run on one runtime with the same thread count as the
-//! library's runs. The `split` metrics, and `v07-requests-sequential` and
+//! library's runs. On tokio, `rpc-sequential` also runs its client from
+//! outside the workers, on a thread blocking on the runtime's handle, as
+//! `#[tokio::main]`'s main task does (`calls main task`). The `split` metrics, and `v07-requests-sequential` and
 //! `v07-requests-64`, run each end on a thread of its own instead, as the
 //! Python peer's runs do, with batched writes
 //! ([`super::raw_split`]): the fair ceiling.
@@ -95,9 +97,12 @@ async fn messages(ctx: Ctx, size: usize) -> Outcome {
 /// own thread (`calls split`).
 async fn rpc(ctx: Ctx, outstanding: usize) -> Outcome {
     let mut measures = match ctx.rt {
-        Rt::Tokio => rpc_over::<TokioWs>(ctx, outstanding).await,
-        Rt::Smol => rpc_over::<SmolWs>(ctx, outstanding).await,
+        Rt::Tokio => rpc_over::<TokioWs>(ctx, outstanding, Caller::Task).await,
+        Rt::Smol => rpc_over::<SmolWs>(ctx, outstanding, Caller::Task).await,
     }?;
+    if (ctx.rt, outstanding) == (Rt::Tokio, 1) {
+        measures.extend(rpc_over::<TokioWs>(ctx, outstanding, Caller::MainTask).await?);
+    }
     measures.extend(raw_split::requests(ctx, Wire::V05, outstanding as u64, "calls split").await?);
     Ok(measures)
 }
@@ -262,7 +267,17 @@ async fn messages_over<W: RawWs>(ctx: Ctx, size: usize) -> Outcome {
     Ok(measures)
 }
 
-async fn rpc_over<W: RawWs>(ctx: Ctx, outstanding: usize) -> Outcome {
+/// Where the client of [`rpc_over`] makes its calls.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    /// In the scenario's task (spawned on the runtime).
+    Task,
+    /// On a thread blocking on the tokio runtime's handle, as
+    /// `#[tokio::main]`'s main task.
+    MainTask,
+}
+
+async fn rpc_over<W: RawWs>(ctx: Ctx, outstanding: usize, caller: Caller) -> Outcome {
     let calls: u64 = match outstanding {
         1 => ctx.pick(20_000, 500),
         _ => ctx.pick(200_000, 2_000),
@@ -296,6 +311,58 @@ async fn rpc_over<W: RawWs>(ctx: Ctx, outstanding: usize) -> Outcome {
         }
     });
 
+    let (elapsed, mut client) = match caller {
+        Caller::Task => (ask(&mut client, calls, outstanding).await?, client),
+        Caller::MainTask => {
+            let handle = tokio::runtime::Handle::current();
+            let (sender, done) = tokio::sync::oneshot::channel();
+            std::thread::spawn(move || {
+                let asked = handle.block_on(async move {
+                    ask(&mut client, calls, outstanding)
+                        .await
+                        .map(|elapsed| (elapsed, client))
+                });
+                let _ = sender.send(asked);
+            });
+            ctx.rt
+                .timeout(ctx.limit(), "the calls from the main task", done)
+                .await?
+                .map_err(|_| "the calling thread died".to_owned())??
+        }
+    };
+    client
+        .close()
+        .await
+        .map_err(|err| format!("close failed: {err}"))?;
+    ctx.rt
+        .timeout(ctx.limit(), "the echo task", echo)
+        .await???;
+
+    let (metric, layout) = match caller {
+        Caller::Task => ("calls", ""),
+        Caller::MainTask => (
+            "calls main task",
+            "; awaited on a thread blocking on the runtime's handle, as #[tokio::main]'s main task",
+        ),
+    };
+    Ok(vec![Measure::new(
+        metric,
+        calls as f64 / elapsed.as_secs_f64(),
+        "calls/s",
+        format!(
+            "{calls} request/response pairs, {outstanding} outstanding, in {:.3} s{layout}",
+            elapsed.as_secs_f64()
+        ),
+    )])
+}
+
+/// `calls` requests through `client`, `outstanding` at a time, every
+/// answer checked; how long they took.
+async fn ask<W: RawWs>(
+    client: &mut W,
+    calls: u64,
+    outstanding: usize,
+) -> Result<std::time::Duration, String> {
     let request = |id: u64| {
         let x = id as i64;
         let frame = json!({"type": "MESSAGE", "payload": {
@@ -315,7 +382,7 @@ async fn rpc_over<W: RawWs>(ctx: Ctx, outstanding: usize) -> Outcome {
         next_id += 1;
     }
     while answered < calls {
-        let frame = next_json(&mut client).await?;
+        let frame = next_json(client).await?;
         answered += 1;
         let response = &frame["payload"];
         let id = response["id"].as_u64().ok_or("response without id")?;
@@ -331,22 +398,5 @@ async fn rpc_over<W: RawWs>(ctx: Ctx, outstanding: usize) -> Outcome {
             next_id += 1;
         }
     }
-    let elapsed = start.elapsed();
-    client
-        .close()
-        .await
-        .map_err(|err| format!("close failed: {err}"))?;
-    ctx.rt
-        .timeout(ctx.limit(), "the echo task", echo)
-        .await???;
-
-    Ok(vec![Measure::new(
-        "calls",
-        calls as f64 / elapsed.as_secs_f64(),
-        "calls/s",
-        format!(
-            "{calls} request/response pairs, {outstanding} outstanding, in {:.3} s",
-            elapsed.as_secs_f64()
-        ),
-    )])
+    Ok(start.elapsed())
 }

@@ -3,6 +3,12 @@
 //! `concurrency` tasks each make their share of the calls one after the
 //! other (so that many calls are outstanding at any time); every result is
 //! checked.
+//!
+//! On tokio, `rpc-sequential` also makes its calls from outside the
+//! runtime's workers, as a program awaiting them in `#[tokio::main]`'s main
+//! task does (the README's layout): a thread of its own blocks on the
+//! runtime's handle (`calls main task`, and its ratio to the spawned task's
+//! rate).
 
 use std::time::Instant;
 
@@ -11,6 +17,7 @@ use serde_json::{json, Value};
 
 use super::{adds, connect, next_accepted, serve, Ctx};
 use crate::report::{Measure, Outcome};
+use crate::rt::Rt;
 use crate::sys::cpu_time;
 
 /// The server's actions: `add(a, b) = a + b` on integers.
@@ -57,11 +64,16 @@ pub async fn run(ctx: Ctx, concurrency: usize) -> Outcome {
         return Err(format!("{} calls still pending", client.pending_calls()));
     }
 
+    let rate = calls as f64 / elapsed.as_secs_f64();
+    let main_task = match (concurrency, ctx.rt) {
+        (1, Rt::Tokio) => Some(calls_outside_the_workers(ctx, &client, calls).await?),
+        _ => None,
+    };
+
     client.shutdown().await;
     server_side.wait_closed().await;
     server.close().await;
-    let rate = calls as f64 / elapsed.as_secs_f64();
-    Ok(vec![Measure::new(
+    let mut measures = vec![Measure::new(
         "calls",
         rate,
         "calls/s",
@@ -71,5 +83,59 @@ pub async fn run(ctx: Ctx, concurrency: usize) -> Outcome {
             elapsed.as_secs_f64() * 1e6 * concurrency as f64 / calls as f64,
             cpu.as_secs_f64() * 1e6 / calls as f64
         ),
-    )])
+    )];
+    if let Some(main_task) = main_task {
+        let main_rate = calls as f64 / main_task.as_secs_f64();
+        measures.push(Measure::new(
+            "calls main task",
+            main_rate,
+            "calls/s",
+            format!(
+                "{calls} calls, one at a time, awaited on a thread that blocks on the runtime's \
+                 handle, as #[tokio::main]'s main task; {:.3} s",
+                main_task.as_secs_f64()
+            ),
+        ));
+        measures.push(Measure::new(
+            "main task ÷ spawned",
+            main_rate / rate,
+            "×",
+            "calls/s awaited as in #[tokio::main]'s main task over the same from a spawned task"
+                .to_owned(),
+        ));
+    }
+    Ok(measures)
+}
+
+/// How long `calls` sequential calls take when awaited outside the tokio
+/// runtime's workers, on a thread that blocks on its handle: what
+/// `#[tokio::main]` does with `main`'s body.
+async fn calls_outside_the_workers(
+    ctx: Ctx,
+    client: &RpcConnection,
+    calls: usize,
+) -> Result<std::time::Duration, String> {
+    let handle = tokio::runtime::Handle::current();
+    let client = client.clone();
+    let (sender, done) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let result = handle.block_on(async move {
+            let start = Instant::now();
+            for x in 0..calls as i64 {
+                let result = client
+                    .call("add", vec![json!(x), json!(1)])
+                    .await
+                    .map_err(|err| format!("call add({x}, 1) failed: {err}"))?;
+                if result != json!(x + 1) {
+                    return Err(format!("add({x}, 1) returned {result}"));
+                }
+            }
+            Ok(start.elapsed())
+        });
+        let _ = sender.send(result);
+    });
+    ctx.rt
+        .timeout(ctx.limit(), "the calls from the main task", done)
+        .await?
+        .map_err(|_| "the calling thread died".to_owned())?
 }
