@@ -10,15 +10,19 @@
 //! per connection), then with the shared-state API (`SharedState::set`,
 //! one diff and one encoding, then `set_local_data_shared` on each). At the
 //! end every client's remote data must equal the server's state.
+//!
+//! `fanout-1000-autoflush` runs the same with the server's default
+//! autoflush delay (0.2 s) instead of zero: its latencies hold the timer,
+//! its CPU figures (and their ratio) are what the shared state saves there.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use juggler_tokio::{Connection, SharedState, Value};
+use juggler_tokio::{Connection, ConnectionOptions, SharedState, Value};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{connect, next_accepted, serve, Ctx, Samples};
+use super::{connect, connection_options, next_accepted, serve_with, server_options, Ctx, Samples};
 use crate::data::{self, FANOUT_INDEX};
 use crate::report::{Measure, Outcome};
 use crate::sys::cpu_time;
@@ -70,13 +74,25 @@ impl Publisher {
 const KEYS: usize = 1_000;
 
 /// Runs the scenario with `clients` clients (`quick_clients` under
-/// `--quick`).
-pub async fn run(ctx: Ctx, clients: usize, quick_clients: usize) -> Outcome {
+/// `--quick`); with the default autoflush delay on the server when
+/// `default_autoflush`, otherwise with none.
+pub async fn run(
+    ctx: Ctx,
+    clients: usize,
+    quick_clients: usize,
+    default_autoflush: bool,
+) -> Outcome {
     let n = ctx.pick(clients, quick_clients);
     let rounds: u64 = ctx.pick(10, 2);
     crate::sys::raise_nofile_limit();
 
-    let (server, mut incoming) = serve(ctx.rt).await?;
+    let mut options = server_options();
+    if default_autoflush {
+        let mut connection = connection_options();
+        connection.autoflush = ConnectionOptions::default().autoflush;
+        options = options.connection(connection);
+    }
+    let (server, mut incoming) = serve_with(ctx.rt, options).await?;
     let mut client_connections = Vec::with_capacity(n);
     let mut server_connections = Vec::with_capacity(n);
     for _ in 0..n {
@@ -191,6 +207,17 @@ pub async fn run(ctx: Ctx, clients: usize, quick_clients: usize) -> Outcome {
             format!("{how}; process CPU per change, server and all clients"),
         ));
     }
+    let [(_, _, per_connection_cpu), (_, _, shared_cpu)] = &results[..] else {
+        return Err("the rounds of a publisher are missing".to_owned());
+    };
+    measures.push(Measure::new(
+        "cpu shared ÷ per-connection",
+        shared_cpu.as_secs_f64() / per_connection_cpu.as_secs_f64().max(1e-9),
+        "×",
+        "process CPU per change with SharedState + set_local_data_shared over the same with \
+         set_local_data per connection"
+            .to_owned(),
+    ));
     measures.push(Measure::new(
         "initial sync",
         initial.as_secs_f64() * 1e3,

@@ -105,12 +105,17 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "fanout-100",
         about: "one change of a shared 1,000-key state to 100 clients",
-        run: |ctx| Box::pin(fanout::run(ctx, 100, 20)),
+        run: |ctx| Box::pin(fanout::run(ctx, 100, 20, false)),
     },
     Scenario {
         name: "fanout-1000",
         about: "one change of a shared 1,000-key state to 1,000 clients",
-        run: |ctx| Box::pin(fanout::run(ctx, 1_000, 100)),
+        run: |ctx| Box::pin(fanout::run(ctx, 1_000, 100, false)),
+    },
+    Scenario {
+        name: "fanout-1000-autoflush",
+        about: "fanout-1000 with the default 0.2 s autoflush delay: CPU per change",
+        run: |ctx| Box::pin(fanout::run(ctx, 1_000, 100, true)),
     },
     Scenario {
         name: "v07-requests-sequential",
@@ -238,7 +243,7 @@ fn median_measures(mut runs: Vec<Vec<Measure>>) -> Vec<Measure> {
 /// (autoflush delay zero), so latency is the library's, not a timer's; and
 /// the size limits are raised as an application with large states raises
 /// them (the 100,000-key state is 5 MB of text and about 50 MB decoded).
-fn connection_options() -> ConnectionOptions {
+pub fn connection_options() -> ConnectionOptions {
     ConnectionOptions::default()
         .autoflush_delay(Some(Duration::ZERO))
         .max_message_size(64 << 20)
@@ -257,13 +262,21 @@ pub fn client_options() -> ClientOptions {
 
 /// A listening server whose accepted connections queue in the receiver.
 pub async fn serve(rt: Rt) -> Result<(Server, mpsc::UnboundedReceiver<Connection>), String> {
+    serve_with(rt, server_options()).await
+}
+
+/// [`serve`] with these options.
+pub async fn serve_with(
+    rt: Rt,
+    options: ServerOptions,
+) -> Result<(Server, mpsc::UnboundedReceiver<Connection>), String> {
     let (accepted, incoming) = mpsc::unbounded_channel();
     let server = rt
         .listen(
             move |connection| {
                 let _ = accepted.send(connection);
             },
-            server_options(),
+            options,
         )
         .await
         .map_err(|err| format!("listen failed: {err}"))?;
