@@ -796,7 +796,7 @@ impl Acceptor {
             return Err(Refusal::Origin);
         }
         if let Some(max) = self.max_connections {
-            if self.registry.live() >= max {
+            if !self.registry.has_room(max) {
                 crate::metrics::upgrade_refused("max_connections");
                 tracing::debug!(max, "WebSocket upgrade refused: max_connections");
                 return Err(Refusal::Full);
@@ -1047,8 +1047,24 @@ pub struct Registry {
 
 #[derive(Default)]
 struct RegistryInner {
+    /// Every connection added and not yet pruned: the live ones, and those
+    /// that ended since the last prune.
     connections: Vec<Weak<dyn Registered>>,
+    /// Prune when `connections` grows to this length: twice what the last
+    /// prune left, so adding stays O(1) amortized however many are open.
+    prune_at: usize,
     closing: bool,
+}
+
+/// The least `prune_at`.
+const MIN_PRUNE_AT: usize = 64;
+
+impl RegistryInner {
+    /// Drops the connections that ended.
+    fn prune(&mut self) {
+        self.connections.retain(is_live);
+        self.prune_at = (self.connections.len() * 2).max(MIN_PRUNE_AT);
+    }
 }
 
 /// A server connection of any generation, as its server's [`Registry`]
@@ -1114,7 +1130,9 @@ impl Registry {
     /// [`add`](Self::add) for a connection of any generation.
     pub(crate) fn add_registered(&self, connection: Arc<dyn Registered>) -> bool {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.connections.retain(is_live);
+        if inner.connections.len() >= inner.prune_at {
+            inner.prune();
+        }
         inner.connections.push(Arc::downgrade(&connection));
         if inner.closing {
             drop(inner);
@@ -1132,6 +1150,19 @@ impl Registry {
             .iter()
             .filter(|weak| is_live(weak))
             .count()
+    }
+
+    /// Whether fewer than `max` accepted connections are open or closing.
+    /// Looks at each connection only when the ones added since the last
+    /// look could make `max`, so a server with many open connections
+    /// admits one in O(1) time.
+    pub fn has_room(&self, max: usize) -> bool {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if inner.connections.len() < max {
+            return true;
+        }
+        inner.prune();
+        inner.connections.len() < max
     }
 
     /// Refuses new connections, closes every live one, and waits until all
@@ -1192,6 +1223,69 @@ pub struct ShutdownSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A registered connection whose end the test decides.
+    #[derive(Default)]
+    struct Fake {
+        done: std::sync::atomic::AtomicBool,
+    }
+
+    impl Registered for Fake {
+        fn is_done(&self) -> bool {
+            self.done.load(std::sync::atomic::Ordering::SeqCst)
+        }
+        fn close(&self) {}
+        fn wait_done(&self) -> crate::runtime::BorrowedFuture<'_> {
+            Box::pin(std::future::ready(()))
+        }
+        fn close_timed_out(&self) -> bool {
+            false
+        }
+    }
+
+    fn held(registry: &Registry) -> usize {
+        registry.inner.lock().unwrap().connections.len()
+    }
+
+    #[test]
+    fn the_registry_forgets_ended_connections_as_it_grows() {
+        let registry = Registry::default();
+        let mut open: Vec<Arc<Fake>> = Vec::new();
+        for number in 0..10_000 {
+            let connection = Arc::new(Fake::default());
+            registry.add_registered(connection.clone());
+            // Nine in ten end at once (half of those dropped, half done).
+            match number % 10 {
+                0 => open.push(connection),
+                1..=5 => drop(connection),
+                _ => connection
+                    .done
+                    .store(true, std::sync::atomic::Ordering::SeqCst),
+            }
+        }
+        assert_eq!(registry.live(), 1_000);
+        // At most twice the live ones after the last prune, plus the
+        // ones added since.
+        assert!(held(&registry) < 4_000, "holds {}", held(&registry));
+    }
+
+    #[test]
+    fn has_room_counts_only_open_connections() {
+        let registry = Registry::default();
+        let first: Vec<Arc<Fake>> = (0..3).map(|_| Arc::new(Fake::default())).collect();
+        for connection in &first {
+            registry.add_registered(connection.clone());
+        }
+        assert!(registry.has_room(4));
+        assert!(!registry.has_room(3));
+        first[0]
+            .done
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(registry.has_room(3));
+        drop(first);
+        assert!(registry.has_room(1));
+        assert!(!registry.has_room(0));
+    }
 
     fn request(headers: &[(&str, &str)]) -> Request<()> {
         let mut builder = Request::builder().method("GET").uri("/ws");
