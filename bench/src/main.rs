@@ -18,7 +18,8 @@
 //!
 //! The idle-memory scenarios start this program twice more, as
 //! `--idle-server N` (the server, in a fresh process) and `--idle-clients N
-//! --url URL` (its clients).
+//! --url URL` (its clients); `fanout-10000` starts it as `--fanout-clients
+//! N --url URL` (a share of its clients).
 #![forbid(unsafe_code)]
 
 mod data;
@@ -58,6 +59,7 @@ struct Args {
     list: bool,
     help: bool,
     idle_clients: Option<usize>,
+    fanout_clients: Option<usize>,
     idle_server: Option<usize>,
     url: Option<String>,
     threads: Option<usize>,
@@ -89,6 +91,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, lexopt::Er
                 }
             }
             Long("idle-clients") => parsed.idle_clients = Some(parser.value()?.parse()?),
+            Long("fanout-clients") => parsed.fanout_clients = Some(parser.value()?.parse()?),
             Long("idle-server") => parsed.idle_server = Some(parser.value()?.parse()?),
             Long("url") => parsed.url = Some(parser.value()?.string()?),
             Long("threads") => match parser.value()?.parse()? {
@@ -129,6 +132,20 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("juggler-bench --idle-clients: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+
+    if let Some(n) = args.fanout_clients {
+        let Some(url) = args.url else {
+            eprintln!("juggler-bench: --fanout-clients needs --url");
+            return ExitCode::from(2);
+        };
+        return match scenarios::run_fanout_clients(args.runtimes[0], n, url) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("juggler-bench --fanout-clients: {err}");
                 ExitCode::FAILURE
             }
         };

@@ -32,7 +32,7 @@ use crate::sys::cpu_time;
 /// `PerConnection` is what the scenario was first written for; switching
 /// a caller to the shared-state API is the one-line change from
 /// `Publisher::PerConnection` to `Publisher::shared(...)`.
-enum Publisher {
+pub(super) enum Publisher {
     /// `set_local_data(state.clone())` on each connection: each diffs the
     /// new state against what it synced and encodes its own frame.
     PerConnection,
@@ -44,11 +44,15 @@ enum Publisher {
 impl Publisher {
     /// The shared-state publisher, starting from `synced`: the version every
     /// connection holds now (the fast path needs the very same `Arc`).
-    fn shared(synced: &Arc<Value>) -> Self {
+    pub(super) fn shared(synced: &Arc<Value>) -> Self {
         Publisher::Shared(SharedState::new(synced.clone()))
     }
 
-    fn publish(&mut self, connections: &[Connection], state: &Arc<Value>) -> Result<(), String> {
+    pub(super) fn publish(
+        &mut self,
+        connections: &[Connection],
+        state: &Arc<Value>,
+    ) -> Result<(), String> {
         match self {
             Publisher::PerConnection => {
                 for connection in connections {
@@ -71,7 +75,7 @@ impl Publisher {
 }
 
 /// The size of the shared state.
-const KEYS: usize = 1_000;
+pub(super) const KEYS: usize = 1_000;
 
 /// Runs the scenario with `clients` clients (`quick_clients` under
 /// `--quick`); with the default autoflush delay on the server when
@@ -229,7 +233,7 @@ pub async fn run(
 
 /// Waits until every client has reported `version`; `seen` holds the last
 /// version each client reported.
-async fn wait_all(
+pub(super) async fn wait_all(
     reported: &mut mpsc::UnboundedReceiver<(usize, Option<u64>)>,
     seen: &mut [Option<u64>],
     version: u64,

@@ -124,7 +124,7 @@ pub fn run_idle_server(rt: Rt, n: usize, quick: bool) -> bool {
     result.is_ok()
 }
 
-fn this_program() -> Result<std::path::PathBuf, String> {
+pub(super) fn this_program() -> Result<std::path::PathBuf, String> {
     std::env::current_exe().map_err(|err| format!("cannot find this program: {err}"))
 }
 
@@ -249,34 +249,9 @@ fn wait_ready(child: &mut Child) -> oneshot::Receiver<Result<(), String>> {
 pub fn run_idle_clients(rt: Rt, n: usize, url: String) -> Result<(), String> {
     raise_nofile_limit();
     // Tell the parent once every connection is up, then wait for it.
-    let (stdin_closed, closed) = oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-        let _ = stdin_closed.send(());
-    });
+    let closed = stdin_closed();
     rt.run(async move {
-        let url = Arc::new(url);
-        let tasks: Vec<_> = (0..CONNECTING)
-            .map(|task| {
-                let url = url.clone();
-                let share = n / CONNECTING + usize::from(task < n % CONNECTING);
-                rt.spawn(async move {
-                    let mut connections = Vec::with_capacity(share);
-                    for _ in 0..share {
-                        let connection = rt
-                            .connect(&url, ClientOptions::default())
-                            .await
-                            .map_err(|err| format!("connect failed: {err}"))?;
-                        connections.push(connection);
-                    }
-                    Ok::<_, String>(connections)
-                })
-            })
-            .collect();
-        let mut all = Vec::with_capacity(n);
-        for task in tasks {
-            all.extend(task.await??);
-        }
+        let all = connect_many(rt, n, &url, ClientOptions::default).await?;
         println!("ready {}", all.len());
         std::io::stdout()
             .flush()
@@ -289,8 +264,52 @@ pub fn run_idle_clients(rt: Rt, n: usize, url: String) -> Result<(), String> {
     })
 }
 
-/// Kills the client process that would not exit.
-fn kill(pid: u32) {
+/// Resolves when this process's standard input closes: a child's signal
+/// from its parent that it is time to go.
+pub(super) fn stdin_closed() -> oneshot::Receiver<()> {
+    let (closed, receiver) = oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        let _ = closed.send(());
+    });
+    receiver
+}
+
+/// `n` client connections to `url`, [`CONNECTING`] at a time, each with
+/// the options `options` makes.
+pub(super) async fn connect_many(
+    rt: Rt,
+    n: usize,
+    url: &str,
+    options: fn() -> ClientOptions,
+) -> Result<Vec<Connection>, String> {
+    let url = Arc::new(url.to_owned());
+    let tasks: Vec<_> = (0..CONNECTING)
+        .map(|task| {
+            let url = url.clone();
+            let share = n / CONNECTING + usize::from(task < n % CONNECTING);
+            rt.spawn(async move {
+                let mut connections = Vec::with_capacity(share);
+                for _ in 0..share {
+                    let connection = rt
+                        .connect(&url, options())
+                        .await
+                        .map_err(|err| format!("connect failed: {err}"))?;
+                    connections.push(connection);
+                }
+                Ok::<_, String>(connections)
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(n);
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    Ok(all)
+}
+
+/// Kills a child process that would not exit.
+pub(super) fn kill(pid: u32) {
     let pid = i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw);

@@ -16,6 +16,7 @@ use crate::report::{Measure, Outcome};
 use crate::rt::{Rt, Server};
 
 mod fanout;
+mod fanout_processes;
 mod full_sync;
 mod idle;
 mod messages;
@@ -25,6 +26,7 @@ mod rpc;
 mod state;
 mod v07;
 
+pub use fanout_processes::run_fanout_clients;
 pub use idle::{run_idle_clients, run_idle_server};
 
 /// How a scenario runs.
@@ -111,6 +113,11 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "fanout-1000",
         about: "one change of a shared 1,000-key state to 1,000 clients",
         run: |ctx| Box::pin(fanout::run(ctx, 1_000, 100, false)),
+    },
+    Scenario {
+        name: "fanout-10000",
+        about: "one change of a shared 1,000-key state to 10,000 clients in child processes",
+        run: |ctx| Box::pin(fanout_processes::run(ctx, 10_000, 100)),
     },
     Scenario {
         name: "fanout-1000-autoflush",
