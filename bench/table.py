@@ -67,6 +67,10 @@ ROWS = [
     ("fanout-100", "latency shared-state", "latency", None, False, None),
     ("fanout-1000", "latency", "latency", None, False, None),
     ("fanout-1000", "latency shared-state", "latency", None, False, ("at most", 50.0)),
+    # 10,000 clients in two child processes (bench/src/scenarios/fanout_processes.rs).
+    ("fanout-10000", "latency", None, None, False, None),
+    ("fanout-10000", "latency shared-state", None, None, False, ("at most", 100.0)),
+    ("fanout-10000", "server cpu shared-state", None, None, False, None),
     # The same at the default 0.2 s autoflush delay: CPU per change.
     ("fanout-1000-autoflush", "cpu", None, None, False, None),
     ("fanout-1000-autoflush", "cpu shared-state", None, None, False, None),
