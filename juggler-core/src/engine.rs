@@ -617,6 +617,99 @@ impl Engine {
         }
     }
 
+    /// The two versions the sync due at `now` would diff (the data the
+    /// peer will hold once the frames sent so far arrive, and the local
+    /// data), for a driver that diffs them outside whatever lock guards
+    /// the engine and then calls
+    /// [`handle_timeout_diffed`](Self::handle_timeout_diffed). `None` when
+    /// no sync is due, or the due one needs no diff (ops only, a shared
+    /// change's frames, a whole new value): then
+    /// [`handle_timeout`](Self::handle_timeout) is cheap.
+    pub fn due_diff(&self, now: Instant) -> Option<(Arc<Value>, Arc<Value>)> {
+        if self.is_closed() || !matches!(self.deadline, Some(deadline) if deadline <= now) {
+            return None;
+        }
+        match &self.change {
+            LocalChange::Replaced { base, prefix }
+                if !(prefix.is_empty() && replaces_root(base, &self.local)) =>
+            {
+                Some((base.clone(), self.local.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    /// [`handle_timeout`](Self::handle_timeout) with the diff of
+    /// [`due_diff`](Self::due_diff)'s versions computed by the caller:
+    /// `ops` must be `diff(base, local)`. When the change is still from
+    /// `base`, `ops` go out and no diff runs here. If the local data moved
+    /// on meanwhile, the ops to `local` go out now and the deadline stays
+    /// due, so the driver diffs the rest the same way (it is never lost,
+    /// and never diffed here). If the change is no longer one from `base`
+    /// (a flush came between), this is `handle_timeout(now)`.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use juggler_core::{diff, AutoflushPolicy, Config, Engine};
+    /// use serde_json::json;
+    ///
+    /// # let now = Instant::now();
+    /// let delay = Duration::from_millis(200);
+    /// let mut engine = Engine::new(Config::with_autoflush(AutoflushPolicy::Delayed(delay)));
+    /// engine.set_local_data(now, json!({"a": 1, "b": 2}))?;
+    /// engine.handle_timeout(now + delay); // the first sync: the whole value
+    /// # while engine.poll_transmit().is_some() {}
+    /// engine.set_local_data(now + delay, json!({"a": 1, "b": 3}))?;
+    /// let due = now + delay * 2;
+    /// let (base, local) = engine.due_diff(due).expect("a diff is due"); // under the lock
+    /// let ops = diff(&base, &local);                                    // no lock held
+    /// engine.handle_timeout_diffed(due, &base, &local, ops);            // under the lock again
+    /// assert!(engine.poll_transmit().is_some());
+    /// assert!(!engine.has_unsent_changes());
+    /// # Ok::<(), juggler_core::Closed>(())
+    /// ```
+    pub fn handle_timeout_diffed(
+        &mut self,
+        now: Instant,
+        base: &Arc<Value>,
+        local: &Arc<Value>,
+        ops: Vec<PatchOperation>,
+    ) {
+        let from_base = matches!(
+            &self.change,
+            LocalChange::Replaced { base: pending, .. } if Arc::ptr_eq(pending, base)
+        );
+        let due = matches!(self.deadline, Some(deadline) if deadline <= now);
+        if self.is_closed() || !due || !from_base {
+            return self.handle_timeout(now);
+        }
+        let LocalChange::Replaced { mut prefix, .. } =
+            std::mem::replace(&mut self.change, LocalChange::None)
+        else {
+            return;
+        };
+        prefix.extend(ops);
+        if !Arc::ptr_eq(&self.local, local) {
+            // Changed while diffing: what was diffed goes out, the rest
+            // is diffed from there at once.
+            self.change = LocalChange::Replaced {
+                base: local.clone(),
+                prefix: Vec::new(),
+            };
+        } else {
+            self.deadline = None;
+        }
+        if !prefix.is_empty() {
+            let collapsed = self.collapsed_data_frames;
+            self.queue(FrameKind::Data, encode(FrameKind::Data, &prefix).into());
+            if self.collapsed_data_frames != collapsed {
+                // The run became the whole local data: nothing is left.
+                self.change = LocalChange::None;
+                self.deadline = None;
+            }
+        }
+    }
+
     /// Reports that the transport ended: the peer closed, the socket failed,
     /// a keep-alive timed out. Frames not yet polled are dropped, since they
     /// can no longer be written.

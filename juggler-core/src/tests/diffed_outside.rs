@@ -61,3 +61,142 @@ proptest! {
         prop_assert_eq!(diffed_peer, plain_peer);
     }
 }
+
+/// A delayed engine whose data changes at `steps`, each change a state of
+/// `states`; at each flush deadline the driver side diffs what
+/// `due_diff` names, while `meanwhile[step]` says whether the next change
+/// comes between the diff and its hand-back, and `drained[step]` whether
+/// the frames are written then (unwritten runs of DATA frames collapse).
+fn drive_diffed_at_timeout(
+    states: Vec<Value>,
+    meanwhile: &[bool],
+    drained: &[bool],
+    max_queued_data_frames: usize,
+) -> (Engine, Value, Engine, Value) {
+    let start = Instant::now();
+    let delay = std::time::Duration::from_millis(200);
+    let config = || {
+        let mut config = Config::with_autoflush(AutoflushPolicy::Delayed(delay));
+        config.max_queued_data_frames = max_queued_data_frames;
+        config
+    };
+    let (mut plain, mut diffed) = (Engine::new(config()), Engine::new(config()));
+    let (mut plain_peer, mut diffed_peer) = (Value::Null, Value::Null);
+    let states = states.into_iter().map(Arc::new);
+    for (step, state) in states.enumerate() {
+        let now = start + std::time::Duration::from_millis(90 * step as u64);
+        plain.handle_timeout(now);
+        plain.set_local_data(now, state.clone()).unwrap();
+        match diffed.due_diff(now) {
+            Some((base, local)) => {
+                let ops = diff(&base, &local);
+                // The application's next change, while the driver diffs.
+                if meanwhile[step % meanwhile.len()] {
+                    diffed.set_local_data(now, state).unwrap();
+                    diffed.handle_timeout_diffed(now, &base, &local, ops);
+                } else {
+                    diffed.handle_timeout_diffed(now, &base, &local, ops);
+                    diffed.set_local_data(now, state).unwrap();
+                }
+            }
+            None => {
+                diffed.handle_timeout(now);
+                diffed.set_local_data(now, state).unwrap();
+            }
+        }
+        if drained[step % drained.len()] {
+            peer_view(&mut plain, &mut plain_peer);
+            peer_view(&mut diffed, &mut diffed_peer);
+        }
+    }
+    (plain, plain_peer, diffed, diffed_peer)
+}
+
+proptest! {
+    #[test]
+    fn diffed_at_the_deadline_the_peer_ends_where_it_would(
+        // Objects with few keys: diffs of them remove as well as add.
+        states in prop::collection::vec(
+            prop::collection::btree_map("[a-d]", arb_json(), 0..4)
+                .prop_map(|map| Value::Object(map.into_iter().collect())),
+            1..12,
+        ),
+        meanwhile in prop::collection::vec(any::<bool>(), 1..10),
+        drained in prop::collection::vec(any::<bool>(), 1..10),
+        max_queued in 1usize..4,
+    ) {
+        let (mut plain, mut plain_peer, mut diffed, mut diffed_peer) =
+            drive_diffed_at_timeout(states, &meanwhile, &drained, max_queued);
+        plain.flush_local_data().unwrap();
+        diffed.flush_local_data().unwrap();
+        peer_view(&mut plain, &mut plain_peer);
+        peer_view(&mut diffed, &mut diffed_peer);
+        prop_assert_eq!(&diffed_peer, &**diffed.local_data());
+        prop_assert_eq!(diffed_peer, plain_peer);
+    }
+}
+
+#[test]
+fn a_change_diffed_at_the_deadline_sends_the_given_ops() {
+    let now = Instant::now();
+    let delay = std::time::Duration::from_millis(200);
+    let mut engine = Engine::new(Config::with_autoflush(AutoflushPolicy::Delayed(delay)));
+    engine
+        .set_local_data(now, serde_json::json!({"a": 1}))
+        .unwrap();
+    engine.handle_timeout(now + delay);
+    while engine.poll_transmit().is_some() {}
+    engine
+        .set_local_data(now + delay, serde_json::json!({"a": 2}))
+        .unwrap();
+    let due = now + delay * 2;
+    assert!(engine
+        .due_diff(due - std::time::Duration::from_millis(1))
+        .is_none());
+    let (base, local) = engine.due_diff(due).expect("a diff is due");
+    // Not what diff() gives (a replace of /a): the engine must send these.
+    let ops: Vec<json_patch::PatchOperation> = serde_json::from_value(serde_json::json!([
+        {"op": "remove", "path": "/a"},
+        {"op": "add", "path": "/a", "value": 2},
+    ]))
+    .unwrap();
+    engine.handle_timeout_diffed(due, &base, &local, ops);
+    let frame = engine.poll_transmit().expect("the sync");
+    assert_eq!(
+        frame.text.as_str(),
+        r#"{"type":"DATA","payload":[{"op":"remove","path":"/a"},{"op":"add","path":"/a","value":2}]}"#
+    );
+    assert!(engine.poll_timeout().is_none());
+    assert!(!engine.has_unsent_changes());
+}
+
+#[test]
+fn a_change_during_the_diff_is_sent_by_the_next_diff() {
+    let now = Instant::now();
+    let delay = std::time::Duration::from_millis(200);
+    let mut engine = Engine::new(Config::with_autoflush(AutoflushPolicy::Delayed(delay)));
+    engine
+        .set_local_data(now, serde_json::json!({"a": 1}))
+        .unwrap();
+    engine.handle_timeout(now + delay);
+    let mut peer = Value::Null;
+    peer_view(&mut engine, &mut peer);
+    engine
+        .set_local_data(now + delay, serde_json::json!({"a": 2}))
+        .unwrap();
+    let due = now + delay * 2;
+    let (base, local) = engine.due_diff(due).expect("a diff is due");
+    engine
+        .set_local_data(due, serde_json::json!({"a": 3, "b": 1}))
+        .unwrap();
+    engine.handle_timeout_diffed(due, &base, &local, diff(&base, &local));
+    peer_view(&mut engine, &mut peer);
+    assert_eq!(peer, serde_json::json!({"a": 2}));
+    // Still due, from where the peer is now.
+    let (base, local) = engine.due_diff(due).expect("the rest is due at once");
+    assert_eq!(*base, serde_json::json!({"a": 2}));
+    engine.handle_timeout_diffed(due, &base, &local, diff(&base, &local));
+    peer_view(&mut engine, &mut peer);
+    assert_eq!(peer, serde_json::json!({"a": 3, "b": 1}));
+    assert!(!engine.has_unsent_changes());
+}

@@ -472,6 +472,64 @@ impl ServerEngine {
         }
     }
 
+    /// The two versions the sync due at `now` would diff (the state the
+    /// client will hold, and the state), for a driver that diffs them
+    /// outside its lock and calls
+    /// [`handle_timeout_diffed`](Self::handle_timeout_diffed); as the 0.5
+    /// [`Engine::due_diff`](crate::Engine::due_diff). `None` when no sync
+    /// is due or it needs no diff.
+    pub fn due_diff(&self, now: Instant) -> Option<(Arc<Value>, Arc<Value>)> {
+        if self.closed.is_some() || self.flush_at.is_none_or(|at| at > now) {
+            return None;
+        }
+        match &self.pending {
+            Pending::Replaced { base, prefix } if !(prefix.is_empty() && base.is_null()) => {
+                Some((base.clone(), self.state.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    /// [`handle_timeout`](Self::handle_timeout) with `ops = diff(base,
+    /// state)` of [`due_diff`](Self::due_diff)'s versions computed by the
+    /// caller, as the 0.5
+    /// [`Engine::handle_timeout_diffed`](crate::Engine::handle_timeout_diffed):
+    /// the ops go out with no diff here; a state set meanwhile is diffed
+    /// from there at once, by the driver again.
+    pub fn handle_timeout_diffed(
+        &mut self,
+        now: Instant,
+        base: &Arc<Value>,
+        state: &Arc<Value>,
+        ops: Vec<PatchOperation>,
+    ) {
+        let from_base = matches!(
+            &self.pending,
+            Pending::Replaced { base: pending, .. } if Arc::ptr_eq(pending, base)
+        );
+        let due = self.flush_at.is_some_and(|at| at <= now);
+        if self.closed.is_some() || !due || !from_base {
+            return self.handle_timeout(now);
+        }
+        let Pending::Replaced { mut prefix, .. } = std::mem::take(&mut self.pending) else {
+            return;
+        };
+        prefix.extend(ops);
+        self.sent_base = None;
+        if Arc::ptr_eq(&self.state, state) {
+            self.flush_at = None;
+        } else {
+            self.pending = Pending::Replaced {
+                base: state.clone(),
+                prefix: Vec::new(),
+            };
+        }
+        if !prefix.is_empty() {
+            self.output
+                .push_message(self.config.framing, encode_state(&prefix));
+        }
+    }
+
     /// The next event.
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
         self.events.pop_front()

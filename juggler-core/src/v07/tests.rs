@@ -609,3 +609,89 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// With each due sync diffed by the caller (`due_diff`, then
+    /// `handle_timeout_diffed`), and states set while it diffs, the client
+    /// ends where that of plain `handle_timeout` does.
+    #[test]
+    fn diffed_at_the_deadline_the_client_ends_where_it_would(
+        states in prop::collection::vec(
+            prop::collection::btree_map("[a-d]", arb_json(), 0..4)
+                .prop_map(|map| Value::Object(map.into_iter().collect())),
+            1..12,
+        ),
+        meanwhile in prop::collection::vec(any::<bool>(), 1..10),
+    ) {
+        let start = Instant::now();
+        let policy = AutoflushPolicy::Delayed(Duration::from_millis(200));
+        let mut plain = server(policy, start);
+        let mut diffed = server(policy, start);
+        let (mut plain_frames, mut diffed_frames) = (Vec::new(), Vec::new());
+        for (step, state) in states.into_iter().enumerate() {
+            let now = start + Duration::from_millis(90 * step as u64);
+            let state = Arc::new(state);
+            plain.handle_timeout(now);
+            plain.set_state(now, state.clone()).unwrap();
+            match diffed.due_diff(now) {
+                Some((base, current)) => {
+                    let ops = crate::diff(&base, &current);
+                    if meanwhile[step % meanwhile.len()] {
+                        diffed.set_state(now, state).unwrap();
+                        diffed.handle_timeout_diffed(now, &base, &current, ops);
+                    } else {
+                        diffed.handle_timeout_diffed(now, &base, &current, ops);
+                        diffed.set_state(now, state).unwrap();
+                    }
+                }
+                None => {
+                    diffed.handle_timeout(now);
+                    diffed.set_state(now, state).unwrap();
+                }
+            }
+            plain_frames.extend(drain_server(&mut plain));
+            diffed_frames.extend(drain_server(&mut diffed));
+        }
+        plain.flush().unwrap();
+        diffed.flush().unwrap();
+        plain_frames.extend(drain_server(&mut plain));
+        diffed_frames.extend(drain_server(&mut diffed));
+        let view = |frames: &[String]| {
+            let mut view = Value::Null;
+            for message in messages(frames) {
+                let diff: Vec<PatchOperation> = serde_json::from_value(message["diff"].clone()).unwrap();
+                crate::apply(&mut view, &diff).unwrap();
+            }
+            view
+        };
+        prop_assert_eq!(&view(&diffed_frames), &**diffed.state());
+        prop_assert_eq!(view(&diffed_frames), view(&plain_frames));
+    }
+}
+
+#[test]
+fn a_state_diffed_at_the_deadline_sends_the_given_ops() {
+    let start = Instant::now();
+    let delay = Duration::from_millis(200);
+    let mut engine = server(AutoflushPolicy::Delayed(delay), start);
+    engine.set_state(start, json!({"a": 1})).unwrap();
+    engine.handle_timeout(start + delay);
+    drain_server(&mut engine);
+    engine.set_state(start + delay, json!({"a": 2})).unwrap();
+    let due = start + delay * 2;
+    assert!(engine.due_diff(due - Duration::from_millis(1)).is_none());
+    let (base, state) = engine.due_diff(due).expect("a diff is due");
+    // Not what diff() gives (a replace of /a): the engine must send these.
+    let ops: Vec<PatchOperation> = serde_json::from_value(json!([
+        {"op": "remove", "path": "/a"},
+        {"op": "add", "path": "/a", "value": 2},
+    ]))
+    .unwrap();
+    engine.handle_timeout_diffed(due, &base, &state, ops);
+    let frames = drain_server(&mut engine);
+    let sent = messages(&frames);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["diff"][0]["op"], "remove");
+    assert!(engine.poll_timeout().is_none());
+    assert!(!engine.has_unsent_changes());
+}
