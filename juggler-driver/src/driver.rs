@@ -390,6 +390,9 @@ struct WriterTurn {
     ping_due: bool,
     /// When to look again if nothing wakes the writer before.
     deadline: Option<Deadline>,
+    /// The versions the due sync diffs, for the writer to diff outside
+    /// the lock ([`diff_due_sync`]).
+    due_diff: Option<(Arc<serde_json::Value>, Arc<serde_json::Value>)>,
 }
 
 /// A moment the writer must look again at, and why.
@@ -455,6 +458,10 @@ where
             send_close(&mut sink, reason).await;
             return;
         }
+        if let Some((base, local)) = turn.due_diff {
+            diff_due_sync(shared, runtime, base, local, &mut freeing);
+            continue;
+        }
         if turn.ping_due {
             if let Err(failure) = send_ping(&mut sink, shared, runtime).await {
                 shared.update(Wake::Writer, |state| {
@@ -475,11 +482,34 @@ where
     }
 }
 
+/// The autoflush sync whose diff is due, diffed here on the writer's task
+/// with no lock held, then handed to the engine: the application's calls
+/// (and their lock) never wait for a large diff. The replaced version goes
+/// to `freeing`.
+fn diff_due_sync(
+    shared: &Shared,
+    runtime: &dyn Runtime,
+    base: Arc<serde_json::Value>,
+    local: Arc<serde_json::Value>,
+    freeing: &mut Freeing,
+) {
+    let ops = juggler_core::diff(&base, &local);
+    let now = runtime.now();
+    shared.update(Wake::Writer, |state| {
+        state.engine.handle_timeout_diffed(now, &base, &local, ops)
+    });
+    drop(local);
+    freeing.push(base);
+}
+
 /// One look at the state: the engine's and keep-alive's timers fired,
 /// frames taken into `batch`, and what else there is to do.
 fn look(shared: &Shared, now: Instant, batch: &mut Vec<Transmit>) -> WriterTurn {
     shared.update(Wake::Writer, |state| {
-        state.engine.handle_timeout(now);
+        let due_diff = state.engine.due_diff(now);
+        if due_diff.is_none() {
+            state.engine.handle_timeout(now);
+        }
         let held = state.reader_must_wait(&shared.options);
         let mut ping_due = false;
         if let Some(liveness) = &mut state.driver.liveness {
@@ -515,6 +545,7 @@ fn look(shared: &Shared, now: Instant, batch: &mut Vec<Transmit>) -> WriterTurn 
         WriterTurn {
             closed: state.engine.close_reason().cloned(),
             ping_due,
+            due_diff,
             deadline: [engine, keep_alive]
                 .into_iter()
                 .flatten()

@@ -11,7 +11,9 @@ use futures_io::{AsyncRead, AsyncWrite};
 use futures_util::future::{join, poll_fn, select, Either};
 use futures_util::{SinkExt, StreamExt};
 use juggler_core::v07::{ClientEngine, ClientEvent, OutFrame, ServerEngine, ServerEvent};
+use juggler_core::PatchOperation;
 use juggler_core::{CloseReason, Closed, FlushTicket, Liveness, LivenessAction, ProtocolError};
+use serde_json::Value;
 use std::future::Future;
 use std::task::Poll;
 use tokio::sync::Notify;
@@ -34,6 +36,21 @@ pub(crate) trait LinkEngine: Send + 'static {
     fn poll_transmit(&mut self) -> Option<OutFrame>;
     fn poll_timeout(&self) -> Option<Instant>;
     fn handle_timeout(&mut self, now: Instant);
+    /// The versions a sync due at `now` diffs (a server's state change
+    /// in its autoflush window), for the writer to diff outside the lock.
+    fn due_diff(&self, _now: Instant) -> Option<(Arc<Value>, Arc<Value>)> {
+        None
+    }
+    /// `handle_timeout` with the diff of `due_diff`'s versions.
+    fn handle_timeout_diffed(
+        &mut self,
+        now: Instant,
+        _base: &Arc<Value>,
+        _state: &Arc<Value>,
+        _ops: Vec<PatchOperation>,
+    ) {
+        self.handle_timeout(now)
+    }
     fn send_ping(&mut self, payload: &str) -> Result<(), Closed>;
     fn poll_event(&mut self) -> Option<Self::Event>;
     fn close_reason(&self) -> Option<&CloseReason>;
@@ -42,9 +59,10 @@ pub(crate) trait LinkEngine: Send + 'static {
 }
 
 macro_rules! link_engine {
-    ($engine:ty, $event:ty) => {
+    ($engine:ty, $event:ty { $($extra:item)* }) => {
         impl LinkEngine for $engine {
             type Event = $event;
+            $($extra)*
             fn handle_text(&mut self, frame: &str) -> Result<(), ProtocolError> {
                 <$engine>::handle_text(self, frame)
             }
@@ -82,8 +100,21 @@ macro_rules! link_engine {
     };
 }
 
-link_engine!(ServerEngine, ServerEvent);
-link_engine!(ClientEngine, ClientEvent);
+link_engine!(ServerEngine, ServerEvent {
+    fn due_diff(&self, now: Instant) -> Option<(Arc<Value>, Arc<Value>)> {
+        ServerEngine::due_diff(self, now)
+    }
+    fn handle_timeout_diffed(
+        &mut self,
+        now: Instant,
+        base: &Arc<Value>,
+        state: &Arc<Value>,
+        ops: Vec<PatchOperation>,
+    ) {
+        ServerEngine::handle_timeout_diffed(self, now, base, state, ops)
+    }
+});
+link_engine!(ClientEngine, ClientEvent {});
 
 /// What the reader and the writer share with the application's handles.
 pub(crate) struct Link<E, X> {
@@ -500,6 +531,9 @@ fn handle_item<E: LinkEngine, X>(state: &mut LinkState<E, X>, item: StreamItem) 
 struct Turn {
     closed: Option<CloseReason>,
     deadline: Option<Instant>,
+    /// The versions the due sync diffs, for the writer to diff outside
+    /// the lock.
+    due_diff: Option<(Arc<Value>, Arc<Value>)>,
 }
 
 /// Writes the engine's frames, fires its timers and the pings, and
@@ -560,6 +594,22 @@ where
             crate::driver::send_close(&mut sink, reason).await;
             return;
         }
+        if let Some((base, state)) = turn.due_diff {
+            // Diffed with no lock held: the application's calls never wait
+            // for a large diff.
+            let ops = juggler_core::diff(&base, &state);
+            let now = runtime.now();
+            let events = link.update_as_writer(|link_state| {
+                link_state
+                    .engine
+                    .handle_timeout_diffed(now, &base, &state, ops);
+                drain(dispatch, link_state)
+            });
+            dispatch.dispatch(events);
+            drop(state);
+            freeing.push(base);
+            continue;
+        }
         if !freeing.is_empty() {
             // A slice, then the other ready tasks (a local peer's reader),
             // then a new look: new frames go out before the next slice.
@@ -601,7 +651,10 @@ fn look<E: LinkEngine, X>(
     now: Instant,
     batch: &mut Vec<OutFrame>,
 ) -> Turn {
-    state.engine.handle_timeout(now);
+    let due_diff = state.engine.due_diff(now);
+    if due_diff.is_none() {
+        state.engine.handle_timeout(now);
+    }
     if let Some(liveness) = &mut state.liveness {
         match liveness.poll(now) {
             Some(LivenessAction::PeerDead) => state
@@ -628,6 +681,7 @@ fn look<E: LinkEngine, X>(
         .map(|liveness| liveness.poll_timeout().0);
     Turn {
         closed: state.engine.close_reason().cloned(),
+        due_diff,
         deadline: [state.engine.poll_timeout(), keep_alive]
             .into_iter()
             .flatten()
