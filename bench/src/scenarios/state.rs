@@ -76,6 +76,29 @@ pub async fn run(ctx: Ctx, keys: usize, quick_keys: usize) -> Outcome {
         }
     }
 
+    // What the diff path's caller pays besides the library: building the
+    // new state (a deep copy, as the rounds above do before their window),
+    // and the diff alone, on this thread (in `set_local_data`, outside the
+    // connection's lock).
+    let mut build = Samples::default();
+    let mut diff_only = Samples::default();
+    for sample in 0..ctx.pick(5, 2) {
+        let start = Instant::now();
+        let before = current.clone();
+        build.push(start.elapsed());
+        let mut after = before.clone();
+        after[data::key(data::changed_index(sample, keys))]["v"] = json!(u64::MAX);
+        let start = Instant::now();
+        let ops = juggler_core::diff(&before, &after);
+        diff_only.push(start.elapsed());
+        if ops.len() != 1 {
+            return Err(format!("a one-entry change diffed to {} ops", ops.len()));
+        }
+    }
+
+    // The first update after the diff path's last set is timed on its own:
+    // it must not copy the state.
+    let mut first_ops = Samples::default();
     let mut ops = Timing::default();
     for i in 0..WARM_UP + ops_rounds {
         round += 1;
@@ -90,8 +113,12 @@ pub async fn run(ctx: Ctx, keys: usize, quick_keys: usize) -> Outcome {
             .update_local_data(vec![op])
             .map_err(|err| format!("update_local_data failed: {err}"))?;
         wait_for_version(&mut changes, index, round).await?;
+        let (wall, cpu) = window.close()?;
+        if i == 0 {
+            first_ops.push(wall);
+        }
         if i >= WARM_UP {
-            ops.add(window.close()?);
+            ops.add((wall, cpu));
         }
     }
 
@@ -122,6 +149,30 @@ pub async fn run(ctx: Ctx, keys: usize, quick_keys: usize) -> Outcome {
             diff.cpu_ms(),
             "ms",
             "process CPU per change, both sides".into(),
+        ),
+        Measure::new(
+            "diff build",
+            build.mean_ms(),
+            "ms",
+            format!(
+                "the new state's deep copy, before the window; {}",
+                build.summary()
+            ),
+        ),
+        Measure::new(
+            "diff compute",
+            diff_only.mean_ms(),
+            "ms",
+            format!(
+                "juggler_core::diff alone, one thread; {}",
+                diff_only.summary()
+            ),
+        ),
+        Measure::new(
+            "first ops latency",
+            first_ops.mean_ms(),
+            "ms",
+            "the first update_local_data after the last set_local_data".into(),
         ),
         Measure::new("ops latency", ops.wall.mean_ms(), "ms", ops.wall.summary()),
         Measure::new(
