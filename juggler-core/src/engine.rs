@@ -626,7 +626,17 @@ impl Engine {
     /// change's frames, a whole new value): then
     /// [`handle_timeout`](Self::handle_timeout) is cheap.
     pub fn due_diff(&self, now: Instant) -> Option<(Arc<Value>, Arc<Value>)> {
-        if self.is_closed() || !matches!(self.deadline, Some(deadline) if deadline <= now) {
+        match self.deadline {
+            Some(deadline) if deadline <= now => self.unsent_diff(),
+            _ => None,
+        }
+    }
+
+    /// The two versions the next sync diffs, due or not (see
+    /// [`due_diff`](Self::due_diff)): for a flush whose diff runs outside
+    /// the lock, with [`sync_diffed`](Self::sync_diffed).
+    pub fn unsent_diff(&self) -> Option<(Arc<Value>, Arc<Value>)> {
+        if self.is_closed() {
             return None;
         }
         match &self.change {
@@ -641,12 +651,10 @@ impl Engine {
 
     /// [`handle_timeout`](Self::handle_timeout) with the diff of
     /// [`due_diff`](Self::due_diff)'s versions computed by the caller:
-    /// `ops` must be `diff(base, local)`. When the change is still from
-    /// `base`, `ops` go out and no diff runs here. If the local data moved
-    /// on meanwhile, the ops to `local` go out now and the deadline stays
-    /// due, so the driver diffs the rest the same way (it is never lost,
-    /// and never diffed here). If the change is no longer one from `base`
-    /// (a flush came between), this is `handle_timeout(now)`.
+    /// `ops` must be `diff(base, local)`. It is
+    /// [`sync_diffed`](Self::sync_diffed) when the sync is due, and
+    /// `handle_timeout(now)` when that takes nothing (a flush came
+    /// between).
     ///
     /// ```
     /// use std::time::{Duration, Instant};
@@ -675,23 +683,41 @@ impl Engine {
         local: &Arc<Value>,
         ops: Vec<PatchOperation>,
     ) {
+        let due = matches!(self.deadline, Some(deadline) if deadline <= now);
+        if !(due && self.sync_diffed(base, local, ops)) {
+            self.handle_timeout(now);
+        }
+    }
+
+    /// Queues the unsent change from `base` with `ops = diff(base, local)`
+    /// computed by the caller, with no diff here. When the local data
+    /// moved on meanwhile, the ops to `local` go out and the rest stays
+    /// unsent, to be diffed from there (the deadline, if due, stays due).
+    /// Returns `false`, and does nothing, when the unsent change is no
+    /// longer one from `base` (a sync came between) or the engine is
+    /// closed.
+    pub fn sync_diffed(
+        &mut self,
+        base: &Arc<Value>,
+        local: &Arc<Value>,
+        ops: Vec<PatchOperation>,
+    ) -> bool {
         let from_base = matches!(
             &self.change,
             LocalChange::Replaced { base: pending, .. } if Arc::ptr_eq(pending, base)
         );
-        let due = matches!(self.deadline, Some(deadline) if deadline <= now);
-        if self.is_closed() || !due || !from_base {
-            return self.handle_timeout(now);
+        if self.is_closed() || !from_base {
+            return false;
         }
         let LocalChange::Replaced { mut prefix, .. } =
             std::mem::replace(&mut self.change, LocalChange::None)
         else {
-            return;
+            return false;
         };
         prefix.extend(ops);
         if !Arc::ptr_eq(&self.local, local) {
             // Changed while diffing: what was diffed goes out, the rest
-            // is diffed from there at once.
+            // is diffed from there.
             self.change = LocalChange::Replaced {
                 base: local.clone(),
                 prefix: Vec::new(),
@@ -708,6 +734,7 @@ impl Engine {
                 self.deadline = None;
             }
         }
+        true
     }
 
     /// Reports that the transport ended: the peer closed, the socket failed,

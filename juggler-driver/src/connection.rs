@@ -951,9 +951,27 @@ impl Connection {
     }
 
     /// Sends unsent local data changes now and waits until they, and every
-    /// frame queued before them, are written to the socket.
+    /// frame queued before them, are written to the socket. A change that
+    /// needs a diff is diffed in this call, with no lock held.
     #[doc(alias = "flush")]
     pub async fn flush_local_data(&self) -> Result<(), Error> {
+        // An unsent change that needs a diff is diffed here, with no lock
+        // held; while changes keep coming, a few rounds of it, then the
+        // engine's flush diffs what is left.
+        for _ in 0..crate::diff_outside::FLUSH_DIFF_ROUNDS {
+            let Some((base, local)) = self.shared().lock().engine.unsent_diff() else {
+                break;
+            };
+            let ops = juggler_core::diff(&base, &local);
+            let free_now = self.shared().update(Wake::Application, |state| {
+                if state.engine.sync_diffed(&base, &local, ops) {
+                    state.retire(base)
+                } else {
+                    Some(base)
+                }
+            });
+            drop((local, free_now));
+        }
         let ticket = self
             .shared()
             .update(Wake::Application, |state| state.engine.flush_local_data())?;

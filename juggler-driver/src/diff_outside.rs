@@ -1,9 +1,14 @@
 //! A new state's diff, run on the caller's thread before the connection's
-//! lock is taken (both generations' `set_state`).
+//! lock is taken (both generations' `set_state`, and their flushes).
 
 use std::sync::Arc;
 
 use serde_json::Value;
+
+/// How many times a flush diffs an unsent change outside the lock while
+/// the application keeps changing the data, before the engine's flush
+/// diffs the rest itself.
+pub(crate) const FLUSH_DIFF_ROUNDS: usize = 3;
 
 /// The state to diff `next` against outside the lock: the engine's
 /// `current` state, when the peer holds it (`in_sync`: nothing unsent, and open) and both are

@@ -200,3 +200,36 @@ fn a_change_during_the_diff_is_sent_by_the_next_diff() {
     assert_eq!(peer, serde_json::json!({"a": 3, "b": 1}));
     assert!(!engine.has_unsent_changes());
 }
+
+#[test]
+fn a_manual_flush_diffed_outside_sends_the_given_ops() {
+    let now = Instant::now();
+    let mut engine = Engine::new(Config::with_autoflush(AutoflushPolicy::Manual));
+    engine
+        .set_local_data(now, serde_json::json!({"a": 1}))
+        .unwrap();
+    engine.flush_local_data().unwrap();
+    let mut peer = Value::Null;
+    peer_view(&mut engine, &mut peer);
+    engine
+        .set_local_data(now, serde_json::json!({"a": 2}))
+        .unwrap();
+    let (base, local) = engine.unsent_diff().expect("a diff is unsent");
+    assert!(
+        engine.due_diff(now).is_none(),
+        "nothing is due without a deadline"
+    );
+    let ops: Vec<json_patch::PatchOperation> = serde_json::from_value(serde_json::json!([
+        {"op": "remove", "path": "/a"},
+        {"op": "add", "path": "/a", "value": 2},
+    ]))
+    .unwrap();
+    assert!(engine.sync_diffed(&base, &local, ops));
+    assert!(!engine.has_unsent_changes());
+    let frame = engine.poll_transmit().expect("the sync");
+    assert!(frame.text.as_str().contains(r#""op":"remove""#));
+    // A second hand-back of the same diff takes nothing.
+    assert!(!engine.sync_diffed(&base, &local, diff(&base, &local)));
+    engine.flush_local_data().unwrap();
+    assert!(engine.poll_transmit().is_none());
+}

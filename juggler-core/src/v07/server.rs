@@ -479,7 +479,16 @@ impl ServerEngine {
     /// [`Engine::due_diff`](crate::Engine::due_diff). `None` when no sync
     /// is due or it needs no diff.
     pub fn due_diff(&self, now: Instant) -> Option<(Arc<Value>, Arc<Value>)> {
-        if self.closed.is_some() || self.flush_at.is_none_or(|at| at > now) {
+        match self.flush_at {
+            Some(at) if at <= now => self.unsent_diff(),
+            _ => None,
+        }
+    }
+
+    /// The two versions the next sync diffs, due or not, for a flush
+    /// whose diff runs outside the lock ([`sync_diffed`](Self::sync_diffed)).
+    pub fn unsent_diff(&self) -> Option<(Arc<Value>, Arc<Value>)> {
+        if self.closed.is_some() {
             return None;
         }
         match &self.pending {
@@ -493,9 +502,7 @@ impl ServerEngine {
     /// [`handle_timeout`](Self::handle_timeout) with `ops = diff(base,
     /// state)` of [`due_diff`](Self::due_diff)'s versions computed by the
     /// caller, as the 0.5
-    /// [`Engine::handle_timeout_diffed`](crate::Engine::handle_timeout_diffed):
-    /// the ops go out with no diff here; a state set meanwhile is diffed
-    /// from there at once, by the driver again.
+    /// [`Engine::handle_timeout_diffed`](crate::Engine::handle_timeout_diffed).
     pub fn handle_timeout_diffed(
         &mut self,
         now: Instant,
@@ -503,16 +510,32 @@ impl ServerEngine {
         state: &Arc<Value>,
         ops: Vec<PatchOperation>,
     ) {
+        let due = self.flush_at.is_some_and(|at| at <= now);
+        if !(due && self.sync_diffed(base, state, ops)) {
+            self.handle_timeout(now);
+        }
+    }
+
+    /// Queues the pending change from `base` with `ops = diff(base,
+    /// state)` computed by the caller, as the 0.5
+    /// [`Engine::sync_diffed`](crate::Engine::sync_diffed): a state set
+    /// meanwhile stays pending, to be diffed from there; `false`, and
+    /// nothing done, when the pending change is no longer from `base`.
+    pub fn sync_diffed(
+        &mut self,
+        base: &Arc<Value>,
+        state: &Arc<Value>,
+        ops: Vec<PatchOperation>,
+    ) -> bool {
         let from_base = matches!(
             &self.pending,
             Pending::Replaced { base: pending, .. } if Arc::ptr_eq(pending, base)
         );
-        let due = self.flush_at.is_some_and(|at| at <= now);
-        if self.closed.is_some() || !due || !from_base {
-            return self.handle_timeout(now);
+        if self.closed.is_some() || !from_base {
+            return false;
         }
         let Pending::Replaced { mut prefix, .. } = std::mem::take(&mut self.pending) else {
-            return;
+            return false;
         };
         prefix.extend(ops);
         self.sent_base = None;
@@ -528,6 +551,7 @@ impl ServerEngine {
             self.output
                 .push_message(self.config.framing, encode_state(&prefix));
         }
+        true
     }
 
     /// The next event.

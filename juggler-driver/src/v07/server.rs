@@ -304,7 +304,23 @@ impl Connection {
     }
 
     /// Sends the pending state change now and waits until it is written.
+    /// A pending change that needs a diff is diffed here, with no lock
+    /// held.
     pub async fn flush(&self) -> Result<(), Error> {
+        for _ in 0..crate::diff_outside::FLUSH_DIFF_ROUNDS {
+            let Some((base, state)) = self.link.read(|link| link.engine.unsent_diff()) else {
+                break;
+            };
+            let ops = juggler_core::diff(&base, &state);
+            let free_now = self.link.update(|link| {
+                if link.engine.sync_diffed(&base, &state, ops) {
+                    link.retire(base)
+                } else {
+                    Some(base)
+                }
+            });
+            drop((state, free_now));
+        }
         let ticket = self.link.update(|link| link.engine.flush())?;
         self.link.written(ticket).await
     }
