@@ -359,14 +359,22 @@ async def rpc_two_processes(concurrency):
 async def serve_process():
     """The server of the two-process scenarios. A connection's first
     message says what it is for: ``{'mode': 'rpc'}`` answers ``add``
-    calls; ``{'mode': 'messages', 'count', 'padding'}`` receives and checks
-    that many messages and answers ``{'received': count}`` (or
+    calls; ``{'mode': 'sync', 'keys'}`` sets that many keys' state as the
+    local data; ``{'mode': 'messages', 'count', 'padding'}`` receives and
+    checks that many messages and answers ``{'received': count}`` (or
     ``{'error': ...}``)."""
+    states = {}
 
     async def serve_connection(conn):
         first = await conn.receive()
         if first.get('mode') == 'rpc':
             juggler.RpcConnection(conn, {'add': add})
+            return
+        if first.get('mode') == 'sync':
+            keys = first['keys']
+            if keys not in states:
+                states[keys] = state(keys)
+            conn.set_local_data(states[keys])
             return
         try:
             await receive_all(conn, first['count'], first['padding'])
@@ -380,6 +388,11 @@ async def serve_process():
     await serve_until_stdin_closes(
         lambda port: juggler.listen('127.0.0.1', port, connection_cb,
                                     autoflush_delay=0))
+
+
+async def gather_measures(*scenarios):
+    """The measures of each scenario, run one after the other."""
+    return [m for scenario in scenarios for m in await scenario()]
 
 
 async def one_then_two_processes(one, two):
@@ -465,6 +478,32 @@ async def full_sync():
         measure('sync cpu', cpu_total * 1e3 / rounds, 'ms',
                 'process CPU per sync, both sides'),
     ]
+
+
+async def full_sync_two_processes():
+    """``full_sync`` with the server in a child process: a connection that
+    says ``{'mode': 'sync', 'keys': N}`` gets the N-key state as its
+    server's local data (built once per process, in an untimed first
+    round)."""
+    keys = pick(100_000, 10_000)
+    rounds = pick(3, 1)
+    data = state(keys)
+    times = Samples()
+    async with ServerProcess(__file__) as server:
+        for round_ in range(rounds + 1):
+            start = time.perf_counter()
+            client = await connect(server.url)
+            await client.send({'mode': 'sync', 'keys': keys})
+            changes = Changes(client)
+            await changes.wait_for(lambda data: data is not None)
+            if round_ > 0:
+                times.push(time.perf_counter() - start)
+            if client.remote_data != data:
+                raise Failed(f'round {round_}: the synced state differs')
+            await client.async_close()
+    return [measure('sync time two processes', times.mean_ms(), 'ms',
+                    f'{keys} keys, the server in a child process; '
+                    f'{times.summary()}')]
 
 
 async def fanout(clients, quick_clients):
@@ -638,7 +677,7 @@ SCENARIOS = {
         lambda: rpc(64), lambda: rpc_two_processes(64)),
     'state-1k': lambda: state_change(1_000, 1_000),
     'state-100k': lambda: state_change(100_000, 10_000),
-    'full-sync-100k': full_sync,
+    'full-sync-100k': lambda: gather_measures(full_sync, full_sync_two_processes),
     'fanout-100': lambda: fanout(100, 20),
     'fanout-1000': lambda: fanout(1_000, 100),
     'idle-memory-1000': lambda: idle_memory(1_000, 100),

@@ -64,6 +64,7 @@ ROWS = [
     ("state-100k", "first ops latency", None, None, False, ("at most", 1.0)),
     ("state-100k", "ops latency", None, None, False, None),
     ("state-100k", "ops cpu", None, None, False, ("at most", 1.0)),
+    ("full-sync-100k", "sync time", "sync time two processes", None, False, ("python", 10.0)),
     ("full-sync-100k", "sync time", "sync time", None, False, None),
     ("full-sync-100k", "serde floor", None, None, False, None),
     ("fanout-100", "latency", "latency", None, False, None),
