@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use http::{header, HeaderMap, Method, Request, Response, Uri};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, Uri};
 
 /// The HTTP request that opened a server-side connection: what an
 /// admission hook decides on, and what [`Connection::upgrade_request`]
@@ -37,6 +37,25 @@ pub struct UpgradeRequest {
     pub remote: Option<String>,
 }
 
+/// A copy of `headers` that owns its bytes. hyper's parsed header values
+/// (and its URI) are slices of the connection's read buffer: a plain
+/// clone, kept for the connection's life, would keep that whole buffer
+/// (8 KiB or more) alive for every connection.
+fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut owned = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        copy.set_sensitive(value.is_sensitive());
+        owned.append(name.clone(), copy);
+    }
+    owned
+}
+
+/// A copy of `uri` that owns its bytes (see [`owned_headers`]).
+fn owned_uri(uri: &Uri) -> Uri {
+    uri.to_string().parse().unwrap_or_else(|_| uri.clone())
+}
+
 impl UpgradeRequest {
     /// The request's parts, with the peer, the client address read from
     /// forwarding headers only if `trust_forwarded` is set.
@@ -45,14 +64,14 @@ impl UpgradeRequest {
         peer_addr: Option<SocketAddr>,
         trust_forwarded: bool,
     ) -> Self {
-        let headers = request.headers().clone();
+        let headers = owned_headers(request.headers());
         let forwarded = trust_forwarded
             .then(|| forwarded_client(&headers))
             .flatten();
         UpgradeRequest {
             peer_certificates: request.extensions().get::<PeerCertificates>().cloned(),
             method: request.method().clone(),
-            uri: request.uri().clone(),
+            uri: owned_uri(request.uri()),
             remote: forwarded.or_else(|| peer_addr.map(|peer| peer.ip().to_string())),
             headers,
             peer_addr,
@@ -188,9 +207,49 @@ impl fmt::Debug for Admitted {
 
 #[cfg(test)]
 mod tests {
-    use http::HeaderValue;
+    use bytes::Bytes;
 
     use super::*;
+
+    #[test]
+    fn the_kept_request_does_not_hold_the_read_buffer() {
+        // As hyper parses: values and path are slices of one read buffer.
+        let buffer = Bytes::from(
+            b"/ws?x=1 sid=abc; theme=dark secret-token"
+                .iter()
+                .copied()
+                .chain(std::iter::repeat_n(b' ', 8192))
+                .collect::<Vec<u8>>(),
+        );
+        let mut request = Request::builder()
+            .uri(Uri::from_maybe_shared(buffer.slice(0..7)).unwrap())
+            .body(())
+            .unwrap();
+        let headers = request.headers_mut();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_maybe_shared(buffer.slice(8..27)).unwrap(),
+        );
+        let mut token = HeaderValue::from_maybe_shared(buffer.slice(28..40)).unwrap();
+        token.set_sensitive(true);
+        headers.append(header::AUTHORIZATION, token);
+        headers.append(
+            "x-custom",
+            HeaderValue::from_maybe_shared(buffer.slice(8..11)).unwrap(),
+        );
+
+        let kept = UpgradeRequest::new(&request, None, false);
+        drop(request);
+        assert!(
+            buffer.is_unique(),
+            "the kept request still holds the buffer"
+        );
+        assert_eq!(kept.uri, "/ws?x=1");
+        assert_eq!(kept.query(), Some("x=1"));
+        assert_eq!(kept.cookie("theme"), Some("dark"));
+        assert!(kept.headers[header::AUTHORIZATION].is_sensitive());
+        assert_eq!(kept.headers["x-custom"], "sid");
+    }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();
