@@ -18,7 +18,7 @@ use std::time::Instant;
 use juggler_tokio::Error;
 
 use super::raw_split::on_own_thread;
-use super::{client_options, next_accepted, pair, serve, Ctx};
+use super::{client_options, from_thread, next_accepted, pair, serve, Ctx};
 use crate::data;
 use crate::report::{Measure, Outcome};
 use crate::rt::Rt;
@@ -57,11 +57,7 @@ pub async fn run(ctx: Ctx, size: usize) -> Outcome {
     // Exactly `count` arrived: after the client's close, the server side
     // has nothing more to receive.
     client.shutdown().await;
-    match server_side.receive().await {
-        Err(Error::Closed) => {}
-        Ok(extra) => return Err(format!("an extra message arrived: {extra}")),
-        Err(err) => return Err(format!("unexpected error after the last message: {err}")),
-    }
+    nothing_more(&server_side).await?;
     server.close().await;
 
     let rate = count as f64 / elapsed.as_secs_f64();
@@ -79,6 +75,15 @@ pub async fn run(ctx: Ctx, size: usize) -> Outcome {
         measures.push(on_own_threads(ctx, count, size).await?);
     }
     Ok(measures)
+}
+
+/// Checks that the next thing `connection` receives is the peer's close.
+async fn nothing_more(connection: &juggler_tokio::Connection) -> Result<(), String> {
+    match connection.receive().await {
+        Err(Error::Closed) => Ok(()),
+        Ok(extra) => Err(format!("an extra message arrived: {extra}")),
+        Err(err) => Err(format!("unexpected error after the last message: {err}")),
+    }
 }
 
 /// Receives `count` messages on `connection`, checking each one's sequence
@@ -118,19 +123,11 @@ async fn on_own_threads(ctx: Ctx, count: u64, size: usize) -> Result<Measure, St
         receive_all(&server_side, count, padding_len).await?;
         let done = Instant::now();
         // Exactly `count` arrived: the client's close comes next.
-        match server_side.receive().await {
-            Err(Error::Closed) => {}
-            Ok(extra) => return Err(format!("an extra message arrived: {extra}")),
-            Err(err) => return Err(format!("unexpected error after the last message: {err}")),
-        }
+        nothing_more(&server_side).await?;
         server.close().await;
         Ok::<_, String>(done)
     });
-    let url = ctx
-        .rt
-        .timeout(ctx.limit(), "the server thread's address", url)
-        .await?
-        .map_err(|_| "the server thread died".to_owned())?;
+    let url = from_thread(ctx, "the server thread's address", url).await?;
     let client = on_own_thread(Rt::Tokio, move || async move {
         let client = Rt::Tokio
             .connect(&url, client_options())
@@ -147,16 +144,8 @@ async fn on_own_threads(ctx: Ctx, count: u64, size: usize) -> Result<Measure, St
         client.shutdown().await;
         Ok::<_, String>(start)
     });
-    let start = ctx
-        .rt
-        .timeout(ctx.limit(), "the sending thread", client)
-        .await?
-        .map_err(|_| "the client thread died".to_owned())??;
-    let done = ctx
-        .rt
-        .timeout(ctx.limit(), "the receiving thread", server)
-        .await?
-        .map_err(|_| "the server thread died".to_owned())??;
+    let start = from_thread(ctx, "the sending thread", client).await??;
+    let done = from_thread(ctx, "the receiving thread", server).await??;
     let elapsed = (done - start).as_secs_f64();
     Ok(Measure::new(
         "throughput own threads",

@@ -246,6 +246,33 @@ fn median_measures(mut runs: Vec<Vec<Measure>>) -> Vec<Measure> {
         .collect()
 }
 
+/// Runs `future` on a new thread that blocks on the current tokio
+/// runtime's handle, as `#[tokio::main]` runs the body of `main`: outside
+/// the runtime's workers. Its output comes through the returned receiver.
+pub fn as_main_task<T: Send + 'static>(
+    future: impl Future<Output = T> + Send + 'static,
+) -> tokio::sync::oneshot::Receiver<T> {
+    let handle = tokio::runtime::Handle::current();
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(handle.block_on(future));
+    });
+    receiver
+}
+
+/// What a thread of the scenario sends through `result`, within the
+/// scenario's time limit.
+pub async fn from_thread<T>(
+    ctx: Ctx,
+    what: &str,
+    result: tokio::sync::oneshot::Receiver<T>,
+) -> Result<T, String> {
+    ctx.rt
+        .timeout(ctx.limit(), what, result)
+        .await?
+        .map_err(|_| format!("{what}: the thread died"))
+}
+
 /// Connection options of every scenario: changes go out at once
 /// (autoflush delay zero), so latency is the library's, not a timer's; and
 /// the size limits are raised as an application with large states raises

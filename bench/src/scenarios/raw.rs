@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::raw_split::{self, Wire};
-use super::{median_of_runs, Ctx, Run, Scenario};
+use super::{as_main_task, from_thread, median_of_runs, Ctx, Run, Scenario};
 use crate::data;
 use crate::report::{Measure, Outcome};
 use crate::rt::Rt;
@@ -314,20 +314,12 @@ async fn rpc_over<W: RawWs>(ctx: Ctx, outstanding: usize, caller: Caller) -> Out
     let (elapsed, mut client) = match caller {
         Caller::Task => (ask(&mut client, calls, outstanding).await?, client),
         Caller::MainTask => {
-            let handle = tokio::runtime::Handle::current();
-            let (sender, done) = tokio::sync::oneshot::channel();
-            std::thread::spawn(move || {
-                let asked = handle.block_on(async move {
-                    ask(&mut client, calls, outstanding)
-                        .await
-                        .map(|elapsed| (elapsed, client))
-                });
-                let _ = sender.send(asked);
+            let asked = as_main_task(async move {
+                ask(&mut client, calls, outstanding)
+                    .await
+                    .map(|elapsed| (elapsed, client))
             });
-            ctx.rt
-                .timeout(ctx.limit(), "the calls from the main task", done)
-                .await?
-                .map_err(|_| "the calling thread died".to_owned())??
+            from_thread(ctx, "the calls from the main task", asked).await??
         }
     };
     client

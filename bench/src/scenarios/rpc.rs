@@ -15,7 +15,7 @@ use std::time::Instant;
 use juggler_rpc::{Actions, RpcConnection};
 use serde_json::{json, Value};
 
-use super::{adds, connect, next_accepted, serve, Ctx};
+use super::{adds, as_main_task, connect, from_thread, next_accepted, serve, Ctx};
 use crate::report::{Measure, Outcome};
 use crate::rt::Rt;
 use crate::sys::cpu_time;
@@ -115,27 +115,19 @@ async fn calls_outside_the_workers(
     client: &RpcConnection,
     calls: usize,
 ) -> Result<std::time::Duration, String> {
-    let handle = tokio::runtime::Handle::current();
     let client = client.clone();
-    let (sender, done) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let result = handle.block_on(async move {
-            let start = Instant::now();
-            for x in 0..calls as i64 {
-                let result = client
-                    .call("add", vec![json!(x), json!(1)])
-                    .await
-                    .map_err(|err| format!("call add({x}, 1) failed: {err}"))?;
-                if result != json!(x + 1) {
-                    return Err(format!("add({x}, 1) returned {result}"));
-                }
+    let done = as_main_task(async move {
+        let start = Instant::now();
+        for x in 0..calls as i64 {
+            let result = client
+                .call("add", vec![json!(x), json!(1)])
+                .await
+                .map_err(|err| format!("call add({x}, 1) failed: {err}"))?;
+            if result != json!(x + 1) {
+                return Err(format!("add({x}, 1) returned {result}"));
             }
-            Ok(start.elapsed())
-        });
-        let _ = sender.send(result);
+        }
+        Ok(start.elapsed())
     });
-    ctx.rt
-        .timeout(ctx.limit(), "the calls from the main task", done)
-        .await?
-        .map_err(|_| "the calling thread died".to_owned())?
+    from_thread(ctx, "the calls from the main task", done).await?
 }

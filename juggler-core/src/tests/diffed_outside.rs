@@ -136,8 +136,9 @@ proptest! {
     }
 }
 
-#[test]
-fn a_change_diffed_at_the_deadline_sends_the_given_ops() {
+/// A delayed engine whose peer was synced to `{"a": 1}` (what it holds is
+/// returned) and whose data is now `{"a": 2}`, due at the returned time.
+fn changed_within_the_delay() -> (Engine, Value, Instant) {
     let now = Instant::now();
     let delay = std::time::Duration::from_millis(200);
     let mut engine = Engine::new(Config::with_autoflush(AutoflushPolicy::Delayed(delay)));
@@ -145,11 +146,17 @@ fn a_change_diffed_at_the_deadline_sends_the_given_ops() {
         .set_local_data(now, serde_json::json!({"a": 1}))
         .unwrap();
     engine.handle_timeout(now + delay);
-    while engine.poll_transmit().is_some() {}
+    let mut peer = Value::Null;
+    peer_view(&mut engine, &mut peer);
     engine
         .set_local_data(now + delay, serde_json::json!({"a": 2}))
         .unwrap();
-    let due = now + delay * 2;
+    (engine, peer, now + delay * 2)
+}
+
+#[test]
+fn a_change_diffed_at_the_deadline_sends_the_given_ops() {
+    let (mut engine, _, due) = changed_within_the_delay();
     assert!(engine
         .due_diff(due - std::time::Duration::from_millis(1))
         .is_none());
@@ -172,19 +179,7 @@ fn a_change_diffed_at_the_deadline_sends_the_given_ops() {
 
 #[test]
 fn a_change_during_the_diff_is_sent_by_the_next_diff() {
-    let now = Instant::now();
-    let delay = std::time::Duration::from_millis(200);
-    let mut engine = Engine::new(Config::with_autoflush(AutoflushPolicy::Delayed(delay)));
-    engine
-        .set_local_data(now, serde_json::json!({"a": 1}))
-        .unwrap();
-    engine.handle_timeout(now + delay);
-    let mut peer = Value::Null;
-    peer_view(&mut engine, &mut peer);
-    engine
-        .set_local_data(now + delay, serde_json::json!({"a": 2}))
-        .unwrap();
-    let due = now + delay * 2;
+    let (mut engine, mut peer, due) = changed_within_the_delay();
     let (base, local) = engine.due_diff(due).expect("a diff is due");
     engine
         .set_local_data(due, serde_json::json!({"a": 3, "b": 1}))

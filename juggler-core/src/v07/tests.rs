@@ -560,6 +560,30 @@ fn a_state_diffed_against_a_stale_base_is_diffed_again() {
     );
 }
 
+/// Flushes both servers, and what their clients hold after every frame
+/// each sent (`frames`, with the flushed ones added).
+fn flushed_views(
+    plain: &mut ServerEngine,
+    plain_frames: &mut Vec<String>,
+    diffed: &mut ServerEngine,
+    diffed_frames: &mut Vec<String>,
+) -> (Value, Value) {
+    plain.flush().unwrap();
+    diffed.flush().unwrap();
+    plain_frames.extend(drain_server(plain));
+    diffed_frames.extend(drain_server(diffed));
+    let view = |frames: &[String]| {
+        let mut view = Value::Null;
+        for message in messages(frames) {
+            let diff: Vec<PatchOperation> =
+                serde_json::from_value(message["diff"].clone()).unwrap();
+            crate::apply(&mut view, &diff).unwrap();
+        }
+        view
+    };
+    (view(plain_frames), view(diffed_frames))
+}
+
 proptest! {
     /// With a fresh or a stale base (another change came between), the
     /// client of `set_state_diffed` ends where that of `set_state` does, at
@@ -590,20 +614,10 @@ proptest! {
             plain_frames.extend(drain_server(&mut plain));
             diffed_frames.extend(drain_server(&mut diffed));
         }
-        plain.flush().unwrap();
-        diffed.flush().unwrap();
-        plain_frames.extend(drain_server(&mut plain));
-        diffed_frames.extend(drain_server(&mut diffed));
-        let view = |frames: &[String]| {
-            let mut view = Value::Null;
-            for message in messages(frames) {
-                let diff: Vec<PatchOperation> = serde_json::from_value(message["diff"].clone()).unwrap();
-                crate::apply(&mut view, &diff).unwrap();
-            }
-            view
-        };
-        prop_assert_eq!(&view(&diffed_frames), &**diffed.state());
-        prop_assert_eq!(view(&diffed_frames), view(&plain_frames));
+        let (plain_view, diffed_view) =
+            flushed_views(&mut plain, &mut plain_frames, &mut diffed, &mut diffed_frames);
+        prop_assert_eq!(&diffed_view, &**diffed.state());
+        prop_assert_eq!(diffed_view, plain_view);
         if policy == AutoflushPolicy::Immediate {
             prop_assert_eq!(diffed_frames, plain_frames);
         }
@@ -652,20 +666,10 @@ proptest! {
             plain_frames.extend(drain_server(&mut plain));
             diffed_frames.extend(drain_server(&mut diffed));
         }
-        plain.flush().unwrap();
-        diffed.flush().unwrap();
-        plain_frames.extend(drain_server(&mut plain));
-        diffed_frames.extend(drain_server(&mut diffed));
-        let view = |frames: &[String]| {
-            let mut view = Value::Null;
-            for message in messages(frames) {
-                let diff: Vec<PatchOperation> = serde_json::from_value(message["diff"].clone()).unwrap();
-                crate::apply(&mut view, &diff).unwrap();
-            }
-            view
-        };
-        prop_assert_eq!(&view(&diffed_frames), &**diffed.state());
-        prop_assert_eq!(view(&diffed_frames), view(&plain_frames));
+        let (plain_view, diffed_view) =
+            flushed_views(&mut plain, &mut plain_frames, &mut diffed, &mut diffed_frames);
+        prop_assert_eq!(&diffed_view, &**diffed.state());
+        prop_assert_eq!(diffed_view, plain_view);
     }
 }
 
