@@ -702,28 +702,27 @@ impl Engine {
         local: &Arc<Value>,
         ops: Vec<PatchOperation>,
     ) -> bool {
-        let from_base = matches!(
-            &self.change,
-            LocalChange::Replaced { base: pending, .. } if Arc::ptr_eq(pending, base)
-        );
-        if self.is_closed() || !from_base {
+        if self.is_closed() {
             return false;
         }
-        let LocalChange::Replaced { mut prefix, .. } =
-            std::mem::replace(&mut self.change, LocalChange::None)
-        else {
-            return false;
+        let mut prefix = match &mut self.change {
+            LocalChange::Replaced {
+                base: pending,
+                prefix,
+            } if Arc::ptr_eq(pending, base) => std::mem::take(prefix),
+            _ => return false,
         };
         prefix.extend(ops);
-        if !Arc::ptr_eq(&self.local, local) {
+        if Arc::ptr_eq(&self.local, local) {
+            self.change = LocalChange::None;
+            self.deadline = None;
+        } else {
             // Changed while diffing: what was diffed goes out, the rest
             // is diffed from there.
             self.change = LocalChange::Replaced {
                 base: local.clone(),
                 prefix: Vec::new(),
             };
-        } else {
-            self.deadline = None;
         }
         if !prefix.is_empty() {
             let collapsed = self.collapsed_data_frames;

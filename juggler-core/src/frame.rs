@@ -95,7 +95,7 @@ impl Frame {
             .ok_or(ProtocolError::MissingPayload)?;
         Ok(match kind {
             FrameKind::Data => Frame::Data(
-                crate::patch::ops_from_value(payload).map_err(ProtocolError::InvalidPatch)?,
+                crate::op_decode::ops_from_value(payload).map_err(ProtocolError::InvalidPatch)?,
             ),
             FrameKind::Message => Frame::Message(payload),
             FrameKind::Ping => Frame::Ping(payload),

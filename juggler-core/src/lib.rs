@@ -30,6 +30,7 @@ mod error;
 pub mod frame;
 mod generation;
 pub mod liveness;
+mod op_decode;
 mod patch;
 mod shared;
 mod transmit_queue;

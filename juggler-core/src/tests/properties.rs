@@ -26,6 +26,13 @@ pub(crate) fn arb_json() -> impl Strategy<Value = Value> {
     })
 }
 
+/// An object of up to four of the keys `a` to `d`: diffs between two of
+/// them remove and replace members as well as add them.
+pub(crate) fn arb_small_object() -> impl Strategy<Value = Value> {
+    prop::collection::btree_map("[a-d]", arb_json(), 0..4)
+        .prop_map(|map| Value::Object(map.into_iter().collect()))
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Set(bool, Value),

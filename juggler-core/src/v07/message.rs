@@ -125,7 +125,8 @@ pub fn decode_server_message(text: &str) -> Result<ServerMessage, ProtocolError>
                 .remove("diff")
                 .ok_or_else(|| missing("state", "diff"))?;
             Ok(ServerMessage::State {
-                diff: crate::patch::ops_from_value(diff).map_err(ProtocolError::InvalidPatch)?,
+                diff: crate::op_decode::ops_from_value(diff)
+                    .map_err(ProtocolError::InvalidPatch)?,
             })
         }
         "notify" => match object.remove("name") {

@@ -527,19 +527,20 @@ impl ServerEngine {
         state: &Arc<Value>,
         ops: Vec<PatchOperation>,
     ) -> bool {
-        let from_base = matches!(
-            &self.pending,
-            Pending::Replaced { base: pending, .. } if Arc::ptr_eq(pending, base)
-        );
-        if self.closed.is_some() || !from_base {
+        if self.closed.is_some() {
             return false;
         }
-        let Pending::Replaced { mut prefix, .. } = std::mem::take(&mut self.pending) else {
-            return false;
+        let mut prefix = match &mut self.pending {
+            Pending::Replaced {
+                base: pending,
+                prefix,
+            } if Arc::ptr_eq(pending, base) => std::mem::take(prefix),
+            _ => return false,
         };
         prefix.extend(ops);
         self.sent_base = None;
         if Arc::ptr_eq(&self.state, state) {
+            self.pending = Pending::None;
             self.flush_at = None;
         } else {
             self.pending = Pending::Replaced {
