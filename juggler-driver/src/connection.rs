@@ -31,7 +31,7 @@ use tokio::sync::Notify;
 use crate::admission::{Admitted, UpgradeRequest};
 use crate::budget::{Charge, MemoryBudget};
 use crate::change_stream::ChangeCursor;
-use crate::diff_outside::diff_base;
+use crate::diff_outside::{diff_base, diff_unsent};
 use crate::freeing::Retired;
 use crate::metrics::{role_label, ConnectionMetrics};
 use crate::options::ConnectionOptions;
@@ -955,23 +955,18 @@ impl Connection {
     /// needs a diff is diffed in this call, with no lock held.
     #[doc(alias = "flush")]
     pub async fn flush_local_data(&self) -> Result<(), Error> {
-        // An unsent change that needs a diff is diffed here, with no lock
-        // held; while changes keep coming, a few rounds of it, then the
-        // engine's flush diffs what is left.
-        for _ in 0..crate::diff_outside::FLUSH_DIFF_ROUNDS {
-            let Some((base, local)) = self.shared().lock().engine.unsent_diff() else {
-                break;
-            };
-            let ops = juggler_core::diff(&base, &local);
-            let free_now = self.shared().update(Wake::Application, |state| {
-                if state.engine.sync_diffed(&base, &local, ops) {
-                    state.retire(base)
-                } else {
-                    Some(base)
-                }
-            });
-            drop((local, free_now));
-        }
+        diff_unsent(
+            || self.shared().lock().engine.unsent_diff(),
+            |base, local, ops| {
+                self.shared().update(Wake::Application, |state| {
+                    if state.engine.sync_diffed(&base, local, ops) {
+                        state.retire(base)
+                    } else {
+                        Some(base)
+                    }
+                })
+            },
+        );
         let ticket = self
             .shared()
             .update(Wake::Application, |state| state.engine.flush_local_data())?;

@@ -18,7 +18,7 @@ use super::link::{run, Dispatch, Link, LinkState};
 use super::Options;
 use crate::admission::{Admitted, UpgradeRequest};
 use crate::budget::{Charge, MemoryBudget};
-use crate::diff_outside::diff_base;
+use crate::diff_outside::{diff_base, diff_unsent};
 use crate::{BoxFuture, Error, Runtime};
 use futures_util::FutureExt;
 use juggler_core::value_cost;
@@ -307,20 +307,18 @@ impl Connection {
     /// A pending change that needs a diff is diffed here, with no lock
     /// held.
     pub async fn flush(&self) -> Result<(), Error> {
-        for _ in 0..crate::diff_outside::FLUSH_DIFF_ROUNDS {
-            let Some((base, state)) = self.link.read(|link| link.engine.unsent_diff()) else {
-                break;
-            };
-            let ops = juggler_core::diff(&base, &state);
-            let free_now = self.link.update(|link| {
-                if link.engine.sync_diffed(&base, &state, ops) {
-                    link.retire(base)
-                } else {
-                    Some(base)
-                }
-            });
-            drop((state, free_now));
-        }
+        diff_unsent(
+            || self.link.read(|link| link.engine.unsent_diff()),
+            |base, state, ops| {
+                self.link.update(|link| {
+                    if link.engine.sync_diffed(&base, state, ops) {
+                        link.retire(base)
+                    } else {
+                        Some(base)
+                    }
+                })
+            },
+        );
         let ticket = self.link.update(|link| link.engine.flush())?;
         self.link.written(ticket).await
     }
