@@ -49,6 +49,15 @@ pub fn version_of(state: &Value, index: usize) -> Option<u64> {
     state.get(key(index))?.get("v")?.as_u64()
 }
 
+/// The RFC 6902 op that sets entry `index`'s version to `version`: the
+/// ops path's change.
+pub fn version_op(index: usize, version: u64) -> Result<juggler_core::PatchOperation, String> {
+    serde_json::from_value(json!({
+        "op": "replace", "path": format!("/{}/v", key(index)), "value": version,
+    }))
+    .map_err(|err| format!("cannot build the operation: {err}"))
+}
+
 /// The fixed entry the fan-out scenarios change.
 pub const FANOUT_INDEX: usize = 500;
 

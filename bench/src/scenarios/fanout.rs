@@ -15,6 +15,7 @@
 //! autoflush delay (0.2 s) instead of zero: its latencies hold the timer,
 //! its CPU figures (and their ratio) are what the shared state saves there.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,7 +33,7 @@ use crate::sys::cpu_time;
 /// `PerConnection` is what the scenario was first written for; switching
 /// a caller to the shared-state API is the one-line change from
 /// `Publisher::PerConnection` to `Publisher::shared(...)`.
-pub(super) enum Publisher {
+enum Publisher {
     /// `set_local_data(state.clone())` on each connection: each diffs the
     /// new state against what it synced and encodes its own frame.
     PerConnection,
@@ -44,15 +45,11 @@ pub(super) enum Publisher {
 impl Publisher {
     /// The shared-state publisher, starting from `synced`: the version every
     /// connection holds now (the fast path needs the very same `Arc`).
-    pub(super) fn shared(synced: &Arc<Value>) -> Self {
+    fn shared(synced: &Arc<Value>) -> Self {
         Publisher::Shared(SharedState::new(synced.clone()))
     }
 
-    pub(super) fn publish(
-        &mut self,
-        connections: &[Connection],
-        state: &Arc<Value>,
-    ) -> Result<(), String> {
+    fn publish(&mut self, connections: &[Connection], state: &Arc<Value>) -> Result<(), String> {
         match self {
             Publisher::PerConnection => {
                 for connection in connections {
@@ -107,7 +104,7 @@ pub async fn run(
     }
 
     // Every client reports (its number, the version it sees) on each change.
-    let (reports, mut reported) = mpsc::unbounded_channel::<(usize, Option<u64>)>();
+    let (reports, reported) = mpsc::unbounded_channel::<(usize, Option<u64>)>();
     for (number, client) in client_connections.iter().enumerate() {
         let mut changes = client.remote_changes();
         let reports = reports.clone();
@@ -123,56 +120,16 @@ pub async fn run(
     }
     drop(reports);
 
-    let mut state = data::state(KEYS);
-    let mut seen = vec![None; n];
-    // Round 0: the first sync of the whole state to every client.
-    let mut last = Arc::new(state.clone());
-    let start = Instant::now();
-    Publisher::PerConnection.publish(&server_connections, &last)?;
-    ctx.rt
-        .timeout(
-            ctx.limit(),
-            "the first sync",
-            wait_all(&mut reported, &mut seen, 0),
-        )
-        .await??;
-    let initial = start.elapsed();
-
-    let mut round = 0;
-    let mut results = Vec::new();
-    for shared_api in [false, true] {
-        let mut publisher = if shared_api {
-            Publisher::shared(&last)
-        } else {
-            Publisher::PerConnection
-        };
-        let mut latencies = Samples::default();
-        let mut publish_time = Duration::ZERO;
-        let mut cpu = Duration::ZERO;
-        for _ in 0..rounds {
-            round += 1;
-            state[data::key(FANOUT_INDEX)]["v"] = json!(round);
-            let next = Arc::new(state.clone());
-            let cpu_start = cpu_time()?;
-            let start = Instant::now();
-            publisher.publish(&server_connections, &next)?;
-            publish_time += start.elapsed();
-            ctx.rt
-                .timeout(
-                    ctx.limit(),
-                    "a change to reach every client",
-                    wait_all(&mut reported, &mut seen, round),
-                )
-                .await??;
-            latencies.push(start.elapsed());
-            cpu += cpu_time()? - cpu_start;
-            last = next;
-        }
-        results.push((latencies, publish_time, cpu));
-    }
+    let clients = InProcess {
+        ctx,
+        reported,
+        seen: vec![None; n],
+    };
+    let fanned = fan_out(&server_connections, rounds, clients).await?;
+    let state = &fanned.state;
 
     for (number, client) in client_connections.iter().enumerate() {
-        if *client.remote_data() != state {
+        if *client.remote_data() != *state {
             return Err(format!(
                 "client {number}'s remote data differs from the server's state"
             ));
@@ -195,30 +152,27 @@ pub async fn run(
             "SharedState + set_local_data_shared",
         ),
     ];
-    for ((latencies, publish_time, cpu), (latency, cpu_name, how)) in results.iter().zip(names) {
+    for (measured, (latency, cpu_name, how)) in fanned.publishers().into_iter().zip(names) {
         measures.push(Measure::new(
             latency,
-            latencies.mean_ms(),
+            measured.latencies.mean_ms(),
             "ms",
             format!(
                 "{how}; {n} clients, {KEYS}-key state; {}; publish loop {:.3} ms/round",
-                latencies.summary(),
-                publish_time.as_secs_f64() * 1e3 / rounds as f64
+                measured.latencies.summary(),
+                measured.publish_time.as_secs_f64() * 1e3 / rounds as f64
             ),
         ));
         measures.push(Measure::new(
             cpu_name,
-            cpu.as_secs_f64() * 1e3 / rounds as f64,
+            measured.cpu_ms(rounds),
             "ms",
             format!("{how}; process CPU per change, server and all clients"),
         ));
     }
-    let [(_, _, per_connection_cpu), (_, _, shared_cpu)] = &results[..] else {
-        return Err("the rounds of a publisher are missing".to_owned());
-    };
     measures.push(Measure::new(
         "cpu shared ÷ per-connection",
-        shared_cpu.as_secs_f64() / per_connection_cpu.as_secs_f64().max(1e-9),
+        fanned.shared.cpu.as_secs_f64() / fanned.per_connection.cpu.as_secs_f64().max(1e-9),
         "×",
         "process CPU per change with SharedState + set_local_data_shared over the same with \
          set_local_data per connection"
@@ -226,11 +180,121 @@ pub async fn run(
     ));
     measures.push(Measure::new(
         "initial sync",
-        initial.as_secs_f64() * 1e3,
+        fanned.initial.as_secs_f64() * 1e3,
         "ms",
         format!("whole state to {n} clients"),
     ));
     Ok(measures)
+}
+
+/// What [`fan_out`] measured.
+pub(super) struct FannedOut {
+    /// The first sync of the whole state (round 0).
+    pub(super) initial: Duration,
+    /// The rounds of `set_local_data` on each connection.
+    pub(super) per_connection: Rounds,
+    /// The rounds of `SharedState` and `set_local_data_shared`.
+    pub(super) shared: Rounds,
+    /// The state as of the last round.
+    pub(super) state: Value,
+}
+
+impl FannedOut {
+    /// Both publishers' rounds, per connection first.
+    pub(super) fn publishers(&self) -> [&Rounds; 2] {
+        [&self.per_connection, &self.shared]
+    }
+}
+
+/// One publisher's rounds.
+#[derive(Default)]
+pub(super) struct Rounds {
+    /// From the publish until every client saw the change.
+    pub(super) latencies: Samples,
+    /// In the publish loop itself, all rounds.
+    pub(super) publish_time: Duration,
+    /// Process CPU over the rounds' windows.
+    pub(super) cpu: Duration,
+}
+
+impl Rounds {
+    /// Mean process CPU per round, ms.
+    pub(super) fn cpu_ms(&self, rounds: u64) -> f64 {
+        self.cpu.as_secs_f64() * 1e3 / rounds as f64
+    }
+}
+
+/// The clients of a fan-out, as the server side waits for them.
+pub(super) trait Clients: Send {
+    /// Returns once every client shows `version` of the changed entry.
+    fn all_saw(&mut self, version: u64) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Clients in this process, each reporting (its number, the version it
+/// sees) on every change.
+struct InProcess {
+    ctx: Ctx,
+    reported: mpsc::UnboundedReceiver<(usize, Option<u64>)>,
+    seen: Vec<Option<u64>>,
+}
+
+impl Clients for InProcess {
+    async fn all_saw(&mut self, version: u64) -> Result<(), String> {
+        self.ctx
+            .rt
+            .timeout(
+                self.ctx.limit(),
+                "a change to reach every client",
+                wait_all(&mut self.reported, &mut self.seen, version),
+            )
+            .await?
+    }
+}
+
+/// Syncs the whole state to every one of `connections` (round 0), then
+/// makes `rounds` one-entry changes with each publisher in turn, per
+/// connection first, each awaited until all `clients` saw it.
+pub(super) async fn fan_out(
+    connections: &[Connection],
+    rounds: u64,
+    mut clients: impl Clients,
+) -> Result<FannedOut, String> {
+    let mut state = data::state(KEYS);
+    let mut last = Arc::new(state.clone());
+    let start = Instant::now();
+    Publisher::PerConnection.publish(connections, &last)?;
+    clients.all_saw(0).await?;
+    let initial = start.elapsed();
+
+    let mut round = 0;
+    let mut measured = [Rounds::default(), Rounds::default()];
+    for (shared_api, measured) in [false, true].into_iter().zip(&mut measured) {
+        let mut publisher = if shared_api {
+            Publisher::shared(&last)
+        } else {
+            Publisher::PerConnection
+        };
+        for _ in 0..rounds {
+            round += 1;
+            state[data::key(FANOUT_INDEX)]["v"] = json!(round);
+            let next = Arc::new(state.clone());
+            let cpu_start = cpu_time()?;
+            let start = Instant::now();
+            publisher.publish(connections, &next)?;
+            measured.publish_time += start.elapsed();
+            clients.all_saw(round).await?;
+            measured.latencies.push(start.elapsed());
+            measured.cpu += cpu_time()? - cpu_start;
+            last = next;
+        }
+    }
+    let [per_connection, shared] = measured;
+    Ok(FannedOut {
+        initial,
+        per_connection,
+        shared,
+        state,
+    })
 }
 
 /// Waits until every client has reported `version`; `seen` holds the last

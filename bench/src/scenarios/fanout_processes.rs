@@ -14,20 +14,18 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::time::Instant;
 
 use futures_util::future::{select, Either};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::fanout::{wait_all, Publisher, KEYS};
-use super::idle::{connect_many, kill, stdin_closed, this_program};
-use super::{client_options, next_accepted, serve, Ctx, Samples};
+use super::fanout::{fan_out, wait_all, Clients, KEYS};
+use super::idle::{connect_many, let_go, stdin_closed, this_program};
+use super::{client_options, next_accepted, serve, Ctx};
 use crate::data::{self, FANOUT_INDEX};
 use crate::report::{Measure, Outcome};
 use crate::rt::Rt;
-use crate::sys::{cpu_time, raise_nofile_limit};
+use crate::sys::raise_nofile_limit;
 
 /// How many processes the clients are spread over.
 const CLIENT_PROCESSES: usize = 2;
@@ -82,49 +80,44 @@ pub async fn run(ctx: Ctx, clients: usize, quick_clients: usize) -> Outcome {
     }
     drop(line_sender);
 
-    let outcome = publish_rounds(ctx, n, rounds, &mut incoming, &mut lines).await;
-
-    // Let the children check and go (closing their stdin), whatever
-    // happened.
-    for child in &mut children {
-        drop(child.stdin.take());
-    }
-    let checked = match &outcome {
-        Ok(_) => {
-            ctx.rt
-                .timeout(
-                    ctx.limit(),
-                    "the client processes' checks",
-                    every_child_says(&mut lines, |line| line.starts_with("checked ")),
-                )
-                .await
+    let outcome = async {
+        let (server_connections, measures) =
+            publish_rounds(ctx, n, rounds, &mut incoming, &mut lines).await?;
+        // The children check their clients once their stdin closes.
+        for child in &mut children {
+            drop(child.stdin.take());
         }
-        Err(_) => Ok(Ok(Vec::new())),
-    };
-    for child in &children {
-        kill_later(child.id());
+        let said = ctx
+            .rt
+            .timeout(
+                ctx.limit(),
+                "the client processes' checks",
+                every_child_says(&mut lines, |line| line.starts_with("checked ")),
+            )
+            .await??;
+        let checked: usize = said
+            .iter()
+            .filter_map(|line| line.strip_prefix("checked ")?.parse::<usize>().ok())
+            .sum();
+        if checked != n {
+            return Err(format!(
+                "the client processes checked {checked} of {n} clients"
+            ));
+        }
+        drop(server_connections);
+        Ok(measures)
     }
-    for mut child in children {
-        std::thread::spawn(move || child.wait());
+    .await;
+    for child in children {
+        let_go(ctx, child).await;
     }
     server.close().await;
-    let (server_connections, measures) = outcome?;
-    let checked: usize = checked??
-        .iter()
-        .filter_map(|line| line.strip_prefix("checked ")?.parse::<usize>().ok())
-        .sum();
-    if checked != n {
-        return Err(format!(
-            "the client processes checked {checked} of {n} clients"
-        ));
-    }
-    drop(server_connections);
-    Ok(measures)
+    outcome
 }
 
-/// Accepts the `n` clients, syncs them, and runs the rounds of both
-/// publishers; returns the server's connections (to be dropped after the
-/// children's checks) and the measures.
+/// Accepts the `n` clients and runs [`fan_out`] over them; returns the
+/// server's connections (to be dropped after the children's checks) and
+/// the measures.
 async fn publish_rounds(
     ctx: Ctx,
     n: usize,
@@ -144,80 +137,62 @@ async fn publish_rounds(
         )
         .await??;
 
-    let mut state = data::state(KEYS);
-    let mut last = Arc::new(state.clone());
-    let start = Instant::now();
-    Publisher::PerConnection.publish(&server_connections, &last)?;
-    wait_seen(ctx, lines, 0).await?;
-    let initial = start.elapsed();
-
-    let mut round = 0;
+    let fanned = fan_out(&server_connections, rounds, Children { ctx, lines }).await?;
     let mut measures = Vec::new();
-    for shared_api in [false, true] {
-        let mut publisher = if shared_api {
-            Publisher::shared(&last)
-        } else {
-            Publisher::PerConnection
-        };
-        let mut latencies = Samples::default();
-        let mut cpu = std::time::Duration::ZERO;
-        for _ in 0..rounds {
-            round += 1;
-            state[data::key(FANOUT_INDEX)]["v"] = json!(round);
-            let next = Arc::new(state.clone());
-            let cpu_start = cpu_time()?;
-            let start = Instant::now();
-            publisher.publish(&server_connections, &next)?;
-            wait_seen(ctx, lines, round).await?;
-            latencies.push(start.elapsed());
-            cpu += cpu_time()? - cpu_start;
-            last = next;
-        }
-        let (latency, cpu_name, how) = if shared_api {
-            (
-                "latency shared-state",
-                "server cpu shared-state",
-                "SharedState + set_local_data_shared",
-            )
-        } else {
-            ("latency", "server cpu", "set_local_data per connection")
-        };
+    let names = [
+        ("latency", "server cpu", "set_local_data per connection"),
+        (
+            "latency shared-state",
+            "server cpu shared-state",
+            "SharedState + set_local_data_shared",
+        ),
+    ];
+    for (measured, (latency, cpu_name, how)) in fanned.publishers().into_iter().zip(names) {
         measures.push(Measure::new(
             latency,
-            latencies.mean_ms(),
+            measured.latencies.mean_ms(),
             "ms",
             format!(
                 "{how}; {n} clients in {CLIENT_PROCESSES} child processes, {KEYS}-key state; {}",
-                latencies.summary()
+                measured.latencies.summary()
             ),
         ));
         measures.push(Measure::new(
             cpu_name,
-            cpu.as_secs_f64() * 1e3 / rounds as f64,
+            measured.cpu_ms(rounds),
             "ms",
             format!("{how}; the server process's CPU per change"),
         ));
     }
     measures.push(Measure::new(
         "initial sync",
-        initial.as_secs_f64() * 1e3,
+        fanned.initial.as_secs_f64() * 1e3,
         "ms",
         format!("whole state to {n} clients"),
     ));
     Ok((server_connections, measures))
 }
 
-/// Waits until every child said `seen {version}`.
-async fn wait_seen(ctx: Ctx, lines: &mut Lines, version: u64) -> Result<(), String> {
-    let expected = format!("seen {version}");
-    ctx.rt
-        .timeout(
-            ctx.limit(),
-            "a change to reach every client",
-            every_child_says(lines, |line| line == expected),
-        )
-        .await??;
-    Ok(())
+/// The client processes, as the server side waits for them.
+struct Children<'a> {
+    ctx: Ctx,
+    lines: &'a mut Lines,
+}
+
+impl Clients for Children<'_> {
+    /// Waits until every child said `seen {version}`.
+    async fn all_saw(&mut self, version: u64) -> Result<(), String> {
+        let expected = format!("seen {version}");
+        self.ctx
+            .rt
+            .timeout(
+                self.ctx.limit(),
+                "a change to reach every client",
+                every_child_says(self.lines, |line| line == expected),
+            )
+            .await??;
+        Ok(())
+    }
 }
 
 /// The line of each child that `wanted` picks, once every child said one.
@@ -237,14 +212,6 @@ async fn every_child_says(
         }
     }
     Ok(said.into_iter().flatten().collect())
-}
-
-/// Kills the child process `pid` unless it has exited 30 s from now.
-fn kill_later(pid: u32) {
-    std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_secs(30));
-        kill(pid);
-    });
 }
 
 /// The child's side (`--fanout-clients N --url URL`): connects `n` clients

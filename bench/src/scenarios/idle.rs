@@ -204,19 +204,7 @@ async fn measure(ctx: Ctx, n: usize) -> Result<(u64, u64, Duration), String> {
     }
     .await;
 
-    // Let the clients go (closing their stdin), whatever happened.
-    drop(child.stdin.take());
-    let pid = child.id();
-    let (exited, exit) = oneshot::channel();
-    std::thread::spawn(move || {
-        let _ = exited.send(child.wait());
-    });
-    let waited = ctx
-        .rt
-        .timeout(Duration::from_secs(30), "the client process to exit", exit);
-    if waited.await.is_err() {
-        kill(pid);
-    }
+    let_go(ctx, child).await;
     held.lock().unwrap_or_else(PoisonError::into_inner).clear();
     server.close().await;
     outcome
@@ -308,8 +296,26 @@ pub(super) async fn connect_many(
     Ok(all)
 }
 
+/// Lets a child of the scenario go, whatever happened: closes its stdin
+/// (its signal to finish) and waits up to 30 s for it to exit; kills it
+/// if it has not (so the process id is still its own).
+pub(super) async fn let_go(ctx: Ctx, mut child: Child) {
+    drop(child.stdin.take());
+    let pid = child.id();
+    let (exited, exit) = oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = exited.send(child.wait());
+    });
+    let waited = ctx
+        .rt
+        .timeout(Duration::from_secs(30), "a child process to exit", exit);
+    if waited.await.is_err() {
+        kill(pid);
+    }
+}
+
 /// Kills a child process that would not exit.
-pub(super) fn kill(pid: u32) {
+fn kill(pid: u32) {
     let pid = i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw);

@@ -18,7 +18,7 @@ use std::time::Instant;
 use juggler_tokio::Error;
 
 use super::raw_split::on_own_thread;
-use super::{client_options, from_thread, next_accepted, pair, serve, Ctx};
+use super::{client_options, from_thread, message_count, next_accepted, pair, serve, Ctx};
 use crate::data;
 use crate::report::{Measure, Outcome};
 use crate::rt::Rt;
@@ -26,10 +26,7 @@ use crate::sys::cpu_time;
 
 /// Runs the scenario with messages of about `size` bytes.
 pub async fn run(ctx: Ctx, size: usize) -> Outcome {
-    let count: u64 = match size {
-        100 => ctx.pick(500_000, 5_000),
-        _ => ctx.pick(50_000, 500),
-    };
+    let count = message_count(ctx, size);
     let (server, client, server_side) = pair(ctx.rt).await?;
     let padding = data::padding(size);
     let padding_len = padding.len();
@@ -41,12 +38,7 @@ pub async fn run(ctx: Ctx, size: usize) -> Outcome {
 
     let cpu_start = cpu_time()?;
     let start = Instant::now();
-    for seq in 0..count {
-        client
-            .send(&data::message(seq, &padding))
-            .await
-            .map_err(|err| format!("send of message {seq} failed: {err}"))?;
-    }
+    send_all(&client, count, &padding).await?;
     let (done, server_side) = ctx
         .rt
         .timeout(ctx.limit(), "receiving the messages", receiver)
@@ -75,6 +67,21 @@ pub async fn run(ctx: Ctx, size: usize) -> Outcome {
         measures.push(on_own_threads(ctx, count, size).await?);
     }
     Ok(measures)
+}
+
+/// Sends `count` messages with `padding`, numbered from 0.
+async fn send_all(
+    connection: &juggler_tokio::Connection,
+    count: u64,
+    padding: &str,
+) -> Result<(), String> {
+    for seq in 0..count {
+        connection
+            .send(&data::message(seq, padding))
+            .await
+            .map_err(|err| format!("send of message {seq} failed: {err}"))?;
+    }
+    Ok(())
 }
 
 /// Checks that the next thing `connection` receives is the peer's close.
@@ -134,12 +141,7 @@ async fn on_own_threads(ctx: Ctx, count: u64, size: usize) -> Result<Measure, St
             .await
             .map_err(|err| format!("connect failed: {err}"))?;
         let start = Instant::now();
-        for seq in 0..count {
-            client
-                .send(&data::message(seq, &padding))
-                .await
-                .map_err(|err| format!("send of message {seq} failed: {err}"))?;
-        }
+        send_all(&client, count, &padding).await?;
         // Shutting down writes what is still queued first.
         client.shutdown().await;
         Ok::<_, String>(start)

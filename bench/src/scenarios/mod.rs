@@ -167,6 +167,24 @@ pub const SCENARIOS: &[Scenario] = &[
 /// to be scheduled; the Python script and the raw baselines do the same.
 pub const THROUGHPUT_RUNS: usize = 3;
 
+/// How many messages the message scenarios send, ours and the raw
+/// baselines alike.
+pub fn message_count(ctx: Ctx, size: usize) -> u64 {
+    match size {
+        100 => ctx.pick(500_000, 5_000),
+        _ => ctx.pick(50_000, 500),
+    }
+}
+
+/// How many request/response pairs the call scenarios make with
+/// `outstanding` at a time, ours and the raw baselines alike.
+pub fn call_count(ctx: Ctx, outstanding: usize) -> usize {
+    match outstanding {
+        1 => ctx.pick(20_000, 500),
+        _ => ctx.pick(200_000, 2_000),
+    }
+}
+
 /// `concurrency` tasks, each making `per_task` calls of `add(x, 1)`
 /// through `add` (a distinct `x` for every call) and checking each answer:
 /// the request scenarios of both generations.

@@ -17,10 +17,10 @@
 //! Both ends run on one runtime with the same thread count as the
 //! library's runs. On tokio, `rpc-sequential` also runs its client from
 //! outside the workers, on a thread blocking on the runtime's handle, as
-//! `#[tokio::main]`'s main task does (`calls main task`). The `split` metrics, and `v07-requests-sequential` and
-//! `v07-requests-64`, run each end on a thread of its own instead, as the
-//! Python peer's runs do, with batched writes
-//! ([`super::raw_split`]): the fair ceiling.
+//! `#[tokio::main]`'s main task does (`calls main task`). The `split`
+//! metrics, and `v07-requests-sequential` and `v07-requests-64`, run each
+//! end on a thread of its own instead, as the Python peer's runs do, with
+//! batched writes ([`super::raw_split`]): the fair ceiling.
 
 use std::future::Future;
 use std::time::Instant;
@@ -31,7 +31,9 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::raw_split::{self, Wire};
-use super::{as_main_task, from_thread, median_of_runs, Ctx, Run, Scenario};
+use super::{
+    as_main_task, call_count, from_thread, median_of_runs, message_count, Ctx, Run, Scenario,
+};
 use crate::data;
 use crate::report::{Measure, Outcome};
 use crate::rt::Rt;
@@ -105,13 +107,6 @@ async fn rpc(ctx: Ctx, outstanding: usize) -> Outcome {
     }
     measures.extend(raw_split::requests(ctx, Wire::V05, outstanding as u64, "calls split").await?);
     Ok(measures)
-}
-
-fn message_count(ctx: Ctx, size: usize) -> u64 {
-    match size {
-        100 => ctx.pick(500_000, 5_000),
-        _ => ctx.pick(50_000, 500),
-    }
 }
 
 /// One end of a raw WebSocket connection on one runtime.
@@ -278,10 +273,7 @@ enum Caller {
 }
 
 async fn rpc_over<W: RawWs>(ctx: Ctx, outstanding: usize, caller: Caller) -> Outcome {
-    let calls: u64 = match outstanding {
-        1 => ctx.pick(20_000, 500),
-        _ => ctx.pick(200_000, 2_000),
-    };
+    let calls = call_count(ctx, outstanding) as u64;
     let (mut client, mut server) = W::pair().await?;
     let echo = ctx.rt.spawn(async move {
         loop {

@@ -107,10 +107,7 @@ impl Wire {
 /// `calls` requests with `outstanding` at a time, over `wire` (listed with
 /// the other baselines in [`super::raw::SCENARIOS`]).
 pub async fn requests(ctx: Ctx, wire: Wire, outstanding: u64, metric: &'static str) -> Outcome {
-    let calls: u64 = match outstanding {
-        1 => ctx.pick(20_000, 500),
-        _ => ctx.pick(200_000, 2_000),
-    };
+    let calls = super::call_count(ctx, outstanding as usize) as u64;
     let ((), elapsed) = split(
         ctx.rt,
         Echo { wire },

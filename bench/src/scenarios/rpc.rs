@@ -15,7 +15,7 @@ use std::time::Instant;
 use juggler_rpc::{Actions, RpcConnection};
 use serde_json::{json, Value};
 
-use super::{adds, as_main_task, connect, from_thread, next_accepted, serve, Ctx};
+use super::{adds, as_main_task, call_count, connect, from_thread, next_accepted, serve, Ctx};
 use crate::report::{Measure, Outcome};
 use crate::rt::Rt;
 use crate::sys::cpu_time;
@@ -35,10 +35,7 @@ pub fn actions() -> Actions {
 
 /// Runs the scenario with `concurrency` calls outstanding.
 pub async fn run(ctx: Ctx, concurrency: usize) -> Outcome {
-    let calls: usize = match concurrency {
-        1 => ctx.pick(20_000, 500),
-        _ => ctx.pick(200_000, 2_000),
-    };
+    let calls = call_count(ctx, concurrency);
     let per_task = calls / concurrency;
     let calls = per_task * concurrency;
     let (server, mut incoming) = serve(ctx.rt).await?;

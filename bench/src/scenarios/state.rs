@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use juggler_tokio::{PatchOperation, RemoteChanges};
+use juggler_tokio::RemoteChanges;
 use serde_json::json;
 
 use super::{pair, Ctx, Samples};
@@ -104,10 +104,7 @@ pub async fn run(ctx: Ctx, keys: usize, quick_keys: usize) -> Outcome {
         round += 1;
         let index = data::changed_index(round, keys);
         current[data::key(index)]["v"] = json!(round);
-        let op: PatchOperation = serde_json::from_value(json!({
-            "op": "replace", "path": format!("/{}/v", data::key(index)), "value": round,
-        }))
-        .map_err(|err| format!("cannot build the operation: {err}"))?;
+        let op = data::version_op(index, round)?;
         let window = Window::open()?;
         sender
             .update_local_data(vec![op])

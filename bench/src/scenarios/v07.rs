@@ -75,10 +75,7 @@ async fn accepted(
 
 /// `v07-requests-*`: `add` requests, `concurrency` outstanding.
 pub async fn requests(ctx: Ctx, concurrency: usize) -> Outcome {
-    let calls: usize = match concurrency {
-        1 => ctx.pick(20_000, 500),
-        _ => ctx.pick(200_000, 2_000),
-    };
+    let calls = super::call_count(ctx, concurrency);
     let per_task = calls / concurrency;
     let calls = per_task * concurrency;
     let (server, _incoming) = serve(ctx, None).await?;
@@ -209,28 +206,25 @@ pub async fn state(ctx: Ctx) -> Outcome {
         for _ in 0..rounds {
             round += 1;
             let index = data::changed_index(round, keys);
-            let key = data::key(index);
+            state[data::key(index)]["v"] = json!(round);
             // The whole new state is built before the window, as the
             // 0.5 rows and the Python bench's whole-state row do.
-            let next = (!ops).then(|| {
+            let next = if ops {
+                None
+            } else {
                 let building = Instant::now();
-                state[&key]["v"] = json!(round);
                 let next = Arc::new(state.clone());
                 build += building.elapsed();
-                next
-            });
+                Some(next)
+            };
+            let op = data::version_op(index, round)?;
             let cpu_start = cpu_time()?;
             let start = Instant::now();
-            if let Some(next) = next {
-                server_side.set_state(next);
-            } else {
-                let op = serde_json::from_value(
-                    json!({"op": "replace", "path": format!("/{key}/v"), "value": round}),
-                )
-                .map_err(|err| err.to_string())?;
-                server_side
+            match next {
+                Some(next) => server_side.set_state(next),
+                None => server_side
                     .update_state(vec![op])
-                    .map_err(|err| format!("update_state failed: {err}"))?;
+                    .map_err(|err| format!("update_state failed: {err}"))?,
             }
             ctx.rt
                 .timeout(
@@ -241,9 +235,6 @@ pub async fn state(ctx: Ctx) -> Outcome {
                 .await??;
             latencies.push(start.elapsed());
             cpu += cpu_time()? - cpu_start;
-            if ops {
-                state[&key]["v"] = json!(round);
-            }
         }
         let how = if ops {
             "update_state (ops)"
