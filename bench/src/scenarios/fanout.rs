@@ -143,33 +143,12 @@ pub async fn run(
     }
     server.close().await;
 
-    let mut measures = Vec::new();
-    let names = [
-        ("latency", "cpu", "set_local_data per connection"),
-        (
-            "latency shared-state",
-            "cpu shared-state",
-            "SharedState + set_local_data_shared",
-        ),
-    ];
-    for (measured, (latency, cpu_name, how)) in fanned.publishers().into_iter().zip(names) {
-        measures.push(Measure::new(
-            latency,
-            measured.latencies.mean_ms(),
-            "ms",
-            format!(
-                "{how}; {n} clients, {KEYS}-key state; {}; publish loop {:.3} ms/round",
-                measured.latencies.summary(),
-                measured.publish_time.as_secs_f64() * 1e3 / rounds as f64
-            ),
-        ));
-        measures.push(Measure::new(
-            cpu_name,
-            measured.cpu_ms(rounds),
-            "ms",
-            format!("{how}; process CPU per change, server and all clients"),
-        ));
-    }
+    let mut measures = fanned.measures(
+        rounds,
+        ["cpu", "cpu shared-state"],
+        &format!("{n} clients, {KEYS}-key state"),
+        "process CPU per change, server and all clients",
+    );
     measures.push(Measure::new(
         "cpu shared ÷ per-connection",
         fanned.shared.cpu.as_secs_f64() / fanned.per_connection.cpu.as_secs_f64().max(1e-9),
@@ -177,12 +156,6 @@ pub async fn run(
         "process CPU per change with SharedState + set_local_data_shared over the same with \
          set_local_data per connection"
             .to_owned(),
-    ));
-    measures.push(Measure::new(
-        "initial sync",
-        fanned.initial.as_secs_f64() * 1e3,
-        "ms",
-        format!("whole state to {n} clients"),
     ));
     Ok(measures)
 }
@@ -200,9 +173,56 @@ pub(super) struct FannedOut {
 }
 
 impl FannedOut {
-    /// Both publishers' rounds, per connection first.
-    pub(super) fn publishers(&self) -> [&Rounds; 2] {
-        [&self.per_connection, &self.shared]
+    /// Each publisher's latency and CPU per change, and the first sync:
+    /// `cpu` names the CPU rows (per connection, shared), `clients` says
+    /// where the clients are, `cpu_scope` what the CPU counts.
+    pub(super) fn measures(
+        &self,
+        rounds: u64,
+        cpu: [&'static str; 2],
+        clients: &str,
+        cpu_scope: &str,
+    ) -> Vec<Measure> {
+        let mut measures = Vec::new();
+        let publishers = [
+            (
+                &self.per_connection,
+                "latency",
+                cpu[0],
+                "set_local_data per connection",
+            ),
+            (
+                &self.shared,
+                "latency shared-state",
+                cpu[1],
+                "SharedState + set_local_data_shared",
+            ),
+        ];
+        for (measured, latency, cpu, how) in publishers {
+            measures.push(Measure::new(
+                latency,
+                measured.latencies.mean_ms(),
+                "ms",
+                format!(
+                    "{how}; {clients}; {}; publish loop {:.3} ms/round",
+                    measured.latencies.summary(),
+                    measured.publish_time.as_secs_f64() * 1e3 / rounds as f64
+                ),
+            ));
+            measures.push(Measure::new(
+                cpu,
+                measured.cpu.as_secs_f64() * 1e3 / rounds as f64,
+                "ms",
+                format!("{how}; {cpu_scope}"),
+            ));
+        }
+        measures.push(Measure::new(
+            "initial sync",
+            self.initial.as_secs_f64() * 1e3,
+            "ms",
+            format!("the whole state to every client; {clients}"),
+        ));
+        measures
     }
 }
 
@@ -215,13 +235,6 @@ pub(super) struct Rounds {
     pub(super) publish_time: Duration,
     /// Process CPU over the rounds' windows.
     pub(super) cpu: Duration,
-}
-
-impl Rounds {
-    /// Mean process CPU per round, ms.
-    pub(super) fn cpu_ms(&self, rounds: u64) -> f64 {
-        self.cpu.as_secs_f64() * 1e3 / rounds as f64
-    }
 }
 
 /// The clients of a fan-out, as the server side waits for them.

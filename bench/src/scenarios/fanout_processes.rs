@@ -138,38 +138,12 @@ async fn publish_rounds(
         .await??;
 
     let fanned = fan_out(&server_connections, rounds, Children { ctx, lines }).await?;
-    let mut measures = Vec::new();
-    let names = [
-        ("latency", "server cpu", "set_local_data per connection"),
-        (
-            "latency shared-state",
-            "server cpu shared-state",
-            "SharedState + set_local_data_shared",
-        ),
-    ];
-    for (measured, (latency, cpu_name, how)) in fanned.publishers().into_iter().zip(names) {
-        measures.push(Measure::new(
-            latency,
-            measured.latencies.mean_ms(),
-            "ms",
-            format!(
-                "{how}; {n} clients in {CLIENT_PROCESSES} child processes, {KEYS}-key state; {}",
-                measured.latencies.summary()
-            ),
-        ));
-        measures.push(Measure::new(
-            cpu_name,
-            measured.cpu_ms(rounds),
-            "ms",
-            format!("{how}; the server process's CPU per change"),
-        ));
-    }
-    measures.push(Measure::new(
-        "initial sync",
-        fanned.initial.as_secs_f64() * 1e3,
-        "ms",
-        format!("whole state to {n} clients"),
-    ));
+    let measures = fanned.measures(
+        rounds,
+        ["server cpu", "server cpu shared-state"],
+        &format!("{n} clients in {CLIENT_PROCESSES} child processes, {KEYS}-key state"),
+        "the server process's CPU per change",
+    );
     Ok((server_connections, measures))
 }
 

@@ -20,6 +20,19 @@ fn peer_view(engine: &mut Engine, peer: &mut Value) {
     }
 }
 
+/// Flushes both engines, and their peers take the frames.
+fn flush_both(
+    plain: &mut Engine,
+    plain_peer: &mut Value,
+    diffed: &mut Engine,
+    diffed_peer: &mut Value,
+) {
+    plain.flush_local_data().unwrap();
+    diffed.flush_local_data().unwrap();
+    peer_view(plain, plain_peer);
+    peer_view(diffed, diffed_peer);
+}
+
 proptest! {
     #[test]
     fn diffed_outside_sends_what_set_local_data_sends(
@@ -53,10 +66,7 @@ proptest! {
             peer_view(&mut plain, &mut plain_peer);
             peer_view(&mut diffed, &mut diffed_peer);
         }
-        plain.flush_local_data().unwrap();
-        diffed.flush_local_data().unwrap();
-        peer_view(&mut plain, &mut plain_peer);
-        peer_view(&mut diffed, &mut diffed_peer);
+        flush_both(&mut plain, &mut plain_peer, &mut diffed, &mut diffed_peer);
         prop_assert_eq!(&diffed_peer, &**diffed.local_data());
         prop_assert_eq!(diffed_peer, plain_peer);
     }
@@ -122,10 +132,7 @@ proptest! {
     ) {
         let (mut plain, mut plain_peer, mut diffed, mut diffed_peer) =
             drive_diffed_at_timeout(states, &meanwhile, &drained, max_queued);
-        plain.flush_local_data().unwrap();
-        diffed.flush_local_data().unwrap();
-        peer_view(&mut plain, &mut plain_peer);
-        peer_view(&mut diffed, &mut diffed_peer);
+        flush_both(&mut plain, &mut plain_peer, &mut diffed, &mut diffed_peer);
         prop_assert_eq!(&diffed_peer, &**diffed.local_data());
         prop_assert_eq!(diffed_peer, plain_peer);
     }
