@@ -7,7 +7,7 @@ use json_patch::PatchOperation;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::{truncate_utf8, ProtocolError};
+use crate::error::ProtocolError;
 
 /// The `type` of a Juggler frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,7 +33,7 @@ impl FrameKind {
         }
     }
 
-    fn from_wire(name: &str) -> Option<Self> {
+    pub(crate) fn from_wire(name: &str) -> Option<Self> {
         match name {
             "DATA" => Some(FrameKind::Data),
             "MESSAGE" => Some(FrameKind::Message),
@@ -80,19 +80,9 @@ impl Frame {
     /// no input panics. Members other than `type` and `payload` are ignored,
     /// as the reference peers ignore them.
     pub fn decode(text: &str) -> Result<Frame, ProtocolError> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|err| ProtocolError::InvalidJson(err.to_string()))?;
-        let Value::Object(mut object) = value else {
-            return Err(ProtocolError::NotAnObject);
-        };
-        let kind = match object.get("type") {
-            Some(Value::String(name)) => FrameKind::from_wire(name)
-                .ok_or_else(|| ProtocolError::UnknownType(truncate_utf8(name, 64)))?,
-            _ => return Err(ProtocolError::MissingType),
-        };
-        let payload = object
-            .remove("payload")
-            .ok_or(ProtocolError::MissingPayload)?;
+        let (kind, payload) = crate::frame_envelope::Envelope::read(text)?
+            .ok_or(ProtocolError::NotAnObject)?
+            .into_parts()?;
         Ok(match kind {
             FrameKind::Data => Frame::Data(
                 crate::op_decode::ops_from_value(payload).map_err(ProtocolError::InvalidPatch)?,

@@ -28,6 +28,7 @@ mod depth;
 mod engine;
 mod error;
 pub mod frame;
+mod frame_envelope;
 mod generation;
 pub mod liveness;
 mod op_decode;
