@@ -7,6 +7,7 @@ use json_patch::PatchOperation;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::envelope::{BadType, Shape};
 use crate::error::ProtocolError;
 
 /// The `type` of a Juggler frame.
@@ -24,7 +25,7 @@ pub enum FrameKind {
 
 impl FrameKind {
     /// The wire name of this type (`"DATA"`, `"MESSAGE"`, `"PING"`, `"PONG"`).
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             FrameKind::Data => "DATA",
             FrameKind::Message => "MESSAGE",
@@ -33,15 +34,21 @@ impl FrameKind {
         }
     }
 
-    pub(crate) fn from_wire(name: &str) -> Option<Self> {
-        match name {
-            "DATA" => Some(FrameKind::Data),
-            "MESSAGE" => Some(FrameKind::Message),
-            "PING" => Some(FrameKind::Ping),
-            "PONG" => Some(FrameKind::Pong),
-            _ => None,
-        }
-    }
+    /// Every frame type, in the order of [`Self::WIRE_NAMES`].
+    const ALL: [FrameKind; 4] = [
+        FrameKind::Data,
+        FrameKind::Message,
+        FrameKind::Ping,
+        FrameKind::Pong,
+    ];
+
+    /// The wire names of [`Self::ALL`].
+    const WIRE_NAMES: [&'static str; 4] = [
+        Self::ALL[0].as_str(),
+        Self::ALL[1].as_str(),
+        Self::ALL[2].as_str(),
+        Self::ALL[3].as_str(),
+    ];
 }
 
 impl fmt::Display for FrameKind {
@@ -80,9 +87,17 @@ impl Frame {
     /// no input panics. Members other than `type` and `payload` are ignored,
     /// as the reference peers ignore them.
     pub fn decode(text: &str) -> Result<Frame, ProtocolError> {
-        let (kind, payload) = crate::frame_envelope::Envelope::read(text)?
-            .ok_or(ProtocolError::NotAnObject)?
-            .into_parts()?;
+        const SHAPE: Shape<1> = Shape {
+            types: &FrameKind::WIRE_NAMES,
+            members: ["payload"],
+        };
+        let mut envelope = SHAPE.read(text)?.ok_or(ProtocolError::NotAnObject)?;
+        let kind = match envelope.kind() {
+            Ok(index) => FrameKind::ALL[index],
+            Err(BadType::Missing) => return Err(ProtocolError::MissingType),
+            Err(BadType::Unknown(name)) => return Err(ProtocolError::UnknownType(name)),
+        };
+        let payload = envelope.take(0).ok_or(ProtocolError::MissingPayload)?;
         Ok(match kind {
             FrameKind::Data => Frame::Data(
                 crate::op_decode::ops_from_value(payload).map_err(ProtocolError::InvalidPatch)?,

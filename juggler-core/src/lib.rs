@@ -26,9 +26,9 @@
 mod cost;
 mod depth;
 mod engine;
+mod envelope;
 mod error;
 pub mod frame;
-mod frame_envelope;
 mod generation;
 pub mod liveness;
 mod op_decode;

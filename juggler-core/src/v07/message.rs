@@ -4,9 +4,10 @@
 
 use json_patch::PatchOperation;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::{truncate_utf8, ProtocolError};
+use crate::envelope::{BadType, Envelope, Shape};
+use crate::ProtocolError;
 
 /// A client's request, as the server receives it.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,16 +68,17 @@ pub(crate) fn is_truthy(value: &Value) -> bool {
     }
 }
 
-/// Parses a user message into its object and `type`.
-fn parse(text: &str) -> Result<(Map<String, Value>, String), ProtocolError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|err| ProtocolError::InvalidJson(err.to_string()))?;
-    let Value::Object(mut object) = value else {
-        return Err(ProtocolError::NotAnObject);
-    };
-    match object.remove("type") {
-        Some(Value::String(kind)) => Ok((object, kind)),
-        _ => Err(ProtocolError::MissingType),
+/// Reads a user message of `shape`: its type's index among the shape's
+/// types, and its members.
+fn read<const N: usize>(
+    shape: Shape<N>,
+    text: &str,
+) -> Result<(usize, Envelope<N>), ProtocolError> {
+    let mut envelope = shape.read(text)?.ok_or(ProtocolError::NotAnObject)?;
+    match envelope.kind() {
+        Ok(kind) => Ok((kind, envelope)),
+        Err(BadType::Missing) => Err(ProtocolError::MissingType),
+        Err(BadType::Unknown(name)) => Err(ProtocolError::UnexpectedMessageType(name)),
     }
 }
 
@@ -86,59 +88,63 @@ fn missing(kind: &str, field: &str) -> ProtocolError {
 
 /// Decodes what a server receives: a `request`.
 pub fn decode_request(text: &str) -> Result<Request, ProtocolError> {
-    let (mut object, kind) = parse(text)?;
-    if kind != "request" {
-        return Err(ProtocolError::UnexpectedMessageType(truncate_utf8(
-            &kind, 64,
-        )));
-    }
-    let id = object
-        .remove("id")
-        .ok_or_else(|| missing("request", "id"))?;
-    let name = object
-        .remove("name")
+    const ID: usize = 0;
+    const NAME: usize = 1;
+    const DATA: usize = 2;
+    const SHAPE: Shape<3> = Shape {
+        types: &["request"],
+        members: ["id", "name", "data"],
+    };
+    let (_, mut message) = read(SHAPE, text)?;
+    let id = message.take(ID).ok_or_else(|| missing("request", "id"))?;
+    let name = message
+        .take(NAME)
         .ok_or_else(|| missing("request", "name"))?;
     Ok(Request {
         id,
         name,
-        data: object.remove("data"),
+        data: message.take(DATA),
     })
 }
 
 /// Decodes what a client receives: a `response`, `state` or `notify`.
 pub fn decode_server_message(text: &str) -> Result<ServerMessage, ProtocolError> {
-    let (mut object, kind) = parse(text)?;
-    match kind.as_str() {
-        "response" => Ok(ServerMessage::Response {
-            id: object
-                .remove("id")
-                .ok_or_else(|| missing("response", "id"))?,
+    const RESPONSE: usize = 0;
+    const STATE: usize = 1;
+    const ID: usize = 0;
+    const SUCCESS: usize = 1;
+    const DATA: usize = 2;
+    const DIFF: usize = 3;
+    const NAME: usize = 4;
+    const SHAPE: Shape<5> = Shape {
+        types: &["response", "state", "notify"],
+        members: ["id", "success", "data", "diff", "name"],
+    };
+    let (kind, mut message) = read(SHAPE, text)?;
+    match kind {
+        RESPONSE => Ok(ServerMessage::Response {
+            id: message.take(ID).ok_or_else(|| missing("response", "id"))?,
             success: is_truthy(
-                &object
-                    .remove("success")
+                &message
+                    .take(SUCCESS)
                     .ok_or_else(|| missing("response", "success"))?,
             ),
-            data: object.remove("data").unwrap_or(Value::Null),
+            data: message.take(DATA).unwrap_or(Value::Null),
         }),
-        "state" => {
-            let diff = object
-                .remove("diff")
-                .ok_or_else(|| missing("state", "diff"))?;
+        STATE => {
+            let diff = message.take(DIFF).ok_or_else(|| missing("state", "diff"))?;
             Ok(ServerMessage::State {
                 diff: crate::op_decode::ops_from_value(diff)
                     .map_err(ProtocolError::InvalidPatch)?,
             })
         }
-        "notify" => match object.remove("name") {
+        _ => match message.take(NAME) {
             Some(Value::String(name)) => Ok(ServerMessage::Notify {
                 name,
-                data: object.remove("data").unwrap_or(Value::Null),
+                data: message.take(DATA).unwrap_or(Value::Null),
             }),
             _ => Err(missing("notify", "a string name")),
         },
-        other => Err(ProtocolError::UnexpectedMessageType(truncate_utf8(
-            other, 64,
-        ))),
     }
 }
 
@@ -240,6 +246,105 @@ fn to_text(message: &impl Serialize) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    use proptest::prelude::*;
+    use serde_json::Map;
+
+    use crate::envelope::tests::arb_message_text;
+    use crate::truncate_utf8;
+
+    /// Parses a user message into its object and `type`.
+    fn parse_whole(text: &str) -> Result<(Map<String, Value>, String), ProtocolError> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|err| ProtocolError::InvalidJson(err.to_string()))?;
+        let Value::Object(mut object) = value else {
+            return Err(ProtocolError::NotAnObject);
+        };
+        match object.remove("type") {
+            Some(Value::String(kind)) => Ok((object, kind)),
+            _ => Err(ProtocolError::MissingType),
+        }
+    }
+
+    /// The decoder `decode_request` replaced: the whole text parsed first.
+    fn decode_request_parsed_whole(text: &str) -> Result<Request, ProtocolError> {
+        let (mut object, kind) = parse_whole(text)?;
+        if kind != "request" {
+            return Err(ProtocolError::UnexpectedMessageType(truncate_utf8(
+                &kind, 64,
+            )));
+        }
+        let id = object
+            .remove("id")
+            .ok_or_else(|| missing("request", "id"))?;
+        let name = object
+            .remove("name")
+            .ok_or_else(|| missing("request", "name"))?;
+        Ok(Request {
+            id,
+            name,
+            data: object.remove("data"),
+        })
+    }
+
+    /// The decoder `decode_server_message` replaced.
+    fn decode_server_message_parsed_whole(text: &str) -> Result<ServerMessage, ProtocolError> {
+        let (mut object, kind) = parse_whole(text)?;
+        match kind.as_str() {
+            "response" => Ok(ServerMessage::Response {
+                id: object
+                    .remove("id")
+                    .ok_or_else(|| missing("response", "id"))?,
+                success: is_truthy(
+                    &object
+                        .remove("success")
+                        .ok_or_else(|| missing("response", "success"))?,
+                ),
+                data: object.remove("data").unwrap_or(Value::Null),
+            }),
+            "state" => {
+                let diff = object
+                    .remove("diff")
+                    .ok_or_else(|| missing("state", "diff"))?;
+                Ok(ServerMessage::State {
+                    diff: crate::op_decode::ops_from_value(diff)
+                        .map_err(ProtocolError::InvalidPatch)?,
+                })
+            }
+            "notify" => match object.remove("name") {
+                Some(Value::String(name)) => Ok(ServerMessage::Notify {
+                    name,
+                    data: object.remove("data").unwrap_or(Value::Null),
+                }),
+                _ => Err(missing("notify", "a string name")),
+            },
+            other => Err(ProtocolError::UnexpectedMessageType(truncate_utf8(
+                other, 64,
+            ))),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn requests_decode_as_parsing_the_whole_text_did(
+            text in arb_message_text(&["request", "response"], &["id", "name", "data"]),
+        ) {
+            prop_assert_eq!(decode_request(&text), decode_request_parsed_whole(&text));
+        }
+
+        #[test]
+        fn server_messages_decode_as_parsing_the_whole_text_did(
+            text in arb_message_text(
+                &["response", "state", "notify", "request"],
+                &["id", "success", "data", "diff", "name"],
+            ),
+        ) {
+            prop_assert_eq!(
+                decode_server_message(&text),
+                decode_server_message_parsed_whole(&text)
+            );
+        }
+    }
 
     #[test]
     fn a_whole_state_encodes_as_its_replace_op() {
