@@ -23,31 +23,37 @@ pub(crate) const OBJECT_ENTRY: usize = 2 * (24 + std::mem::size_of::<Value>());
 /// assert!(value_cost(&zeros) >= 5 * std::mem::size_of::<Value>());
 /// ```
 pub fn value_cost(value: &Value) -> usize {
-    std::mem::size_of::<Value>() + heap_cost(value)
+    cost_and_depth(value).0
 }
 
-fn heap_cost(value: &Value) -> usize {
+/// [`value_cost`] and the levels of containers in `value` (0 for a
+/// scalar, 1 for `[]` or `{}`), in one walk: a whole new document is
+/// measured both ways, and it may be large.
+pub(crate) fn cost_and_depth(value: &Value) -> (usize, usize) {
     // An explicit stack: a value nests as deep as the decoder allowed,
     // which must not become recursion depth here.
-    let mut pending = vec![value];
-    let mut cost = 0;
-    while let Some(value) = pending.pop() {
+    let mut pending = vec![(value, 0)];
+    let mut cost = std::mem::size_of::<Value>();
+    let mut depth = 0;
+    while let Some((value, level)) = pending.pop() {
         match value {
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
             Value::String(text) => cost += text.capacity(),
             Value::Array(items) => {
+                depth = depth.max(level + 1);
                 cost += items.capacity() * std::mem::size_of::<Value>();
-                pending.extend(items);
+                pending.extend(items.iter().map(|item| (item, level + 1)));
             }
             Value::Object(entries) => {
+                depth = depth.max(level + 1);
                 for (key, item) in entries {
                     cost += OBJECT_ENTRY + key.capacity();
-                    pending.push(item);
+                    pending.push((item, level + 1));
                 }
             }
         }
     }
-    cost
+    (cost, depth)
 }
 
 #[cfg(test)]
@@ -69,6 +75,22 @@ mod tests {
     }
 
     #[test]
+    fn the_depth_is_the_one_depth_counts() {
+        for text in [
+            "1",
+            "[]",
+            "{}",
+            r#"{"a": [1, {"b": []}], "c": 2}"#,
+            "[[[[0]]], []]",
+        ] {
+            let value: Value = serde_json::from_str(text).unwrap();
+            let (cost, depth) = cost_and_depth(&value);
+            assert_eq!(depth, crate::depth::depth(&value), "{text}");
+            assert_eq!(cost, value_cost(&value), "{text}");
+        }
+    }
+
+    #[test]
     fn dense_arrays_cost_sixteen_times_their_text() {
         let text = format!("[{}0]", "0,".repeat(99_999));
         let ratio = cost_of(&text) as f64 / text.len() as f64;
@@ -83,6 +105,7 @@ mod tests {
             value = Value::Array(vec![value]);
         }
         assert!(value_cost(&value) > depth * std::mem::size_of::<Value>());
+        assert_eq!(cost_and_depth(&value).1, depth);
         // Dropping it would recurse; this test is about the cost walk.
         std::mem::forget(value);
     }

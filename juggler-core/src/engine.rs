@@ -829,45 +829,54 @@ impl Engine {
                         limit: self.config.max_patch_operations,
                     });
                 }
-                let bound = match crate::depth::bound_after(self.remote_depth, &ops) {
-                    Some(bound) => bound,
-                    // The running bound is loose; count the real depth once
-                    // before refusing.
-                    None => {
-                        self.remote_depth = crate::depth::depth(&self.remote);
-                        crate::depth::bound_after(self.remote_depth, &ops).ok_or_else(|| {
-                            ProtocolError::PatchFailed(format!(
-                                "remote data would nest deeper than {} levels",
-                                crate::depth::MAX_DEPTH
-                            ))
-                        })?
-                    }
-                };
                 let limit = self.config.max_remote_data_size;
                 let too_large = |size| ProtocolError::RemoteDataTooLarge { size, limit };
+                let too_deep = || {
+                    ProtocolError::PatchFailed(format!(
+                        "remote data would nest deeper than {} levels",
+                        crate::depth::MAX_DEPTH
+                    ))
+                };
                 match ops.as_mut_slice() {
                     // A whole new document (a first sync, a collapsed run):
-                    // moved in rather than copied out of the op.
+                    // measured in one walk, and moved in rather than copied
+                    // out of the op.
                     [PatchOperation::Replace(op)] if op.path.is_root() => {
-                        let size = crate::value_cost(&op.value);
+                        let (size, depth) = crate::cost::cost_and_depth(&op.value);
+                        if depth > crate::depth::MAX_DEPTH {
+                            return Err(too_deep());
+                        }
                         if size > limit {
                             return Err(too_large(size));
                         }
                         self.remote = Arc::new(std::mem::take(&mut op.value));
                         self.remote_size = size;
+                        self.remote_depth = depth;
                     }
-                    _ => crate::apply_within(
-                        Arc::make_mut(&mut self.remote),
-                        &ops,
-                        &mut self.remote_size,
-                        limit,
-                    )
-                    .map_err(|err| match err.reason {
-                        crate::patch::TOO_LARGE => too_large(limit.saturating_add(1)),
-                        _ => ProtocolError::PatchFailed(err.to_string()),
-                    })?,
+                    _ => {
+                        let bound = match crate::depth::bound_after(self.remote_depth, &ops) {
+                            Some(bound) => bound,
+                            // The running bound is loose; count the real
+                            // depth once before refusing.
+                            None => {
+                                self.remote_depth = crate::depth::depth(&self.remote);
+                                crate::depth::bound_after(self.remote_depth, &ops)
+                                    .ok_or_else(too_deep)?
+                            }
+                        };
+                        crate::apply_within(
+                            Arc::make_mut(&mut self.remote),
+                            &ops,
+                            &mut self.remote_size,
+                            limit,
+                        )
+                        .map_err(|err| match err.reason {
+                            crate::patch::TOO_LARGE => too_large(limit.saturating_add(1)),
+                            _ => ProtocolError::PatchFailed(err.to_string()),
+                        })?;
+                        self.remote_depth = bound;
+                    }
                 }
-                self.remote_depth = bound;
                 self.events.push_back(Event::RemoteDataChanged);
             }
             Frame::Message(message) => self.events.push_back(Event::Message(message)),

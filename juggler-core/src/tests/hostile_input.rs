@@ -4,7 +4,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 use super::properties::arb_json;
-use crate::{CloseReason, Config, Engine, Event, Frame};
+use crate::{CloseReason, Config, Engine, Event, Frame, PatchOperation};
 
 /// Text close to valid frames, which reaches deeper than random bytes.
 fn near_frame() -> impl Strategy<Value = String> {
@@ -136,6 +136,47 @@ proptest! {
     fn near_frames_never_panic_or_half_apply(texts in prop::collection::vec(near_frame(), 1..8)) {
         check_never_corrupts(texts)?;
     }
+}
+
+/// A whole new document built in code (`handle_frame`, no parser to
+/// limit it) deeper than `MAX_DEPTH` is refused and changes nothing; one
+/// exactly `MAX_DEPTH` deep is taken, and later ops are bound by its depth.
+#[test]
+fn a_whole_document_deeper_than_the_limit_is_refused() {
+    let nested = |levels: usize| {
+        let mut value = json!(1);
+        for _ in 0..levels {
+            value = json!([value]);
+        }
+        value
+    };
+    let replace_root = |value: Value| {
+        Frame::Data(vec![PatchOperation::Replace(
+            json_patch::ReplaceOperation {
+                path: Default::default(),
+                value,
+            },
+        )])
+    };
+
+    let mut deep = Engine::new(Config::default());
+    let err = deep
+        .handle_frame(replace_root(nested(crate::MAX_DEPTH + 1)))
+        .unwrap_err();
+    assert!(
+        matches!(&err, crate::ProtocolError::PatchFailed(text) if text.contains("deeper")),
+        "{err:?}"
+    );
+    assert_eq!(**deep.remote_data(), Value::Null);
+
+    let mut at_limit = Engine::new(Config::default());
+    at_limit
+        .handle_frame(replace_root(nested(crate::MAX_DEPTH)))
+        .unwrap();
+    // A copy of the whole into itself would be one level deeper.
+    let copy = json!({"type": "DATA", "payload": [{"op": "copy", "from": "", "path": "/1"}]});
+    assert!(at_limit.handle_text(&copy.to_string()).is_err());
+    assert_eq!(**at_limit.remote_data(), nested(crate::MAX_DEPTH));
 }
 
 /// Remote data grown past `max_remote_data_size`, by a whole new document
