@@ -320,14 +320,7 @@ pub(crate) mod tests {
         let payload = object
             .remove("payload")
             .ok_or(ProtocolError::MissingPayload)?;
-        Ok(match kind {
-            FrameKind::Data => Frame::Data(
-                crate::op_decode::ops_from_value(payload).map_err(ProtocolError::InvalidPatch)?,
-            ),
-            FrameKind::Message => Frame::Message(payload),
-            FrameKind::Ping => Frame::Ping(payload),
-            FrameKind::Pong => Frame::Pong(payload),
-        })
+        Frame::from_parts(kind, payload)
     }
 
     fn arb_member_value(types: &[&'static str]) -> impl Strategy<Value = Value> {

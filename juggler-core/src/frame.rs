@@ -98,6 +98,12 @@ impl Frame {
             Err(BadType::Unknown(name)) => return Err(ProtocolError::UnknownType(name)),
         };
         let payload = envelope.take(0).ok_or(ProtocolError::MissingPayload)?;
+        Self::from_parts(kind, payload)
+    }
+
+    /// The frame of type `kind` carrying `payload` (a DATA payload must be
+    /// patch ops).
+    pub(crate) fn from_parts(kind: FrameKind, payload: Value) -> Result<Self, ProtocolError> {
         Ok(match kind {
             FrameKind::Data => Frame::Data(
                 crate::op_decode::ops_from_value(payload).map_err(ProtocolError::InvalidPatch)?,
