@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::error::{CloseReason, Closed, ProtocolError, UpdateError};
 use crate::frame::{encode, encode_replace_root, EncodedMessage, Frame, FrameKind, FrameText};
 use crate::patch::replaces_root;
+use crate::remote_document::RemoteDocument;
 use crate::transmit_queue::TransmitQueue;
 
 /// When local data changes are sent to the peer (SPEC §2).
@@ -260,11 +261,7 @@ enum LocalChange {
 pub struct Engine {
     config: Config,
     local: Arc<Value>,
-    remote: Arc<Value>,
-    /// An upper bound of how deep `remote` nests (see `depth`).
-    remote_depth: usize,
-    /// An estimate of what `remote` costs in memory (see `apply_within`).
-    remote_size: usize,
+    remote: RemoteDocument,
     change: LocalChange,
     deadline: Option<Instant>,
     transmits: TransmitQueue,
@@ -282,13 +279,10 @@ impl Engine {
         if config.autoflush == AutoflushPolicy::Delayed(Duration::ZERO) {
             config.autoflush = AutoflushPolicy::Immediate;
         }
-        let null = Arc::new(Value::Null);
         Engine {
             config,
-            local: null.clone(),
-            remote: null,
-            remote_depth: 0,
-            remote_size: crate::value_cost(&Value::Null),
+            local: Arc::new(Value::Null),
+            remote: RemoteDocument::new(),
             change: LocalChange::None,
             deadline: None,
             transmits: TransmitQueue::default(),
@@ -310,13 +304,13 @@ impl Engine {
 
     /// The peer's local data as last received.
     pub fn remote_data(&self) -> &Arc<Value> {
-        &self.remote
+        self.remote.value()
     }
 
     /// An estimate of what the remote data takes in memory, decoded, as
     /// counted against [`Config::max_remote_data_size`].
     pub fn remote_data_size(&self) -> usize {
-        self.remote_size
+        self.remote.cost()
     }
 
     /// Whether the engine is closed.
@@ -829,54 +823,8 @@ impl Engine {
                         limit: self.config.max_patch_operations,
                     });
                 }
-                let limit = self.config.max_remote_data_size;
-                let too_large = |size| ProtocolError::RemoteDataTooLarge { size, limit };
-                let too_deep = || {
-                    ProtocolError::PatchFailed(format!(
-                        "remote data would nest deeper than {} levels",
-                        crate::depth::MAX_DEPTH
-                    ))
-                };
-                match ops.as_mut_slice() {
-                    // A whole new document (a first sync, a collapsed run):
-                    // measured in one walk, and moved in rather than copied
-                    // out of the op.
-                    [PatchOperation::Replace(op)] if op.path.is_root() => {
-                        let (size, depth) = crate::cost::cost_and_depth(&op.value);
-                        if depth > crate::depth::MAX_DEPTH {
-                            return Err(too_deep());
-                        }
-                        if size > limit {
-                            return Err(too_large(size));
-                        }
-                        self.remote = Arc::new(std::mem::take(&mut op.value));
-                        self.remote_size = size;
-                        self.remote_depth = depth;
-                    }
-                    _ => {
-                        let bound = match crate::depth::bound_after(self.remote_depth, &ops) {
-                            Some(bound) => bound,
-                            // The running bound is loose; count the real
-                            // depth once before refusing.
-                            None => {
-                                self.remote_depth = crate::depth::depth(&self.remote);
-                                crate::depth::bound_after(self.remote_depth, &ops)
-                                    .ok_or_else(too_deep)?
-                            }
-                        };
-                        crate::apply_within(
-                            Arc::make_mut(&mut self.remote),
-                            &ops,
-                            &mut self.remote_size,
-                            limit,
-                        )
-                        .map_err(|err| match err.reason {
-                            crate::patch::TOO_LARGE => too_large(limit.saturating_add(1)),
-                            _ => ProtocolError::PatchFailed(err.to_string()),
-                        })?;
-                        self.remote_depth = bound;
-                    }
-                }
+                self.remote
+                    .apply(&mut ops, self.config.max_remote_data_size)?;
                 self.events.push_back(Event::RemoteDataChanged);
             }
             Frame::Message(message) => self.events.push_back(Event::Message(message)),

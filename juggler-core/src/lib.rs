@@ -33,6 +33,7 @@ mod generation;
 pub mod liveness;
 mod op_decode;
 mod patch;
+mod remote_document;
 mod shared;
 mod transmit_queue;
 pub mod v07;

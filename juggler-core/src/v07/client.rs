@@ -4,13 +4,13 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use json_patch::PatchOperation;
 use serde_json::Value;
 
 use super::message::{decode_server_message, encode_request, ServerMessage};
 use super::output::{Framing, Input, OutFrame, Output};
 use super::DEFAULT_MAX_MESSAGE_SIZE;
-use crate::{apply_within, value_cost, CloseReason, Closed, FlushTicket, ProtocolError};
+use crate::remote_document::RemoteDocument;
+use crate::{CloseReason, Closed, FlushTicket, ProtocolError};
 
 /// Settings of a [`ClientEngine`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub struct ClientConfig {
     /// Default 64 MiB.
     pub max_message_size: usize,
     /// The most the server state may take, decoded (see
-    /// [`value_cost`]). Default 64 MiB.
+    /// [`value_cost`](crate::value_cost)). Default 64 MiB.
     pub max_state_size: usize,
 }
 
@@ -85,7 +85,10 @@ pub enum ClientEvent {
 
 /// One client connection of the 0.6/0.7 generations: requests numbered
 /// from 1 with an optional timeout each, the server state kept by
-/// applying its patches whole or not at all, and notifications. Unknown
+/// applying its patches whole or not at all (within
+/// [`ClientConfig::max_state_size`] and [`MAX_DEPTH`](crate::MAX_DEPTH)
+/// levels of nesting, as the 0.5 engine keeps remote data), and
+/// notifications. Unknown
 /// response ids are ignored, as the references do. The driver contract is
 /// [`ServerEngine`](super::ServerEngine)'s.
 #[derive(Debug)]
@@ -93,8 +96,7 @@ pub struct ClientEngine {
     config: ClientConfig,
     input: Input,
     output: Output,
-    state: Arc<Value>,
-    state_cost: usize,
+    state: RemoteDocument,
     next_id: u64,
     /// Pending requests and their deadlines.
     pending: BTreeMap<u64, Option<Instant>>,
@@ -111,8 +113,7 @@ impl ClientEngine {
             config,
             input,
             output: Output::default(),
-            state: Arc::new(Value::Null),
-            state_cost: value_cost(&Value::Null),
+            state: RemoteDocument::new(),
             next_id: 1,
             pending: BTreeMap::new(),
             deadlines: BTreeSet::new(),
@@ -123,7 +124,7 @@ impl ClientEngine {
 
     /// The server state as last received (`null` until the first `state`).
     pub fn state(&self) -> &Arc<Value> {
-        &self.state
+        self.state.value()
     }
 
     /// Sends a request; its id, and the ticket of its last frame. The
@@ -202,33 +203,7 @@ impl ClientEngine {
                 }
             }
             ServerMessage::State { mut diff } => {
-                let limit = self.config.max_state_size;
-                // A whole new state (the first, most often) is taken as it
-                // came, not copied out of its op.
-                if let [PatchOperation::Replace(replace)] = diff.as_mut_slice() {
-                    if replace.path.is_root() {
-                        let value = std::mem::take(&mut replace.value);
-                        let cost = value_cost(&value);
-                        if cost > limit {
-                            return Err(ProtocolError::RemoteDataTooLarge { size: cost, limit });
-                        }
-                        self.state = Arc::new(value);
-                        self.state_cost = cost;
-                        self.events.push_back(ClientEvent::StateChanged);
-                        return Ok(());
-                    }
-                }
-                let state = Arc::make_mut(&mut self.state);
-                apply_within(state, &diff, &mut self.state_cost, limit).map_err(|err| {
-                    if err.reason == crate::patch::TOO_LARGE {
-                        ProtocolError::RemoteDataTooLarge {
-                            size: limit.saturating_add(1),
-                            limit,
-                        }
-                    } else {
-                        ProtocolError::PatchFailed(err.to_string())
-                    }
-                })?;
+                self.state.apply(&mut diff, self.config.max_state_size)?;
                 self.events.push_back(ClientEvent::StateChanged);
             }
             ServerMessage::Notify { name, data } => {

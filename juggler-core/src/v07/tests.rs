@@ -357,6 +357,55 @@ fn a_failing_patch_closes_the_client_and_keeps_the_state() {
     assert_eq!(**client.state(), json!({"a": 1}), "whole or not at all");
 }
 
+/// Nesting built by patch ops (three small ops a level, so the parser's
+/// nesting limit never sees it) is refused past `MAX_DEPTH`, in one
+/// message or a level per message, as the 0.5 engine refuses it: a deeper
+/// state could not be cloned, compared or dropped without deep recursion.
+#[test]
+fn a_state_nested_past_the_limit_by_patch_ops_is_refused() {
+    // One whole 0.7 message: the `0` header, then its JSON.
+    let state_message = |ops: &[Value]| format!("0{}", json!({"type": "state", "diff": ops}));
+    let level = [
+        json!({"op": "add", "path": "/y", "value": {}}),
+        json!({"op": "move", "from": "/x", "path": "/y/x"}),
+        json!({"op": "move", "from": "/y", "path": "/x"}),
+    ];
+    let start = || {
+        let mut client = ClientEngine::new(ClientConfig::v0_7());
+        let root = json!({"op": "replace", "path": "", "value": {"x": 0}});
+        client.handle_text(&state_message(&[root])).unwrap();
+        client
+    };
+    let too_deep = |err: &ProtocolError| matches!(err, ProtocolError::PatchFailed(text) if text.contains("deeper"));
+
+    let mut client = start();
+    let levels: Vec<Value> = level.iter().cycle().take(3 * 200).cloned().collect();
+    let err = client.handle_text(&state_message(&levels)).unwrap_err();
+    assert!(too_deep(&err), "{err:?}");
+    assert_eq!(**client.state(), json!({"x": 0}), "whole or not at all");
+
+    let mut client = start();
+    let mut accepted = 0;
+    let err = loop {
+        match client.handle_text(&state_message(&level)) {
+            Ok(()) => accepted += 1,
+            Err(err) => break err,
+        }
+        assert!(
+            accepted <= 200,
+            "a state {accepted} levels deeper was accepted"
+        );
+    };
+    assert!(too_deep(&err), "{err:?}");
+    // `{"x": 0}` is one level deep, and each message adds one.
+    assert_eq!(accepted, crate::MAX_DEPTH - 1);
+    let mut deepest = json!(0);
+    for _ in 0..crate::MAX_DEPTH {
+        deepest = json!({ "x": deepest });
+    }
+    assert_eq!(**client.state(), deepest);
+}
+
 fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),

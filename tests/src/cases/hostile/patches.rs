@@ -85,11 +85,9 @@ pub async fn partially_applicable_patch_changes_nothing<B: Backend>() {
 /// ops, so the frame parser's depth limit never sees it): the patch must
 /// be refused like deep nesting in one frame, and in any case nothing may
 /// crash. A deeper remote data than the parser accepts could not be
-/// cloned, compared, encoded or even dropped without deep recursion.
-///
-/// Ignored while it fails: the patch is accepted, and dropping the value
-/// overflows the stack (from about 3,000 levels in a debug build), which
-/// aborts the whole test process. Run it alone.
+/// cloned, compared, encoded or even dropped without deep recursion
+/// (dropping overflows the stack from about 3,000 levels in a debug
+/// build, which would abort the whole test process).
 pub async fn deep_nesting_built_by_patch_ops<B: Backend>() {
     const DEPTH: usize = 10_000;
     let mut bench = Bench::<B>::start(ServerOptions::default()).await;
