@@ -16,7 +16,7 @@ use tracing::Instrument;
 use super::link::{run, Dispatch, Link, LinkState};
 use super::Options;
 use crate::client::{Io, Target};
-use crate::{ClientOptions, Error, Runtime};
+use crate::{ClientOptions, Error, MemoryBudget, Runtime};
 
 /// A notification from the server.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,11 +28,14 @@ pub struct Notification {
 }
 
 /// Client connections' own part of the link state.
-#[derive(Default)]
 pub(crate) struct ClientExtra {
     /// Who waits for the answer to each request.
     waiting: HashMap<u64, oneshot::Sender<Result<Value, Error>>>,
-    notifications: VecDeque<Notification>,
+    /// Notifications not taken yet, each with what it was charged.
+    notifications: VecDeque<(Notification, usize)>,
+    /// What `notifications` hold, decoded, against
+    /// [`Options::max_receive_bytes`].
+    budget: Arc<MemoryBudget>,
     /// Server states received, counted.
     state_changes: u64,
 }
@@ -126,7 +129,10 @@ impl Client {
         let taken = self
             .link
             .wait_for(|state| match state.extra.notifications.pop_front() {
-                Some(notification) => Some(Some(notification)),
+                Some((notification, bytes)) => {
+                    state.extra.budget.release(bytes);
+                    Some(Some(notification))
+                }
                 None if state.done || state.engine.close_reason().is_some() => Some(None),
                 None => None,
             })
@@ -159,6 +165,15 @@ impl Client {
             let (seen, state) = client.state_changed(seen).await.ok()?;
             Some((state, (client, seen)))
         })
+    }
+
+    /// What the notifications not taken yet hold, decoded (see
+    /// [`value_cost`](juggler_core::value_cost)), against
+    /// [`Options::max_receive_bytes`]: [`used`](MemoryBudget::used),
+    /// [`peak`](MemoryBudget::peak), and
+    /// [`until_full`](MemoryBudget::until_full).
+    pub fn memory_budget(&self) -> Arc<MemoryBudget> {
+        self.link.read(|state| state.extra.budget.clone())
     }
 
     /// Whether the connection is open.
@@ -231,16 +246,17 @@ where
         generation = generation.as_str(),
     );
     let engine = ClientEngine::new(options.client_config());
-    let link = Link::new(
-        engine,
-        ClientExtra::default(),
-        options,
-        runtime.clone(),
-        span.clone(),
-        false,
-    );
+    let budget = MemoryBudget::new(Some(options.max_receive_bytes));
+    let extra = ClientExtra {
+        waiting: HashMap::new(),
+        notifications: VecDeque::new(),
+        budget: budget.clone(),
+        state_changes: 0,
+    };
+    let link = Link::new(engine, extra, options, runtime.clone(), span.clone(), false);
     let dispatch = ClientDispatch {
         receive_queue_size: link.options.receive_queue_size,
+        budget,
     };
     runtime.spawn(Box::pin(
         run(socket, link.clone(), dispatch, None).instrument(span),
@@ -252,6 +268,8 @@ where
 /// [`ClientDispatch::reader_must_wait`]); nothing is left for outside.
 struct ClientDispatch {
     receive_queue_size: usize,
+    /// The client's own [`ClientExtra::budget`].
+    budget: Arc<MemoryBudget>,
 }
 
 impl Dispatch<ClientEngine, ClientExtra> for ClientDispatch {
@@ -264,6 +282,10 @@ impl Dispatch<ClientEngine, ClientExtra> for ClientDispatch {
     fn reader_must_wait(&self, state: &LinkState<ClientEngine, ClientExtra>) -> bool {
         state.extra.notifications.len() >= self.receive_queue_size
     }
+
+    fn budget(&self) -> Option<&Arc<MemoryBudget>> {
+        Some(&self.budget)
+    }
 }
 
 /// Takes the client engine's events into the client's part of the state,
@@ -272,7 +294,11 @@ fn take_client_event(extra: &mut ClientExtra, event: ClientEvent) -> Option<Clie
     match event {
         ClientEvent::StateChanged => extra.state_changes += 1,
         ClientEvent::Notify { name, data } => {
-            extra.notifications.push_back(Notification { name, data })
+            let bytes = juggler_core::value_cost(&data).saturating_add(name.len());
+            extra.budget.charge(bytes);
+            extra
+                .notifications
+                .push_back((Notification { name, data }, bytes));
         }
         ClientEvent::Response { id, result } => {
             if let Some(waiter) = extra.waiting.remove(&id) {

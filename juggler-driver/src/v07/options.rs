@@ -53,6 +53,11 @@ pub struct Options {
     /// Most notifications a client keeps unread; the client reads nothing
     /// more from the server until one is taken. Default 1,024.
     pub receive_queue_size: usize,
+    /// Most bytes a client's unread notifications may hold, decoded (see
+    /// [`value_cost`](juggler_core::value_cost)); while that much waits,
+    /// the client reads nothing more from the server. It may be passed by
+    /// the one notification that crossed it. Default 16 MiB.
+    pub max_receive_bytes: usize,
     /// Largest message the peer may send, joined from its segments.
     /// Default 64 MiB.
     pub max_message_size: usize,
@@ -88,6 +93,7 @@ impl Default for Options {
             max_pending_requests: 1024,
             max_pending_bytes: 16 << 20,
             receive_queue_size: 1024,
+            max_receive_bytes: 16 << 20,
             max_message_size: juggler_core::v07::DEFAULT_MAX_MESSAGE_SIZE,
             max_frame_size: 4 << 20,
             max_state_size: 64 << 20,
@@ -140,6 +146,13 @@ impl Options {
     /// Sets the most bytes a connection's requests being handled may take.
     pub fn max_pending_bytes(mut self, bytes: usize) -> Self {
         self.max_pending_bytes = bytes;
+        self
+    }
+
+    /// Sets the most bytes a client's unread notifications may hold,
+    /// decoded (at least 1).
+    pub fn max_receive_bytes(mut self, bytes: usize) -> Self {
+        self.max_receive_bytes = bytes.max(1);
         self
     }
 

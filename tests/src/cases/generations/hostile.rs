@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use async_tungstenite::tungstenite::Message;
+use futures_util::future::{select, Either};
 use futures_util::{SinkExt, StreamExt};
 use juggler_core::v07::transport::{Package, Reassembler};
 use juggler_driver::v07::{Client, Options};
@@ -263,4 +264,86 @@ pub async fn requests_being_handled_are_bounded_in_bytes<B: Backend>() {
         answered.insert(response["data"].as_u64().unwrap());
     }
     server.close().await;
+}
+
+/// A server that floods a client with notifications the application does
+/// not take: once they hold `max_receive_bytes` (decoded), the client
+/// reads nothing more, so it holds at most that plus the one that crossed
+/// it; then every notification arrives, in order, and the state sent
+/// after them.
+pub async fn unread_notifications_are_bounded_in_bytes<B: Backend>() {
+    const FLOOD: usize = 40;
+    const LIMIT: usize = 256 << 10;
+    let filler = "x".repeat(64 << 10);
+    let one = json!({"n": FLOOD, "fill": filler});
+    let handlers = juggler_driver::v07::Handlers::new().on_request(move |connection, _, _| {
+        let filler = filler.clone();
+        async move {
+            for n in 0..FLOOD {
+                let data = json!({"n": n, "fill": filler});
+                connection
+                    .notify("flood", &data)
+                    .await
+                    .map_err(|err| juggler_driver::v07::RequestError::new(err.to_string()))?;
+            }
+            connection.set_state(json!({"flooded": FLOOD}));
+            Ok(json!(null))
+        }
+    });
+    let server_options = juggler_driver::ServerOptions::default()
+        .generations(Generations::Only(Generation::V0_7))
+        .v07(Options::default().autoflush_delay(Some(Duration::ZERO)))
+        .v07_handlers(handlers);
+    let server = B::listen(server_options, drop).await.unwrap();
+    let client = within::<B, _>(
+        HANG_GUARD,
+        "connect",
+        B::connect_v07(&server.url(), Options::default().max_receive_bytes(LIMIT)),
+    )
+    .await
+    .unwrap();
+    let budget = client.memory_budget();
+    assert_eq!(budget.limit(), LIMIT);
+    // The request's answer comes after the flood, so it waits too.
+    let mut answer = std::pin::pin!(client.send("flood", json!(null)));
+    let full = std::pin::pin!(budget.until_full());
+    let filled = select(answer.as_mut(), full);
+    if let Either::Left((answer, _)) = within::<B, _>(HANG_GUARD, "the budget fills", filled).await
+    {
+        panic!("the flood was all read before the budget filled: {answer:?}");
+    }
+    // Absence can only be watched for a while: a client that read on
+    // would have the answer in well under this (a few MB over loopback).
+    let watch = std::pin::pin!(B::sleep(Duration::from_millis(300)));
+    let quiet = select(answer.as_mut(), watch).await;
+    assert!(
+        matches!(quiet, Either::Right(_)),
+        "the client read on past its full budget: {} bytes held",
+        budget.used()
+    );
+    let mut taken = Vec::new();
+    for _ in 0..FLOOD {
+        let notification = within::<B, _>(HANG_GUARD, "a notification", client.receive())
+            .await
+            .expect("a notification");
+        assert_eq!(notification.name, "flood");
+        taken.push(notification.data["n"].clone());
+    }
+    assert_eq!(taken, (0..FLOOD).map(|n| json!(n)).collect::<Vec<_>>());
+    let answer = within::<B, _>(HANG_GUARD, "the answer", answer).await;
+    assert_eq!(answer.unwrap(), json!(null));
+    let (_, state) = within::<B, _>(HANG_GUARD, "the state", client.state_changed(0))
+        .await
+        .unwrap();
+    assert_eq!(*state, json!({"flooded": FLOOD}));
+    let one_cost = juggler_driver::value_cost(&one) + "flood".len();
+    assert!(
+        budget.peak() <= LIMIT + one_cost,
+        "unread notifications held {} bytes, over {LIMIT} + one of {one_cost}",
+        budget.peak()
+    );
+    assert_eq!(budget.used(), 0);
+    client.close();
+    within::<B, _>(HANG_GUARD, "client closed", client.wait_closed()).await;
+    within::<B, _>(HANG_GUARD, "server closed", server.close()).await;
 }

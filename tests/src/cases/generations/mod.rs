@@ -248,6 +248,7 @@ macro_rules! generations_tests {
             segment_floods_and_ping_floods_are_bounded,
             a_message_that_never_ends_is_cut_off,
             requests_being_handled_are_bounded_in_bytes,
+            unread_notifications_are_bounded_in_bytes,
         );
     };
     (@each $backend:ty; $($case:ident),* $(,)?) => {
