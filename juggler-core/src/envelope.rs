@@ -18,6 +18,32 @@ use serde_json::Value;
 
 use crate::error::{truncate_utf8, ProtocolError};
 
+/// The visit methods of the scalar JSON values other than strings, each
+/// giving `$value`: what a visitor makes of a value it does not look into.
+macro_rules! scalars_give {
+    ($value:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+}
+
 /// A message's outer members, as found in the text: for each wanted
 /// member, the last of that name.
 #[derive(Debug)]
@@ -109,29 +135,11 @@ impl<'de, const N: usize> Visitor<'de> for EnvelopeSeed<N> {
         drain_seq(seq).map(|()| None)
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
         Ok(None)
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
+    scalars_give!(None);
 }
 
 /// An object member's name, as far as the message's shape cares.
@@ -202,25 +210,7 @@ impl<'de> Visitor<'de> for TypeSeed {
         drain_seq(seq).map(|()| Err(BadType::Missing))
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Err(BadType::Missing))
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Err(BadType::Missing))
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Err(BadType::Missing))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Err(BadType::Missing))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Err(BadType::Missing))
-    }
+    scalars_give!(Err(BadType::Missing));
 }
 
 /// A value the frame does not need, read through and dropped. Unlike
@@ -251,29 +241,11 @@ impl<'de> Visitor<'de> for SkipVisitor {
         drain_seq(seq).map(|()| Skipped)
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Skipped, E> {
-        Ok(Skipped)
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Skipped, E> {
-        Ok(Skipped)
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Skipped, E> {
-        Ok(Skipped)
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Skipped, E> {
-        Ok(Skipped)
-    }
-
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Skipped, E> {
         Ok(Skipped)
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Skipped, E> {
-        Ok(Skipped)
-    }
+    scalars_give!(Skipped);
 }
 
 /// Reads the rest of an object the frame does not need.

@@ -22,11 +22,13 @@ use crate::data;
 use crate::report::{Measure, Outcome};
 use crate::sys::cpu_time;
 
+/// Rounds before the timed ones, for the sync and for the floor.
+const WARM_UP: usize = 1;
+
 /// Runs the scenario.
 pub async fn run(ctx: Ctx) -> Outcome {
     let keys = ctx.pick(100_000, 10_000);
     let rounds = ctx.pick(5, 1);
-    let warm_up = 1;
     let state = Arc::new(data::state(keys));
 
     let (accepted, mut incoming) = mpsc::unbounded_channel();
@@ -45,7 +47,7 @@ pub async fn run(ctx: Ctx) -> Outcome {
 
     let mut times = Samples::default();
     let mut cpu = Duration::ZERO;
-    for round in 0..warm_up + rounds {
+    for round in 0..WARM_UP + rounds {
         let cpu_start = cpu_time()?;
         let start = Instant::now();
         let client = connect(ctx.rt, &server).await?;
@@ -54,7 +56,7 @@ pub async fn run(ctx: Ctx) -> Outcome {
             .changed()
             .await
             .map_err(|err| format!("round {round}: no sync: {err}"))?;
-        if round >= warm_up {
+        if round >= WARM_UP {
             times.push(start.elapsed());
             cpu += cpu_time()? - cpu_start;
         }
@@ -72,12 +74,12 @@ pub async fn run(ctx: Ctx) -> Outcome {
     server.close().await;
 
     let mut floor = Samples::default();
-    for round in 0..warm_up + rounds {
+    for round in 0..WARM_UP + rounds {
         let start = Instant::now();
         let text = serde_json::to_string(&*state).map_err(|err| err.to_string())?;
         let decoded: serde_json::Value =
             serde_json::from_str(&text).map_err(|err| err.to_string())?;
-        if round >= warm_up {
+        if round >= WARM_UP {
             floor.push(start.elapsed());
         }
         if decoded != *state {

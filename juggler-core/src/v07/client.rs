@@ -88,9 +88,8 @@ pub enum ClientEvent {
 /// applying its patches whole or not at all (within
 /// [`ClientConfig::max_state_size`] and [`MAX_DEPTH`](crate::MAX_DEPTH)
 /// levels of nesting, as the 0.5 engine keeps remote data), and
-/// notifications. Unknown
-/// response ids are ignored, as the references do. The driver contract is
-/// [`ServerEngine`](super::ServerEngine)'s.
+/// notifications. Unknown response ids are ignored, as the references do.
+/// The driver contract is [`ServerEngine`](super::ServerEngine)'s.
 #[derive(Debug)]
 pub struct ClientEngine {
     config: ClientConfig,

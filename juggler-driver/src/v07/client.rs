@@ -31,11 +31,9 @@ pub struct Notification {
 pub(crate) struct ClientExtra {
     /// Who waits for the answer to each request.
     waiting: HashMap<u64, oneshot::Sender<Result<Value, Error>>>,
-    /// Notifications not taken yet, each with what it was charged.
+    /// Notifications not taken yet, each with what it was charged to
+    /// [`Client::budget`].
     notifications: VecDeque<(Notification, usize)>,
-    /// What `notifications` hold, decoded, against
-    /// [`Options::max_receive_bytes`].
-    budget: Arc<MemoryBudget>,
     /// Server states received, counted.
     state_changes: u64,
 }
@@ -60,6 +58,9 @@ type ClientLink = Link<ClientEngine, ClientExtra>;
 pub struct Client {
     link: Arc<ClientLink>,
     generation: Generation,
+    /// What the notifications not taken yet hold, decoded, against
+    /// [`Options::max_receive_bytes`]; the reader waits while it is full.
+    budget: Arc<MemoryBudget>,
 }
 
 impl fmt::Debug for Client {
@@ -130,7 +131,7 @@ impl Client {
             .link
             .wait_for(|state| match state.extra.notifications.pop_front() {
                 Some((notification, bytes)) => {
-                    state.extra.budget.release(bytes);
+                    self.budget.release(bytes);
                     Some(Some(notification))
                 }
                 None if state.done || state.engine.close_reason().is_some() => Some(None),
@@ -173,7 +174,7 @@ impl Client {
     /// [`peak`](MemoryBudget::peak), and
     /// [`until_full`](MemoryBudget::until_full).
     pub fn memory_budget(&self) -> Arc<MemoryBudget> {
-        self.link.read(|state| state.extra.budget.clone())
+        self.budget.clone()
     }
 
     /// Whether the connection is open.
@@ -250,31 +251,34 @@ where
     let extra = ClientExtra {
         waiting: HashMap::new(),
         notifications: VecDeque::new(),
-        budget: budget.clone(),
         state_changes: 0,
     };
     let link = Link::new(engine, extra, options, runtime.clone(), span.clone(), false);
     let dispatch = ClientDispatch {
         receive_queue_size: link.options.receive_queue_size,
-        budget,
+        budget: budget.clone(),
     };
     runtime.spawn(Box::pin(
         run(socket, link.clone(), dispatch, None).instrument(span),
     ));
-    Client { link, generation }
+    Client {
+        link,
+        generation,
+        budget,
+    }
 }
 
 /// Client events are handled under the link's lock (see
 /// [`ClientDispatch::reader_must_wait`]); nothing is left for outside.
 struct ClientDispatch {
     receive_queue_size: usize,
-    /// The client's own [`ClientExtra::budget`].
+    /// The client's own [`Client::budget`].
     budget: Arc<MemoryBudget>,
 }
 
 impl Dispatch<ClientEngine, ClientExtra> for ClientDispatch {
     fn take(&self, extra: &mut ClientExtra, event: ClientEvent) -> Option<ClientEvent> {
-        take_client_event(extra, event)
+        take_client_event(extra, &self.budget, event)
     }
 
     fn dispatch(&self, _events: Vec<ClientEvent>) {}
@@ -290,12 +294,16 @@ impl Dispatch<ClientEngine, ClientExtra> for ClientDispatch {
 
 /// Takes the client engine's events into the client's part of the state,
 /// under the lock: answers to their waiters, notifications to the queue.
-fn take_client_event(extra: &mut ClientExtra, event: ClientEvent) -> Option<ClientEvent> {
+fn take_client_event(
+    extra: &mut ClientExtra,
+    budget: &MemoryBudget,
+    event: ClientEvent,
+) -> Option<ClientEvent> {
     match event {
         ClientEvent::StateChanged => extra.state_changes += 1,
         ClientEvent::Notify { name, data } => {
             let bytes = juggler_core::value_cost(&data).saturating_add(name.len());
-            extra.budget.charge(bytes);
+            budget.charge(bytes);
             extra
                 .notifications
                 .push_back((Notification { name, data }, bytes));
