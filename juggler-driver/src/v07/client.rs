@@ -122,6 +122,16 @@ impl Client {
         answer.await.unwrap_or(Err(Error::Closed))
     }
 
+    /// Sends a transport ping (`2`) on 0.7; does nothing on 0.6, which
+    /// has none. A client that only listens can ping at once, so that a
+    /// server telling the generations apart by the first frame (SPEC-0.7.md
+    /// §13) knows it speaks 0.7 without waiting for its sniff timeout.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.link
+            .push(|state| state.engine.send_ping("").map_err(|_| Error::Closed))
+            .await
+    }
+
     /// The next notification, waiting for one; `None` once the connection
     /// is closed and every notification was taken. Each is taken once,
     /// by one caller.
