@@ -35,6 +35,11 @@ pub struct UpgradeRequest {
     /// by the 0.7 reference's `remote` rule ([`forwarded_client`]), else
     /// the peer's IP.
     pub remote: Option<String>,
+    /// The request's extensions as the HTTP stack and the application's
+    /// own layers left them: the user an axum auth layer resolved, say,
+    /// for the admission hook to read or to put in the connection's
+    /// context.
+    pub extensions: http::Extensions,
 }
 
 /// A copy of `headers` that owns its bytes. hyper's parsed header values
@@ -75,6 +80,7 @@ impl UpgradeRequest {
             remote: forwarded.or_else(|| peer_addr.map(|peer| peer.ip().to_string())),
             headers,
             peer_addr,
+            extensions: request.extensions().clone(),
         }
     }
 
@@ -83,15 +89,19 @@ impl UpgradeRequest {
         self.uri.query()
     }
 
-    /// The value of cookie `name`, from the `Cookie` headers.
-    pub fn cookie(&self, name: &str) -> Option<&str> {
+    /// The value of cookie `name`, from the `Cookie` headers: the first
+    /// one of that name, percent-decoded, without the double quotes of a
+    /// quoted value (parsed by the `cookie` crate; a pair it can't parse
+    /// is skipped).
+    pub fn cookie(&self, name: &str) -> Option<String> {
         self.headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find_map(|(key, value)| (key == name).then_some(value))
+            .flat_map(cookie::Cookie::split_parse_encoded)
+            .filter_map(Result::ok)
+            .find(|cookie| cookie.name() == name)
+            .map(|cookie| cookie.value_trimmed().to_owned())
     }
 }
 
@@ -246,7 +256,7 @@ mod tests {
         );
         assert_eq!(kept.uri, "/ws?x=1");
         assert_eq!(kept.query(), Some("x=1"));
-        assert_eq!(kept.cookie("theme"), Some("dark"));
+        assert_eq!(kept.cookie("theme").as_deref(), Some("dark"));
         assert!(kept.headers[header::AUTHORIZATION].is_sensitive());
         assert_eq!(kept.headers["x-custom"], "sid");
     }
@@ -317,7 +327,30 @@ mod tests {
         let trusted = UpgradeRequest::new(&request, Some(peer), true);
         assert_eq!(trusted.remote.as_deref(), Some("203.0.113.9"));
         assert_eq!(trusted.query(), Some("room=7"));
-        assert_eq!(trusted.cookie("session"), Some("s3cret"));
+        assert_eq!(trusted.cookie("session").as_deref(), Some("s3cret"));
         assert_eq!(trusted.cookie("missing"), None);
+    }
+
+    #[test]
+    fn cookies_are_decoded_and_unquoted() {
+        let request = Request::builder()
+            .header("cookie", "a=1; name=\"J%C3%BCrgen%20K\"; broken")
+            .header("cookie", "a=2")
+            .body(())
+            .unwrap();
+        let kept = UpgradeRequest::new(&request, None, false);
+        assert_eq!(kept.cookie("name").as_deref(), Some("Jürgen K"));
+        assert_eq!(kept.cookie("a").as_deref(), Some("1"));
+        assert_eq!(kept.cookie("broken"), None);
+    }
+
+    #[test]
+    fn extensions_are_kept() {
+        #[derive(Debug, Clone, PartialEq)]
+        struct User(&'static str);
+        let mut request = Request::builder().body(()).unwrap();
+        request.extensions_mut().insert(User("alice"));
+        let kept = UpgradeRequest::new(&request, None, false);
+        assert_eq!(kept.extensions.get::<User>(), Some(&User("alice")));
     }
 }

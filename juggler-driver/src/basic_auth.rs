@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use base64::Engine as _;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use md5::{Digest, Md5};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 use crate::{Error, Runtime};
 
@@ -24,9 +26,13 @@ use crate::{Error, Runtime};
 #[derive(Clone)]
 pub struct Htpasswd {
     users: Arc<HashMap<String, String>>,
-    /// Passwords already checked good, so a bcrypt check runs once per
-    /// user and password, not per request.
-    verified: Arc<Mutex<HashMap<String, String>>>,
+    /// A digest of each password already checked good, so that a bcrypt
+    /// check runs once per user and password, not per request. Digests,
+    /// keyed by [`Htpasswd::key`], not the passwords: memory holds no
+    /// password a dump could read back.
+    verified: Arc<Mutex<HashMap<String, [u8; 32]>>>,
+    /// A random key of this process's, mixed into every digest.
+    key: Arc<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Htpasswd {
@@ -73,6 +79,7 @@ impl Htpasswd {
         Ok(Htpasswd {
             users: Arc::new(users),
             verified: Arc::default(),
+            key: Arc::new(random_key()?),
         })
     }
 
@@ -86,7 +93,12 @@ impl Htpasswd {
         let Some(hash) = self.users.get(&user).cloned() else {
             return false;
         };
-        if self.verified().get(&user) == Some(&password) {
+        let digest = self.digest(&user, &password);
+        if self
+            .verified()
+            .get(&user)
+            .is_some_and(|verified| bool::from(verified.ct_eq(&digest)))
+        {
             return true;
         }
         let good = if is_bcrypt(&hash) {
@@ -98,12 +110,23 @@ impl Htpasswd {
             verify_apr1(password.as_bytes(), &hash)
         };
         if good {
-            self.verified().insert(user, password);
+            self.verified().insert(user, digest);
         }
         good
     }
 
-    fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    /// What the cache keeps of a good password: SHA-256 of the process
+    /// key, the user and the password.
+    fn digest(&self, user: &str, password: &str) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(&self.key[..]);
+        hasher.update((user.len() as u64).to_be_bytes());
+        hasher.update(user.as_bytes());
+        hasher.update(password.as_bytes());
+        hasher.finalize().into()
+    }
+
+    fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<String, [u8; 32]>> {
         self.verified.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -143,7 +166,22 @@ fn verify_apr1(password: &[u8], hash: &str) -> bool {
     else {
         return false;
     };
-    apr1(password, salt.as_bytes()) == hash
+    bool::from(
+        apr1(password, salt.as_bytes())
+            .as_bytes()
+            .ct_eq(hash.as_bytes()),
+    )
+}
+
+/// 32 bytes from the crypto provider's secure random source.
+fn random_key() -> Result<[u8; 32], String> {
+    let mut key = [0; 32];
+    crate::crypto_provider()
+        .map_err(|err| err.to_string())?
+        .secure_random
+        .fill(&mut key)
+        .map_err(|_| "no secure random source".to_string())?;
+    Ok(key)
 }
 
 /// Apache's MD5-based crypt (`$apr1$`), the FreeBSD md5crypt with another
@@ -229,6 +267,18 @@ mod tests {
             assert!(verify_apr1(b"password", hash), "{hash}");
             assert!(!verify_apr1(b"Password", hash), "{hash}");
         }
+    }
+
+    #[test]
+    fn the_cache_keeps_no_password() {
+        let htpasswd = Htpasswd::parse("alice:$apr1$lZL6V/ci$eIMz/iKDkbtys/uU7LEK00").unwrap();
+        let other = Htpasswd::parse("").unwrap();
+        let digest = htpasswd.digest("alice", "password");
+        assert!(!digest.windows(8).any(|window| window == b"password"));
+        assert_ne!(digest, htpasswd.digest("alice", "Password"));
+        assert_ne!(digest, htpasswd.digest("alicep", "assword"));
+        // Each process (each file read) has its own key.
+        assert_ne!(digest, other.digest("alice", "password"));
     }
 
     #[test]

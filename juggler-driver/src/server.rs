@@ -175,18 +175,21 @@ impl Default for ServerOptions {
 
 impl ServerOptions {
     /// Sets the WebSocket endpoint path.
+    #[must_use]
     pub fn ws_path(mut self, path: impl Into<String>) -> Self {
         self.ws_path = path.into();
         self
     }
 
     /// Serves the files under `dir`.
+    #[must_use]
     pub fn static_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.static_dir = Some(dir.into());
         self
     }
 
     /// Sets (or with `None` turns off) the `GET /` redirect target.
+    #[must_use]
     pub fn index_path(mut self, path: Option<&str>) -> Self {
         self.index_path = path.map(str::to_owned);
         self
@@ -194,42 +197,49 @@ impl ServerOptions {
 
     /// Serves HTTPS/WSS with this TLS configuration (see
     /// [`tls_config`](Self::tls_config)).
+    #[must_use]
     pub fn tls_config(mut self, config: Arc<rustls::ServerConfig>) -> Self {
         self.tls_config = Some(config);
         self
     }
 
     /// Serves HTTPS/WSS with the chain and key in this PEM file.
+    #[must_use]
     pub fn pem_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.pem_file = Some(path.into());
         self
     }
 
     /// Sets the autoflush delay of accepted connections the reference way.
+    #[must_use]
     pub fn autoflush_delay(mut self, delay: Option<Duration>) -> Self {
         self.connection = self.connection.autoflush_delay(delay);
         self
     }
 
     /// Sets the options of accepted connections.
+    #[must_use]
     pub fn connection(mut self, options: ConnectionOptions) -> Self {
         self.connection = options;
         self
     }
 
     /// Sets the shutdown timeout.
+    #[must_use]
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
     }
 
     /// Sets which web pages may open the WebSocket.
+    #[must_use]
     pub fn origin_policy(mut self, policy: OriginPolicy) -> Self {
         self.origin_policy = policy;
         self
     }
 
     /// Sets the most connections open at once (`None`: no cap).
+    #[must_use]
     pub fn max_connections(mut self, max: Option<usize>) -> Self {
         self.max_connections = max;
         self
@@ -237,12 +247,14 @@ impl ServerOptions {
 
     /// Sets the header read and idle timeout of HTTP connections (`None`:
     /// none).
+    #[must_use]
     pub fn header_read_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.header_read_timeout = timeout;
         self
     }
 
     /// Requires basic auth of a user in this htpasswd file.
+    #[must_use]
     pub fn htpasswd_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.htpasswd_file = Some(path.into());
         self
@@ -250,12 +262,14 @@ impl ServerOptions {
 
     /// Sets the server-wide bound of buffered received bytes (`None`: no
     /// bound).
+    #[must_use]
     pub fn max_buffered_bytes(mut self, bytes: Option<usize>) -> Self {
         self.max_buffered_bytes = bytes;
         self
     }
 
     /// Sets whether every response says `Cache-Control: no-cache`.
+    #[must_use]
     pub fn no_cache(mut self, no_cache: bool) -> Self {
         self.no_cache = no_cache;
         self
@@ -263,6 +277,7 @@ impl ServerOptions {
 
     /// Reads the client's address from forwarding headers (see
     /// [`trust_forwarded_headers`](Self::trust_forwarded_headers)).
+    #[must_use]
     pub fn trust_forwarded_headers(mut self, trust: bool) -> Self {
         self.trust_forwarded_headers = trust;
         self
@@ -280,7 +295,7 @@ impl ServerOptions {
     /// struct User(String);
     ///
     /// let options = ServerOptions::default().admission(|request| {
-    ///     let token = request.cookie("session").map(str::to_owned);
+    ///     let token = request.cookie("session");
     ///     Box::pin(async move {
     ///         match token.as_deref() {
     ///             Some("s3cret") => Admission::admit_with(User("alice".into())),
@@ -289,6 +304,7 @@ impl ServerOptions {
     ///     })
     /// });
     /// ```
+    #[must_use]
     pub fn admission(
         mut self,
         hook: impl Fn(&UpgradeRequest) -> AdmissionFuture + Send + Sync + 'static,
@@ -314,6 +330,7 @@ impl ServerOptions {
     /// // 0.5, 0.6 and 0.7 clients on one path; a silent client is 0.5.
     /// let options = ServerOptions::default().generations(Generations::detect(Generation::V0_5));
     /// ```
+    #[must_use]
     pub fn generations(mut self, generations: Generations) -> Self {
         self.generations = generations;
         self
@@ -322,6 +339,7 @@ impl ServerOptions {
     /// These options for a server of one 0.6/0.7 generation, the one
     /// `v07.generation` names (0.7 if it names 0.5), whose connections go
     /// to `handlers`: what the runtime crates' `v07::listen` serves.
+    #[must_use]
     pub fn v07_only(self, handlers: crate::v07::Handlers) -> Self {
         let generation = match self.v07.generation {
             Generation::V0_5 => Generation::V0_7,
@@ -332,12 +350,14 @@ impl ServerOptions {
     }
 
     /// Sets the settings of 0.6/0.7 connections.
+    #[must_use]
     pub fn v07(mut self, options: crate::v07::Options) -> Self {
         self.v07 = options;
         self
     }
 
     /// Sets what the server does with 0.6/0.7 connections.
+    #[must_use]
     pub fn v07_handlers(mut self, handlers: crate::v07::Handlers) -> Self {
         self.v07_handlers = handlers;
         self
@@ -609,6 +629,7 @@ pub fn server_tls_config(pem_file: &Path) -> Result<Arc<rustls::ServerConfig>, E
 /// connection it accepted (each waiting at most the shutdown timeout for
 /// its clean close) and completes when all are gone. Dropping it without
 /// `close` stops accepting and starts closing the connections.
+#[must_use = "dropping the Server shuts it down: keep it while it serves, then `close().await` it"]
 pub struct Server {
     local_addr: SocketAddr,
     url: String,

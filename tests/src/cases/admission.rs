@@ -262,7 +262,7 @@ pub async fn admission_hook_refuses_or_admits_with_context<B: Backend>() {
     let request = server_side.upgrade_request().expect("a server connection");
     assert_eq!(request.query(), Some("room=7"));
     assert_eq!(request.uri.path(), "/ws");
-    assert_eq!(request.cookie("lang"), Some("hr"));
+    assert_eq!(request.cookie("lang").as_deref(), Some("hr"));
     assert_eq!(server_side.remote(), Some("127.0.0.1"));
     assert!(client.upgrade_request().is_none() && client.context::<User>().is_none());
     client.send(&json!("in")).await.unwrap();
