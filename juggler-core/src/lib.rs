@@ -22,6 +22,7 @@
 //!   to back, for tests without sockets or sleeps.
 //! - `fuzzing` (feature `fuzzing`): the fuzz target's logic.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cost;
 mod depth;

@@ -55,12 +55,14 @@ impl ClientOptions {
     /// let options = ClientOptions::default()
     ///     .header(header::AUTHORIZATION, HeaderValue::from_static("Bearer t0ken"));
     /// ```
+    #[must_use]
     pub fn header(mut self, name: http::header::HeaderName, value: http::HeaderValue) -> Self {
         self.headers.append(name, value);
         self
     }
 
     /// Sets the connect timeout (`None`: none).
+    #[must_use]
     pub fn connect_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
         self.connect_timeout = timeout;
         self
@@ -68,18 +70,21 @@ impl ClientOptions {
 
     /// Sets the autoflush delay the reference way (see
     /// [`ConnectionOptions::autoflush_delay`]).
+    #[must_use]
     pub fn autoflush_delay(mut self, delay: Option<std::time::Duration>) -> Self {
         self.connection = self.connection.autoflush_delay(delay);
         self
     }
 
     /// Sets the connection options.
+    #[must_use]
     pub fn connection(mut self, options: ConnectionOptions) -> Self {
         self.connection = options;
         self
     }
 
     /// Uses this TLS configuration for `wss://`.
+    #[must_use]
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
         self.tls = Some(config);
         self

@@ -9,6 +9,7 @@
 //! HTTP server) is behind the small [`Runtime`] trait or in the runtime
 //! crates.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod admission;
 mod basic_auth;

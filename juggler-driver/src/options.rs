@@ -108,72 +108,84 @@ impl Default for ConnectionOptions {
 impl ConnectionOptions {
     /// Sets the autoflush policy the reference way: `None` manual, zero
     /// immediate, else delayed.
+    #[must_use]
     pub fn autoflush_delay(mut self, delay: Option<Duration>) -> Self {
         self.autoflush = AutoflushPolicy::from_delay(delay);
         self
     }
 
     /// Sets the autoflush policy.
+    #[must_use]
     pub fn autoflush(mut self, policy: AutoflushPolicy) -> Self {
         self.autoflush = policy;
         self
     }
 
     /// Sets or disables keep-alive.
+    #[must_use]
     pub fn keep_alive(mut self, keep_alive: Option<KeepAlive>) -> Self {
         self.keep_alive = keep_alive;
         self
     }
 
     /// Sets the largest incoming message size in bytes.
+    #[must_use]
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
         self
     }
 
     /// Sets the most operations accepted in one incoming DATA frame.
+    #[must_use]
     pub fn max_patch_operations(mut self, count: usize) -> Self {
         self.max_patch_operations = count;
         self
     }
 
     /// Sets the most bytes the peer's data may take, decoded.
+    #[must_use]
     pub fn max_remote_data_size(mut self, bytes: usize) -> Self {
         self.max_remote_data_size = bytes;
         self
     }
 
     /// Sets the outgoing queue bound, in frames (at least 1).
+    #[must_use]
     pub fn max_send_queue(mut self, frames: usize) -> Self {
         self.max_send_queue = frames.max(1);
         self
     }
 
     /// Sets the outgoing queue bound in bytes (at least 1).
+    #[must_use]
     pub fn max_send_queue_bytes(mut self, bytes: usize) -> Self {
         self.max_send_queue_bytes = bytes.max(1);
         self
     }
 
     /// Sets the received-message bound in decoded bytes (at least 1).
+    #[must_use]
     pub fn max_receive_bytes(mut self, bytes: usize) -> Self {
         self.max_receive_bytes = bytes.max(1);
         self
     }
 
     /// Sets the received-message queue bound (at least 1).
+    #[must_use]
     pub fn max_receive_queue(mut self, messages: usize) -> Self {
         self.max_receive_queue = messages.max(1);
         self
     }
 
     /// Sets how long a close waits for the peer's close handshake.
+    #[must_use]
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
         self
     }
 
     /// Sets how many bytes are read from the socket at a time.
+    #[must_use]
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.read_buffer_size = bytes.max(256);
         self

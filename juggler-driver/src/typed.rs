@@ -82,6 +82,7 @@ impl<L: Serialize, R: DeserializeOwned> TypedConnection<L, R> {
 
     /// Closes the connection (with [`ProtocolError::InvalidMessage`]) when
     /// the peer's data does not fit `R`, instead of only reporting it.
+    #[must_use]
     pub fn close_on_mismatch(mut self, close: bool) -> Self {
         self.close_on_mismatch = close;
         self

@@ -74,6 +74,7 @@ impl Actions {
 
     /// Registers (or replaces) the action `name`. Its error's text is what
     /// the caller gets as the remote error.
+    #[must_use]
     pub fn action<F, Fut, E>(mut self, name: impl Into<String>, handler: F) -> Self
     where
         F: Fn(Vec<Value>) -> Fut + Send + Sync + 'static,
@@ -95,6 +96,7 @@ impl Actions {
     /// Arguments that do not
     /// deserialize answer `success: false` with the serde error text, and
     /// the handler does not run.
+    #[must_use]
     pub fn typed_action<A, R, E, F, Fut>(self, name: impl Into<String>, handler: F) -> Self
     where
         A: DeserializeOwned,
@@ -132,6 +134,7 @@ impl Actions {
     ///     .handle(Double, |(x,)| async move { x.checked_mul(2).ok_or("overflow") });
     /// assert!(actions.contains("double"));
     /// ```
+    #[must_use]
     pub fn handle<A, F, Fut, E>(self, _action: A, handler: F) -> Self
     where
         A: crate::Action,
@@ -144,6 +147,7 @@ impl Actions {
 
     /// Sets the action that answers requests for names not registered: it
     /// gets the requested name first, then the arguments.
+    #[must_use]
     pub fn default_action<F, Fut, E>(mut self, handler: F) -> Self
     where
         F: Fn(String, Vec<Value>) -> Fut + Send + Sync + 'static,

@@ -52,12 +52,14 @@ impl Default for RpcOptions {
 
 impl RpcOptions {
     /// Sets [`max_receive_queue`](Self::max_receive_queue) (at least 1).
+    #[must_use]
     pub fn max_receive_queue(mut self, messages: usize) -> Self {
         self.max_receive_queue = messages.max(1);
         self
     }
 
     /// Sets [`max_concurrent_requests`](Self::max_concurrent_requests).
+    #[must_use]
     pub fn max_concurrent_requests(mut self, requests: usize) -> Self {
         self.max_concurrent_requests = requests;
         self

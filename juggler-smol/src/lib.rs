@@ -29,6 +29,7 @@
 //! # Ok(()) }) }
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
 mod runtime;

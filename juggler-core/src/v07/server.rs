@@ -49,6 +49,7 @@ impl ServerConfig {
     }
 
     /// These settings with another autoflush policy.
+    #[must_use]
     pub fn autoflush(mut self, autoflush: AutoflushPolicy) -> Self {
         self.autoflush = autoflush;
         self

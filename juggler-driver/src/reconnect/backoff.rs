@@ -50,24 +50,28 @@ impl Default for Backoff {
 
 impl Backoff {
     /// Sets the first delay.
+    #[must_use]
     pub fn initial_delay(mut self, delay: Duration) -> Self {
         self.initial_delay = delay;
         self
     }
 
     /// Sets the growth factor (values below 1 count as 1).
+    #[must_use]
     pub fn multiplier(mut self, multiplier: f64) -> Self {
         self.multiplier = multiplier;
         self
     }
 
     /// Sets the longest delay.
+    #[must_use]
     pub fn max_delay(mut self, delay: Duration) -> Self {
         self.max_delay = delay;
         self
     }
 
     /// Sets the jitter fraction (clamped to 0..=1).
+    #[must_use]
     pub fn jitter(mut self, jitter: f64) -> Self {
         self.jitter = jitter;
         self

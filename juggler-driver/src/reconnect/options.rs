@@ -66,12 +66,14 @@ impl Default for ReconnectOptions {
 
 impl ReconnectOptions {
     /// Sets the options of each connection.
+    #[must_use]
     pub fn client(mut self, options: ClientOptions) -> Self {
         self.client = options;
         self
     }
 
     /// Sets the backoff.
+    #[must_use]
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
@@ -79,24 +81,28 @@ impl ReconnectOptions {
 
     /// Sets how many failed rounds in a row end the attempts (`None`:
     /// never).
+    #[must_use]
     pub fn max_failed_rounds(mut self, rounds: Option<u32>) -> Self {
         self.max_failed_rounds = rounds;
         self
     }
 
     /// Sets how long a connection must last to reset the backoff.
+    #[must_use]
     pub fn stable_after(mut self, duration: Duration) -> Self {
         self.stable_after = duration;
         self
     }
 
     /// Sets what calls do while disconnected.
+    #[must_use]
     pub fn while_disconnected(mut self, policy: WhileDisconnected) -> Self {
         self.while_disconnected = policy;
         self
     }
 
     /// Sets how many events a slow reader may fall behind.
+    #[must_use]
     pub fn event_capacity(mut self, events: usize) -> Self {
         self.event_capacity = events;
         self

@@ -106,18 +106,21 @@ impl Default for Options {
 
 impl Options {
     /// These settings for `generation` (0.6 or 0.7; 0.5 is taken as 0.7).
+    #[must_use]
     pub fn generation(mut self, generation: Generation) -> Self {
         self.generation = generation;
         self
     }
 
     /// Sets the segment size (at least 1 byte).
+    #[must_use]
     pub fn max_segment_size(mut self, bytes: usize) -> Self {
         self.max_segment_size = bytes.max(1);
         self
     }
 
     /// Sets the ping delay (`None`: no pings) and timeout.
+    #[must_use]
     pub fn ping(mut self, delay: Option<Duration>, timeout: Duration) -> Self {
         self.ping_delay = delay;
         self.ping_timeout = timeout;
@@ -125,6 +128,7 @@ impl Options {
     }
 
     /// Sets the send queue size (at least 1).
+    #[must_use]
     pub fn send_queue_size(mut self, frames: usize) -> Self {
         self.send_queue_size = frames.max(1);
         self
@@ -132,18 +136,21 @@ impl Options {
 
     /// Sets the autoflush delay the reference way: `Some(ZERO)` at once,
     /// `Some(d)` after `d`, `None` only on flush.
+    #[must_use]
     pub fn autoflush_delay(mut self, delay: Option<Duration>) -> Self {
         self.autoflush = AutoflushPolicy::from_delay(delay);
         self
     }
 
     /// Runs requests concurrently (`true`) or one at a time.
+    #[must_use]
     pub fn parallel_requests(mut self, parallel: bool) -> Self {
         self.parallel_requests = parallel;
         self
     }
 
     /// Sets the most bytes a connection's requests being handled may take.
+    #[must_use]
     pub fn max_pending_bytes(mut self, bytes: usize) -> Self {
         self.max_pending_bytes = bytes;
         self
@@ -151,18 +158,21 @@ impl Options {
 
     /// Sets the most bytes a client's unread notifications may hold,
     /// decoded (at least 1).
+    #[must_use]
     pub fn max_receive_bytes(mut self, bytes: usize) -> Self {
         self.max_receive_bytes = bytes.max(1);
         self
     }
 
     /// Sets how long a client's request waits for its answer.
+    #[must_use]
     pub fn request_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.request_timeout = timeout;
         self
     }
 
     /// Sets the largest joined message the peer may send.
+    #[must_use]
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
         self

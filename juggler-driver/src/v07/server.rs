@@ -113,6 +113,7 @@ impl Handlers {
     /// request is read. It runs on the accepting task: spawn anything
     /// long.
     #[doc(alias = "connection_cb")]
+    #[must_use]
     pub fn on_connection(mut self, callback: impl Fn(Connection) + Send + Sync + 'static) -> Self {
         self.connection_cb = Some(Arc::new(callback));
         self
@@ -121,6 +122,7 @@ impl Handlers {
     /// Answers each request with `handler`, an async closure of the
     /// connection, the request's name and its data.
     #[doc(alias = "request_cb")]
+    #[must_use]
     pub fn on_request<F, Fut>(self, handler: F) -> Self
     where
         F: Fn(Connection, String, Value) -> Fut + Send + Sync + 'static,
@@ -130,6 +132,7 @@ impl Handlers {
     }
 
     /// Answers each request with `handler`, a type of the application's.
+    #[must_use]
     pub fn on_request_handler(mut self, handler: impl RequestHandler) -> Self {
         self.request_cb = Some(Arc::new(handler));
         self
