@@ -22,6 +22,7 @@ mod detect;
 mod diff_outside;
 mod driver;
 mod error;
+pub mod exports;
 mod freeing;
 mod group;
 mod metrics;

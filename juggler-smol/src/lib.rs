@@ -39,15 +39,7 @@ pub mod v07;
 pub use client::{connect, connect_with, reconnecting};
 pub use server::{listen, JugglerEndpoint};
 
-pub use juggler_driver::{
-    connections_in_memory, crypto_provider, AutoflushPolicy, Backoff, ChangeCallbackHandle,
-    ClientChangeCallbackHandle, ClientOptions, ClientStatus, CloseReason, Connection,
-    ConnectionOptions, EncodedMessage, Error, Generation, Generations, Group, GroupMember,
-    KeepAlive, MemoryBudget, PatchOperation, ProtocolError, ReconnectEvent, ReconnectEvents,
-    ReconnectOptions, ReconnectingClient, RemoteChanges, RemoteDataChanges, Server, ServerOptions,
-    SharedChange, SharedState, ShutdownSummary, TypedConnection, TypedRemoteChanges, Value,
-    WeakConnection, WhileDisconnected,
-};
+pub use juggler_driver::exports::*;
 
 /// The crate README's example, compiled and run as a doctest so it stays
 /// true.

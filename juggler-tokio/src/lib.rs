@@ -45,15 +45,7 @@ pub use server::{listen, listen_with_routes, JugglerEndpoint};
 /// [`JugglerEndpoint`] mounts in.
 pub use axum;
 
-pub use juggler_driver::{
-    connections_in_memory, crypto_provider, AutoflushPolicy, Backoff, ChangeCallbackHandle,
-    ClientChangeCallbackHandle, ClientOptions, ClientStatus, CloseReason, Connection,
-    ConnectionOptions, EncodedMessage, Error, Generation, Generations, Group, GroupMember,
-    KeepAlive, MemoryBudget, PatchOperation, ProtocolError, ReconnectEvent, ReconnectEvents,
-    ReconnectOptions, ReconnectingClient, RemoteChanges, RemoteDataChanges, Server, ServerOptions,
-    SharedChange, SharedState, ShutdownSummary, TypedConnection, TypedRemoteChanges, Value,
-    WeakConnection, WhileDisconnected,
-};
+pub use juggler_driver::exports::*;
 
 /// The repository README's example, compiled and run as a doctest so it
 /// stays true.

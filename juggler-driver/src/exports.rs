@@ -1,0 +1,46 @@
+//! What a user of juggler-tokio or juggler-smol needs beside the runtime's
+//! own `connect`, `listen` and `JugglerEndpoint`: one list, re-exported
+//! whole by both (`pub use juggler_driver::exports::*`), so that the two
+//! crates offer the same names and no user depends on juggler-driver.
+
+pub use crate::{
+    connections_in_memory, crypto_provider, forwarded_client, unauthorized, Admission,
+    AdmissionFuture, AutoflushPolicy, Backoff, ChangeCallbackHandle, ClientChangeCallbackHandle,
+    ClientOptions, ClientStatus, CloseReason, Connection, ConnectionOptions, EncodedMessage, Error,
+    Generation, Generations, Group, GroupMember, HeldBytes, Htpasswd, HttpTimeouts, KeepAlive,
+    MemoryBudget, OriginPolicy, PeerCertificates, ProtocolError, ReconnectEvent, ReconnectEvents,
+    ReconnectOptions, ReconnectingClient, RemoteChanges, RemoteDataChanges, Server, ServerOptions,
+    SharedChange, SharedState, ShutdownSummary, TypedConnection, TypedRemoteChanges,
+    UpgradeRequest, Value, WeakConnection, WhileDisconnected,
+};
+
+/// One operation of a JSON Patch (RFC 6902), as `update_local_data` and
+/// `Group::update_state` take them. Build one from its JSON, or from its
+/// struct and a [`PointerBuf`]:
+///
+/// ```
+/// use juggler_driver::exports::{PatchOperation, PointerBuf, ReplaceOperation};
+/// use serde_json::json;
+///
+/// let from_json: PatchOperation =
+///     serde_json::from_value(json!({"op": "replace", "path": "/counter", "value": 1})).unwrap();
+/// let built = PatchOperation::Replace(ReplaceOperation {
+///     path: PointerBuf::parse("/counter").unwrap(),
+///     value: json!(1),
+/// });
+/// assert_eq!(from_json, built);
+/// ```
+pub use juggler_core::PatchOperation;
+
+pub use juggler_core::{
+    AddOperation, CopyOperation, MoveOperation, Patch, Pointer, PointerBuf, RemoveOperation,
+    ReplaceOperation, TestOperation,
+};
+
+/// The `http` crate, whose types the options and [`UpgradeRequest`] use
+/// (headers for [`ClientOptions::header`], responses for an admission
+/// hook's refusal).
+pub use crate::http;
+/// The `rustls` crate, whose configurations the server and client options
+/// take.
+pub use crate::rustls;
