@@ -55,14 +55,14 @@ pub use liveness::{Liveness, LivenessAction, LivenessDeadline};
 pub use patch::{apply, apply_within, diff, ApplyError};
 pub use shared::{SharedChange, SharedState};
 
+/// JSON Pointers (RFC 6901), as the `path` and `from` of a
+/// [`PatchOperation`]: `PointerBuf::parse("/a/0")`.
+pub use json_patch::jsonptr::{Pointer, PointerBuf};
 /// Re-exported so users name the same JSON and patch types as the engine.
 pub use json_patch::{
     AddOperation, CopyOperation, MoveOperation, Patch, PatchOperation, RemoveOperation,
     ReplaceOperation, TestOperation,
 };
-/// JSON Pointers (RFC 6901), as the `path` and `from` of a
-/// [`PatchOperation`]: `PointerBuf::parse("/a/0")`.
-pub use json_patch::jsonptr::{Pointer, PointerBuf};
 pub use serde_json::Value;
 
 #[cfg(test)]

@@ -965,6 +965,32 @@ impl Acceptor {
 pub struct Endpoint {
     acceptor: Arc<Acceptor>,
     registry: Arc<Registry>,
+    no_cache: bool,
+}
+
+/// The options set away from their defaults that only juggler-rs's own
+/// HTTP server applies (see [`Endpoint::new`]).
+fn http_side_options(options: &ServerOptions) -> Vec<&'static str> {
+    let default = ServerOptions::default();
+    [
+        ("ws_path", options.ws_path != default.ws_path),
+        ("static_dir", options.static_dir.is_some()),
+        ("index_path", options.index_path != default.index_path),
+        ("pem_file", options.pem_file.is_some()),
+        ("tls_config", options.tls_config.is_some()),
+        (
+            "tls_handshake_timeout",
+            options.tls_handshake_timeout != default.tls_handshake_timeout,
+        ),
+        (
+            "header_read_timeout",
+            options.header_read_timeout != default.header_read_timeout,
+        ),
+        ("htpasswd_file", options.htpasswd_file.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect()
 }
 
 impl fmt::Debug for Endpoint {
@@ -976,9 +1002,33 @@ impl fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
-    /// An endpoint that calls `on_connection` with every new connection,
-    /// which runs on `runtime`.
+    /// An endpoint to embed in the application's own HTTP server, calling
+    /// `on_connection` with every new connection, which runs on `runtime`.
+    ///
+    /// Fails with [`Error::Config`] when `options` set what only a server
+    /// of juggler-rs's own can apply, the HTTP side: `ws_path` (mount the
+    /// handler at your path), `static_dir`, `index_path`, `pem_file`,
+    /// `tls_config`, `tls_handshake_timeout`, `header_read_timeout` and
+    /// `htpasswd_file` (the runtime crates offer basic auth for your
+    /// server). `no_cache` applies to the endpoint's own answers.
     pub fn new(
+        on_connection: impl Fn(Connection) + Send + Sync + 'static,
+        options: &ServerOptions,
+        runtime: Arc<dyn Runtime>,
+    ) -> Result<Self, Error> {
+        let unapplied = http_side_options(options);
+        if !unapplied.is_empty() {
+            return Err(Error::Config(format!(
+                "an embedded endpoint can't apply {}: they are the HTTP server's",
+                unapplied.join(", ")
+            )));
+        }
+        Ok(Self::serving(on_connection, options, runtime))
+    }
+
+    /// The endpoint of a server of juggler-rs's own, which applies the
+    /// HTTP side of `options` itself.
+    pub fn serving(
         on_connection: impl Fn(Connection) + Send + Sync + 'static,
         options: &ServerOptions,
         runtime: Arc<dyn Runtime>,
@@ -990,7 +1040,17 @@ impl Endpoint {
             options,
             runtime,
         ));
-        Endpoint { acceptor, registry }
+        Endpoint {
+            acceptor,
+            registry,
+            no_cache: options.no_cache,
+        }
+    }
+
+    /// Whether its answers carry `Cache-Control: no-cache`
+    /// ([`ServerOptions::no_cache`]).
+    pub fn no_cache(&self) -> bool {
+        self.no_cache
     }
 
     /// What decides on and takes over its upgrades.

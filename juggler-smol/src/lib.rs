@@ -37,7 +37,7 @@ mod server;
 pub mod v07;
 
 pub use client::{connect, connect_with, reconnecting};
-pub use server::{listen, JugglerEndpoint};
+pub use server::{listen, require_basic_auth, JugglerEndpoint};
 
 pub use juggler_driver::exports::*;
 

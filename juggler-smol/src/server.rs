@@ -48,13 +48,13 @@ impl App {
         peer: SocketAddr,
     ) -> Response<Body> {
         let no_cache = self.no_cache;
-        let authorized = match &self.htpasswd {
-            None => true,
-            Some(htpasswd) => htpasswd.check(request.headers(), &SmolRuntime).await,
+        let refusal = match &self.htpasswd {
+            None => None,
+            Some(htpasswd) => require_basic_auth(htpasswd, request.headers()).await,
         };
-        let mut response = match authorized {
-            true => self.route(request, peer).await,
-            false => unauthorized().map(|body| Body::Left(body.into())),
+        let mut response = match refusal {
+            None => self.route(request, peer).await,
+            Some(refusal) => refusal.map(Body::Left),
         };
         if no_cache {
             response
@@ -112,6 +112,33 @@ impl App {
     }
 }
 
+/// Checks a request of your own server for the basic auth of a user of
+/// `htpasswd`, as `ServerOptions::htpasswd_file` does for
+/// [`listen`](crate::listen): `None` lets it through, `Some` is the `401`
+/// to answer. bcrypt checks run on smol's blocking threads, once per user
+/// and password.
+///
+/// ```no_run
+/// use juggler_smol::{require_basic_auth, Htpasswd, JugglerEndpoint};
+///
+/// # async fn answer(endpoint: JugglerEndpoint, htpasswd: Htpasswd, request: hyper::Request<hyper::body::Incoming>) {
+/// let response = match require_basic_auth(&htpasswd, request.headers()).await {
+///     Some(refusal) => refusal,
+///     None => endpoint.handle(request, None).await,
+/// };
+/// # drop(response) }
+/// ```
+pub async fn require_basic_auth(
+    htpasswd: &Htpasswd,
+    headers: &hyper::HeaderMap,
+) -> Option<Response<Full<Bytes>>> {
+    if htpasswd.check(headers, &SmolRuntime).await {
+        None
+    } else {
+        Some(unauthorized().map(Full::from))
+    }
+}
+
 /// A Juggler endpoint to mount in your own hyper server on smol: call
 /// [`handle`](Self::handle) from your service for the WebSocket path, after
 /// whatever checks of your own.
@@ -126,7 +153,8 @@ impl App {
 /// use juggler_smol::{JugglerEndpoint, ServerOptions};
 ///
 /// # fn main() -> std::io::Result<()> { smol::block_on(async {
-/// let endpoint = JugglerEndpoint::new(|connection| drop(connection), &ServerOptions::default());
+/// let endpoint = JugglerEndpoint::new(|connection| drop(connection), &ServerOptions::default())
+///     .expect("no HTTP-side options set");
 /// let listener = smol::net::TcpListener::bind("127.0.0.1:8080").await?;
 /// loop {
 ///     let (stream, peer) = listener.accept().await?;
@@ -159,17 +187,36 @@ impl std::ops::Deref for JugglerEndpoint {
 
 impl JugglerEndpoint {
     /// An endpoint that calls `on_connection` with every new connection.
+    ///
+    /// Fails with [`Error::Config`] when `options` set the HTTP side,
+    /// which is your server's (see [`Endpoint::new`]); for basic auth on
+    /// your routes, see [`require_basic_auth`](crate::require_basic_auth).
     pub fn new(
         on_connection: impl Fn(Connection) + Send + Sync + 'static,
         options: &ServerOptions,
-    ) -> Self {
-        JugglerEndpoint(Endpoint::new(on_connection, options, SmolRuntime::shared()))
+    ) -> Result<Self, Error> {
+        Endpoint::new(on_connection, options, SmolRuntime::shared()).map(JugglerEndpoint)
     }
 
     /// Answers one request for the WebSocket path: the `101` and a new
     /// connection, or the refusal (400, 403, 503, the admission hook's).
-    /// `peer_addr` is the HTTP connection's peer.
+    /// `peer_addr` is the HTTP connection's peer. The answer carries
+    /// `Cache-Control: no-cache` unless the options turned `no_cache` off.
     pub async fn handle<B>(
+        &self,
+        request: Request<B>,
+        peer_addr: Option<SocketAddr>,
+    ) -> Response<Full<Bytes>> {
+        let mut response = self.answer(request, peer_addr).await;
+        if self.no_cache() {
+            response
+                .headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        }
+        response
+    }
+
+    async fn answer<B>(
         &self,
         request: Request<B>,
         peer_addr: Option<SocketAddr>,
@@ -303,7 +350,11 @@ pub async fn listen(
     } = load_server_files(&options)?;
     let listener = TcpListener::bind((host, port)).await?;
     let local_addr = listener.local_addr()?;
-    let endpoint = JugglerEndpoint::new(on_connection, &options);
+    let endpoint = JugglerEndpoint(Endpoint::serving(
+        on_connection,
+        &options,
+        SmolRuntime::shared(),
+    ));
     let registry = endpoint.registry().clone();
     let app = Arc::new(App {
         endpoint,

@@ -69,7 +69,8 @@ async fn require_bearer(token: &'static str, request: Request, next: Next) -> Re
 #[allow(dead_code)] // tests/tests/embed.rs includes this file for `app`
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let endpoint = JugglerEndpoint::new(echo, &ServerOptions::default());
+    let endpoint = JugglerEndpoint::new(echo, &ServerOptions::default())
+        .expect("the default options set no HTTP side");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!(
         "listening on http://{}: /api/health, and with `Authorization: Bearer {TOKEN}` /api/whoami and ws:///ws",

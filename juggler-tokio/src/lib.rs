@@ -34,11 +34,13 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
+mod layers;
 mod runtime;
 mod server;
 pub mod v07;
 
 pub use client::{connect, connect_with, reconnecting};
+pub use layers::{no_cache_layer, BasicAuth, BasicAuthLayer};
 pub use server::{listen, listen_with_routes, JugglerEndpoint};
 
 /// The `axum` crate, whose `Router` [`listen_with_routes`] takes and

@@ -8,22 +8,18 @@ use async_tungstenite::tungstenite::protocol::Role;
 use async_tungstenite::WebSocketStream;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderValue};
-use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{any, get, MethodRouter};
 use axum::Router;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use juggler_driver::{
-    index_redirect, load_server_files, unauthorized, AcceptControl, Acceptor, Admitted, Connection,
-    Endpoint, Error, Htpasswd, HttpTimeouts, PeerCertificates, Server, ServerFiles, ServerOptions,
-    StaticDir,
+    index_redirect, load_server_files, AcceptControl, Acceptor, Admitted, Connection, Endpoint,
+    Error, Htpasswd, HttpTimeouts, PeerCertificates, Server, ServerFiles, ServerOptions, StaticDir,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::runtime::TokioRuntime;
 
@@ -55,7 +51,8 @@ struct PeerAddr(SocketAddr);
 /// use juggler_tokio::{JugglerEndpoint, ServerOptions};
 ///
 /// # async fn run() -> std::io::Result<()> {
-/// let endpoint = JugglerEndpoint::new(|connection| drop(connection), &ServerOptions::default());
+/// let endpoint = JugglerEndpoint::new(|connection| drop(connection), &ServerOptions::default())
+///     .expect("no HTTP-side options set");
 /// let app = Router::new()
 ///     .route("/api/health", get(|| async { "ok" }))
 ///     .route("/ws", endpoint.handler());
@@ -78,20 +75,28 @@ impl JugglerEndpoint {
     /// An endpoint that calls `on_connection` with every new connection.
     /// Connections run on the tokio runtime this is called from (it panics
     /// outside one, like `tokio::spawn`).
+    ///
+    /// Fails with [`Error::Config`] when `options` set the HTTP side,
+    /// which is your server's (see [`Endpoint::new`]); for basic auth and
+    /// `Cache-Control` on your routes, add [`BasicAuthLayer`](crate::BasicAuthLayer)
+    /// and [`no_cache_layer`](crate::no_cache_layer).
     pub fn new(
         on_connection: impl Fn(Connection) + Send + Sync + 'static,
         options: &ServerOptions,
-    ) -> Self {
-        JugglerEndpoint(Endpoint::new(
-            on_connection,
-            options,
-            TokioRuntime::current(),
-        ))
+    ) -> Result<Self, Error> {
+        Endpoint::new(on_connection, options, TokioRuntime::current()).map(JugglerEndpoint)
     }
 
-    /// The handler of the upgrade requests, for `Router::route`.
+    /// The handler of the upgrade requests, for `Router::route`. Its
+    /// answers carry `Cache-Control: no-cache` unless the options turned
+    /// `no_cache` off.
     pub fn handler<S: Clone + Send + Sync + 'static>(&self) -> MethodRouter<S> {
-        any(websocket).with_state(self.acceptor().clone())
+        let handler = any(websocket).with_state(self.acceptor().clone());
+        if self.no_cache() {
+            handler.layer(crate::no_cache_layer())
+        } else {
+            handler
+        }
     }
 }
 
@@ -159,7 +164,11 @@ pub async fn listen_with_routes(
     } = load_server_files(&options)?;
     let listener = TcpListener::bind((host, port)).await?;
     let local_addr = listener.local_addr()?;
-    let endpoint = JugglerEndpoint::new(on_connection, &options);
+    let endpoint = JugglerEndpoint(Endpoint::serving(
+        on_connection,
+        &options,
+        TokioRuntime::current(),
+    ));
     let registry = endpoint.registry().clone();
     let router = router(&options, &endpoint, static_dir, htpasswd, routes);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
@@ -204,13 +213,10 @@ fn router(
         });
     }
     if let Some(htpasswd) = htpasswd {
-        router = router.layer(middleware::from_fn_with_state(htpasswd, require_basic_auth));
+        router = router.layer(crate::BasicAuthLayer::new(htpasswd));
     }
     if options.no_cache {
-        router = router.layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-cache"),
-        ));
+        router = router.layer(crate::no_cache_layer());
     }
     router
 }
@@ -242,26 +248,6 @@ async fn websocket(State(acceptor): State<Arc<Acceptor>>, request: Request) -> R
         }
     });
     response.map(|()| Body::empty())
-}
-
-/// Lets a request through only with the basic auth of a user of the
-/// htpasswd file, on every route.
-async fn require_basic_auth(
-    State(htpasswd): State<Htpasswd>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if htpasswd
-        .check(
-            request.headers(),
-            &TokioRuntime(tokio::runtime::Handle::current()),
-        )
-        .await
-    {
-        next.run(request).await
-    } else {
-        unauthorized().map(Body::from)
-    }
 }
 
 async fn accept_loop(

@@ -25,7 +25,8 @@ async fn the_embed_example_serves_its_routes_and_juggler_behind_its_auth() {
             embed_axum::echo(connection)
         },
         &juggler_tokio::ServerOptions::default(),
-    );
+    )
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = embed_axum::app(&endpoint, embed_axum::TOKEN);
@@ -87,7 +88,8 @@ fn a_smol_endpoint_in_the_applications_own_hyper_server() {
 
     smol::block_on(async {
         let endpoint =
-            juggler_smol::JugglerEndpoint::new(smol_echo, &juggler_smol::ServerOptions::default());
+            juggler_smol::JugglerEndpoint::new(smol_echo, &juggler_smol::ServerOptions::default())
+                .expect("the default options set no HTTP side");
         let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let accepting = {
@@ -167,4 +169,107 @@ fn smol_echo(connection: juggler_smol::Connection) {
         }
     })
     .detach();
+}
+
+/// The embedding cookbook's auth: juggler-tokio's `BasicAuthLayer` on the
+/// app's routes, and an axum layer of the app's that resolves the user
+/// into the request's extensions, which the admission hook reads into the
+/// connection's context.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_and_an_axum_layers_user_reach_the_connection() {
+    use axum::middleware::{self, Next};
+    use base64::Engine as _;
+    use juggler_tokio::{Admission, BasicAuthLayer, Htpasswd, JugglerEndpoint, ServerOptions};
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct User(String);
+
+    let (accepted_tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
+    let options = ServerOptions::default().admission(|request| {
+        let user = request.extensions.get::<User>().cloned();
+        Box::pin(async move {
+            match user {
+                Some(user) => Admission::admit_with(user),
+                None => Admission::refuse(juggler_driver::http::StatusCode::FORBIDDEN, "who?"),
+            }
+        })
+    });
+    let endpoint = JugglerEndpoint::new(
+        move |connection| {
+            let _ = accepted_tx.send(connection);
+        },
+        &options,
+    )
+    .unwrap();
+    // `password`, as Apache's htpasswd hashes it.
+    let htpasswd = Htpasswd::parse("alice:$apr1$lZL6V/ci$eIMz/iKDkbtys/uU7LEK00").unwrap();
+    let app = axum::Router::new()
+        .route("/ws", endpoint.handler())
+        .layer(middleware::from_fn(
+            |mut request: axum::extract::Request, next: Next| async move {
+                request.extensions_mut().insert(User("alice".into()));
+                next.run(request).await
+            },
+        ))
+        .layer(BasicAuthLayer::new(htpasswd));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
+
+    let url = format!("ws://{addr}/ws");
+    let refused = juggler_tokio::connect(&url).await;
+    assert!(matches!(refused, Err(Error::Refused(401))), "{refused:?}");
+    let basic = |credentials: &str| {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+        HeaderValue::from_str(&format!("Basic {encoded}")).unwrap()
+    };
+    let wrong = ClientOptions::default().header(header::AUTHORIZATION, basic("alice:Password"));
+    let refused = juggler_tokio::connect_with(&url, wrong).await;
+    assert!(matches!(refused, Err(Error::Refused(401))), "{refused:?}");
+
+    let right = ClientOptions::default().header(header::AUTHORIZATION, basic("alice:password"));
+    let client = tokio::time::timeout(HANG_GUARD, juggler_tokio::connect_with(&url, right))
+        .await
+        .expect("connecting")
+        .unwrap();
+    let connection = tokio::time::timeout(HANG_GUARD, accepted.recv())
+        .await
+        .expect("accepted")
+        .unwrap();
+    assert_eq!(connection.context::<User>(), Some(&User("alice".into())));
+    client.close();
+    server.abort();
+}
+
+/// What only juggler-rs's own server applies is refused by an embedded
+/// endpoint, by name, not silently ignored.
+#[tokio::test]
+async fn an_endpoint_refuses_options_it_cannot_apply() {
+    use juggler_tokio::{JugglerEndpoint, ServerOptions};
+
+    for (options, named) in [
+        (
+            ServerOptions::default().htpasswd_file("users.htpasswd"),
+            "htpasswd_file",
+        ),
+        (ServerOptions::default().static_dir("www"), "static_dir"),
+        (ServerOptions::default().ws_path("/juggler"), "ws_path"),
+    ] {
+        match JugglerEndpoint::new(drop, &options) {
+            Err(Error::Config(text)) => assert!(text.contains(named), "{text}"),
+            other => panic!("{named}: {other:?}"),
+        }
+        match juggler_smol::JugglerEndpoint::new(drop, &options) {
+            Err(Error::Config(text)) => assert!(text.contains(named), "{text}"),
+            other => panic!("{named}: {other:?}"),
+        }
+    }
+    assert!(JugglerEndpoint::new(drop, &ServerOptions::default().no_cache(false)).is_ok());
 }
