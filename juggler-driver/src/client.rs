@@ -246,12 +246,18 @@ pub async fn handshake<S: Io>(
 ) -> Result<Connection, Error> {
     let stream = wrap_tls(stream, target, options).await?;
     let config = options.connection.websocket_config();
-    let mut request = target.address.as_str().into_client_request()?;
+    let mut request = target
+        .address
+        .as_str()
+        .into_client_request()
+        .map_err(Error::websocket)?;
     for (name, value) in &options.headers {
         request.headers_mut().append(name, value.clone());
     }
     let (socket, _response) =
-        async_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+        async_tungstenite::client_async_with_config(request, stream, Some(config))
+            .await
+            .map_err(Error::websocket)?;
     let connection = start(socket, options.connection.clone(), peer_addr, runtime);
     if let Ok(uri) = target.address.parse::<http::Uri>() {
         connection

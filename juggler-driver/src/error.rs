@@ -50,7 +50,7 @@ pub enum Error {
     Io(#[from] io::Error),
     /// The WebSocket handshake or stream failed.
     #[error("WebSocket error: {0}")]
-    WebSocket(#[from] Box<tungstenite::Error>),
+    WebSocket(WebSocketError),
     /// TLS could not be set up (bad certificate, key or PEM file).
     #[error("TLS error: {0}")]
     Tls(String),
@@ -67,11 +67,34 @@ pub enum Error {
     ConnectTimeout(std::time::Duration),
 }
 
-impl From<tungstenite::Error> for Error {
-    fn from(err: tungstenite::Error) -> Self {
+/// A failure of the WebSocket layer: its handshake, framing or stream.
+/// Opaque, so that the WebSocket implementation under juggler-rs is not
+/// part of its API: its text says what failed, and
+/// [`source`](std::error::Error::source) leads to the cause (an I/O
+/// error, say).
+#[derive(Debug)]
+pub struct WebSocketError(Box<tungstenite::Error>);
+
+impl std::fmt::Display for WebSocketError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for WebSocketError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl Error {
+    /// The error of a WebSocket failure: a refusal by HTTP status, or
+    /// else the opaque [`WebSocketError`]. Not a `From` impl, which would
+    /// make the WebSocket crate's error type part of the API.
+    pub(crate) fn websocket(err: tungstenite::Error) -> Self {
         match err {
             tungstenite::Error::Http(response) => Error::Refused(response.status().as_u16()),
-            other => Error::WebSocket(Box::new(other)),
+            other => Error::WebSocket(WebSocketError(Box::new(other))),
         }
     }
 }

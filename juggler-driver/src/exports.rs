@@ -11,7 +11,7 @@ pub use crate::{
     MemoryBudget, OriginPolicy, PeerCertificates, ProtocolError, ReconnectEvent, ReconnectEvents,
     ReconnectOptions, ReconnectingClient, RemoteChanges, RemoteDataChanges, Server, ServerOptions,
     SharedChange, SharedState, ShutdownSummary, TypedConnection, TypedRemoteChanges,
-    UpgradeRequest, Value, WeakConnection, WhileDisconnected,
+    UpgradeRequest, Value, WeakConnection, WebSocketError, WhileDisconnected,
 };
 
 /// One operation of a JSON Patch (RFC 6902), as `update_local_data` and

@@ -48,7 +48,7 @@ pub use connection::{
 };
 pub use crypto::crypto_provider;
 pub use driver::{prepare, start};
-pub use error::{CloseReason, Error, ProtocolError};
+pub use error::{CloseReason, Error, ProtocolError, WebSocketError};
 pub use group::{Group, GroupMember};
 pub use metrics::METRICS_ENABLED;
 pub use options::{ConnectionOptions, KeepAlive};

@@ -229,7 +229,7 @@ pub async fn connect(
             .connect_tcp(target.host.clone(), target.port)
             .await?;
         let stream: Box<dyn Io> = crate::client::wrap_tls(stream, &target, &client).await?;
-        let mut request = address.into_client_request()?;
+        let mut request = address.into_client_request().map_err(Error::websocket)?;
         for (name, value) in &client.headers {
             request.headers_mut().append(name, value.clone());
         }
@@ -238,7 +238,8 @@ pub async fn connect(
             stream,
             Some(options.websocket_config()),
         )
-        .await?;
+        .await
+        .map_err(Error::websocket)?;
         Ok::<_, Error>(start(socket, options.clone(), runtime.clone()))
     };
     crate::client::within_connect_timeout(&*runtime, client.connect_timeout, attempt).await
