@@ -93,6 +93,7 @@ impl UpgradeRequest {
     /// one of that name, percent-decoded, without the double quotes of a
     /// quoted value (parsed by the `cookie` crate; a pair it can't parse
     /// is skipped).
+    #[cfg(feature = "server")]
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.headers
             .get_all(header::COOKIE)

@@ -5,11 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_tungstenite::tungstenite::client::IntoClientRequest;
-use futures_io::{AsyncRead, AsyncWrite};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
-use crate::{start, Connection, ConnectionOptions, Error, Runtime};
+use crate::{start, Connection, ConnectionOptions, Error, Io, Runtime};
 
 /// Settings of [`connect`](https://docs.rs/juggler-tokio)-style clients.
 ///
@@ -195,11 +194,6 @@ impl Target {
         })
     }
 }
-
-/// A byte stream of any runtime, boxed so that plain and TLS streams share
-/// one type.
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
 /// Connects to a `ws://` or `wss://` address on `runtime`: TCP, TLS when the
 /// scheme is `wss`, the WebSocket handshake, then the driver. The runtime

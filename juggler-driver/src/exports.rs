@@ -4,15 +4,27 @@
 //! crates offer the same names and no user depends on juggler-driver.
 
 pub use crate::{
-    connections_in_memory, crypto_provider, forwarded_client, unauthorized, Admission,
-    AdmissionFuture, AutoflushPolicy, Backoff, ChangeCallbackHandle, ClientChangeCallbackHandle,
-    ClientOptions, ClientStatus, CloseReason, Connection, ConnectionOptions, EncodedMessage, Error,
-    Generation, Generations, Group, GroupMember, HeldBytes, Htpasswd, HttpTimeouts, KeepAlive,
-    MemoryBudget, OriginPolicy, PeerCertificates, ProtocolError, ReconnectEvent, ReconnectEvents,
-    ReconnectOptions, ReconnectingClient, RemoteChanges, RemoteDataChanges, Server, ServerOptions,
-    SharedChange, SharedState, ShutdownSummary, TypedConnection, TypedRemoteChanges,
-    UpgradeRequest, Value, WeakConnection, WebSocketError, WhileDisconnected,
+    connections_in_memory, crypto_provider, forwarded_client, Admission, AdmissionFuture,
+    AutoflushPolicy, ChangeCallbackHandle, CloseReason, Connection, ConnectionOptions,
+    EncodedMessage, Error, Generation, HeldBytes, KeepAlive, MemoryBudget, PeerCertificates,
+    ProtocolError, RemoteChanges, SharedChange, SharedState, TypedConnection, TypedRemoteChanges,
+    UpgradeRequest, Value, WeakConnection, WebSocketError,
 };
+
+#[cfg(feature = "client")]
+pub use crate::{
+    Backoff, ClientChangeCallbackHandle, ClientOptions, ClientStatus, ReconnectEvent,
+    ReconnectEvents, ReconnectOptions, ReconnectingClient, RemoteDataChanges, WhileDisconnected,
+};
+
+#[cfg(feature = "server")]
+pub use crate::{
+    Generations, Group, GroupMember, HttpTimeouts, OriginPolicy, Server, ServerOptions,
+    ShutdownSummary,
+};
+
+#[cfg(feature = "basic-auth")]
+pub use crate::{unauthorized, Htpasswd};
 
 /// One operation of a JSON Patch (RFC 6902), as `update_local_data` and
 /// `Group::update_state` take them. Build one from its JSON, or from its

@@ -10,26 +10,40 @@
 //! crates.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// The connection machinery is shared by both sides; built for one side
+// only (the `client` or `server` feature off), the other side's helpers
+// go unused.
+#![cfg_attr(
+    not(all(feature = "client", feature = "server")),
+    allow(dead_code, unused_imports)
+)]
 
 mod admission;
+#[cfg(feature = "basic-auth")]
 mod basic_auth;
 mod budget;
 mod change_stream;
+#[cfg(feature = "client")]
 mod client;
 mod connection;
 mod crypto;
+#[cfg(feature = "server")]
 mod detect;
 mod diff_outside;
 mod driver;
 mod error;
 pub mod exports;
 mod freeing;
+#[cfg(feature = "server")]
 mod group;
 mod metrics;
 mod options;
+#[cfg(feature = "client")]
 mod reconnect;
 mod runtime;
+#[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "static-files")]
 mod static_files;
 mod typed;
 pub mod v07;
@@ -39,9 +53,11 @@ pub use admission::{
     forwarded_client, Admission, AdmissionFuture, AdmissionHook, Admitted, PeerCertificates,
     UpgradeRequest,
 };
+#[cfg(feature = "basic-auth")]
 pub use basic_auth::{unauthorized, Htpasswd};
 pub use budget::MemoryBudget;
-pub use client::{connect, handshake, ClientOptions, Io, Target};
+#[cfg(feature = "client")]
+pub use client::{connect, handshake, ClientOptions, Target};
 pub use connection::{
     connections_in_memory, ChangeCallbackHandle, Connection, HeldBytes, RemoteChanges,
     WeakConnection,
@@ -49,19 +65,23 @@ pub use connection::{
 pub use crypto::crypto_provider;
 pub use driver::{prepare, start};
 pub use error::{CloseReason, Error, ProtocolError, WebSocketError};
+#[cfg(feature = "server")]
 pub use group::{Group, GroupMember};
 pub use metrics::METRICS_ENABLED;
 pub use options::{ConnectionOptions, KeepAlive};
+#[cfg(feature = "client")]
 pub use reconnect::{
     Backoff, ClientChangeCallbackHandle, ClientStatus, ReconnectEvent, ReconnectEvents,
     ReconnectOptions, ReconnectingClient, RemoteDataChanges, WhileDisconnected,
 };
-pub use runtime::{unblock, BoxFuture, Runtime, TcpConnecting};
+pub use runtime::{unblock, BoxFuture, Io, Runtime, TcpConnecting};
+#[cfg(feature = "server")]
 pub use server::{
     index_redirect, load_server_files, server_tls_config, upgrade_response, AcceptControl,
     Acceptor, Checked, Endpoint, Generations, HttpTimeouts, OriginPolicy, Refusal, Registry,
     Server, ServerFiles, ServerOptions, ShutdownSummary, UpgradeRejection,
 };
+#[cfg(feature = "static-files")]
 pub use static_files::{FileBody, StaticDir};
 pub use typed::{TypedConnection, TypedRemoteChanges};
 

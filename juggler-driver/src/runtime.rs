@@ -6,8 +6,6 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Instant;
 
-use crate::client::Io;
-
 /// A boxed future the runtime runs or waits on.
 pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
@@ -53,3 +51,8 @@ pub async fn unblock<T: Send + 'static>(
         .await;
     output.await.ok()
 }
+
+/// A byte stream of any runtime, boxed so that plain and TLS streams share
+/// one type.
+pub trait Io: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin + Send + 'static {}
+impl<T: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin + Send + 'static> Io for T {}

@@ -16,9 +16,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::watch;
 
 use crate::admission::{Admission, AdmissionFuture, AdmissionHook, Admitted, UpgradeRequest};
+#[cfg(feature = "basic-auth")]
 use crate::basic_auth::Htpasswd;
 use crate::budget::MemoryBudget;
 use crate::connection::Shared;
+#[cfg(feature = "static-files")]
 use crate::static_files::StaticDir;
 use crate::{Connection, ConnectionOptions, Error, Generation, Runtime};
 
@@ -1089,13 +1091,29 @@ pub struct ServerFiles {
     /// From `pem_file`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// From `static_dir`.
+    #[cfg(feature = "static-files")]
     pub static_dir: Option<StaticDir>,
     /// From `htpasswd_file`.
+    #[cfg(feature = "basic-auth")]
     pub htpasswd: Option<Htpasswd>,
 }
 
-/// Loads the [`ServerFiles`] of `options`.
+/// Loads the [`ServerFiles`] of `options`. An option whose feature is
+/// off (`static_dir` without `static-files`, `htpasswd_file` without
+/// `basic-auth`) is an [`Error::Config`], not ignored.
 pub fn load_server_files(options: &ServerOptions) -> Result<ServerFiles, Error> {
+    #[cfg(not(feature = "static-files"))]
+    if options.static_dir.is_some() {
+        return Err(Error::Config(
+            "static_dir needs juggler-rs's `static-files` feature".into(),
+        ));
+    }
+    #[cfg(not(feature = "basic-auth"))]
+    if options.htpasswd_file.is_some() {
+        return Err(Error::Config(
+            "htpasswd_file needs juggler-rs's `basic-auth` feature".into(),
+        ));
+    }
     Ok(ServerFiles {
         tls: match &options.tls_config {
             Some(config) => Some(config.clone()),
@@ -1105,11 +1123,13 @@ pub fn load_server_files(options: &ServerOptions) -> Result<ServerFiles, Error> 
                 .map(server_tls_config)
                 .transpose()?,
         },
+        #[cfg(feature = "static-files")]
         static_dir: options
             .static_dir
             .as_ref()
             .map(StaticDir::new)
             .transpose()?,
+        #[cfg(feature = "basic-auth")]
         htpasswd: options
             .htpasswd_file
             .as_deref()

@@ -31,13 +31,20 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "client")]
 mod client;
+#[cfg(any(feature = "client", feature = "server"))]
 mod runtime;
+#[cfg(feature = "server")]
 mod server;
 pub mod v07;
 
+#[cfg(feature = "client")]
 pub use client::{connect, connect_with, reconnecting};
-pub use server::{listen, require_basic_auth, JugglerEndpoint};
+#[cfg(feature = "basic-auth")]
+pub use server::require_basic_auth;
+#[cfg(feature = "server")]
+pub use server::{listen, JugglerEndpoint};
 
 pub use juggler_driver::exports::*;
 

@@ -14,11 +14,14 @@ use hyper::body::Body as _;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH};
 use hyper::{Method, Request, Response, StatusCode};
+#[cfg(feature = "static-files")]
+use juggler_driver::FileBody;
 use juggler_driver::{
-    index_redirect, load_server_files, unauthorized, AcceptControl, Connection, Endpoint, Error,
-    FileBody, Htpasswd, HttpTimeouts, Io, PeerCertificates, Server, ServerFiles, ServerOptions,
-    StaticDir,
+    index_redirect, load_server_files, AcceptControl, Connection, Endpoint, Error, HttpTimeouts,
+    Io, PeerCertificates, Server, ServerFiles, ServerOptions,
 };
+#[cfg(feature = "basic-auth")]
+use juggler_driver::{unauthorized, Htpasswd};
 use smol::net::{TcpListener, TcpStream};
 use smol::Task;
 use smol_hyper::rt::{FuturesIo, SmolTimer};
@@ -29,16 +32,26 @@ use crate::runtime::SmolRuntime;
 /// can be turned back into the stream it came on.
 type HttpIo = FuturesIo<Box<dyn Io>>;
 /// What our own server answers: small bodies whole, files streamed.
-type Body = Either<Full<Bytes>, FileBody>;
+type Body = Either<Full<Bytes>, Files>;
+/// A static file's body.
+#[cfg(feature = "static-files")]
+type Files = FileBody;
+/// No static files are served without the `static-files` feature.
+#[cfg(not(feature = "static-files"))]
+type Files = http_body_util::Empty<Bytes>;
 
 /// What every request of one server shares.
 struct App {
     endpoint: JugglerEndpoint,
     ws_path: String,
     index_path: Option<String>,
-    static_dir: Option<StaticDir>,
+    /// The static folder and the htpasswd users, as their features allow.
+    #[cfg_attr(
+        not(any(feature = "static-files", feature = "basic-auth")),
+        allow(dead_code)
+    )]
+    files: ServerFiles,
     no_cache: bool,
-    htpasswd: Option<Htpasswd>,
 }
 
 impl App {
@@ -48,10 +61,13 @@ impl App {
         peer: SocketAddr,
     ) -> Response<Body> {
         let no_cache = self.no_cache;
-        let refusal = match &self.htpasswd {
+        #[cfg(feature = "basic-auth")]
+        let refusal = match &self.files.htpasswd {
             None => None,
             Some(htpasswd) => require_basic_auth(htpasswd, request.headers()).await,
         };
+        #[cfg(not(feature = "basic-auth"))]
+        let refusal: Option<Response<Full<Bytes>>> = None;
         let mut response = match refusal {
             None => self.route(request, peer).await,
             Some(refusal) => refusal.map(Body::Left),
@@ -89,7 +105,8 @@ impl App {
                 return index_redirect(index_path).map(|body| Body::Left(body.into()));
             }
         }
-        match &self.static_dir {
+        #[cfg(feature = "static-files")]
+        match &self.files.static_dir {
             Some(dir) => {
                 let (request, _) = request.into_parts();
                 dir.serve(&request, SmolRuntime::shared())
@@ -98,6 +115,8 @@ impl App {
             }
             None => status(StatusCode::NOT_FOUND),
         }
+        #[cfg(not(feature = "static-files"))]
+        status(StatusCode::NOT_FOUND)
     }
 
     async fn websocket(
@@ -112,6 +131,7 @@ impl App {
     }
 }
 
+#[cfg(feature = "basic-auth")]
 /// Checks a request of your own server for the basic auth of a user of
 /// `htpasswd`, as `ServerOptions::htpasswd_file` does for
 /// [`listen`](crate::listen): `None` lets it through, `Some` is the `401`
@@ -342,12 +362,8 @@ pub async fn listen(
     on_connection: impl Fn(Connection) + Send + Sync + 'static,
     options: ServerOptions,
 ) -> Result<Server, Error> {
-    let ServerFiles {
-        tls,
-        static_dir,
-        htpasswd,
-        ..
-    } = load_server_files(&options)?;
+    let mut files = load_server_files(&options)?;
+    let tls = files.tls.take();
     let listener = TcpListener::bind((host, port)).await?;
     let local_addr = listener.local_addr()?;
     let endpoint = JugglerEndpoint(Endpoint::serving(
@@ -360,9 +376,8 @@ pub async fn listen(
         endpoint,
         ws_path: options.ws_path.clone(),
         index_path: options.index_path.clone(),
-        static_dir,
+        files,
         no_cache: options.no_cache,
-        htpasswd,
     });
     let acceptor = tls.map(futures_rustls::TlsAcceptor::from);
     let scheme = if acceptor.is_some() { "wss" } else { "ws" };

@@ -33,18 +33,28 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "client")]
 mod client;
+#[cfg(feature = "server")]
 mod layers;
+#[cfg(any(feature = "client", feature = "server"))]
 mod runtime;
+#[cfg(feature = "server")]
 mod server;
 pub mod v07;
 
+#[cfg(feature = "client")]
 pub use client::{connect, connect_with, reconnecting};
-pub use layers::{no_cache_layer, BasicAuth, BasicAuthLayer};
+#[cfg(feature = "server")]
+pub use layers::no_cache_layer;
+#[cfg(feature = "basic-auth")]
+pub use layers::{BasicAuth, BasicAuthLayer};
+#[cfg(feature = "server")]
 pub use server::{listen, listen_with_routes, JugglerEndpoint};
 
 /// The `axum` crate, whose `Router` [`listen_with_routes`] takes and
 /// [`JugglerEndpoint`] mounts in.
+#[cfg(feature = "server")]
 pub use axum;
 
 pub use juggler_driver::exports::*;

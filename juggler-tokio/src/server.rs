@@ -15,7 +15,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use juggler_driver::{
     index_redirect, load_server_files, AcceptControl, Acceptor, Admitted, Connection, Endpoint,
-    Error, Htpasswd, HttpTimeouts, PeerCertificates, Server, ServerFiles, ServerOptions, StaticDir,
+    Error, HttpTimeouts, PeerCertificates, Server, ServerFiles, ServerOptions,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -156,12 +156,7 @@ pub async fn listen_with_routes(
     options: ServerOptions,
     routes: Router,
 ) -> Result<Server, Error> {
-    let ServerFiles {
-        tls,
-        static_dir,
-        htpasswd,
-        ..
-    } = load_server_files(&options)?;
+    let files = load_server_files(&options)?;
     let listener = TcpListener::bind((host, port)).await?;
     let local_addr = listener.local_addr()?;
     let endpoint = JugglerEndpoint(Endpoint::serving(
@@ -170,8 +165,8 @@ pub async fn listen_with_routes(
         TokioRuntime::current(),
     ));
     let registry = endpoint.registry().clone();
-    let router = router(&options, &endpoint, static_dir, htpasswd, routes);
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let acceptor = files.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let router = router(&options, &endpoint, files, routes);
     let scheme = if acceptor.is_some() { "wss" } else { "ws" };
     let url = format!("{scheme}://{local_addr}{}", options.ws_path);
     tracing::info!(%url, "juggler server listening");
@@ -186,11 +181,14 @@ pub async fn listen_with_routes(
     Ok(server)
 }
 
+#[cfg_attr(
+    not(any(feature = "static-files", feature = "basic-auth")),
+    allow(unused_variables)
+)]
 fn router(
     options: &ServerOptions,
     endpoint: &JugglerEndpoint,
-    static_dir: Option<StaticDir>,
-    htpasswd: Option<Htpasswd>,
+    files: ServerFiles,
     routes: Router,
 ) -> Router {
     let mut router = routes.route(&options.ws_path, endpoint.handler());
@@ -200,7 +198,8 @@ fn router(
             get(move || async move { index_redirect(&index_path).map(Body::from) }),
         );
     }
-    if let Some(dir) = static_dir {
+    #[cfg(feature = "static-files")]
+    if let Some(dir) = files.static_dir {
         let dir = Arc::new(dir);
         router = router.fallback(move |request: Request| {
             let dir = dir.clone();
@@ -212,7 +211,8 @@ fn router(
             }
         });
     }
-    if let Some(htpasswd) = htpasswd {
+    #[cfg(feature = "basic-auth")]
+    if let Some(htpasswd) = files.htpasswd {
         router = router.layer(crate::BasicAuthLayer::new(htpasswd));
     }
     if options.no_cache {

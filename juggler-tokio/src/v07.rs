@@ -26,12 +26,22 @@
 //! # Ok(()) }
 //! ```
 
+pub use juggler_driver::v07::Options;
+#[cfg(feature = "client")]
+pub use juggler_driver::v07::{Client, Notification};
+#[cfg(feature = "server")]
 pub use juggler_driver::v07::{
-    Client, Connection, Handlers, Notification, Options, RequestError, RequestFuture,
-    RequestHandler, RequestResult, WeakConnection,
+    Connection, Handlers, RequestError, RequestFuture, RequestHandler, RequestResult,
+    WeakConnection,
 };
-use juggler_driver::{ClientOptions, Error, Server, ServerOptions};
+#[cfg(feature = "client")]
+use juggler_driver::ClientOptions;
+#[cfg(any(feature = "client", feature = "server"))]
+use juggler_driver::Error;
+#[cfg(feature = "server")]
+use juggler_driver::{Server, ServerOptions};
 
+#[cfg(feature = "client")]
 use crate::runtime::TokioRuntime;
 
 /// Starts a server of one generation, `options.v07.generation` (0.7 by
@@ -39,6 +49,7 @@ use crate::runtime::TokioRuntime;
 /// `listen(host, port, connection_cb, request_cb)`. The HTTP side (static
 /// files, basic auth, TLS, origin checks) is `options`'.
 #[doc(alias("serve", "bind"))]
+#[cfg(feature = "server")]
 pub async fn listen(
     host: &str,
     port: u16,
@@ -49,11 +60,13 @@ pub async fn listen(
 }
 
 /// Connects to a 0.7 (or, by `options.generation`, 0.6) server.
+#[cfg(feature = "client")]
 pub async fn connect(address: &str, options: Options) -> Result<Client, Error> {
     connect_with(address, options, ClientOptions::default()).await
 }
 
 /// [`connect`], with TLS, headers and the connect timeout of `client`.
+#[cfg(feature = "client")]
 pub async fn connect_with(
     address: &str,
     options: Options,

@@ -15,7 +15,8 @@ use tracing::Instrument;
 
 use super::link::{run, Dispatch, Link, LinkState};
 use super::Options;
-use crate::client::{Io, Target};
+use crate::client::Target;
+use crate::Io;
 use crate::{ClientOptions, Error, MemoryBudget, Runtime};
 
 /// A notification from the server.

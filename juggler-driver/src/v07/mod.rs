@@ -13,14 +13,19 @@
 //! them apart by the client's first frame: see
 //! [`ServerOptions::generations`](crate::ServerOptions::generations).
 
+#[cfg(feature = "client")]
 mod client;
 mod link;
 mod options;
+#[cfg(feature = "server")]
 mod server;
 
+#[cfg(feature = "client")]
 pub use client::{connect, start as start_client, Client, Notification};
 pub use options::Options;
+#[cfg(feature = "server")]
 pub(crate) use server::accept;
+#[cfg(feature = "server")]
 pub use server::{
     Connection, Handlers, RequestError, RequestFuture, RequestHandler, RequestResult,
     WeakConnection,
