@@ -44,7 +44,7 @@ pub use client::{connect, connect_with, reconnecting};
 #[cfg(feature = "basic-auth")]
 pub use server::require_basic_auth;
 #[cfg(feature = "server")]
-pub use server::{listen, JugglerEndpoint};
+pub use server::{listen, listen_with_routes, JugglerEndpoint};
 
 pub use juggler_driver::exports::*;
 

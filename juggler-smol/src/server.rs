@@ -1,6 +1,7 @@
 //! `listen`: the server side, on hyper over smol's I/O.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -52,7 +53,16 @@ struct App {
     )]
     files: ServerFiles,
     no_cache: bool,
+    /// The application's own routes ([`listen_with_routes`]).
+    routes: Option<Routes>,
 }
+
+/// The application's routes as [`App`] calls them.
+type Routes = Box<
+    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>
+        + Send
+        + Sync,
+>;
 
 impl App {
     async fn handle(
@@ -105,17 +115,29 @@ impl App {
                 return index_redirect(index_path).map(|body| Body::Left(body.into()));
             }
         }
-        #[cfg(feature = "static-files")]
-        match &self.files.static_dir {
-            Some(dir) => {
-                let (request, _) = request.into_parts();
-                dir.serve(&request, SmolRuntime::shared())
-                    .await
-                    .map(Body::Right)
+        let (parts, body) = request.into_parts();
+        if let Some(routes) = &self.routes {
+            let copy = request_copy(&parts);
+            let response = routes(Request::from_parts(parts, body)).await;
+            if response.status() != StatusCode::NOT_FOUND {
+                return response.map(Body::Left);
             }
-            None => status(StatusCode::NOT_FOUND),
+            return self.serve_static(copy).await;
         }
-        #[cfg(not(feature = "static-files"))]
+        self.serve_static(parts).await
+    }
+
+    /// A file of the static folder, or 404.
+    #[cfg_attr(not(feature = "static-files"), allow(clippy::unused_async))]
+    async fn serve_static(&self, request: hyper::http::request::Parts) -> Response<Body> {
+        #[cfg(feature = "static-files")]
+        if let Some(dir) = &self.files.static_dir {
+            return dir
+                .serve(&request, SmolRuntime::shared())
+                .await
+                .map(Body::Right);
+        }
+        let _ = request;
         status(StatusCode::NOT_FOUND)
     }
 
@@ -327,6 +349,17 @@ impl futures_io::AsyncWrite for UpgradedIo {
     }
 }
 
+/// The method, URI, version and headers of a request, for the static
+/// folder once the application's routes have taken the request itself.
+fn request_copy(parts: &hyper::http::request::Parts) -> hyper::http::request::Parts {
+    let mut copy = Request::new(());
+    *copy.method_mut() = parts.method.clone();
+    *copy.uri_mut() = parts.uri.clone();
+    *copy.version_mut() = parts.version;
+    *copy.headers_mut() = parts.headers.clone();
+    copy.into_parts().0
+}
+
 fn status(code: StatusCode) -> Response<Body> {
     let mut response = Response::new(Body::Left(Full::default()));
     *response.status_mut() = code;
@@ -362,6 +395,70 @@ pub async fn listen(
     on_connection: impl Fn(Connection) + Send + Sync + 'static,
     options: ServerOptions,
 ) -> Result<Server, Error> {
+    serve(host, port, on_connection, options, None).await
+}
+
+/// [`listen`], with routes of yours served beside the WebSocket endpoint
+/// and the static files: a health check, `/metrics`, a small API, as a
+/// hyper service. It answers every request but the WebSocket path's and
+/// the `/` redirect's; a `404` from it falls through to the static folder.
+/// The server's basic auth and `Cache-Control` apply to it as well.
+///
+/// ```no_run
+/// use std::convert::Infallible;
+/// use http_body_util::Full;
+/// use hyper::body::Bytes;
+/// use hyper::{Response, StatusCode};
+/// use juggler_smol::{listen_with_routes, ServerOptions};
+///
+/// # fn main() -> Result<(), juggler_smol::Error> { smol::block_on(async {
+/// let routes = hyper::service::service_fn(|request: hyper::Request<hyper::body::Incoming>| async move {
+///     let mut response = Response::new(Full::new(Bytes::from("ok")));
+///     if request.uri().path() != "/health" {
+///         *response.status_mut() = StatusCode::NOT_FOUND;
+///     }
+///     Ok::<_, Infallible>(response)
+/// });
+/// let server = listen_with_routes("127.0.0.1", 0, drop, ServerOptions::default(), routes).await?;
+/// # server.close().await;
+/// # Ok(()) }) }
+/// ```
+pub async fn listen_with_routes<S>(
+    host: &str,
+    port: u16,
+    on_connection: impl Fn(Connection) + Send + Sync + 'static,
+    options: ServerOptions,
+    routes: S,
+) -> Result<Server, Error>
+where
+    S: hyper::service::Service<
+            Request<Incoming>,
+            Response = Response<Full<Bytes>>,
+            Error = Infallible,
+        > + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let routes: Routes = Box::new(move |request| {
+        let answer = routes.call(request);
+        Box::pin(async move {
+            match answer.await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        })
+    });
+    serve(host, port, on_connection, options, Some(routes)).await
+}
+
+async fn serve(
+    host: &str,
+    port: u16,
+    on_connection: impl Fn(Connection) + Send + Sync + 'static,
+    options: ServerOptions,
+    routes: Option<Routes>,
+) -> Result<Server, Error> {
     let mut files = load_server_files(&options)?;
     let tls = files.tls.take();
     let listener = TcpListener::bind((host, port)).await?;
@@ -378,6 +475,7 @@ pub async fn listen(
         index_path: options.index_path.clone(),
         files,
         no_cache: options.no_cache,
+        routes,
     });
     let acceptor = tls.map(futures_rustls::TlsAcceptor::from);
     let scheme = if acceptor.is_some() { "wss" } else { "ws" };

@@ -273,3 +273,51 @@ async fn an_endpoint_refuses_options_it_cannot_apply() {
     }
     assert!(JugglerEndpoint::new(drop, &ServerOptions::default().no_cache(false)).is_ok());
 }
+
+/// juggler-smol's `listen_with_routes`: the application's hyper service
+/// answers its routes, a 404 of its falls through to the static folder,
+/// and the WebSocket path stays Juggler's.
+#[test]
+fn smol_routes_beside_the_websocket_and_the_static_folder() {
+    use std::convert::Infallible;
+
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use juggler_tests::cases::web::TempDir;
+
+    smol::block_on(async {
+        let www = TempDir::new("smol-routes");
+        std::fs::write(www.0.join("page.txt"), "from the folder").unwrap();
+        let routes = hyper::service::service_fn(
+            |request: hyper::Request<hyper::body::Incoming>| async move {
+                let mut response = hyper::Response::new(Full::new(Bytes::from("healthy")));
+                if request.uri().path() != "/health" {
+                    *response.status_mut() = hyper::StatusCode::NOT_FOUND;
+                }
+                Ok::<_, Infallible>(response)
+            },
+        );
+        let options = juggler_smol::ServerOptions::default().static_dir(&www.0);
+        let server = juggler_smol::listen_with_routes("127.0.0.1", 0, smol_echo, options, routes)
+            .await
+            .unwrap();
+        let addr = server.local_addr();
+
+        let health = get(addr, "/health").await;
+        assert_eq!(
+            (health.status, health.body.as_slice()),
+            (200, &b"healthy"[..])
+        );
+        let page = get(addr, "/page.txt").await;
+        assert_eq!(
+            (page.status, page.body.as_slice()),
+            (200, &b"from the folder"[..])
+        );
+        assert_eq!(get(addr, "/missing").await.status, 404);
+
+        let client = juggler_smol::connect(server.url()).await.unwrap();
+        client.send(&json!("over the socket")).await.unwrap();
+        assert_eq!(client.receive().await.unwrap(), json!("over the socket"));
+        server.close().await;
+    });
+}
