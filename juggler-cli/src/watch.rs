@@ -120,14 +120,22 @@ async fn watch_v07(
     options: ClientOptions,
     printer: &mut Printer,
 ) -> Result<Ended, CliError> {
-    let client = v07::connect_with(url, v07::Options::default().generation(generation), options)
+    let kept = if printer.events {
+        v07::Notifications::Queue
+    } else {
+        v07::Notifications::Ignore
+    };
+    let settings = v07::Options::default()
+        .generation(generation)
+        .notifications(kept);
+    let client = v07::connect_with(url, settings, options)
         .await
         .map_err(CliError::connection)?;
     info!(%url, generation = generation.as_str(), "connected");
     // A watcher sends nothing else: its ping tells a server that sniffs
     // the generation (as `juggler serve` does) that it speaks 0.7.
     client.ping().await.map_err(CliError::connection)?;
-    // Notifications are taken even when not printed, so that unread ones
+    // Only kept with `--events`; taken as they come, so that unread ones
     // never stop the client's reader.
     let mut notifications = std::pin::pin!(client.notifications());
     let mut seen = 0;

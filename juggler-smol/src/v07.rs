@@ -25,7 +25,6 @@
 //! # Ok(()) }) }
 //! ```
 
-pub use juggler_driver::v07::Options;
 #[cfg(feature = "client")]
 pub use juggler_driver::v07::{Client, Notification};
 #[cfg(feature = "server")]
@@ -33,6 +32,7 @@ pub use juggler_driver::v07::{
     Connection, Handlers, RequestError, RequestFuture, RequestHandler, RequestResult,
     WeakConnection,
 };
+pub use juggler_driver::v07::{Notifications, Options};
 #[cfg(feature = "client")]
 use juggler_driver::ClientOptions;
 #[cfg(any(feature = "client", feature = "server"))]

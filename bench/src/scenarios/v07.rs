@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use juggler_tokio::v07::{Client, Connection, Handlers, Options, RequestError};
+use juggler_tokio::v07::{Client, Connection, Handlers, Notifications, Options, RequestError};
 use juggler_tokio::{Group, ServerOptions};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -25,6 +25,7 @@ fn options() -> Options {
     Options::default()
         .autoflush_delay(Some(Duration::ZERO))
         .max_message_size(64 << 20)
+        .notifications(Notifications::Queue)
 }
 
 /// A 0.7 server answering `add([a, b])`, whose connections queue in the

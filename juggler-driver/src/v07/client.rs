@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::link::{run, Dispatch, Link, LinkState};
-use super::Options;
+use super::{Notifications, Options};
 use crate::client::Target;
 use crate::Io;
 use crate::{ClientOptions, Error, MemoryBudget, Runtime};
@@ -37,6 +37,8 @@ pub(crate) struct ClientExtra {
     notifications: VecDeque<(Notification, usize)>,
     /// Server states received, counted.
     state_changes: u64,
+    /// Notifications dropped by the policy.
+    dropped: u64,
 }
 
 type ClientLink = Link<ClientEngine, ClientExtra>;
@@ -135,7 +137,8 @@ impl Client {
 
     /// The next notification, waiting for one; `None` once the connection
     /// is closed and every notification was taken. Each is taken once,
-    /// by one caller.
+    /// by one caller. Only a client whose [`Options::notifications`] keeps
+    /// them ever gets one: by default none are kept.
     pub async fn receive(&self) -> Option<Notification> {
         let link = self.link.clone();
         let taken = self
@@ -152,6 +155,13 @@ impl Client {
         // Room in the queue: the reader may go on.
         link.update(|_| {});
         taken
+    }
+
+    /// How many notifications the [`Notifications`] policy dropped
+    /// (`DropOldest`, `KeepLatest`); those `Ignore` never kept are not
+    /// counted.
+    pub fn dropped_notifications(&self) -> u64 {
+        self.link.read(|state| state.extra.dropped)
     }
 
     /// The notifications as a stream (what the reference's `notify_cb`
@@ -264,9 +274,11 @@ where
         waiting: HashMap::new(),
         notifications: VecDeque::new(),
         state_changes: 0,
+        dropped: 0,
     };
     let link = Link::new(engine, extra, options, runtime.clone(), span.clone(), false);
     let dispatch = ClientDispatch {
+        policy: link.options.notifications,
         receive_queue_size: link.options.receive_queue_size,
         budget: budget.clone(),
     };
@@ -283,6 +295,8 @@ where
 /// Client events are handled under the link's lock (see
 /// [`ClientDispatch::reader_must_wait`]); nothing is left for outside.
 struct ClientDispatch {
+    /// What is kept of notifications.
+    policy: Notifications,
     receive_queue_size: usize,
     /// The client's own [`Client::budget`].
     budget: Arc<MemoryBudget>,
@@ -290,36 +304,60 @@ struct ClientDispatch {
 
 impl Dispatch<ClientEngine, ClientExtra> for ClientDispatch {
     fn take(&self, extra: &mut ClientExtra, event: ClientEvent) -> Option<ClientEvent> {
-        take_client_event(extra, &self.budget, event)
+        match event {
+            ClientEvent::Notify { name, data } => {
+                self.keep(extra, Notification { name, data });
+                None
+            }
+            other => take_client_event(extra, other),
+        }
     }
 
     fn dispatch(&self, _events: Vec<ClientEvent>) {}
 
     fn reader_must_wait(&self, state: &LinkState<ClientEngine, ClientExtra>) -> bool {
-        state.extra.notifications.len() >= self.receive_queue_size
+        self.policy == Notifications::Queue
+            && state.extra.notifications.len() >= self.receive_queue_size
     }
 
     fn budget(&self) -> Option<&Arc<MemoryBudget>> {
-        Some(&self.budget)
+        // Only a queue holds the reader back; the other policies make
+        // room by dropping.
+        (self.policy == Notifications::Queue).then_some(&self.budget)
     }
 }
 
-/// Takes the client engine's events into the client's part of the state,
-/// under the lock: answers to their waiters, notifications to the queue.
-fn take_client_event(
-    extra: &mut ClientExtra,
-    budget: &MemoryBudget,
-    event: ClientEvent,
-) -> Option<ClientEvent> {
+impl ClientDispatch {
+    /// Keeps a notification as the policy says, under the lock.
+    fn keep(&self, extra: &mut ClientExtra, notification: Notification) {
+        if self.policy == Notifications::Ignore {
+            return;
+        }
+        let bytes =
+            juggler_core::value_cost(&notification.data).saturating_add(notification.name.len());
+        self.budget.charge(bytes);
+        extra.notifications.push_back((notification, bytes));
+        let keep = match self.policy {
+            Notifications::KeepLatest => 1,
+            Notifications::DropOldest => self.receive_queue_size,
+            _ => return,
+        };
+        while extra.notifications.len() > keep
+            || (extra.notifications.len() > 1 && self.budget.is_full())
+        {
+            if let Some((_, bytes)) = extra.notifications.pop_front() {
+                self.budget.release(bytes);
+                extra.dropped += 1;
+            }
+        }
+    }
+}
+
+/// Takes the client engine's other events into the client's part of the
+/// state, under the lock: answers to their waiters.
+fn take_client_event(extra: &mut ClientExtra, event: ClientEvent) -> Option<ClientEvent> {
     match event {
         ClientEvent::StateChanged => extra.state_changes += 1,
-        ClientEvent::Notify { name, data } => {
-            let bytes = juggler_core::value_cost(&data).saturating_add(name.len());
-            budget.charge(bytes);
-            extra
-                .notifications
-                .push_back((Notification { name, data }, bytes));
-        }
         ClientEvent::Response { id, result } => {
             if let Some(waiter) = extra.waiting.remove(&id) {
                 let _ = waiter.send(result.map_err(Error::Remote));

@@ -22,7 +22,7 @@ mod server;
 
 #[cfg(feature = "client")]
 pub use client::{connect, start as start_client, Client, Notification};
-pub use options::Options;
+pub use options::{Notifications, Options};
 #[cfg(feature = "server")]
 pub(crate) use server::accept;
 #[cfg(feature = "server")]

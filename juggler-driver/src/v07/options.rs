@@ -5,6 +5,32 @@ use std::time::Duration;
 use juggler_core::v07::{ClientConfig, Framing, ServerConfig, DEFAULT_MAX_SEGMENT_SIZE};
 use juggler_core::{AutoflushPolicy, Generation};
 
+/// What a 0.6/0.7 client keeps of the server's notifications until they
+/// are taken ([`Client::receive`](crate::v07::Client::receive),
+/// [`Client::notifications`](crate::v07::Client::notifications)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Notifications {
+    /// None (the default), as the reference client without a
+    /// `notify_cb`: a client that only follows the state never stalls on
+    /// notifications it does not read.
+    #[default]
+    Ignore,
+    /// Every one, in order: while [`Options::receive_queue_size`] (or
+    /// [`Options::max_receive_bytes`]) wait unread, the client reads
+    /// nothing more from the server. Nothing is lost; a client that stops
+    /// taking them stops following the state too.
+    Queue,
+    /// The newest, in order, within the same bounds: past them the oldest
+    /// unread one is dropped and counted
+    /// ([`Client::dropped_notifications`](crate::v07::Client::dropped_notifications)).
+    /// The client never stops reading.
+    DropOldest,
+    /// Only the newest unread one; a newer one replaces it (and counts as
+    /// dropped). For notifications that each carry the whole news.
+    KeepLatest,
+}
+
 /// Settings of a 0.6 or 0.7 connection, server or client, with the
 /// defaults of hat-juggler 0.7.6 (SPEC-0.7.md §11) where it has them.
 ///
@@ -50,8 +76,11 @@ pub struct Options {
     /// [`max_buffered_bytes`](crate::ServerOptions::max_buffered_bytes).
     /// Default 16 MiB.
     pub max_pending_bytes: usize,
-    /// Most notifications a client keeps unread; the client reads nothing
-    /// more from the server until one is taken. Default 1,024.
+    /// What a client keeps of the server's notifications: none by default
+    /// (see [`Notifications`]).
+    pub notifications: Notifications,
+    /// Most notifications a client keeps unread (see [`Notifications`]).
+    /// Default 1,024.
     pub receive_queue_size: usize,
     /// Most bytes a client's unread notifications may hold, decoded (see
     /// [`value_cost`](juggler_core::value_cost)); while that much waits,
@@ -92,6 +121,7 @@ impl Default for Options {
             parallel_requests: true,
             max_pending_requests: 1024,
             max_pending_bytes: 16 << 20,
+            notifications: Notifications::default(),
             receive_queue_size: 1024,
             max_receive_bytes: 16 << 20,
             max_message_size: juggler_core::v07::DEFAULT_MAX_MESSAGE_SIZE,
@@ -124,6 +154,20 @@ impl Options {
     pub fn ping(mut self, delay: Option<Duration>, timeout: Duration) -> Self {
         self.ping_delay = delay;
         self.ping_timeout = timeout;
+        self
+    }
+
+    /// Sets what a client keeps of the server's notifications.
+    #[must_use]
+    pub fn notifications(mut self, policy: Notifications) -> Self {
+        self.notifications = policy;
+        self
+    }
+
+    /// Sets how many notifications a client keeps unread (at least 1).
+    #[must_use]
+    pub fn receive_queue_size(mut self, notifications: usize) -> Self {
+        self.receive_queue_size = notifications.max(1);
         self
     }
 

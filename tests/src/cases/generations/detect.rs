@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_tungstenite::tungstenite::Message;
 use futures_util::StreamExt;
-use juggler_driver::v07::{Handlers, Options};
+use juggler_driver::v07::{Handlers, Notifications, Options};
 use juggler_driver::{ClientOptions, Generation, Generations, ServerOptions};
 use serde_json::json;
 
@@ -174,9 +174,10 @@ pub async fn a_group_shows_one_state_to_every_generation<B: Backend>() {
     v05.send(&json!("hello")).await.unwrap();
     let mut clients = Vec::new();
     for generation in [Generation::V0_6, Generation::V0_7] {
-        let client = B::connect_v07(&server.url(), Options::default().generation(generation))
-            .await
-            .unwrap();
+        let kept = Options::default()
+            .generation(generation)
+            .notifications(Notifications::Queue);
+        let client = B::connect_v07(&server.url(), kept).await.unwrap();
         // The first request reveals the generation; the server joins it.
         within::<B, _>(HANG_GUARD, "echo", client.send("echo", json!(1)))
             .await

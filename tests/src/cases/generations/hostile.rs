@@ -8,7 +8,7 @@ use async_tungstenite::tungstenite::Message;
 use futures_util::future::{select, Either};
 use futures_util::{SinkExt, StreamExt};
 use juggler_core::v07::transport::{Package, Reassembler};
-use juggler_driver::v07::{Client, Options};
+use juggler_driver::v07::{Client, Notifications, Options};
 use juggler_driver::{Generation, Generations};
 use serde_json::{json, Value};
 
@@ -298,7 +298,12 @@ pub async fn unread_notifications_are_bounded_in_bytes<B: Backend>() {
     let client = within::<B, _>(
         HANG_GUARD,
         "connect",
-        B::connect_v07(&server.url(), Options::default().max_receive_bytes(LIMIT)),
+        B::connect_v07(
+            &server.url(),
+            Options::default()
+                .max_receive_bytes(LIMIT)
+                .notifications(Notifications::Queue),
+        ),
     )
     .await
     .unwrap();

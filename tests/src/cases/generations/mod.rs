@@ -5,10 +5,12 @@
 
 mod detect;
 mod hostile;
+mod notifications;
 mod python;
 
 pub use detect::*;
 pub use hostile::*;
+pub use notifications::*;
 pub use python::*;
 
 use std::time::Duration;
@@ -249,6 +251,9 @@ macro_rules! generations_tests {
             a_message_that_never_ends_is_cut_off,
             requests_being_handled_are_bounded_in_bytes,
             unread_notifications_are_bounded_in_bytes,
+            a_client_that_does_not_ask_keeps_no_notifications,
+            bounded_policies_keep_the_newest,
+            a_queue_keeps_every_notification,
         );
     };
     (@each $backend:ty; $($case:ident),* $(,)?) => {

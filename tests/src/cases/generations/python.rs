@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use juggler_driver::v07::{Handlers, Options, RequestError};
+use juggler_driver::v07::{Handlers, Notifications, Options, RequestError};
 use juggler_driver::{Error, Generation, Generations, ServerOptions};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
@@ -93,6 +93,7 @@ fn small_segments(generation: Generation) -> Options {
         .generation(generation)
         .max_segment_size(16)
         .autoflush_delay(Some(Duration::ZERO))
+        .notifications(Notifications::Queue)
 }
 
 /// The Python server's 0.7-only options, or none on 0.6.
