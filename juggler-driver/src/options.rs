@@ -200,7 +200,9 @@ impl ConnectionOptions {
     }
 
     /// The WebSocket settings these options imply.
-    pub(crate) fn websocket_config(&self) -> async_tungstenite::tungstenite::protocol::WebSocketConfig {
+    pub(crate) fn websocket_config(
+        &self,
+    ) -> async_tungstenite::tungstenite::protocol::WebSocketConfig {
         async_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .max_message_size(Some(self.max_message_size))
             .max_frame_size(Some(self.max_message_size))
