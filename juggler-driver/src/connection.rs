@@ -750,7 +750,7 @@ impl Connection {
     /// `generation`. The connection's own task runs in it and its close is
     /// logged in it; instrument tasks of yours with it
     /// (`future.instrument(connection.span().clone())`) to give their
-    /// events the same context. See docs/guide.md, "Logs".
+    /// events the same context. See docs/guide.md, "Observing it".
     pub fn span(&self) -> &tracing::Span {
         &self.shared().span
     }
