@@ -710,6 +710,31 @@ impl Drop for Handle {
 /// A cheap `Clone + Send + Sync` handle. When the last clone is dropped the
 /// connection closes itself (flushing unsent data under an automatic
 /// autoflush policy) and its driver task ends.
+///
+/// `juggler_tokio::Connection` and `juggler_smol::Connection` are this
+/// type: `listen`'s callback gets one, `connect` returns one, and code that
+/// takes a `Connection` works on either runtime.
+///
+/// ```
+/// # mod juggler_tokio { pub use juggler_driver::exports::*; pub use juggler_driver::v07; }
+/// use juggler_tokio::{Connection, Error};
+/// use serde_json::json;
+///
+/// /// Shows the client a greeting, then answers its messages until it leaves.
+/// async fn serve(connection: Connection) -> Result<(), Error> {
+///     connection.set_local_data(json!({"greeting": "hello"}))?; // synced by autoflush
+///     let mut changes = connection.remote_changes();
+///     loop {
+///         tokio::select! {
+///             message = connection.receive() => {
+///                 let message = message?; // Err(Error::Closed) once it is gone
+///                 connection.send(&json!({"echo": message})).await?;
+///             }
+///             data = changes.changed() => println!("the peer's data: {}", data?),
+///         }
+///     }
+/// }
+/// ```
 #[derive(Clone)]
 pub struct Connection {
     handle: Arc<Handle>,
@@ -750,7 +775,7 @@ impl Connection {
     /// `generation`. The connection's own task runs in it and its close is
     /// logged in it; instrument tasks of yours with it
     /// (`future.instrument(connection.span().clone())`) to give their
-    /// events the same context. See docs/guide.md, "Logs".
+    /// events the same context. See docs/guide.md, "Observing it".
     pub fn span(&self) -> &tracing::Span {
         &self.shared().span
     }

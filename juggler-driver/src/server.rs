@@ -631,6 +631,22 @@ pub fn server_tls_config(pem_file: &Path) -> Result<Arc<rustls::ServerConfig>, E
 /// connection it accepted (each waiting at most the shutdown timeout for
 /// its clean close) and completes when all are gone. Dropping it without
 /// `close` stops accepting and starts closing the connections.
+///
+/// `juggler_tokio::listen` and `juggler_smol::listen` (and their `v07`
+/// modules' `listen`) return one.
+///
+/// ```
+/// # mod juggler_tokio { pub use juggler_driver::exports::*; pub use juggler_driver::v07; }
+/// use juggler_tokio::Server;
+///
+/// /// Given `let server = listen("127.0.0.1", 0, on_connection, options).await?;`
+/// async fn report_and_stop(server: Server) {
+///     println!("serving {} on port {}", server.url(), server.local_addr().port());
+///     println!("{} connections open", server.connection_count());
+///     let summary = server.close().await; // every connection closed cleanly, or cut at its deadline
+///     println!("closed {}, {} of them at the deadline", summary.closed, summary.timed_out);
+/// }
+/// ```
 #[must_use = "dropping the Server shuts it down: keep it while it serves, then `close().await` it"]
 pub struct Server {
     local_addr: SocketAddr,

@@ -132,6 +132,39 @@ impl Drop for Handle {
 /// `Connection` clones remain elsewhere; the dispatch task then ends, and
 /// running actions are cancelled, as they are whenever the connection
 /// closes.
+///
+/// ```
+/// use std::time::Duration;
+/// use juggler_rpc::{Actions, RpcConnection, RpcError};
+/// use juggler_tokio::{connect, listen, ServerOptions};
+/// use serde_json::json;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A server whose clients may call `greet`; it keeps each RpcConnection
+/// // until its client leaves.
+/// let server = listen("127.0.0.1", 0, |connection| {
+///     let actions = Actions::new().typed_action("greet", |(name,): (String,)| async move {
+///         Ok::<_, String>(format!("hello, {name}"))
+///     });
+///     let rpc = RpcConnection::new(connection, actions);
+///     tokio::spawn(async move { rpc.wait_closed().await });
+/// }, ServerOptions::default()).await?;
+///
+/// // A client that offers no actions of its own.
+/// let rpc = RpcConnection::new(connect(server.url()).await?, Actions::new());
+/// let greeting: String = rpc.call_typed("greet", ("alice",)).await?;
+/// assert_eq!(greeting, "hello, alice");
+/// let answer = rpc.call_with_timeout("greet", vec![json!("bob")], Duration::from_secs(5)).await?;
+/// assert_eq!(answer, json!("hello, bob"));
+/// match rpc.call("missing", vec![]).await {
+///     Err(RpcError::Remote(error)) => assert_eq!(error, json!("invalid action")),
+///     other => panic!("{other:?}"),
+/// }
+/// rpc.shutdown().await;
+/// server.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct RpcConnection {
     handle: Arc<Handle>,

@@ -69,6 +69,13 @@ pub use typed::Action;
 
 use thiserror::Error;
 
+/// docs/guide.md, whose Rust snippets are compiled (and, unless marked
+/// `no_run`, run) as doctests of this crate: its test dependencies have
+/// all they use (juggler-tokio, tokio, serde, tracing-subscriber).
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/guide.md")]
+pub struct GuideDoctests;
+
 /// Why a call failed.
 #[derive(Debug, Error)]
 #[non_exhaustive]

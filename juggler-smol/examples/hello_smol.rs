@@ -9,7 +9,8 @@ use std::time::Duration;
 use juggler_smol::{connect_with, listen, ClientOptions, ServerOptions};
 use serde_json::json;
 
-fn main() -> Result<(), juggler_smol::Error> {
+/// The whole program (public for `juggler-smol/tests/examples.rs`).
+pub fn main() -> Result<(), juggler_smol::Error> {
     smol::block_on(async {
         let server = listen(
             "127.0.0.1",

@@ -9,8 +9,9 @@ use std::time::Duration;
 use juggler_tokio::{connect_with, listen, ClientOptions, ServerOptions};
 use serde_json::json;
 
+/// The whole program (public for `juggler-tokio/tests/examples.rs`).
 #[tokio::main]
-async fn main() -> Result<(), juggler_tokio::Error> {
+pub async fn main() -> Result<(), juggler_tokio::Error> {
     // The server: answer every message and count the data changes it sees.
     let server = listen(
         "127.0.0.1",

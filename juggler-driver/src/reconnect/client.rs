@@ -44,6 +44,31 @@ type ChangeCallback = Arc<dyn Fn() + Send + Sync>;
 ///
 /// The runtime crates start one with `juggler_tokio::reconnecting` and
 /// `juggler_smol::reconnecting`; docs/operations.md has the details.
+///
+/// ```
+/// # mod juggler_tokio { pub use juggler_driver::exports::*; pub use juggler_driver::v07; }
+/// use juggler_tokio::{Error, ReconnectEvent, ReconnectingClient};
+/// use serde_json::json;
+///
+/// /// Given a client from `reconnecting([...], ReconnectOptions::default())?`:
+/// /// sets the local data once, for every connection to come, and reports.
+/// async fn follow(client: ReconnectingClient) -> Result<(), Error> {
+///     client.set_local_data(json!({"user": "alice"}))?; // re-sent on each reconnect
+///     let mut events = client.events();
+///     while let Some(event) = events.next().await {
+///         match event {
+///             ReconnectEvent::Connected { address, .. } => println!("up: {address}"),
+///             ReconnectEvent::Disconnected { reason, .. } => {
+///                 // The remote data stays as it was until the next connection's.
+///                 println!("down ({reason:?}), showing {}", client.remote_data());
+///             }
+///             ReconnectEvent::GaveUp { .. } => break,
+///             _ => {}
+///         }
+///     }
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone)]
 pub struct ReconnectingClient {
     handle: Arc<Handle>,

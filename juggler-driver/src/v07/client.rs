@@ -46,16 +46,36 @@ type ClientLink = Link<ClientEngine, ClientExtra>;
 /// A client of a 0.6/0.7 server: the reference's `hat.juggler.Client`.
 /// Clones share it.
 ///
-/// ```no_run
-/// # async fn run() -> Result<(), juggler_driver::Error> {
-/// # let runtime: std::sync::Arc<dyn juggler_driver::Runtime> = unimplemented!();
-/// use juggler_driver::v07::{connect, Options};
+/// `juggler_tokio::v07::connect` and `juggler_smol::v07::connect` return
+/// one.
+///
+/// ```
+/// # mod juggler_tokio { pub use juggler_driver::exports::*; pub use juggler_driver::v07; }
+/// use juggler_tokio::v07::Client;
+/// use juggler_tokio::Error;
 /// use serde_json::json;
 ///
-/// let client = connect("ws://127.0.0.1:23023/ws", Options::default(), Default::default(), runtime).await?;
-/// let answer = client.send("add", json!({"a": 1, "b": 2})).await?;
-/// println!("{answer} {}", client.state());
-/// # Ok(()) }
+/// /// Given `let client = v07::connect("ws://127.0.0.1:23023/ws",
+/// ///     Options::default().notifications(Notifications::Queue)).await?;`
+/// async fn use_it(client: Client) -> Result<(), Error> {
+///     // Read the notifications: queued unread, they stop the client at 1,024.
+///     let notifications = client.clone();
+///     tokio::spawn(async move {
+///         while let Some(notification) = notifications.receive().await {
+///             println!("{}: {}", notification.name, notification.data);
+///         }
+///     });
+///     match client.send("add", json!({"a": 1, "b": 2})).await {
+///         Ok(sum) => println!("sum: {sum}"),
+///         Err(Error::Remote(data)) => println!("refused: {data}"), // success: false
+///         Err(other) => return Err(other),
+///     }
+///     let (mut seen, mut state) = client.state_changed(0).await?; // the first state
+///     loop {
+///         println!("state: {state}");
+///         (seen, state) = client.state_changed(seen).await?; // Err(Error::Closed) at the end
+///     }
+/// }
 /// ```
 #[derive(Clone)]
 pub struct Client {

@@ -180,6 +180,38 @@ impl WeakConnection {
 ///
 /// The state flows one way, to the client, by the autoflush policy; the
 /// client's requests go to the server's [`RequestHandler`].
+///
+/// [`Handlers`]' callbacks get one, as `juggler_tokio::v07::Connection`
+/// (or `juggler_smol::v07::Connection`).
+///
+/// ```
+/// # mod juggler_tokio { pub use juggler_driver::exports::*; pub use juggler_driver::v07; }
+/// use juggler_tokio::v07::{Connection, Handlers, RequestError, RequestResult};
+/// use juggler_tokio::{PatchOperation, PointerBuf, ReplaceOperation};
+/// use serde_json::{json, Value};
+///
+/// async fn on_request(connection: Connection, name: String, data: Value) -> RequestResult {
+///     match name.as_str() {
+///         // Replace the whole state: a diff goes out by the autoflush policy.
+///         "reset" => connection.set_state(json!({"count": 0, "items": []})),
+///         // Change one entry: the op goes out as it is, in O(change).
+///         "count" => connection
+///             .update_state(vec![PatchOperation::Replace(ReplaceOperation {
+///                 path: PointerBuf::parse("/count").map_err(RequestError::new)?,
+///                 value: data.clone(),
+///             })])
+///             .map_err(RequestError::new)?,
+///         other => return Err(RequestError::new(format!("unknown request {other}"))),
+///     }
+///     connection.flush().await.map_err(RequestError::new)?; // sent and written
+///     connection.notify("done", &json!(name)).await.map_err(RequestError::new)?;
+///     Ok(json!({"client": connection.remote(), "state": *connection.state()}))
+/// }
+///
+/// let handlers = Handlers::new()
+///     .on_connection(|connection| connection.set_state(json!({"count": 0, "items": []})))
+///     .on_request(on_request);
+/// ```
 #[derive(Clone)]
 pub struct Connection {
     link: Arc<ServerLink>,

@@ -1,0 +1,147 @@
+//! A hat-gui 0.8 back end (Juggler 0.7) and a Rust client of it, in one
+//! program that ends by itself.
+//!
+//! The server keeps one state, `{"counter": …, "log": […]}`, in a `Group`
+//! that every connection joins, answers the requests `add` (adds its data
+//! to the counter, answers the new count) and `log` (keeps the last ten
+//! entries, and notifies the caller `logged`), and tells the generations
+//! apart on one `/ws`: a 0.5 client sees the same state as its remote
+//! data. A 0.7 client and a 0.5 client then use it.
+//!
+//! ```text
+//! cargo run -p juggler-tokio --example hat_gui_backend
+//! ```
+//!
+//! `juggler-tokio/tests/examples.rs` runs it. docs/guide.md, "A hat-gui 0.8
+//! back end in Rust", walks through it.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use juggler_tokio::v07::{self, Handlers, RequestError};
+use juggler_tokio::{listen, Generation, Generations, Group, Server, ServerOptions};
+use serde_json::{json, Value};
+
+/// Starts the back end on `host:port` (port 0: a free one).
+pub async fn serve(host: &str, port: u16) -> Result<Server, juggler_tokio::Error> {
+    // The state every client sees, as the reference's `listen(state=…)`.
+    let state = Group::new(json!({"counter": 0, "log": []}));
+    // Requests of many connections run on many threads: a read-modify-write
+    // of the group's state holds this lock, so no update is lost.
+    let writing = Arc::new(Mutex::new(()));
+
+    let handlers = Handlers::new()
+        .on_connection({
+            let state = state.clone();
+            move |connection| {
+                // Joining sends the current state; the group holds the
+                // connection weakly and forgets it once it closes.
+                let _ = state.join(&connection);
+            }
+        })
+        .on_request({
+            let state = state.clone();
+            move |connection, name, data| {
+                let state = state.clone();
+                let writing = writing.clone();
+                async move {
+                    match name.as_str() {
+                        "add" => {
+                            let by = data.as_i64().ok_or("add takes a number")?;
+                            let _guard = writing.lock().unwrap_or_else(PoisonError::into_inner);
+                            let mut next = (*state.state()).clone();
+                            let counter = next["counter"].as_i64().unwrap_or(0) + by;
+                            next["counter"] = json!(counter);
+                            state.set_state(next); // one diff, sent to every member
+                            Ok(json!(counter))
+                        }
+                        "log" => {
+                            {
+                                let _guard = writing.lock().unwrap_or_else(PoisonError::into_inner);
+                                let mut next = (*state.state()).clone();
+                                let mut log = next["log"].as_array().cloned().unwrap_or_default();
+                                log.push(data.clone());
+                                let keep = log.len().saturating_sub(10);
+                                next["log"] = Value::Array(log.split_off(keep));
+                                state.set_state(next);
+                            }
+                            connection
+                                .notify("logged", &data)
+                                .await
+                                .map_err(RequestError::new)?;
+                            Ok(Value::Null)
+                        }
+                        other => Err(RequestError::new(format!("unknown request {other}"))),
+                    }
+                }
+            }
+        });
+
+    let options = ServerOptions::default()
+        // 0.5, 0.6 and 0.7 clients on one /ws; a client silent for 1 s is 0.5.
+        .generations(Generations::detect(Generation::V0_5))
+        // As hat-juggler: requests of a connection answered in order.
+        .v07(v07::Options::default().parallel_requests(false))
+        .v07_handlers(handlers);
+    listen(
+        host,
+        port,
+        move |connection| {
+            // A 0.5 client sees the same state as its remote data.
+            let _ = state.join(&connection);
+        },
+        options,
+    )
+    .await
+}
+
+/// Starts the back end, uses it from a 0.7 and a 0.5 client, and stops it.
+pub async fn run() -> Result<(), juggler_tokio::Error> {
+    let server = serve("127.0.0.1", 0).await?;
+    println!("back end on {}", server.url());
+
+    // What a hat-gui 0.8 page does, from Rust.
+    let notified = v07::Options::default().notifications(v07::Notifications::Queue);
+    let client = v07::connect(server.url(), notified).await?;
+    assert_eq!(client.send("add", json!(2)).await?, json!(2));
+    assert_eq!(client.send("add", json!(3)).await?, json!(5));
+    client.send("log", json!("hello")).await?;
+    let notification = client.receive().await.expect("the `logged` notification");
+    println!("notified: {} {}", notification.name, notification.data);
+    match client.send("nope", Value::Null).await {
+        Err(juggler_tokio::Error::Remote(data)) => println!("refused: {data}"),
+        other => panic!("an unknown request must fail: {other:?}"),
+    }
+    // The state arrives by the server's autoflush (0.2 s after a change).
+    let mut seen = 0;
+    loop {
+        let (count, state) = client.state_changed(seen).await?;
+        seen = count;
+        if state["log"] == json!(["hello"]) {
+            println!("0.7 client sees {state}");
+            break;
+        }
+    }
+
+    // A 0.5 client on the same path: it stays silent, so the server takes
+    // it for 0.5 after 1 s, and shows it the same state.
+    let old = juggler_tokio::connect(server.url()).await?;
+    let mut changes = old.remote_changes();
+    let data = loop {
+        let data = changes.changed().await?;
+        if data["counter"] == json!(5) {
+            break data;
+        }
+    };
+    println!("0.5 client sees {data}");
+
+    client.async_close().await;
+    old.shutdown().await;
+    server.close().await;
+    Ok(())
+}
+
+#[allow(dead_code)] // juggler-tokio/tests/examples.rs includes this file for `run`
+#[tokio::main]
+async fn main() -> Result<(), juggler_tokio::Error> {
+    run().await
+}
