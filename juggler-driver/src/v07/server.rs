@@ -308,6 +308,22 @@ impl Connection {
         drop(free_now);
     }
 
+    /// Changes the state with `change` under the connection's own lock, so
+    /// that a read-modify-write from requests running at once loses no
+    /// update (Python gets this from its one thread: `state.set('n',
+    /// state.get('n') + 1)`). Returns what `change` returns; the change
+    /// goes out as a diff by the autoflush policy. `change` works on a
+    /// copy of the state and must not use this connection.
+    pub fn modify_state<R>(&self, change: impl FnOnce(&mut Value) -> R) -> R {
+        let now = self.link.runtime.now();
+        self.link.update(|link| {
+            let mut state = Value::clone(link.engine.state());
+            let result = change(&mut state);
+            let _ = link.engine.set_state(now, Arc::new(state));
+            result
+        })
+    }
+
     /// Sets the state to a [`SharedState`](juggler_core::SharedState)'s
     /// new version: a connection that holds the previous one sends the
     /// change's `state` message, encoded once for all (see

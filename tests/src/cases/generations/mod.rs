@@ -254,6 +254,7 @@ macro_rules! generations_tests {
             a_client_that_does_not_ask_keeps_no_notifications,
             bounded_policies_keep_the_newest,
             a_queue_keeps_every_notification,
+            modify_state_is_a_safe_read_modify_write,
         );
     };
     (@each $backend:ty; $($case:ident),* $(,)?) => {

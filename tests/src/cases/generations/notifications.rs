@@ -123,3 +123,45 @@ pub async fn a_queue_keeps_every_notification<B: Backend>() {
     );
     assert_eq!(client.dropped_notifications(), 0);
 }
+
+/// `Connection::modify_state` under requests answered at once: each
+/// increment sees the one before it, and the client gets the last.
+pub async fn modify_state_is_a_safe_read_modify_write<B: Backend>() {
+    let handlers = Handlers::new().on_request(|connection, _name, _data| async move {
+        Ok(connection.modify_state(|state| {
+            *state = json!(state.as_i64().unwrap_or(0) + 1);
+            state.clone()
+        }))
+    });
+    let options = ServerOptions::default()
+        .generations(Generations::Only(Generation::V0_7))
+        .v07(
+            Options::default()
+                .autoflush_delay(Some(Duration::ZERO))
+                .parallel_requests(true),
+        )
+        .v07_handlers(handlers);
+    let server = B::listen(options, drop).await.expect("listen");
+    let client = B::connect_v07(&server.url(), Options::default())
+        .await
+        .unwrap();
+    let answers = within::<B, _>(
+        HANG_GUARD,
+        "50 increments",
+        futures_util::future::join_all((0..50).map(|_| client.send("inc", Value::Null))),
+    )
+    .await;
+    let mut answers: Vec<i64> = answers
+        .into_iter()
+        .map(|answer| answer.unwrap().as_i64().unwrap())
+        .collect();
+    answers.sort_unstable();
+    assert_eq!(answers, (1..=50).collect::<Vec<_>>());
+    within::<B, _>(HANG_GUARD, "the last state", async {
+        let mut seen = 0;
+        while *client.state() != json!(50) {
+            seen = client.state_changed(seen).await.unwrap().0;
+        }
+    })
+    .await;
+}
