@@ -15,8 +15,6 @@
 //! `juggler-tokio/tests/examples.rs` runs it. docs/guide.md, "A hat-gui 0.8
 //! back end in Rust", walks through it.
 
-use std::sync::{Arc, Mutex, PoisonError};
-
 use juggler_tokio::v07::{self, Handlers, RequestError};
 use juggler_tokio::{listen, Generation, Generations, Group, Server, ServerOptions};
 use serde_json::{json, Value};
@@ -24,10 +22,10 @@ use serde_json::{json, Value};
 /// Starts the back end on `host:port` (port 0: a free one).
 pub async fn serve(host: &str, port: u16) -> Result<Server, juggler_tokio::Error> {
     // The state every client sees, as the reference's `listen(state=…)`.
-    let state = Group::new(json!({"counter": 0, "log": []}));
     // Requests of many connections run on many threads: a read-modify-write
-    // of the group's state holds this lock, so no update is lost.
-    let writing = Arc::new(Mutex::new(()));
+    // of its state is `modify`, under the group's own lock, so no update
+    // is lost.
+    let state = Group::new(json!({"counter": 0, "log": []}));
 
     let handlers = Handlers::new()
         .on_connection({
@@ -42,28 +40,24 @@ pub async fn serve(host: &str, port: u16) -> Result<Server, juggler_tokio::Error
             let state = state.clone();
             move |connection, name, data| {
                 let state = state.clone();
-                let writing = writing.clone();
                 async move {
                     match name.as_str() {
                         "add" => {
                             let by = data.as_i64().ok_or("add takes a number")?;
-                            let _guard = writing.lock().unwrap_or_else(PoisonError::into_inner);
-                            let mut next = (*state.state()).clone();
-                            let counter = next["counter"].as_i64().unwrap_or(0) + by;
-                            next["counter"] = json!(counter);
-                            state.set_state(next); // one diff, sent to every member
-                            Ok(json!(counter))
+                            // One diff, sent to every member.
+                            Ok(state.modify(|state| {
+                                let counter = state["counter"].as_i64().unwrap_or(0) + by;
+                                state["counter"] = json!(counter);
+                                json!(counter)
+                            }))
                         }
                         "log" => {
-                            {
-                                let _guard = writing.lock().unwrap_or_else(PoisonError::into_inner);
-                                let mut next = (*state.state()).clone();
-                                let mut log = next["log"].as_array().cloned().unwrap_or_default();
+                            state.modify(|state| {
+                                let mut log = state["log"].as_array().cloned().unwrap_or_default();
                                 log.push(data.clone());
                                 let keep = log.len().saturating_sub(10);
-                                next["log"] = Value::Array(log.split_off(keep));
-                                state.set_state(next);
-                            }
+                                state["log"] = Value::Array(log.split_off(keep));
+                            });
                             connection
                                 .notify("logged", &data)
                                 .await
