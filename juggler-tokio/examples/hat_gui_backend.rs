@@ -73,8 +73,6 @@ pub async fn serve(host: &str, port: u16) -> Result<Server, juggler_tokio::Error
     let options = ServerOptions::default()
         // 0.5, 0.6 and 0.7 clients on one /ws; a client silent for 1 s is 0.5.
         .generations(Generations::detect(Generation::V0_5))
-        // As hat-juggler: requests of a connection answered in order.
-        .v07(v07::Options::default().parallel_requests(false))
         .v07_handlers(handlers);
     listen(
         host,

@@ -26,6 +26,8 @@ fn options() -> Options {
         .autoflush_delay(Some(Duration::ZERO))
         .max_message_size(64 << 20)
         .notifications(Notifications::Queue)
+        // The rows measured before the reference's in-order default came.
+        .parallel_requests(true)
 }
 
 /// A 0.7 server answering `add([a, b])`, whose connections queue in the

@@ -41,7 +41,7 @@ pub enum Notifications {
 /// let options = Options::default()
 ///     .max_segment_size(16 * 1024)
 ///     .ping(Some(Duration::from_secs(5)), Duration::from_secs(5))
-///     .parallel_requests(false);
+///     .parallel_requests(true);
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -63,8 +63,8 @@ pub struct Options {
     /// When state changes go out (server): 0.2 s after the first change
     /// (default), at once, or only on `flush`.
     pub autoflush: AutoflushPolicy,
-    /// Whether a server runs a connection's requests concurrently
-    /// (default) or one at a time, in order, as the reference does.
+    /// Whether a server runs a connection's requests concurrently, or one
+    /// at a time, in order (default), as the reference does.
     pub parallel_requests: bool,
     /// Most requests of one connection being handled at once; the
     /// connection reads nothing more from the peer until one is answered.
@@ -118,7 +118,7 @@ impl Default for Options {
             ping_timeout: Duration::from_secs(30),
             send_queue_size: 1024,
             autoflush: AutoflushPolicy::default(),
-            parallel_requests: true,
+            parallel_requests: false,
             max_pending_requests: 1024,
             max_pending_bytes: 16 << 20,
             notifications: Notifications::default(),

@@ -221,7 +221,10 @@ pub async fn requests_being_handled_are_bounded_in_bytes<B: Backend>() {
         }
     });
     // Each request's data costs over 5,000 bytes: two reach the limit.
-    let options = Options::default().max_pending_bytes(10_000);
+    // Requests run at once, so that their data is held together.
+    let options = Options::default()
+        .max_pending_bytes(10_000)
+        .parallel_requests(true);
     let server_options = juggler_driver::ServerOptions::default()
         .generations(Generations::Only(Generation::V0_7))
         .v07(options)

@@ -142,10 +142,10 @@ pub async fn closing_the_server_fails_pending_requests<B: Backend>() {
     assert!(!client.is_open());
 }
 
-/// With `parallel_requests(false)` a connection's requests run one after
-/// another, in order, as the reference's: the second starts only once the
-/// first (held until released) is answered.
-pub async fn requests_run_one_at_a_time_when_asked<B: Backend>() {
+/// By default (`parallel_requests(false)`) a connection's requests run one
+/// after another, in order, as the reference's: the second starts only
+/// once the first (held until released) is answered.
+pub async fn requests_run_one_at_a_time_by_default<B: Backend>() {
     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let release = std::sync::Arc::new(tokio::sync::Notify::new());
     let (started, mut holding) = tokio::sync::mpsc::unbounded_channel();
@@ -168,7 +168,6 @@ pub async fn requests_run_one_at_a_time_when_asked<B: Backend>() {
     });
     let options = ServerOptions::default()
         .generations(Generations::Only(Generation::V0_7))
-        .v07(Options::default().parallel_requests(false))
         .v07_handlers(handlers);
     let server = B::listen(options, drop).await.unwrap();
     let client = B::connect_v07(&server.url(), Options::default())
@@ -239,7 +238,7 @@ macro_rules! generations_tests {
         );
         $crate::generations_tests!(@plain $backend;
             closing_the_server_fails_pending_requests,
-            requests_run_one_at_a_time_when_asked,
+            requests_run_one_at_a_time_by_default,
             a_request_without_an_answer_times_out,
             a_large_request_to_the_python_server_stays_under_its_frame_limit,
             one_path_serves_every_generation,

@@ -94,6 +94,8 @@ fn small_segments(generation: Generation) -> Options {
         .max_segment_size(16)
         .autoflush_delay(Some(Duration::ZERO))
         .notifications(Notifications::Queue)
+        // The Python client's held requests wait beside others.
+        .parallel_requests(true)
 }
 
 /// The Python server's 0.7-only options, or none on 0.6.
