@@ -58,10 +58,7 @@ pub async fn serve(host: &str, port: u16) -> Result<Server, juggler_tokio::Error
                                 let keep = log.len().saturating_sub(10);
                                 state["log"] = Value::Array(log.split_off(keep));
                             });
-                            connection
-                                .notify("logged", &data)
-                                .await
-                                .map_err(RequestError::new)?;
+                            connection.notify("logged", &data).await?;
                             Ok(Value::Null)
                         }
                         other => Err(RequestError::new(format!("unknown request {other}"))),

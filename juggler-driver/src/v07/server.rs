@@ -27,8 +27,27 @@ use juggler_core::value_cost;
 /// [`RequestError`] for `success: false`.
 pub type RequestResult = Result<Value, RequestError>;
 
-/// A failed request: its data goes to the client with `success: false`
-/// (the reference sends the exception's text, so a string is usual).
+/// A failed request: its data goes to the client with `success: false`.
+///
+/// As the reference turns any exception into its text, any error that
+/// displays converts into one, so `?` works in a handler on errors of
+/// every kind: the client gets the error's text. For other data (an
+/// object, say), build it with `RequestError(data)`.
+///
+/// ```
+/// use juggler_driver::v07::RequestResult;
+/// use serde_json::{json, Value};
+///
+/// fn parse_count(data: &Value) -> RequestResult {
+///     let text = data.as_str().ok_or("count takes a string")?;
+///     let count: u32 = text.parse()?; // "invalid digit found in string"
+///     Ok(json!(count))
+/// }
+/// assert_eq!(parse_count(&json!("12")).unwrap(), json!(12));
+/// assert_eq!(parse_count(&json!(12)).unwrap_err().0, json!("count takes a string"));
+/// ```
+// No Display or Error impl of its own: that keeps the blanket conversion
+// from every displayable error coherent (as anyhow's Error does).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestError(pub Value);
 
@@ -39,15 +58,9 @@ impl RequestError {
     }
 }
 
-impl From<String> for RequestError {
-    fn from(text: String) -> Self {
-        RequestError(Value::String(text))
-    }
-}
-
-impl From<&str> for RequestError {
-    fn from(text: &str) -> Self {
-        RequestError(Value::String(text.to_owned()))
+impl<E: fmt::Display> From<E> for RequestError {
+    fn from(error: E) -> Self {
+        RequestError::new(error)
     }
 }
 

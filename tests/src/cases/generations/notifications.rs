@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use juggler_driver::v07::{Client, Handlers, Notification, Notifications, Options, RequestError};
+use juggler_driver::v07::{Client, Handlers, Notification, Notifications, Options};
 use juggler_driver::{Generation, Generations, ServerOptions};
 use serde_json::{json, Value};
 
@@ -19,10 +19,7 @@ async fn burst_server<B: Backend>() -> B::Server {
             _ => return Err("burst takes a count".into()),
         };
         for n in 0..count {
-            connection
-                .notify("n", &json!(n))
-                .await
-                .map_err(RequestError::new)?;
+            connection.notify("n", &json!(n)).await?;
         }
         connection.set_state(json!({ "sent": count }));
         Ok(Value::Null)
