@@ -38,6 +38,12 @@ pub mod v07;
 pub use client::{connect, connect_with, reconnecting};
 pub use server::{listen, JugglerEndpoint};
 
+/// This runtime as the driver's [`Runtime`](juggler_driver::Runtime), for
+/// crates written above both runtimes (juggler-redis).
+pub fn runtime() -> std::sync::Arc<dyn juggler_driver::Runtime> {
+    runtime::SmolRuntime::shared()
+}
+
 pub use juggler_driver::{
     connections_in_memory, crypto_provider, AutoflushPolicy, Backoff, ChangeCallbackHandle,
     ClientChangeCallbackHandle, ClientOptions, ClientStatus, CloseReason, Connection,

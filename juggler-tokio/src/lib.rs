@@ -44,6 +44,12 @@ pub use server::{listen, listen_with_routes, JugglerEndpoint};
 /// [`JugglerEndpoint`] mounts in.
 pub use axum;
 
+/// This runtime as the driver's [`Runtime`](juggler_driver::Runtime), for
+/// crates written above both runtimes (juggler-redis) (call it inside a tokio runtime).
+pub fn runtime() -> std::sync::Arc<dyn juggler_driver::Runtime> {
+    runtime::TokioRuntime::current()
+}
+
 pub use juggler_driver::{
     connections_in_memory, crypto_provider, AutoflushPolicy, Backoff, ChangeCallbackHandle,
     ClientChangeCallbackHandle, ClientOptions, ClientStatus, CloseReason, Connection,
