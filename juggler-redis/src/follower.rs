@@ -171,7 +171,19 @@ async fn reload(doc: &DocShared, connection: &mut MultiplexedConnection) -> Resu
         .key(&doc.log)
         .invoke_async(connection)
         .await?;
-    if matches!(reply, Reply::Nil) {
+    // Redis lost the document, or it was re-seeded from some copy: offer
+    // this copy (the seed script keeps the first seed unless this copy is
+    // more advanced and nobody wrote on the seed yet).
+    let offer = match &reply {
+        Reply::Nil => true,
+        Reply::Array(parts) => {
+            let ours = doc.view.borrow().epoch.clone();
+            let theirs = parts.first().map(text).transpose()?;
+            ours.is_some_and(|ours| theirs.as_deref() != Some(&*ours))
+        }
+        _ => false,
+    };
+    if offer {
         seed(doc, connection).await?;
         reply = LOAD
             .key(&doc.snap)

@@ -398,6 +398,65 @@ pub async fn redis_killed_and_restarted_empty_loses_no_acknowledged_write<B: Clu
     b.close().await;
 }
 
+/// The node whose copy is more advanced comes back after another node
+/// re-seeded an emptied Redis from an older copy: its copy replaces the
+/// seed (nobody wrote on it yet), so its acknowledged writes survive.
+pub async fn a_more_advanced_copy_replaces_an_older_seed<B: ClusterBackend>() {
+    let Some(mut redis) = RedisServer::start("a_more_advanced_copy_replaces_an_older_seed") else {
+        return;
+    };
+    let (ra, rb) = (
+        CuttingRelay::start(redis.addr(), 5, 1, 2),
+        CuttingRelay::start(redis.addr(), 9, 1, 2),
+    );
+    ra.stop_cutting();
+    rb.stop_cutting();
+    // Nobody writes on b's seed, so the settle window does not matter.
+    let a = node::<B>(&format!("redis://{}", ra.addr()), options()).await;
+    let b = node::<B>(&format!("redis://{}", rb.addr()), options()).await;
+    let (da, db) = (
+        a.document("s", json!({"w": {}})),
+        b.document("s", json!({"w": {}})),
+    );
+    within::<B, _>(HANG_GUARD, "sync", async {
+        da.synced().await;
+        db.synced().await
+    })
+    .await;
+    // b falls behind a.
+    rb.start_cutting();
+    until::<B>(&db, "b notices the cut", |document| !document.is_synced()).await;
+    let acked = Mutex::new(BTreeSet::new());
+    for i in 0..5 {
+        let key = format!("a-{i}");
+        da.update(patch(
+            json!([{"op": "add", "path": format!("/w/{key}"), "value": i}]),
+        ))
+        .await
+        .expect("a write on a");
+        acked.lock().unwrap().insert(key);
+    }
+    let old_epoch = da.view().epoch;
+    // Redis restarts empty while a is cut off; b seeds it from its older copy.
+    ra.start_cutting();
+    redis.kill();
+    until::<B>(&da, "a notices", |document| !document.is_synced()).await;
+    redis.restart();
+    rb.stop_cutting();
+    until::<B>(&db, "b re-seeds", |document| {
+        document.is_synced() && document.view().epoch != old_epoch
+    })
+    .await;
+    assert!(db.state()["w"].get("a-0").is_none(), "b's copy was behind");
+    // a comes back with the more advanced copy.
+    ra.stop_cutting();
+    converged::<B>(&[&da, &db]).await;
+    assert_kept(&da, &acked);
+    assert_kept(&db, &acked);
+    a.close().await;
+    b.close().await;
+}
+
 /// One node's connections cut mid-stream again and again by a relay while
 /// both write: they converge with every write that reported success.
 pub async fn a_relay_cutting_mid_stream_loses_no_acknowledged_write<B: ClusterBackend>() {
@@ -509,6 +568,7 @@ macro_rules! cluster_tests {
             members_see_changes_written_on_another_node,
             a_node_cut_off_past_trimming_reloads_the_snapshot,
             redis_killed_and_restarted_empty_loses_no_acknowledged_write,
+            a_more_advanced_copy_replaces_an_older_seed,
             a_relay_cutting_mid_stream_loses_no_acknowledged_write,
             group_messages_reach_members_on_every_node,
             a_dead_node_drops_out_of_presence,
