@@ -94,7 +94,10 @@ impl Cluster {
         runtime: Arc<dyn Runtime>,
         options: ClusterOptions,
     ) -> Result<Cluster, Error> {
-        let client = Client::open(url)?;
+        // Small requests and replies: no Nagle delay on them.
+        let info = redis::IntoConnectionInfo::into_connection_info(url)?
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = Client::open(info)?;
         let connection = connect(&client, &options, None).await?;
         let link = Link::new(client.clone(), runtime.clone(), options.clone(), connection);
         let (closed, _) = watch::channel(false);
