@@ -203,7 +203,7 @@ async fn reload(doc: &DocShared, connection: &mut MultiplexedConnection) -> Resu
     let entries = entries(entries_reply)?;
     if entries
         .first()
-        .is_some_and(|entry| entry.version != version + 1)
+        .is_some_and(|entry| Some(entry.version) != version.checked_add(1))
     {
         return Ok(false);
     }
@@ -263,7 +263,7 @@ fn apply_all(doc: &DocShared, entries: &[Entry]) -> bool {
         if same_epoch && entry.version <= view.version {
             continue;
         }
-        if !same_epoch || entry.version != view.version + 1 {
+        if !same_epoch || Some(entry.version) != view.version.checked_add(1) {
             return false;
         }
         match serde_json::from_slice::<Vec<PatchOperation>>(&entry.patch) {
@@ -360,4 +360,54 @@ fn number(reply: &Reply) -> Result<u64, Error> {
     text(reply)?
         .parse()
         .map_err(|_| Error::Corrupt("a version that is not a number".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &str) -> Reply {
+        Reply::BulkString(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn entries_parse_what_the_scripts_write() {
+        let reply = Reply::Array(vec![Reply::Array(vec![
+            bulk("7-0"),
+            Reply::Array(vec![bulk("e"), bulk("ab"), bulk("p"), bulk("[]")]),
+        ])]);
+        let parsed = entries(&reply).unwrap();
+        assert_eq!(parsed.len(), 1);
+        assert_eq!((parsed[0].version, parsed[0].epoch.as_str()), (7, "ab"));
+        assert_eq!(parsed[0].patch, b"[]");
+    }
+
+    #[test]
+    fn anything_else_is_a_typed_error_not_a_panic() {
+        let hostile = [
+            Reply::Int(5),
+            Reply::Array(vec![Reply::Int(5)]),
+            Reply::Array(vec![Reply::Array(vec![bulk("x-0"), Reply::Array(vec![])])]),
+            Reply::Array(vec![Reply::Array(vec![
+                bulk("7-0"),
+                Reply::Array(vec![bulk("e")]),
+            ])]),
+            Reply::Array(vec![Reply::Array(vec![bulk("7-0")])]),
+            Reply::Array(vec![Reply::Array(vec![
+                Reply::BulkString(vec![0xff]),
+                Reply::Array(vec![]),
+            ])]),
+        ];
+        for reply in &hostile {
+            assert!(
+                matches!(entries(reply), Err(Error::Corrupt(_))),
+                "{reply:?}"
+            );
+        }
+        assert!(matches!(
+            stream_entries(&Reply::Array(vec![Reply::Nil])),
+            Err(Error::Corrupt(_))
+        ));
+        assert!(stream_entries(&Reply::Nil).unwrap().is_empty());
+    }
 }
