@@ -1,7 +1,9 @@
 //! The juggler-rs demo: open the printed URL in a browser.
 //!
 //! Run with `cargo run --example demo` (set `JUGGLER_DEMO_PORT` to choose
-//! the port; default 23023, or any free one if that is taken).
+//! the port; default 23023, or any free one if that is taken). With
+//! `JUGGLER_DEMO_REDIS=redis://127.0.0.1:6379`, every demo process on that
+//! Redis shows one counter, one list of names and one client count.
 
 use juggler_demo::Demo;
 
@@ -16,11 +18,17 @@ async fn main() -> Result<(), juggler_tokio::Error> {
         .ok()
         .and_then(|port| port.parse().ok())
         .unwrap_or(23023);
-    let demo = match Demo::start("127.0.0.1", port).await {
+    let redis = std::env::var("JUGGLER_DEMO_REDIS")
+        .ok()
+        .filter(|url| !url.is_empty());
+    let demo = match Demo::start_clustered("127.0.0.1", port, redis.as_deref()).await {
         Ok(demo) => demo,
+        Err(juggler_tokio::Error::Config(err)) => {
+            return Err(juggler_tokio::Error::Config(err));
+        }
         Err(err) => {
             eprintln!("port {port} is not free ({err}); using any free port");
-            Demo::start("127.0.0.1", 0).await?
+            Demo::start_clustered("127.0.0.1", 0, redis.as_deref()).await?
         }
     };
     println!(

@@ -12,7 +12,11 @@
 //!   name and the actions are requests: `set_name`, `increment`,
 //!   `reverse`.
 //!
-//! Run it with `cargo run --example demo`.
+//! Run it with `cargo run --example demo`. With `JUGGLER_DEMO_REDIS` set
+//! to a Redis URL (`redis://127.0.0.1:6379`), every demo process on that
+//! Redis shows one state ([`Demo::start_clustered`]): the counter is a
+//! juggler-redis document, and the names and client count are each
+//! process's presence part.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -20,6 +24,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use juggler_redis::{Cluster, ClusterOptions, Document, Presence};
 use juggler_rpc::{Actions, RpcConnection};
 use juggler_tokio::axum::{routing::get, Router};
 use juggler_tokio::v07::{Handlers, RequestError};
@@ -59,16 +64,61 @@ struct State {
     counter: i64,
     /// Connected pages by connection id, with the name each one synced.
     names: BTreeMap<u64, String>,
+    /// The other demo processes on one Redis, if clustered.
+    cluster: Option<Clustered>,
+}
+
+/// What a clustered demo shares with the other processes.
+#[derive(Clone)]
+struct Clustered {
+    cluster: Cluster,
+    /// `{"counter": n}`.
+    document: Document,
+    /// Each process's part: `{"names": [...]}`.
+    presence: Presence,
+    /// The names this process last put in its part.
+    shown: Arc<Mutex<Vec<String>>>,
 }
 
 impl State {
     fn snapshot(&self) -> Value {
+        let mut names: Vec<String> = self.names.values().cloned().collect();
+        let counter = match &self.cluster {
+            None => self.counter,
+            Some(clustered) => {
+                // This process's names as they are now, the others' as
+                // their last heartbeat or change said.
+                let own = clustered.cluster.node_id();
+                for (node, part) in clustered.presence.parts() {
+                    if node != own {
+                        let theirs = part["names"].as_array().cloned().unwrap_or_default();
+                        names.extend(theirs.iter().filter_map(Value::as_str).map(str::to_owned));
+                    }
+                }
+                clustered.document.state()["counter"].as_i64().unwrap_or(0)
+            }
+        };
         json!({
             "time": clock_text(SystemTime::now()),
-            "clients": self.names.len(),
-            "counter": self.counter,
-            "names": self.names.values().cloned().collect::<Vec<_>>(),
+            "clients": names.len(),
+            "counter": counter,
+            "names": names,
         })
+    }
+
+    /// Puts this process's names in its presence part, if they changed.
+    fn share_names(&self) {
+        if let Some(clustered) = &self.cluster {
+            let names: Vec<String> = self.names.values().cloned().collect();
+            let mut shown = clustered
+                .shown
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if *shown != names {
+                clustered.presence.set(&json!({ "names": names }));
+                *shown = names;
+            }
+        }
     }
 }
 
@@ -105,6 +155,7 @@ fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
 /// frame for all of them.
 fn publish(state: &Shared) {
     let state = lock(state);
+    state.share_names();
     state.pages.set_state(state.snapshot());
 }
 
@@ -118,7 +169,7 @@ fn actions(state: &Shared) -> Actions {
                     .first()
                     .and_then(Value::as_i64)
                     .ok_or("increment takes one integer")?;
-                Ok::<_, &str>(json!(increment(&state, by)))
+                Ok::<_, String>(json!(increment(&state, by).await?))
             }
         })
         .action("reverse", |args: Vec<Value>| async move {
@@ -137,6 +188,7 @@ fn actions(state: &Shared) -> Actions {
 fn join(state: &Shared, id: u64, page: &impl juggler_tokio::GroupMember) {
     let mut locked = lock(state);
     locked.names.insert(id, "guest".into());
+    locked.share_names();
     locked.pages.set_state(locked.snapshot());
     let _ = locked.pages.join(page);
 }
@@ -150,15 +202,33 @@ fn rename(state: &Shared, id: u64, name: &str) {
     publish(state);
 }
 
-/// Adds `by` to the counter; the counter then.
-fn increment(state: &Shared, by: i64) -> i64 {
+/// Adds `by` to the counter; the counter then. Clustered, the counter is
+/// the cluster document's, changed by read-modify-write (it fails while
+/// Redis is unreachable).
+async fn increment(state: &Shared, by: i64) -> Result<i64, String> {
+    let clustered = lock(state).cluster.clone();
+    if let Some(clustered) = clustered {
+        let (_, document) = clustered
+            .document
+            .modify(|document| {
+                let counter = document["counter"].as_i64().unwrap_or(0);
+                let value = json!([{
+                    "op": "add", "path": "/counter", "value": counter.saturating_add(by)
+                }]);
+                serde_json::from_value(value).unwrap_or_default()
+            })
+            .await
+            .map_err(|err| err.to_string())?;
+        publish(state);
+        return Ok(document["counter"].as_i64().unwrap_or(0));
+    }
     let counter = {
         let mut state = lock(state);
         state.counter = state.counter.saturating_add(by);
         state.counter
     };
     publish(state);
-    counter
+    Ok(counter)
 }
 
 /// A 0.6/0.7 page: joins the pages, and its requests are the 0.5 page's
@@ -185,7 +255,9 @@ fn handlers(state: &Shared, messages: &broadcast::Sender<Value>) -> Handlers {
                 match name.as_str() {
                     "increment" => {
                         let by = data.as_i64().ok_or("increment takes one integer")?;
-                        Ok(json!(increment(&state, by)))
+                        Ok(json!(increment(&state, by)
+                            .await
+                            .map_err(RequestError::new)?))
                     }
                     "reverse" => {
                         let text = data.as_str().ok_or("reverse takes one string")?;
@@ -233,11 +305,30 @@ fn accept(state: &Shared, messages: &broadcast::Sender<Value>, connection: Conne
 impl Demo {
     /// Starts the demo server on `host:port` (`0` picks a free port).
     pub async fn start(host: &str, port: u16) -> Result<Demo, Error> {
+        Demo::start_clustered(host, port, None).await
+    }
+
+    /// Starts the demo server; with `redis` (a URL), one state with every
+    /// other demo process on that Redis: the counter, the names and the
+    /// client count. Fails if that Redis cannot be reached.
+    pub async fn start_clustered(
+        host: &str,
+        port: u16,
+        redis: Option<&str>,
+    ) -> Result<Demo, Error> {
+        let cluster = match redis {
+            None => None,
+            Some(url) => Some(join_cluster(url).await?),
+        };
         let state: Shared = Arc::new(Mutex::new(State {
             pages: Group::new(Value::Null),
             counter: 0,
             names: BTreeMap::new(),
+            cluster: cluster.clone(),
         }));
+        if let Some(clustered) = cluster {
+            follow_cluster(&state, clustered);
+        }
         let (messages, _) = broadcast::channel(64);
         // A 0.5 page speaks first (its name, 0.1 s after it opens); a
         // client silent for 1 s is taken for a listening 0.5 one.
@@ -303,7 +394,20 @@ impl Demo {
 
     /// The shared counter.
     pub fn counter(&self) -> i64 {
-        lock(&self.state).counter
+        let state = lock(&self.state);
+        match &state.cluster {
+            Some(clustered) => clustered.document.state()["counter"].as_i64().unwrap_or(0),
+            None => state.counter,
+        }
+    }
+
+    /// What every page shows now, the clock aside.
+    pub fn shown(&self) -> Value {
+        let mut shown = lock(&self.state).snapshot();
+        if let Some(shown) = shown.as_object_mut() {
+            shown.remove("time");
+        }
+        shown
     }
 
     /// Messages pages send that are not RPC (the page's self-test reports).
@@ -311,11 +415,55 @@ impl Demo {
         self.messages.subscribe()
     }
 
-    /// Stops ticking and closes every connection.
+    /// Stops ticking and closes every connection (and leaves the
+    /// cluster, if clustered).
     pub async fn close(self) {
         self.ticker.abort();
         self.server.close().await;
+        let clustered = lock(&self.state).cluster.clone();
+        if let Some(clustered) = clustered {
+            clustered.cluster.close().await;
+        }
     }
+}
+
+/// Joins the demo cluster on the Redis at `url`.
+async fn join_cluster(url: &str) -> Result<Clustered, Error> {
+    let cluster = Cluster::connect(
+        url,
+        juggler_tokio::runtime(),
+        ClusterOptions::default().prefix("juggler-demo"),
+    )
+    .await
+    .map_err(|err| Error::Config(format!("redis at {url}: {err}")))?;
+    let document = cluster.document("demo", json!({ "counter": 0 }));
+    let presence = cluster.presence("pages");
+    presence.set(&json!({ "names": [] }));
+    tracing::info!(url, node = cluster.node_id(), "demo: clustered on Redis");
+    Ok(Clustered {
+        cluster,
+        document,
+        presence,
+        shown: Arc::default(),
+    })
+}
+
+/// Shows the pages every change of the cluster's counter and names.
+fn follow_cluster(state: &Shared, clustered: Clustered) {
+    let mut changes = clustered.document.changes();
+    let pages = state.clone();
+    tokio::spawn(async move {
+        while changes.next().await.is_some() {
+            publish(&pages);
+        }
+    });
+    let mut changes = clustered.presence.changes();
+    let pages = state.clone();
+    tokio::spawn(async move {
+        while changes.next().await.is_some() {
+            publish(&pages);
+        }
+    });
 }
 
 #[cfg(test)]

@@ -46,6 +46,13 @@ pub use server::require_basic_auth;
 #[cfg(feature = "server")]
 pub use server::{listen, listen_with_routes, JugglerEndpoint};
 
+/// This runtime as the driver's [`Runtime`](juggler_driver::Runtime), for
+/// crates written above both runtimes (juggler-redis).
+#[cfg(any(feature = "client", feature = "server"))]
+pub fn runtime() -> std::sync::Arc<dyn juggler_driver::Runtime> {
+    runtime::SmolRuntime::shared()
+}
+
 pub use juggler_driver::exports::*;
 
 /// The crate README's example, compiled and run as a doctest so it stays

@@ -57,6 +57,13 @@ pub use server::{listen, listen_with_routes, JugglerEndpoint};
 #[cfg(feature = "server")]
 pub use axum;
 
+/// This runtime as the driver's [`Runtime`](juggler_driver::Runtime), for
+/// crates written above both runtimes (juggler-redis) (call it inside a tokio runtime).
+#[cfg(any(feature = "client", feature = "server"))]
+pub fn runtime() -> std::sync::Arc<dyn juggler_driver::Runtime> {
+    runtime::TokioRuntime::current()
+}
+
 pub use juggler_driver::exports::*;
 
 /// The repository README's example, compiled and run as a doctest so it

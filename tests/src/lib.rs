@@ -12,8 +12,9 @@
 //!   tests), [`cases::admission`] (origin policy, connection cap, slow
 //!   clients), [`cases::web`] (HTTP side: static files, TLS),
 //!   [`cases::rpc`], [`cases::hostile`] (hostile input, by topic),
-//!   [`cases::load`], [`cases::interop_python`] and
-//!   [`cases::interop_browser`].
+//!   [`cases::load`], [`cases::interop_python`],
+//!   [`cases::interop_browser`] and [`cases::cluster`] (juggler-redis
+//!   against a real `redis-server`, [`support::redis`]).
 //! - `tests/*.rs`: one test binary per suite, named after it, instantiating
 //!   the suite's cases on tokio and smol with its macro
 //!   ([`conformance_tests!`], [`hostile_tests!`], ...).

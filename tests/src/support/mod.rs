@@ -6,5 +6,6 @@ pub mod bench;
 pub mod browser;
 pub mod http;
 pub mod python;
+pub mod redis;
 pub mod relay;
 pub mod runtimes;

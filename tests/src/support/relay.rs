@@ -67,6 +67,12 @@ impl CuttingRelay {
         self.shared.cuts.load(Ordering::SeqCst)
     }
 
+    /// Cuts again from now on, open connections included (each after its
+    /// budget of bytes).
+    pub fn start_cutting(&self) {
+        self.shared.cutting.store(true, Ordering::SeqCst);
+    }
+
     /// Forwards everything from now on, open connections included.
     pub fn stop_cutting(&self) {
         self.shared.cutting.store(false, Ordering::SeqCst);
