@@ -54,6 +54,20 @@ impl<S> DeflateStream<S> {
         }
     }
 
+    /// As [`new`](Self::new), with `read` the bytes already read from
+    /// `inner` past the handshake.
+    pub fn with_read(
+        inner: S,
+        negotiated: Negotiated,
+        max_message_size: usize,
+        read: Vec<u8>,
+    ) -> Self {
+        DeflateStream {
+            read_in: read,
+            ..DeflateStream::new(inner, negotiated, max_message_size)
+        }
+    }
+
     /// The socket.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -169,5 +183,160 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for DeflateStream<S> {
         let this = self.get_mut();
         ready!(this.poll_drain(cx))?;
         Pin::new(&mut this.inner).poll_close(cx)
+    }
+}
+
+/// A client's socket during and after its WebSocket handshake: until
+/// [`negotiated`](Self::negotiated) it hands on the server's bytes only up
+/// to the end of the HTTP response (so that the handshake code reads no
+/// frame), then it goes on plain or through a [`DeflateStream`], as the
+/// server's answer says.
+#[derive(Debug)]
+pub struct ClientStream<S> {
+    mode: Mode<S>,
+}
+
+#[derive(Debug)]
+enum Mode<S> {
+    Handshake {
+        inner: S,
+        /// Bytes read past the end of the response.
+        leftover: Vec<u8>,
+        /// How much of `\r\n\r\n` the last bytes matched.
+        matched: usize,
+        done: bool,
+    },
+    Plain {
+        inner: S,
+        leftover: Vec<u8>,
+    },
+    Deflate(Box<DeflateStream<S>>),
+    /// Between two modes.
+    Gone,
+}
+
+impl<S> ClientStream<S> {
+    /// Wraps a socket (TLS already on it) before the handshake.
+    pub fn new(inner: S) -> Self {
+        ClientStream {
+            mode: Mode::Handshake {
+                inner,
+                leftover: Vec::new(),
+                matched: 0,
+                done: false,
+            },
+        }
+    }
+
+    /// After the handshake: on without compression (`None`) or through
+    /// the deflate layer.
+    pub fn negotiated(&mut self, negotiated: Option<Negotiated>, max_message_size: usize) {
+        let Mode::Handshake {
+            inner, leftover, ..
+        } = std::mem::replace(&mut self.mode, Mode::Gone)
+        else {
+            panic!("ClientStream::negotiated called twice");
+        };
+        self.mode = match negotiated {
+            None => Mode::Plain { inner, leftover },
+            Some(negotiated) => Mode::Deflate(Box::new(DeflateStream::with_read(
+                inner,
+                negotiated,
+                max_message_size,
+                leftover,
+            ))),
+        };
+    }
+
+    /// Whether the deflate layer is on.
+    pub fn is_compressed(&self) -> bool {
+        matches!(self.mode, Mode::Deflate(_))
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ClientStream<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().mode {
+            Mode::Handshake {
+                inner,
+                leftover,
+                matched,
+                done,
+            } => {
+                if *done {
+                    // The handshake code reads no further than the response.
+                    return Poll::Ready(Err(io::Error::other("read past the handshake response")));
+                }
+                let n = ready!(Pin::new(inner).poll_read(cx, buf))?;
+                for (index, byte) in buf[..n].iter().enumerate() {
+                    *matched = match (*matched, byte) {
+                        (0 | 2, b'\r') => *matched + 1,
+                        (1 | 3, b'\n') => *matched + 1,
+                        (_, b'\r') => 1,
+                        _ => 0,
+                    };
+                    if *matched == 4 {
+                        *done = true;
+                        leftover.extend_from_slice(&buf[index + 1..n]);
+                        return Poll::Ready(Ok(index + 1));
+                    }
+                }
+                Poll::Ready(Ok(n))
+            }
+            Mode::Plain { inner, leftover } => {
+                if !leftover.is_empty() {
+                    let n = leftover.len().min(buf.len());
+                    buf[..n].copy_from_slice(&leftover[..n]);
+                    leftover.drain(..n);
+                    if leftover.is_empty() {
+                        *leftover = Vec::new();
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Pin::new(inner).poll_read(cx, buf)
+            }
+            Mode::Deflate(stream) => Pin::new(&mut **stream).poll_read(cx, buf),
+            Mode::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ClientStream<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().mode {
+            Mode::Handshake { inner, .. } | Mode::Plain { inner, .. } => {
+                Pin::new(inner).poll_write(cx, buf)
+            }
+            Mode::Deflate(stream) => Pin::new(&mut **stream).poll_write(cx, buf),
+            Mode::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().mode {
+            Mode::Handshake { inner, .. } | Mode::Plain { inner, .. } => {
+                Pin::new(inner).poll_flush(cx)
+            }
+            Mode::Deflate(stream) => Pin::new(&mut **stream).poll_flush(cx),
+            Mode::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().mode {
+            Mode::Handshake { inner, .. } | Mode::Plain { inner, .. } => {
+                Pin::new(inner).poll_close(cx)
+            }
+            Mode::Deflate(stream) => Pin::new(&mut **stream).poll_close(cx),
+            Mode::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
     }
 }

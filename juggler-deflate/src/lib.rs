@@ -42,7 +42,7 @@ mod params;
 pub mod fuzzing;
 
 pub use frames::{Inbound, Outbound};
-pub use io::DeflateStream;
+pub use io::{ClientStream, DeflateStream};
 pub use params::{Compression, Negotiated, NegotiationError, EXTENSION};
 
 /// A peer's violation of RFC 7692 (or of the size limit) found while

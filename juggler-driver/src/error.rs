@@ -106,6 +106,13 @@ pub(crate) fn close_reason_of(err: &tungstenite::Error) -> CloseReason {
             })
         }
         tungstenite::Error::Utf8(_) => CloseReason::Protocol(ProtocolError::InvalidUtf8),
+        tungstenite::Error::Protocol(violation) => {
+            CloseReason::Protocol(ProtocolError::WebSocket(violation.to_string()))
+        }
+        tungstenite::Error::Io(io) => match juggler_deflate::Violation::of_io_error(io) {
+            Some(violation) => CloseReason::Protocol(crate::compression::protocol_error(violation)),
+            None => CloseReason::Transport(err.to_string()),
+        },
         other => CloseReason::Transport(other.to_string()),
     }
 }

@@ -15,6 +15,7 @@ mod basic_auth;
 mod budget;
 mod change_stream;
 mod client;
+mod compression;
 mod connection;
 mod crypto;
 mod detect;
@@ -48,6 +49,8 @@ pub use crypto::crypto_provider;
 pub use driver::{prepare, start};
 pub use error::{CloseReason, Error, ProtocolError};
 pub use group::{Group, GroupMember};
+/// permessage-deflate's options and what a connection agreed to.
+pub use juggler_deflate::{Compression, Negotiated};
 pub use metrics::METRICS_ENABLED;
 pub use options::{ConnectionOptions, KeepAlive};
 pub use reconnect::{

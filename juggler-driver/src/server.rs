@@ -20,7 +20,7 @@ use crate::basic_auth::Htpasswd;
 use crate::budget::MemoryBudget;
 use crate::connection::Shared;
 use crate::static_files::StaticDir;
-use crate::{Connection, ConnectionOptions, Error, Generation, Runtime};
+use crate::{Compression, Connection, ConnectionOptions, Error, Generation, Runtime};
 
 /// Settings of `listen`, with the reference's defaults.
 ///
@@ -109,6 +109,11 @@ pub struct ServerOptions {
     pub v07: crate::v07::Options,
     /// What the server does with its 0.6/0.7 connections.
     pub v07_handlers: crate::v07::Handlers,
+    /// permessage-deflate (RFC 7692), for every generation: by default
+    /// answered when a client offers it, as hat-juggler's aiohttp server
+    /// does; [`Compression::disabled`] turns it off. See [`Compression`]
+    /// for the threshold, window and context takeover.
+    pub compression: Compression,
 }
 
 /// Which generations a server's WebSocket path speaks.
@@ -169,11 +174,19 @@ impl Default for ServerOptions {
             generations: Generations::default(),
             v07: crate::v07::Options::default(),
             v07_handlers: crate::v07::Handlers::default(),
+            compression: Compression::default(),
         }
     }
 }
 
 impl ServerOptions {
+    /// Sets the permessage-deflate options ([`Compression::disabled`]
+    /// turns it off).
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
     /// Sets the WebSocket endpoint path.
     pub fn ws_path(mut self, path: impl Into<String>) -> Self {
         self.ws_path = path.into();
@@ -739,6 +752,7 @@ pub struct Acceptor {
     generations: Generations,
     v07: crate::v07::Options,
     v07_handlers: crate::v07::Handlers,
+    pub(crate) compression: Compression,
 }
 
 /// An upgrade request that passed [`Acceptor::check`], waiting for
@@ -747,6 +761,7 @@ pub struct Acceptor {
 pub struct Checked {
     response: Response<()>,
     request: UpgradeRequest,
+    compression: Option<juggler_deflate::Negotiated>,
 }
 
 impl Acceptor {
@@ -773,6 +788,7 @@ impl Acceptor {
                 v07
             },
             v07_handlers: options.v07_handlers.clone(),
+            compression: options.compression.clone(),
         }
     }
 
@@ -786,7 +802,7 @@ impl Acceptor {
         request: &Request<B>,
         peer_addr: Option<SocketAddr>,
     ) -> Result<Checked, Refusal> {
-        let response = upgrade_response(request).map_err(|rejection| {
+        let mut response = upgrade_response(request).map_err(|rejection| {
             crate::metrics::upgrade_refused("bad_request");
             Refusal::Upgrade(rejection)
         })?;
@@ -802,9 +818,11 @@ impl Acceptor {
                 return Err(Refusal::Full);
             }
         }
+        let compression = crate::compression::answer(&self.compression, request, &mut response);
         Ok(Checked {
             response,
             request: UpgradeRequest::new(request, peer_addr, self.trust_forwarded),
+            compression,
         })
     }
 
@@ -813,7 +831,11 @@ impl Acceptor {
     /// connection keeps; refused: why ([`Refusal::response`] is the
     /// answer), and no connection is made.
     pub async fn decide(&self, checked: Checked) -> Result<(Response<()>, Admitted), Refusal> {
-        let Checked { response, request } = checked;
+        let Checked {
+            response,
+            request,
+            compression,
+        } = checked;
         let context = match &self.admission {
             None => None,
             Some(hook) => match (hook.0)(&request).await {
@@ -828,6 +850,7 @@ impl Acceptor {
         let admitted = Admitted {
             request: Some(Arc::new(request)),
             context,
+            compression,
         };
         Ok((response, admitted))
     }

@@ -1,6 +1,7 @@
 //! The suites, each written once against [`Backend`](crate::Backend).
 
 pub mod admission;
+pub mod compression;
 pub mod conformance;
 pub mod generations;
 pub mod hostile;

@@ -8,3 +8,4 @@ pub mod http;
 pub mod python;
 pub mod relay;
 pub mod runtimes;
+pub mod tap;
