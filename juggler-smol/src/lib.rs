@@ -38,6 +38,9 @@ pub mod v07;
 pub use client::{connect, connect_with, reconnecting};
 pub use server::{listen, JugglerEndpoint};
 
+/// permessage-deflate's options (`ServerOptions::compression`,
+/// `ClientOptions::compression`).
+pub use juggler_driver::Compression;
 pub use juggler_driver::{
     connections_in_memory, crypto_provider, AutoflushPolicy, Backoff, ChangeCallbackHandle,
     ClientChangeCallbackHandle, ClientOptions, ClientStatus, CloseReason, Connection,

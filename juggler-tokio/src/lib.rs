@@ -44,6 +44,9 @@ pub use server::{listen, listen_with_routes, JugglerEndpoint};
 /// [`JugglerEndpoint`] mounts in.
 pub use axum;
 
+/// permessage-deflate's options (`ServerOptions::compression`,
+/// `ClientOptions::compression`).
+pub use juggler_driver::Compression;
 pub use juggler_driver::{
     connections_in_memory, crypto_provider, AutoflushPolicy, Backoff, ChangeCallbackHandle,
     ClientChangeCallbackHandle, ClientOptions, ClientStatus, CloseReason, Connection,

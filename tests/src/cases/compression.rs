@@ -208,13 +208,15 @@ pub async fn compression_off_and_the_threshold<B: Backend>() {
 /// A raw client that negotiated permessage-deflate: what it writes goes
 /// through the layer (whole text messages compressed; frames already
 /// with RSV1 unchanged).
-type DeflateClient = WebSocketStream<ClientStream<Box<dyn Io>>>;
+pub type DeflateClient = WebSocketStream<ClientStream<Box<dyn Io>>>;
 
-async fn deflate_connect<B: Backend>(bench: &mut Bench<B>) -> (DeflateClient, Connection) {
-    let io = B::tcp_connect(bench.server.local_addr())
+/// A raw client to `server` that offered permessage-deflate and had it
+/// accepted.
+pub async fn deflate_raw_connect<B: Backend>(server: &B::Server) -> DeflateClient {
+    let io = B::tcp_connect(server.local_addr())
         .await
         .expect("TCP connect");
-    let mut request = bench.server.url().into_client_request().unwrap();
+    let mut request = server.url().into_client_request().unwrap();
     request.headers_mut().insert(
         SEC_WEBSOCKET_EXTENSIONS,
         "permessage-deflate; client_max_window_bits"
@@ -234,11 +236,17 @@ async fn deflate_connect<B: Backend>(bench: &mut Bench<B>) -> (DeflateClient, Co
         .expect("a valid answer")
         .expect("deflate agreed");
     socket.get_mut().negotiated(Some(negotiated), usize::MAX);
+    socket
+}
+
+async fn deflate_connect<B: Backend>(bench: &mut Bench<B>) -> (DeflateClient, Connection) {
+    let socket = deflate_raw_connect::<B>(&bench.server).await;
     let server_side = within::<B, _>(HANG_GUARD, "accepting", bench.incoming.next()).await;
     (socket, server_side)
 }
 
-async fn read_close_of(socket: &mut DeflateClient) -> (u16, String) {
+/// Reads until the server's close frame: its code and reason.
+pub async fn read_close_of(socket: &mut DeflateClient) -> (u16, String) {
     loop {
         match socket.next().await {
             Some(Ok(Message::Close(Some(frame)))) => {

@@ -2,6 +2,7 @@
 
 pub mod admission;
 pub mod compression;
+pub mod compression_interop;
 pub mod conformance;
 pub mod generations;
 pub mod hostile;
