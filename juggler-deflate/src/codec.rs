@@ -112,6 +112,49 @@ fn compress_uncached(payload: &[u8], key: Params) -> Vec<u8> {
     output
 }
 
+/// A compressor that keeps its context between messages (context
+/// takeover): held by one connection from its first message on.
+pub struct ContextCompressor {
+    compressor: Box<CompressorOxide>,
+}
+
+impl std::fmt::Debug for ContextCompressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContextCompressor").finish_non_exhaustive()
+    }
+}
+
+impl ContextCompressor {
+    /// A compressor with a window of 2^`window_bits` bytes at `level`.
+    pub fn new(window_bits: u8, level: u8) -> Self {
+        ContextCompressor {
+            compressor: Box::new(CompressorOxide::with_params(
+                DataFormat::Raw,
+                level.clamp(1, 9),
+                CompressionStrategy::Default,
+                window_bits.clamp(9, 15),
+            )),
+        }
+    }
+
+    /// Compresses the next message, which may refer to earlier ones:
+    /// sync-flushed, the trailer removed.
+    pub fn compress(&mut self, payload: &[u8]) -> Vec<u8> {
+        let mut output = Vec::with_capacity(payload.len() / 4 + 16);
+        let (status, consumed) =
+            compress_to_output(&mut self.compressor, payload, TDEFLFlush::Sync, |chunk| {
+                output.extend_from_slice(chunk);
+                true
+            });
+        debug_assert_eq!(status, TDEFLStatus::Okay);
+        debug_assert_eq!(consumed, payload.len());
+        if output.ends_with(&TRAILER) {
+            output.truncate(output.len() - TRAILER.len());
+        }
+        output
+    }
+}
+
 /// Inflates the compressed messages of one connection, counting each
 /// message's inflated size against a limit and stopping at it.
 ///

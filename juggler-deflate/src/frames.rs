@@ -9,7 +9,7 @@
 //! implementation writes: whole data messages of at least the threshold
 //! are compressed (RSV1 set). Control frames are never compressed.
 
-use crate::codec::{compress_message, Inflater, TRAILER};
+use crate::codec::{compress_message, ContextCompressor, Inflater, TRAILER};
 use crate::{Negotiated, Violation};
 
 /// Most inflated bytes handed on in one plain frame.
@@ -412,6 +412,9 @@ pub struct Outbound {
     negotiated: Negotiated,
     header: HeaderBuffer,
     state: OutState,
+    /// With our context takeover: the compressor, from the first
+    /// compressed message on.
+    context: Option<ContextCompressor>,
 }
 
 impl Outbound {
@@ -421,6 +424,7 @@ impl Outbound {
             negotiated,
             header: HeaderBuffer::default(),
             state: OutState::Header,
+            context: None,
         }
     }
 
@@ -490,11 +494,26 @@ impl Outbound {
         if let Some(mask) = header.mask {
             apply_mask(&mut payload, mask, 0);
         }
-        let mut compressed = compress_message(
-            &payload,
-            self.negotiated.own_window_bits,
-            self.negotiated.level,
-        );
+        let (window_bits, level) = (self.negotiated.own_window_bits, self.negotiated.level);
+        let mut compressed = if self.negotiated.own_context_takeover {
+            // What was compressed is in the context the peer follows: it
+            // must go compressed, whatever its size.
+            self.context
+                .get_or_insert_with(|| ContextCompressor::new(window_bits, level))
+                .compress(&payload)
+        } else {
+            compress_message(&payload, window_bits, level)
+        };
+        if !self.negotiated.own_context_takeover && compressed.len() >= payload.len() {
+            // It does not shrink (short or random): sent as it was, which
+            // RFC 7692 allows message by message.
+            if let Some(mask) = header.mask {
+                apply_mask(&mut payload, mask, 0);
+            }
+            header.write(out);
+            out.extend_from_slice(&payload);
+            return;
+        }
         if let Some(mask) = header.mask {
             apply_mask(&mut compressed, mask, 0);
         }

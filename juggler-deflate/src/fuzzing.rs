@@ -13,6 +13,8 @@ pub fn run(data: &[u8]) {
     };
     let negotiated = Negotiated {
         own_window_bits: 9 + control % 7,
+        // The same both ways, so that the round trip below agrees.
+        own_context_takeover: control & 0x80 != 0,
         peer_context_takeover: control & 0x80 != 0,
         threshold: 0,
         level: 1 + (control >> 3) % 9,

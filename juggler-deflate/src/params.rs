@@ -8,11 +8,12 @@ pub const EXTENSION: &str = "permessage-deflate";
 
 /// What one side is willing to do; the options of the layer.
 ///
-/// Our compressor never keeps its context between messages (a server
-/// always answers `server_no_context_takeover`, which RFC 7692 §7.1.1.1
-/// allows unasked; a client may drop its context on its own), so it holds
-/// no memory between messages and a shared payload compresses to the same
-/// bytes on every connection.
+/// By default our compressor keeps no context between messages (a server
+/// answers `server_no_context_takeover`, which RFC 7692 §7.1.1.1 allows
+/// unasked; a client offers `client_no_context_takeover`), so it holds no
+/// memory between messages and a shared payload compresses to the same
+/// bytes on every connection. [`context_takeover`](Self::context_takeover)
+/// trades that for smaller streams of small messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compression {
     /// Whether to negotiate at all. Default: `true` (a server answers a
@@ -20,7 +21,8 @@ pub struct Compression {
     /// juggler-rs turn it on with their own option.
     pub enabled: bool,
     /// Messages with fewer payload bytes than this go uncompressed (RSV1
-    /// clear). Default 64.
+    /// clear). Default 64. A message that would not shrink goes
+    /// uncompressed too.
     pub threshold: usize,
     /// The LZ77 window of our compressor, 2^bits bytes, 9 to 15. Default
     /// 15. A peer's request for fewer (`server_max_window_bits` offered to
@@ -35,6 +37,13 @@ pub struct Compression {
     /// the peer's messages may be smaller, and each connection holds an
     /// inflater from its first compressed message on.
     pub peer_context_takeover: bool,
+    /// Whether our compressor may keep its context between messages, when
+    /// the peer allows it. Default `false`. With `true`, a stream of small
+    /// similar messages (one-key patches) compresses several times
+    /// better, at the cost of a compressor held by each connection from
+    /// its first compressed message on (about 300 KiB), and of
+    /// compressing a shared change once per connection.
+    pub context_takeover: bool,
 }
 
 impl Default for Compression {
@@ -45,6 +54,7 @@ impl Default for Compression {
             window_bits: 15,
             level: 6,
             peer_context_takeover: false,
+            context_takeover: false,
         }
     }
 }
@@ -91,6 +101,7 @@ impl Compression {
     fn accept_offer(&self, params: &[(String, Option<String>)]) -> Option<(Negotiated, String)> {
         let mut own_bits = self.own_window_bits();
         let mut peer_no_takeover = !self.peer_context_takeover;
+        let mut own_takeover = self.context_takeover;
         let mut seen = Vec::new();
         for (name, value) in params {
             let name = name.to_ascii_lowercase();
@@ -98,7 +109,7 @@ impl Compression {
                 return None;
             }
             match (name.as_str(), value) {
-                ("server_no_context_takeover", None) => {}
+                ("server_no_context_takeover", None) => own_takeover = false,
                 ("client_no_context_takeover", None) => peer_no_takeover = true,
                 ("server_max_window_bits", Some(value)) => {
                     own_bits = own_bits.min(window_bits(value)?)
@@ -111,7 +122,10 @@ impl Compression {
             }
             seen.push(name);
         }
-        let mut answer = format!("{EXTENSION}; server_no_context_takeover");
+        let mut answer = EXTENSION.to_owned();
+        if !own_takeover {
+            answer.push_str("; server_no_context_takeover");
+        }
         if peer_no_takeover {
             answer.push_str("; client_no_context_takeover");
         }
@@ -121,6 +135,7 @@ impl Compression {
         Some((
             Negotiated {
                 own_window_bits: own_bits,
+                own_context_takeover: own_takeover,
                 peer_context_takeover: !peer_no_takeover,
                 threshold: self.threshold,
                 level: self.level.clamp(1, 9),
@@ -135,7 +150,11 @@ impl Compression {
         if !self.enabled {
             return None;
         }
-        let mut offer = format!("{EXTENSION}; client_no_context_takeover; client_max_window_bits");
+        let mut offer = EXTENSION.to_owned();
+        if !self.context_takeover {
+            offer.push_str("; client_no_context_takeover");
+        }
+        offer.push_str("; client_max_window_bits");
         if !self.peer_context_takeover {
             offer.push_str("; server_no_context_takeover");
         }
@@ -175,6 +194,7 @@ impl Compression {
     ) -> Result<Negotiated, NegotiationError> {
         let mut own_bits = self.own_window_bits();
         let mut server_no_takeover = false;
+        let mut own_takeover = self.context_takeover;
         let mut seen = Vec::new();
         for (name, value) in params {
             let name = name.to_ascii_lowercase();
@@ -184,7 +204,7 @@ impl Compression {
             let bad = || NegotiationError::BadParameter(name.clone());
             match (name.as_str(), value) {
                 ("server_no_context_takeover", None) => server_no_takeover = true,
-                ("client_no_context_takeover", None) => {}
+                ("client_no_context_takeover", None) => own_takeover = false,
                 ("server_max_window_bits", Some(value)) => {
                     window_bits(value).ok_or_else(bad)?;
                 }
@@ -202,6 +222,7 @@ impl Compression {
         }
         Ok(Negotiated {
             own_window_bits: own_bits,
+            own_context_takeover: own_takeover,
             peer_context_takeover: !server_no_takeover,
             threshold: self.threshold,
             level: self.level.clamp(1, 9),
@@ -214,6 +235,8 @@ impl Compression {
 pub struct Negotiated {
     /// The window of our compressor, 2^bits bytes (9 to 15).
     pub own_window_bits: u8,
+    /// Whether our compressor keeps its context between messages.
+    pub own_context_takeover: bool,
     /// Whether the peer may refer to earlier messages: our inflater is
     /// kept between messages.
     pub peer_context_takeover: bool,
@@ -227,12 +250,15 @@ impl Negotiated {
     /// Every parameter set the transform supports (for tests).
     pub fn all() -> impl Iterator<Item = Negotiated> {
         (9..=15u8).flat_map(|bits| {
-            [false, true].into_iter().map(move |takeover| Negotiated {
-                own_window_bits: bits,
-                peer_context_takeover: takeover,
-                threshold: 0,
-                level: 6,
-            })
+            [(false, false), (false, true), (true, false), (true, true)]
+                .into_iter()
+                .map(move |(own, peer)| Negotiated {
+                    own_window_bits: bits,
+                    own_context_takeover: own,
+                    peer_context_takeover: peer,
+                    threshold: 0,
+                    level: 6,
+                })
         })
     }
 }
@@ -371,6 +397,41 @@ mod tests {
             .answer_offers(["permessage-deflate; client_no_context_takeover"])
             .unwrap();
         assert!(!agreed.peer_context_takeover);
+    }
+
+    #[test]
+    fn our_context_takeover_only_when_configured_and_allowed() {
+        let keeping = Compression {
+            context_takeover: true,
+            ..Compression::default()
+        };
+        let (agreed, answer) = keeping.answer_offers(["permessage-deflate"]).unwrap();
+        assert!(agreed.own_context_takeover);
+        assert_eq!(answer, "permessage-deflate; client_no_context_takeover");
+        let (agreed, answer) = keeping
+            .answer_offers(["permessage-deflate; server_no_context_takeover"])
+            .unwrap();
+        assert!(!agreed.own_context_takeover);
+        assert!(answer.contains("server_no_context_takeover"));
+        let (agreed, _) = Compression::default()
+            .answer_offers(["permessage-deflate"])
+            .unwrap();
+        assert!(!agreed.own_context_takeover);
+        // A client.
+        let offer = keeping.offer().unwrap();
+        assert!(!offer.contains("client_no_context_takeover"), "{offer}");
+        let agreed = keeping
+            .read_answer(["permessage-deflate; server_no_context_takeover"])
+            .unwrap()
+            .unwrap();
+        assert!(agreed.own_context_takeover);
+        let agreed = keeping
+            .read_answer([
+                "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+            ])
+            .unwrap()
+            .unwrap();
+        assert!(!agreed.own_context_takeover);
     }
 
     #[test]

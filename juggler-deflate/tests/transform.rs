@@ -79,6 +79,8 @@ fn messages(frames: &[(bool, u8, Vec<u8>)]) -> (Messages, Vec<Vec<u8>>) {
 fn negotiated() -> impl Strategy<Value = Negotiated> {
     (9u8..=15, any::<bool>(), 1u8..=9).prop_map(|(bits, takeover, level)| Negotiated {
         own_window_bits: bits,
+        // Both ways the same: one value serves sender and receiver.
+        own_context_takeover: takeover,
         peer_context_takeover: takeover,
         threshold: 0,
         level,
@@ -182,7 +184,13 @@ proptest! {
         while let Some((_, rsv1, opcode, _, size)) = parse_frame(&wire[offset..]) {
             if opcode == TEXT {
                 let len = messages_in[index].len();
-                prop_assert_eq!(rsv1, len >= threshold && len > 0, "RSV1 iff at least the threshold");
+                let shrinks = negotiated.own_context_takeover
+                    || compress_message(&messages_in[index], negotiated.own_window_bits, negotiated.level).len() < len;
+                prop_assert_eq!(
+                    rsv1,
+                    len >= threshold && len > 0 && shrinks,
+                    "RSV1 iff at least the threshold and smaller compressed"
+                );
                 index += 1;
             } else {
                 prop_assert!(!rsv1, "control frames are never compressed");
@@ -235,6 +243,7 @@ fn context_takeover_is_followed_when_negotiated() {
     wire.extend(frame(TEXT, true, true, None, &compressed[1]));
     let keeping = Negotiated {
         own_window_bits: 15,
+        own_context_takeover: false,
         peer_context_takeover: true,
         threshold: 0,
         level: 6,
@@ -268,6 +277,7 @@ fn messages_of(frames: &[(bool, u8, Vec<u8>)]) -> Vec<(u8, Vec<u8>)> {
 fn server() -> Negotiated {
     Negotiated {
         own_window_bits: 15,
+        own_context_takeover: false,
         peer_context_takeover: false,
         threshold: 0,
         level: 6,
@@ -352,4 +362,41 @@ fn bombs_stop_at_the_limit() {
         assert!(handed_on <= limit + 4096, "{handed_on}");
         assert!(!inbound.holds_state(), "nothing held after the violation");
     }
+}
+
+/// Our context takeover, when negotiated: a stream of one-key patches
+/// compresses to a fraction of what it does message by message, and reads
+/// back whole.
+#[test]
+fn our_context_takeover_shrinks_a_stream_of_patches() {
+    let patches: Vec<Vec<u8>> = (1..=200u32)
+        .map(|round| {
+            format!(
+                r#"{{"type":"DATA","payload":[{{"op":"replace","path":"/k{:06}/v","value":{round}}}]}}"#,
+                round * 7919 % 100_000
+            )
+            .into_bytes()
+        })
+        .collect();
+    let mut sizes = Vec::new();
+    for takeover in [false, true] {
+        let negotiated = Negotiated {
+            own_window_bits: 15,
+            own_context_takeover: takeover,
+            peer_context_takeover: takeover,
+            threshold: 0,
+            level: 6,
+        };
+        let mut outbound = Outbound::new(negotiated);
+        let mut wire = Vec::new();
+        for patch in &patches {
+            outbound.feed(&frame(TEXT, true, false, None, patch), &mut wire);
+        }
+        sizes.push(wire.len());
+        let mut inbound = Inbound::new(negotiated, 1 << 20);
+        let (messages, _) = messages(&run_inbound(&mut inbound, &wire, 1000).unwrap());
+        let expected: Vec<(u8, Vec<u8>)> = patches.iter().map(|p| (TEXT, p.clone())).collect();
+        assert_eq!(messages, expected);
+    }
+    assert!(sizes[1] * 2 < sizes[0], "{sizes:?}");
 }

@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::fanout::{fan_out, wait_all, Clients, KEYS};
-use super::{client_options, next_accepted, serve, Ctx};
+use super::{client_options, next_accepted, serve, serve_with, server_options, Ctx};
 use crate::data::{self, FANOUT_INDEX};
 use crate::report::{Measure, Outcome};
 use crate::rt::Server;
@@ -135,17 +135,17 @@ async fn seen(ctx: Ctx, client: &Connection, index: usize, version: u64) -> Resu
 
 /// The server's bytes for the first sync and for `patches` one-key
 /// changes, through the relay.
-async fn wire_bytes(
-    ctx: Ctx,
-    keys: usize,
-    patches: u64,
-    compressed: bool,
-) -> Result<(u64, u64), String> {
-    let (server, mut incoming) = serve(ctx.rt).await?;
+async fn wire_bytes(ctx: Ctx, keys: usize, patches: u64, wire: Wire) -> Result<(u64, u64), String> {
+    let (server_compression, client_compression) = wire.options();
+    let (server, mut incoming) =
+        serve_with(ctx.rt, server_options().compression(server_compression)).await?;
     let relay = CountingRelay::start(address_of(&server)?)?;
     let client = ctx
         .rt
-        .connect(&relay.url(&server), options(compressed))
+        .connect(
+            &relay.url(&server),
+            client_options().compression(client_compression),
+        )
         .await
         .map_err(|err| format!("connect failed: {err}"))?;
     let server_side = next_accepted(ctx.rt, &mut incoming).await?;
@@ -178,45 +178,100 @@ async fn wire_bytes(
     Ok((sync, changes))
 }
 
+/// What `compression-wire` compares.
+#[derive(Clone, Copy)]
+enum Wire {
+    /// No compression.
+    Plain,
+    /// The defaults: no context takeover either way.
+    Deflate,
+    /// The server keeps its context (`Compression::context_takeover`) and
+    /// the client lets it (`peer_context_takeover`).
+    Context,
+}
+
+impl Wire {
+    /// (the server's options, the client's).
+    fn options(self) -> (Compression, Compression) {
+        match self {
+            Wire::Plain => (Compression::default(), Compression::disabled()),
+            Wire::Deflate => (Compression::default(), Compression::default()),
+            Wire::Context => (
+                Compression {
+                    context_takeover: true,
+                    ..Compression::default()
+                },
+                Compression {
+                    peer_context_takeover: true,
+                    ..Compression::default()
+                },
+            ),
+        }
+    }
+
+    fn names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Wire::Plain => ("sync bytes plain", "change bytes plain", "plain"),
+            Wire::Deflate => (
+                "sync bytes deflate",
+                "change bytes deflate",
+                "deflate, no context takeover (the default)",
+            ),
+            Wire::Context => (
+                "sync bytes deflate+context",
+                "change bytes deflate+context",
+                "deflate, the server's context takeover",
+            ),
+        }
+    }
+}
+
 /// `compression-wire`.
 pub async fn wire(ctx: Ctx) -> Outcome {
     let keys = ctx.pick(100_000, 1_000);
     let patches = ctx.pick(1_000, 20);
     let mut measures = Vec::new();
     let mut figures = Vec::new();
-    for compressed in [false, true] {
-        let (sync, changes) = wire_bytes(ctx, keys, patches, compressed).await?;
+    for wire in [Wire::Plain, Wire::Deflate, Wire::Context] {
+        let (sync, changes) = wire_bytes(ctx, keys, patches, wire).await?;
         figures.push((sync, changes));
-        let mode = mode(compressed);
+        let (sync_name, change_name, mode) = wire.names();
         measures.push(Measure::new(
-            if compressed {
-                "sync bytes deflate"
-            } else {
-                "sync bytes plain"
-            },
+            sync_name,
             sync as f64,
             "B",
             format!("server to client, first sync of {keys} keys, {mode} (TCP payload)"),
         ));
         measures.push(Measure::new(
-            if compressed { "change bytes deflate" } else { "change bytes plain" },
+            change_name,
             changes as f64 / patches as f64,
             "B",
             format!("server to client per one-key change, {patches} changes of the {keys}-key state, {mode}"),
         ));
     }
-    measures.push(Measure::new(
-        "sync ratio",
-        figures[0].0 as f64 / figures[1].0.max(1) as f64,
-        "×",
-        "plain bytes over deflate bytes, first sync".into(),
-    ));
-    measures.push(Measure::new(
-        "change ratio",
-        figures[0].1 as f64 / figures[1].1.max(1) as f64,
-        "×",
-        "plain bytes over deflate bytes, one-key changes".into(),
-    ));
+    for (index, sync_ratio, change_ratio) in [
+        (1, "sync ratio", "change ratio"),
+        (2, "sync ratio context", "change ratio context"),
+    ] {
+        measures.push(Measure::new(
+            sync_ratio,
+            figures[0].0 as f64 / figures[index].0.max(1) as f64,
+            "×",
+            format!(
+                "plain bytes over {} bytes, first sync",
+                Wire::names([Wire::Plain, Wire::Deflate, Wire::Context][index]).2
+            ),
+        ));
+        measures.push(Measure::new(
+            change_ratio,
+            figures[0].1 as f64 / figures[index].1.max(1) as f64,
+            "×",
+            format!(
+                "plain bytes over {} bytes, one-key changes",
+                Wire::names([Wire::Plain, Wire::Deflate, Wire::Context][index]).2
+            ),
+        ));
+    }
     Ok(measures)
 }
 
