@@ -158,7 +158,7 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "compression-cpu",
-        about: "permessage-deflate: process CPU per 1 KB message, off and on",
+        about: "permessage-deflate: process CPU per 500 B message, off and on",
         run: |ctx| Box::pin(compression::cpu(ctx)),
     },
     Scenario {
