@@ -453,3 +453,114 @@ pub async fn fanout(ctx: Ctx, clients: usize, quick_clients: usize) -> Outcome {
     ));
     Ok(measures)
 }
+
+/// How many entries each round of `compression-fanout-1000-large` changes.
+const LARGE_CHANGE: usize = 100;
+
+/// `compression-fanout-1000-large`: as `compression-fanout-1000`, but each
+/// round changes 100 entries (a patch of about 11 KB, which does shrink, so
+/// it goes compressed): the case where the compressed bytes of one change
+/// are shared by every connection.
+pub async fn fanout_large(ctx: Ctx, clients: usize, quick_clients: usize) -> Outcome {
+    let n = ctx.pick(clients, quick_clients);
+    let rounds: u64 = ctx.pick(10, 2);
+    crate::sys::raise_nofile_limit();
+    let mut measures = Vec::new();
+    let mut cpu = Vec::new();
+    for compressed in [false, true] {
+        let (server, mut incoming) = serve(ctx.rt).await?;
+        let mut client_connections = Vec::with_capacity(n);
+        let mut server_connections = Vec::with_capacity(n);
+        for _ in 0..n {
+            client_connections.push(
+                ctx.rt
+                    .connect(server.url(), options(compressed))
+                    .await
+                    .map_err(|err| format!("connect failed: {err}"))?,
+            );
+            server_connections.push(next_accepted(ctx.rt, &mut incoming).await?);
+        }
+        let (reports, reported) = mpsc::unbounded_channel::<(usize, Option<u64>)>();
+        for (number, client) in client_connections.iter().enumerate() {
+            let mut changes = client.remote_changes();
+            let reports = reports.clone();
+            drop(ctx.rt.spawn(async move {
+                while let Ok(data) = changes.changed().await {
+                    let version = data::version_of(&data, FANOUT_INDEX);
+                    drop(data);
+                    if reports.send((number, version)).is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        drop(reports);
+        let mut clients = Reporting {
+            ctx,
+            reported,
+            seen: vec![None; n],
+        };
+        let mut state = data::state(KEYS);
+        let first = Arc::new(state.clone());
+        for connection in &server_connections {
+            connection
+                .set_local_data(first.clone())
+                .map_err(|err| format!("set_local_data failed: {err}"))?;
+        }
+        clients.all_saw(0).await?;
+        let mut shared = juggler_tokio::SharedState::new(first);
+        let mut total = std::time::Duration::ZERO;
+        let mut patch_size = 0;
+        for round in 1..=rounds {
+            for offset in 0..LARGE_CHANGE {
+                let index = (FANOUT_INDEX + offset * 7) % KEYS;
+                state[data::key(index)]["v"] = json!(round);
+                state[data::key(index)]["name"] = json!(format!("item {index} round {round}"));
+            }
+            let next = Arc::new(state.clone());
+            // The patch's JSON text, outside the measured window.
+            patch_size = serde_json::to_string(&juggler_core::diff(shared.data(), &next))
+                .map_err(|err| err.to_string())?
+                .len();
+            let cpu_start = cpu_time()?;
+            let change = shared.set(next);
+            for connection in &server_connections {
+                connection
+                    .set_local_data_shared(&change)
+                    .map_err(|err| format!("set_local_data_shared failed: {err}"))?;
+            }
+            clients.all_saw(round).await?;
+            total += cpu_time()? - cpu_start;
+        }
+        for (number, client) in client_connections.iter().enumerate() {
+            if *client.remote_data() != state {
+                return Err(format!("client {number}'s remote data differs"));
+            }
+        }
+        for client in &client_connections {
+            client.close();
+        }
+        for client in &client_connections {
+            client.wait_closed().await;
+        }
+        server.close().await;
+        let per_change = total.as_secs_f64() * 1e3 / rounds as f64;
+        cpu.push(per_change);
+        measures.push(Measure::new(
+            if compressed { "cpu deflate" } else { "cpu plain" },
+            per_change,
+            "ms",
+            format!(
+                "process CPU per change of {LARGE_CHANGE} entries ({patch_size} B of patch), SharedState, {n} clients, {}",
+                mode(compressed)
+            ),
+        ));
+    }
+    measures.push(Measure::new(
+        "cpu deflate ÷ plain",
+        cpu[1] / cpu[0].max(1e-9),
+        "×",
+        "fan-out CPU per change with deflate over without (target ≤ 1.3)".into(),
+    ));
+    Ok(measures)
+}

@@ -167,6 +167,11 @@ pub const SCENARIOS: &[Scenario] = &[
         run: |ctx| Box::pin(compression::fanout(ctx, 1_000, 100)),
     },
     Scenario {
+        name: "compression-fanout-1000-large",
+        about: "permessage-deflate: 100-entry SharedState change to 1,000 clients, CPU off and on",
+        run: |ctx| Box::pin(compression::fanout_large(ctx, 1_000, 100)),
+    },
+    Scenario {
         name: "idle-memory-1000-deflate",
         about: "server memory per idle connection with permessage-deflate, 1,000 clients",
         run: |ctx| Box::pin(idle::run_with(ctx, 1_000, 100, true)),
