@@ -9,6 +9,8 @@
 //! - `compression-fanout-1000`: one change of a shared 1,000-key state to
 //!   1,000 clients with `SharedState`, clients' compression off and on:
 //!   process CPU per change and the ratio (target: at most 1.3×).
+//! - `compression-fanout-1000-large`: the same with 100 entries changed a
+//!   round, a patch that goes compressed.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
