@@ -33,7 +33,7 @@ pub struct Compression {
     /// Whether the peer may keep its compression context between messages.
     /// Default `false`: a server answers `client_no_context_takeover` and a
     /// client offers `server_no_context_takeover`, so no inflater stays
-    /// allocated between messages (one costs about 43 KiB). With `true`
+    /// allocated between messages (one costs 42 KiB). With `true`
     /// the peer's messages may be smaller, and each connection holds an
     /// inflater from its first compressed message on.
     pub peer_context_takeover: bool,
@@ -41,7 +41,7 @@ pub struct Compression {
     /// the peer allows it. Default `false`. With `true`, a stream of small
     /// similar messages (one-key patches) compresses several times
     /// better, at the cost of a compressor held by each connection from
-    /// its first compressed message on (about 300 KiB), and of
+    /// its first compressed message on (271 KiB), and of
     /// compressing a shared change once per connection.
     pub context_takeover: bool,
 }
