@@ -85,6 +85,14 @@ pub enum ProtocolError {
     /// client, or a type that does not exist.
     #[error("unexpected message type {0:?}")]
     UnexpectedMessageType(String),
+    /// A violation of the WebSocket framing or of a negotiated extension
+    /// (RSV1 where it may not be, say).
+    #[error("WebSocket protocol violation: {0}")]
+    WebSocket(String),
+    /// A compressed message (permessage-deflate) that is not valid
+    /// deflate data.
+    #[error("compressed message is not valid deflate data")]
+    CorruptCompressed,
 }
 
 impl ProtocolError {
@@ -92,7 +100,7 @@ impl ProtocolError {
     pub fn close_code(&self) -> u16 {
         match self {
             ProtocolError::BinaryFrame => 1003,
-            ProtocolError::InvalidUtf8 => 1007,
+            ProtocolError::InvalidUtf8 | ProtocolError::CorruptCompressed => 1007,
             ProtocolError::FrameTooLarge { .. }
             | ProtocolError::RemoteDataTooLarge { .. }
             | ProtocolError::MessageTooLarge { .. } => 1009,

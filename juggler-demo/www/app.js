@@ -51,7 +51,7 @@ if (new URLSearchParams(location.search).has('selftest')) {
     });
     conn.addEventListener('open', async () => {
         await nextRender();
-        conn.send({selftest: 'shown', shown: shown()});
+        conn.send({selftest: 'shown', shown: shown(), extensions: conn.extensions});
         const before = $('result').textContent;
         $('increment').click();
         while ($('result').textContent === before) await nextRender();

@@ -150,6 +150,11 @@ export class Connection extends EventTarget {
         return this._ws.readyState === WebSocket.OPEN;
     }
 
+    /** The WebSocket extensions the server agreed to (`permessage-deflate; ...`). */
+    get extensions() {
+        return this._ws.extensions;
+    }
+
     setLocalData(data) {
         this.localData = data;
         if (this._syncTimer === null) this._syncTimer = setTimeout(() => this.flushLocalData(), this._syncDelay);

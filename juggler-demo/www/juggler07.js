@@ -47,6 +47,11 @@ export class Connection extends EventTarget {
         return this._ws.readyState === WebSocket.OPEN;
     }
 
+    /** The WebSocket extensions the server agreed to (`permessage-deflate; ...`). */
+    get extensions() {
+        return this._ws.extensions;
+    }
+
     close() {
         this._ws.close(1000);
     }

@@ -205,6 +205,8 @@ impl fmt::Debug for AdmissionHook {
 pub struct Admitted {
     pub(crate) request: Option<Arc<UpgradeRequest>>,
     pub(crate) context: Option<Arc<dyn Any + Send + Sync>>,
+    /// permessage-deflate, when the upgrade agreed to it.
+    pub(crate) compression: Option<juggler_deflate::Negotiated>,
 }
 
 impl fmt::Debug for Admitted {
@@ -212,6 +214,7 @@ impl fmt::Debug for Admitted {
         f.debug_struct("Admitted")
             .field("request", &self.request)
             .field("context", &self.context.as_ref().map(|_| ".."))
+            .field("compression", &self.compression)
             .finish()
     }
 }

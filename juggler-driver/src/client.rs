@@ -31,6 +31,11 @@ pub struct ClientOptions {
     /// How long TCP, TLS and the WebSocket handshake may take together;
     /// `None` waits as long as the system does. Default 10 s.
     pub connect_timeout: Option<std::time::Duration>,
+    /// permessage-deflate (RFC 7692), for 0.5 and 0.6/0.7 clients alike:
+    /// off by default, as hat-juggler's client has it; with it on
+    /// ([`Compression::default`](crate::Compression::default), say) the
+    /// upgrade request offers it and the server's answer decides.
+    pub compression: crate::Compression,
 }
 
 impl Default for ClientOptions {
@@ -40,6 +45,7 @@ impl Default for ClientOptions {
             tls: None,
             headers: http::HeaderMap::new(),
             connect_timeout: Some(std::time::Duration::from_secs(10)),
+            compression: crate::Compression::disabled(),
         }
     }
 }
@@ -57,6 +63,14 @@ impl ClientOptions {
     #[must_use]
     pub fn header(mut self, name: http::header::HeaderName, value: http::HeaderValue) -> Self {
         self.headers.append(name, value);
+        self
+    }
+
+    /// Sets the permessage-deflate options; `Compression::default()`
+    /// offers it.
+    #[must_use]
+    pub fn compression(mut self, compression: crate::Compression) -> Self {
+        self.compression = compression;
         self
     }
 
@@ -248,10 +262,8 @@ pub async fn handshake<S: Io>(
     for (name, value) in &options.headers {
         request.headers_mut().append(name, value.clone());
     }
-    let (socket, _response) =
-        async_tungstenite::client_async_with_config(request, stream, Some(config))
-            .await
-            .map_err(Error::websocket)?;
+    let socket =
+        crate::compression::client_upgrade(request, stream, config, &options.compression).await?;
     let connection = start(socket, options.connection.clone(), peer_addr, runtime);
     if let Ok(uri) = target.address.parse::<http::Uri>() {
         connection

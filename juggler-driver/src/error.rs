@@ -117,7 +117,7 @@ impl From<juggler_core::UpdateError> for Error {
 
 /// Maps a WebSocket read error to the reason the connection closes with.
 pub(crate) fn close_reason_of(err: &tungstenite::Error) -> CloseReason {
-    use tungstenite::error::CapacityError;
+    use tungstenite::error::{CapacityError, ProtocolError as WsViolation};
     match err {
         tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
             CloseReason::Remote
@@ -129,6 +129,25 @@ pub(crate) fn close_reason_of(err: &tungstenite::Error) -> CloseReason {
             })
         }
         tungstenite::Error::Utf8(_) => CloseReason::Protocol(ProtocolError::InvalidUtf8),
+        // The peer's framing violations (RSV1 without an extension among
+        // them): 1002. A reset without a close frame stays a transport end.
+        tungstenite::Error::Protocol(
+            violation @ (WsViolation::NonZeroReservedBits
+            | WsViolation::UnmaskedFrameFromClient
+            | WsViolation::MaskedFrameFromServer
+            | WsViolation::FragmentedControlFrame
+            | WsViolation::ControlFrameTooBig
+            | WsViolation::UnknownControlFrameType(_)
+            | WsViolation::UnknownDataFrameType(_)
+            | WsViolation::UnexpectedContinueFrame
+            | WsViolation::ExpectedFragment(_)
+            | WsViolation::InvalidOpcode(_)
+            | WsViolation::InvalidCloseSequence),
+        ) => CloseReason::Protocol(ProtocolError::WebSocket(violation.to_string())),
+        tungstenite::Error::Io(io) => match juggler_deflate::Violation::of_io_error(io) {
+            Some(violation) => CloseReason::Protocol(crate::compression::protocol_error(violation)),
+            None => CloseReason::Transport(err.to_string()),
+        },
         other => CloseReason::Transport(other.to_string()),
     }
 }

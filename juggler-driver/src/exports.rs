@@ -5,7 +5,7 @@
 
 pub use crate::{
     connections_in_memory, crypto_provider, forwarded_client, Admission, AdmissionFuture,
-    AutoflushPolicy, ChangeCallbackHandle, CloseReason, Connection, ConnectionOptions,
+    AutoflushPolicy, ChangeCallbackHandle, CloseReason, Compression, Connection, ConnectionOptions,
     EncodedMessage, Error, Generation, HeldBytes, KeepAlive, MemoryBudget, PeerCertificates,
     ProtocolError, RemoteChanges, SharedChange, SharedState, TypedConnection, TypedRemoteChanges,
     UpgradeRequest, Value, WeakConnection, WebSocketError,

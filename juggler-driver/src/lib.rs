@@ -25,6 +25,7 @@ mod budget;
 mod change_stream;
 #[cfg(feature = "client")]
 mod client;
+mod compression;
 mod connection;
 mod crypto;
 #[cfg(feature = "server")]
@@ -67,6 +68,8 @@ pub use driver::{prepare, start};
 pub use error::{CloseReason, Error, ProtocolError, WebSocketError};
 #[cfg(feature = "server")]
 pub use group::{Group, GroupMember};
+/// permessage-deflate's options and what a connection agreed to.
+pub use juggler_deflate::{Compression, Negotiated};
 pub use metrics::METRICS_ENABLED;
 pub use options::{ConnectionOptions, KeepAlive};
 #[cfg(feature = "client")]

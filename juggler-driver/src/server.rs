@@ -22,7 +22,7 @@ use crate::budget::MemoryBudget;
 use crate::connection::Shared;
 #[cfg(feature = "static-files")]
 use crate::static_files::StaticDir;
-use crate::{Connection, ConnectionOptions, Error, Generation, Runtime};
+use crate::{Compression, Connection, ConnectionOptions, Error, Generation, Runtime};
 
 /// Settings of `listen`, with the reference's defaults.
 ///
@@ -111,6 +111,11 @@ pub struct ServerOptions {
     pub v07: crate::v07::Options,
     /// What the server does with its 0.6/0.7 connections.
     pub v07_handlers: crate::v07::Handlers,
+    /// permessage-deflate (RFC 7692), for every generation: by default
+    /// answered when a client offers it, as hat-juggler's aiohttp server
+    /// does; [`Compression::disabled`] turns it off. See [`Compression`]
+    /// for the threshold, window and context takeover.
+    pub compression: Compression,
 }
 
 /// Which generations a server's WebSocket path speaks.
@@ -171,11 +176,20 @@ impl Default for ServerOptions {
             generations: Generations::default(),
             v07: crate::v07::Options::default(),
             v07_handlers: crate::v07::Handlers::default(),
+            compression: Compression::default(),
         }
     }
 }
 
 impl ServerOptions {
+    /// Sets the permessage-deflate options ([`Compression::disabled`]
+    /// turns it off).
+    #[must_use]
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
     /// Sets the WebSocket endpoint path.
     #[must_use]
     pub fn ws_path(mut self, path: impl Into<String>) -> Self {
@@ -778,6 +792,7 @@ pub struct Acceptor {
     generations: Generations,
     v07: crate::v07::Options,
     v07_handlers: crate::v07::Handlers,
+    pub(crate) compression: Compression,
 }
 
 /// An upgrade request that passed [`Acceptor::check`], waiting for
@@ -786,6 +801,7 @@ pub struct Acceptor {
 pub struct Checked {
     response: Response<()>,
     request: UpgradeRequest,
+    compression: Option<juggler_deflate::Negotiated>,
 }
 
 impl Acceptor {
@@ -812,6 +828,7 @@ impl Acceptor {
                 v07
             },
             v07_handlers: options.v07_handlers.clone(),
+            compression: options.compression.clone(),
         }
     }
 
@@ -825,7 +842,7 @@ impl Acceptor {
         request: &Request<B>,
         peer_addr: Option<SocketAddr>,
     ) -> Result<Checked, Refusal> {
-        let response = upgrade_response(request).map_err(|rejection| {
+        let mut response = upgrade_response(request).map_err(|rejection| {
             crate::metrics::upgrade_refused("bad_request");
             Refusal::Upgrade(rejection)
         })?;
@@ -841,9 +858,11 @@ impl Acceptor {
                 return Err(Refusal::Full);
             }
         }
+        let compression = crate::compression::answer(&self.compression, request, &mut response);
         Ok(Checked {
             response,
             request: UpgradeRequest::new(request, peer_addr, self.trust_forwarded),
+            compression,
         })
     }
 
@@ -852,7 +871,11 @@ impl Acceptor {
     /// connection keeps; refused: why ([`Refusal::response`] is the
     /// answer), and no connection is made.
     pub async fn decide(&self, checked: Checked) -> Result<(Response<()>, Admitted), Refusal> {
-        let Checked { response, request } = checked;
+        let Checked {
+            response,
+            request,
+            compression,
+        } = checked;
         let context = match &self.admission {
             None => None,
             Some(hook) => match (hook.0)(&request).await {
@@ -867,6 +890,7 @@ impl Acceptor {
         let admitted = Admitted {
             request: Some(Arc::new(request)),
             context,
+            compression,
         };
         Ok((response, admitted))
     }

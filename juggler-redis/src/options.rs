@@ -56,41 +56,49 @@ impl Default for ClusterOptions {
 
 impl ClusterOptions {
     /// Sets the key prefix.
+    #[must_use]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
     }
     /// Sets the stream's approximate length (at least 10).
+    #[must_use]
     pub fn max_stream_len(mut self, len: u64) -> Self {
         self.max_stream_len = len.max(10);
         self
     }
     /// Sets how many versions pass between snapshots (at least 1).
+    #[must_use]
     pub fn snapshot_every(mut self, versions: u64) -> Self {
         self.snapshot_every = versions.max(1);
         self
     }
     /// Sets the reconnect schedule.
+    #[must_use]
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
     }
     /// Sets how long a write waits to see itself applied.
+    #[must_use]
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
         self.write_timeout = timeout;
         self
     }
     /// Sets how long writes wait after a re-seed.
+    #[must_use]
     pub fn reseed_settle(mut self, settle: Duration) -> Self {
         self.reseed_settle = settle;
         self
     }
     /// Sets the presence TTL (at least 300 ms).
+    #[must_use]
     pub fn presence_ttl(mut self, ttl: Duration) -> Self {
         self.presence_ttl = ttl.max(Duration::from_millis(300));
         self
     }
     /// Sets how long a blocking read waits (at least 10 ms).
+    #[must_use]
     pub fn block(mut self, block: Duration) -> Self {
         self.block = block.max(Duration::from_millis(10));
         self

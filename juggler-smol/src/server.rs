@@ -8,8 +8,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_tungstenite::tungstenite::protocol::Role;
-use async_tungstenite::WebSocketStream;
 use http_body_util::{Either, Full};
 use hyper::body::Body as _;
 use hyper::body::{Bytes, Incoming};
@@ -279,7 +277,7 @@ impl JugglerEndpoint {
                 Err(err) => return tracing::debug!(?peer_addr, %err, "WebSocket upgrade failed"),
             };
             let config = acceptor.websocket_config();
-            let socket = match upgraded.downcast::<HttpIo>() {
+            match upgraded.downcast::<HttpIo>() {
                 // Our own server's stream: taken back whole, with no
                 // adapter between tungstenite and the socket.
                 Ok(parts) => {
@@ -290,23 +288,22 @@ impl JugglerEndpoint {
                     // socket read would then be of a few bytes, a syscall
                     // per frame header (1.5 per 100-byte message). Bytes
                     // the client sent before our 101 are rare.
-                    if parts.read_buf.is_empty() {
-                        WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await
+                    let read = if parts.read_buf.is_empty() {
+                        Vec::new()
                     } else {
                         let mut read =
                             Vec::with_capacity(config.read_buffer_size.max(parts.read_buf.len()));
                         read.extend_from_slice(&parts.read_buf);
-                        WebSocketStream::from_partially_read(io, read, Role::Server, Some(config))
-                            .await
-                    }
+                        read
+                    };
+                    acceptor.start(io, read, admitted).await;
                 }
                 // A server of the application's, with its own stream type.
                 Err(upgraded) => {
                     let io: Box<dyn Io> = Box::new(UpgradedIo(upgraded));
-                    WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await
+                    acceptor.start(io, Vec::new(), admitted).await;
                 }
-            };
-            acceptor.accept(socket, admitted);
+            }
         })
         .detach();
         response.map(|()| Full::default())

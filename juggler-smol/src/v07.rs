@@ -64,7 +64,8 @@ pub async fn connect(address: &str, options: Options) -> Result<Client, Error> {
     connect_with(address, options, ClientOptions::default()).await
 }
 
-/// [`connect`], with TLS, headers and the connect timeout of `client`.
+/// [`connect`], with TLS, headers, the connect timeout and compression
+/// of `client`.
 #[cfg(feature = "client")]
 pub async fn connect_with(
     address: &str,

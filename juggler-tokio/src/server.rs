@@ -4,8 +4,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_tungstenite::tokio::TokioAdapter;
-use async_tungstenite::tungstenite::protocol::Role;
-use async_tungstenite::WebSocketStream;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
@@ -26,9 +24,7 @@ use crate::runtime::TokioRuntime;
 /// Turns an upgraded HTTP connection into an accepted Juggler connection.
 async fn start(acceptor: &Arc<Acceptor>, upgraded: Upgraded, admitted: Admitted) {
     let io = TokioAdapter::new(TokioIo::new(upgraded));
-    let socket =
-        WebSocketStream::from_raw_socket(io, Role::Server, Some(acceptor.websocket_config())).await;
-    acceptor.accept(socket, admitted);
+    acceptor.start(io, Vec::new(), admitted).await;
 }
 
 /// The peer of the HTTP connection a request came on.

@@ -85,6 +85,12 @@ async fn page_self_test(page: &str) {
 
     let shown = next_report(&mut reports).await;
     assert_eq!(shown["selftest"], "shown");
+    // Chromium offers permessage-deflate, and the server takes it.
+    let extensions = shown["extensions"].as_str().unwrap_or_default();
+    assert!(
+        extensions.starts_with("permessage-deflate"),
+        "the page's WebSocket.extensions: {extensions:?}"
+    );
     let clock = shown["shown"]["clock"].as_str().unwrap();
     assert!(
         clock.len() == 12 && clock.ends_with(" UTC") && clock.as_bytes()[2] == b':',

@@ -30,8 +30,19 @@ const CONNECTING: usize = 32;
 /// Runs the scenario with `n` clients (`quick_n` under `--quick`): starts
 /// the server process and reports what it measured.
 pub async fn run(ctx: Ctx, n: usize, quick_n: usize) -> Outcome {
+    run_with(ctx, n, quick_n, false).await
+}
+
+/// The environment variable that has the idle clients offer
+/// permessage-deflate (the server answers it by default).
+const DEFLATE_ENV: &str = "JUGGLER_BENCH_IDLE_DEFLATE";
+
+/// [`run`], the clients offering permessage-deflate when `deflate`.
+pub async fn run_with(ctx: Ctx, n: usize, quick_n: usize, deflate: bool) -> Outcome {
     let n = ctx.pick(n, quick_n);
     let mut command = Command::new(this_program()?);
+    // The server process passes it on to its client process.
+    command.env(DEFLATE_ENV, if deflate { "1" } else { "0" });
     command.args([
         "--idle-server",
         &n.to_string(),
@@ -239,7 +250,13 @@ pub fn run_idle_clients(rt: Rt, n: usize, url: String) -> Result<(), String> {
     // Tell the parent once every connection is up, then wait for it.
     let closed = stdin_closed();
     rt.run(async move {
-        let all = connect_many(rt, n, &url, ClientOptions::default).await?;
+        let deflate = std::env::var(DEFLATE_ENV).is_ok_and(|value| value == "1");
+        let options: fn() -> ClientOptions = if deflate {
+            || ClientOptions::default().compression(juggler_tokio::Compression::default())
+        } else {
+            ClientOptions::default
+        };
+        let all = connect_many(rt, n, &url, options).await?;
         println!("ready {}", all.len());
         std::io::stdout()
             .flush()

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use crate::report::{Measure, Outcome};
 use crate::rt::{Rt, Server};
 
+mod compression;
 mod fanout;
 mod fanout_processes;
 mod full_sync;
@@ -148,6 +149,32 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "v07-fanout-1000",
         about: "0.7: one change of a Group's 1,000-key state to 1,000 clients",
         run: |ctx| Box::pin(v07::fanout(ctx, 1_000, 100)),
+    },
+    Scenario {
+        name: "compression-wire",
+        about:
+            "permessage-deflate: server bytes of the 100k-key sync and 1,000 changes, off and on",
+        run: |ctx| Box::pin(compression::wire(ctx)),
+    },
+    Scenario {
+        name: "compression-cpu",
+        about: "permessage-deflate: process CPU per 500 B message, off and on",
+        run: |ctx| Box::pin(compression::cpu(ctx)),
+    },
+    Scenario {
+        name: "compression-fanout-1000",
+        about: "permessage-deflate: SharedState change to 1,000 clients, CPU off and on",
+        run: |ctx| Box::pin(compression::fanout(ctx, 1_000, 100)),
+    },
+    Scenario {
+        name: "compression-fanout-1000-large",
+        about: "permessage-deflate: 100-entry SharedState change to 1,000 clients, CPU off and on",
+        run: |ctx| Box::pin(compression::fanout_large(ctx, 1_000, 100)),
+    },
+    Scenario {
+        name: "idle-memory-1000-deflate",
+        about: "server memory per idle connection with permessage-deflate, 1,000 clients",
+        run: |ctx| Box::pin(idle::run_with(ctx, 1_000, 100, true)),
     },
     Scenario {
         name: "idle-memory-1000",

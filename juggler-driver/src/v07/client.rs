@@ -246,8 +246,8 @@ impl Client {
 }
 
 /// Connects to a 0.6/0.7 server at a `ws://` or `wss://` address on
-/// `runtime`; `client` gives TLS, headers and the connect timeout (its
-/// connection options are for 0.5 and unused here).
+/// `runtime`; `client` gives TLS, headers, the connect timeout and
+/// compression (its connection options are for 0.5 and unused here).
 pub async fn connect(
     address: &str,
     options: Options,
@@ -264,13 +264,13 @@ pub async fn connect(
         for (name, value) in &client.headers {
             request.headers_mut().append(name, value.clone());
         }
-        let (socket, _response) = async_tungstenite::client_async_with_config(
+        let socket = crate::compression::client_upgrade(
             request,
             stream,
-            Some(options.websocket_config()),
+            options.websocket_config(),
+            &client.compression,
         )
-        .await
-        .map_err(Error::websocket)?;
+        .await?;
         Ok::<_, Error>(start(socket, options.clone(), runtime.clone()))
     };
     crate::client::within_connect_timeout(&*runtime, client.connect_timeout, attempt).await

@@ -2,6 +2,8 @@
 
 pub mod admission;
 pub mod cluster;
+pub mod compression;
+pub mod compression_interop;
 pub mod conformance;
 pub mod generations;
 pub mod hostile;

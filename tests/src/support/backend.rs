@@ -70,6 +70,14 @@ pub trait Backend: 'static {
         options: juggler_driver::v07::Options,
     ) -> impl Future<Output = Result<juggler_driver::v07::Client, Error>> + Send;
 
+    /// The runtime's `v07::connect_with`: TLS, headers, compression of
+    /// `client`.
+    fn connect_v07_with(
+        address: &str,
+        options: juggler_driver::v07::Options,
+        client: ClientOptions,
+    ) -> impl Future<Output = Result<juggler_driver::v07::Client, Error>> + Send;
+
     /// A plain TCP connection to `addr` on the runtime's own sockets, for
     /// clients that speak raw (and hostile) HTTP, TLS or WebSocket.
     fn tcp_connect(

@@ -9,3 +9,4 @@ pub mod python;
 pub mod redis;
 pub mod relay;
 pub mod runtimes;
+pub mod tap;

@@ -43,6 +43,8 @@ pub struct PeerKind {
     venv: &'static str,
     /// The script under `tests/python`.
     script: &'static str,
+    /// A Python statement that must run once the packages are in.
+    import_check: &'static str,
     /// Its venv once set up in this process, or why it could not be.
     ready: OnceLock<Result<PathBuf, String>>,
 }
@@ -53,6 +55,7 @@ pub static PEER_0_5: PeerKind = PeerKind {
     constraints: "constraints.txt",
     venv: "python-venv",
     script: "peer.py",
+    import_check: "from hat import juggler",
     ready: OnceLock::new(),
 };
 
@@ -67,6 +70,7 @@ pub static PEER_0_6: PeerKind = PeerKind {
     constraints: "constraints-0.6.txt",
     venv: "python-venv-0.6",
     script: "peer07.py",
+    import_check: "from hat import juggler",
     ready: OnceLock::new(),
 };
 
@@ -81,6 +85,18 @@ pub static PEER_0_7: PeerKind = PeerKind {
     constraints: "constraints-0.7.txt",
     venv: "python-venv-0.7",
     script: "peer07.py",
+    import_check: "from hat import juggler",
+    ready: OnceLock::new(),
+};
+
+/// Python `websockets` 17.4 (client and server, permessage-deflate on by
+/// default) and an `aiohttp` 3.13.5 client, driven by `deflate_peer.py`.
+pub static PEER_DEFLATE: PeerKind = PeerKind {
+    requirements: &["websockets==17.4", "aiohttp==3.13.5"],
+    constraints: "constraints-deflate.txt",
+    venv: "python-venv-deflate",
+    script: "deflate_peer.py",
+    import_check: "import aiohttp, websockets",
     ready: OnceLock::new(),
 };
 
@@ -258,8 +274,8 @@ fn build_venv(kind: &PeerKind, dir: &Path) -> Result<(), String> {
         "pip install the pinned peer",
     )?;
     run(
-        Command::new(&python).args(["-c", "from hat import juggler"]),
-        "import hat.juggler",
+        Command::new(&python).args(["-c", kind.import_check]),
+        kind.import_check,
     )?;
     std::fs::write(dir.join(MARKER), kind.marker_text())
         .map_err(|err| format!("cannot write the venv marker: {err}"))

@@ -55,6 +55,14 @@ impl Backend for Smol {
         juggler_smol::v07::connect(address, options).await
     }
 
+    async fn connect_v07_with(
+        address: &str,
+        options: juggler_driver::v07::Options,
+        client: ClientOptions,
+    ) -> Result<juggler_driver::v07::Client, Error> {
+        juggler_smol::v07::connect_with(address, options, client).await
+    }
+
     async fn tcp_connect(
         addr: std::net::SocketAddr,
     ) -> std::io::Result<Box<dyn juggler_driver::Io>> {
