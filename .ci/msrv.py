@@ -13,7 +13,7 @@ import json
 import subprocess
 import sys
 
-LIBRARIES = ["juggler-core", "juggler-driver", "juggler-tokio", "juggler-smol", "juggler-rpc"]
+LIBRARIES = ["juggler-core", "juggler-deflate", "juggler-driver", "juggler-tokio", "juggler-smol", "juggler-rpc", "juggler-redis"]
 
 
 def version_key(text):

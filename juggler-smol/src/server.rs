@@ -506,7 +506,7 @@ async fn accept_loop(
             None
         })
         .await;
-        let Some(accepted) = accepted else { return };
+        let Some(accepted) = accepted else { break };
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
@@ -526,6 +526,12 @@ async fn accept_loop(
             }
         }
     }
+    // Dropping the control tells `Server::close` that the loop is done:
+    // the port must be free by then, so that a server restarted on it
+    // can bind at once.
+    drop(http);
+    drop(listener);
+    drop(control);
 }
 
 async fn serve_http(

@@ -259,7 +259,7 @@ async fn accept_loop(
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = control.stopped() => return,
+            () = control.stopped() => break,
         };
         match accepted {
             Ok((stream, peer)) => {
@@ -280,6 +280,12 @@ async fn accept_loop(
         }
         while http.try_join_next().is_some() {}
     }
+    // Dropping the control tells `Server::close` that the loop is done:
+    // the port must be free by then, so that a server restarted on it
+    // can bind at once.
+    drop(http);
+    drop(listener);
+    drop(control);
 }
 
 async fn serve_http(

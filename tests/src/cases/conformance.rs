@@ -525,12 +525,28 @@ pub async fn message_filter_is_released_when_the_connection_ends<B: Backend>() {
     server.close().await;
 }
 
+/// A closed server has let go of its port: one restarted on it binds at
+/// once, every time (the accept loop drops its listener before it tells
+/// `close` it is done).
+pub async fn a_closed_server_frees_its_port<B: Backend>() {
+    let server = B::listen(ServerOptions::default(), drop).await.unwrap();
+    let port = server.local_addr().port();
+    server.close().await;
+    for restart in 0..50 {
+        let server = B::listen_on(port, ServerOptions::default(), drop)
+            .await
+            .unwrap_or_else(|err| panic!("restart {restart} on port {port}: {err}"));
+        server.close().await;
+    }
+}
+
 /// Declares one `#[test]` per conformance case for a [`Backend`](crate::Backend).
 #[macro_export]
 macro_rules! conformance_tests {
     ($backend:ty) => {
         $crate::conformance_tests!(@cases $backend;
             connect_before_listen_fails,
+            a_closed_server_frees_its_port,
             clients_connect_and_close_one_by_one,
             server_close_closes_every_client,
             set_local_data_round_trips_both_ways,
