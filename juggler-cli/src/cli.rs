@@ -76,7 +76,7 @@ pub struct ClientArgs {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Basic auth, `user:password` (latin-1, as the Python client).
     #[arg(long, value_name = "USER:PASSWORD", value_parser = parse_user)]
-    pub user: Option<HeaderValue>,
+    pub user: Option<(String, String)>,
     /// Trust the CA certificates of this PEM file for `wss://`.
     #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
     pub cacert: Option<PathBuf>,
@@ -180,11 +180,15 @@ fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
     Ok((name, value))
 }
 
-fn parse_user(text: &str) -> Result<HeaderValue, String> {
-    if !text.contains(':') {
-        return Err("basic auth is `user:password`, with a colon".into());
-    }
-    crate::tls::basic_auth(text)
+fn parse_user(text: &str) -> Result<(String, String), String> {
+    let (user, password) = text
+        .split_once(':')
+        .ok_or("basic auth is `user:password`, with a colon")?;
+    // Checked here, so that a bad one is refused as the argument it is.
+    juggler_tokio::ClientOptions::default()
+        .basic_auth(user, password)
+        .map_err(|err| err.to_string())?;
+    Ok((user.to_owned(), password.to_owned()))
 }
 
 fn parse_json(text: &str) -> Result<Value, String> {

@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
-use http::{header, HeaderValue};
 use juggler_tokio::ClientOptions;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -14,29 +12,16 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use crate::cli::ClientArgs;
 use crate::exit::CliError;
 
-/// The `Authorization` header of `user:password`, encoded as latin-1 as
-/// the Python client (aiohttp's `BasicAuth`) does.
-pub fn basic_auth(credentials: &str) -> Result<HeaderValue, String> {
-    let latin1: Vec<u8> = credentials
-        .chars()
-        .map(|c| u8::try_from(u32::from(c)))
-        .collect::<Result<_, _>>()
-        .map_err(|_| "basic auth credentials must be latin-1 text".to_string())?;
-    let encoded = base64::engine::general_purpose::STANDARD.encode(latin1);
-    let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
-        .map_err(|_| "basic auth credentials do not fit a header".to_string())?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
 /// The client options the flags ask for.
 pub fn client_options(args: &ClientArgs) -> Result<ClientOptions, CliError> {
     let mut options = ClientOptions::default();
     for (name, value) in &args.headers {
         options = options.header(name.clone(), value.clone());
     }
-    if let Some(auth) = &args.user {
-        options = options.header(header::AUTHORIZATION, auth.clone());
+    if let Some((user, password)) = &args.user {
+        options = options
+            .basic_auth(user, password)
+            .map_err(|err| CliError::Usage(format!("invalid value for '--user': {err}")))?;
     }
     if let Some(path) = &args.cacert {
         options = options.trust_pem_file(path).map_err(|err| {
@@ -113,19 +98,5 @@ impl ServerCertVerifier for AnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn basic_auth_is_latin1_base64() {
-        // "é" is one latin-1 byte (0xE9), not UTF-8's two.
-        let value = basic_auth("user:pé").unwrap();
-        assert_eq!(value.to_str().unwrap(), "Basic dXNlcjpw6Q==");
-        assert!(value.is_sensitive());
-        assert!(basic_auth("user:€").is_err());
     }
 }

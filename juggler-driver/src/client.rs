@@ -51,6 +51,38 @@ impl Default for ClientOptions {
 }
 
 impl ClientOptions {
+    /// Adds HTTP basic auth to the upgrade request, as the reference
+    /// client's `auth=`: `user:password` encoded as latin-1 (aiohttp's
+    /// `BasicAuth`), then base64. Fails with [`Error::Config`] when either
+    /// has a character latin-1 lacks, or the user a `:`.
+    ///
+    /// ```
+    /// use juggler_driver::ClientOptions;
+    ///
+    /// let options = ClientOptions::default().basic_auth("user", "pé").unwrap();
+    /// assert_eq!(options.headers["authorization"], "Basic dXNlcjpw6Q==");
+    /// assert!(ClientOptions::default().basic_auth("user", "€").is_err());
+    /// ```
+    pub fn basic_auth(mut self, user: &str, password: &str) -> Result<Self, Error> {
+        use base64::Engine as _;
+        if user.contains(':') {
+            return Err(Error::Config("a basic auth user has no ':'".into()));
+        }
+        let latin1: Vec<u8> = user
+            .chars()
+            .chain(std::iter::once(':'))
+            .chain(password.chars())
+            .map(|c| u8::try_from(u32::from(c)))
+            .collect::<Result<_, _>>()
+            .map_err(|_| Error::Config("basic auth credentials must be latin-1 text".into()))?;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(latin1);
+        let mut value = http::HeaderValue::from_str(&format!("Basic {encoded}"))
+            .map_err(|_| Error::Config("basic auth credentials do not fit a header".into()))?;
+        value.set_sensitive(true);
+        self.headers.insert(http::header::AUTHORIZATION, value);
+        Ok(self)
+    }
+
     /// Adds a header to the upgrade request.
     ///
     /// ```

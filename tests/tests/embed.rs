@@ -178,7 +178,6 @@ fn smol_echo(connection: juggler_smol::Connection) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_auth_and_an_axum_layers_user_reach_the_connection() {
     use axum::middleware::{self, Next};
-    use base64::Engine as _;
     use juggler_tokio::{Admission, BasicAuthLayer, Htpasswd, JugglerEndpoint, ServerOptions};
 
     #[derive(Debug, Clone, PartialEq)]
@@ -226,15 +225,15 @@ async fn basic_auth_and_an_axum_layers_user_reach_the_connection() {
     let url = format!("ws://{addr}/ws");
     let refused = juggler_tokio::connect(&url).await;
     assert!(matches!(refused, Err(Error::Refused(401))), "{refused:?}");
-    let basic = |credentials: &str| {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
-        HeaderValue::from_str(&format!("Basic {encoded}")).unwrap()
-    };
-    let wrong = ClientOptions::default().header(header::AUTHORIZATION, basic("alice:Password"));
+    let wrong = ClientOptions::default()
+        .basic_auth("alice", "Password")
+        .unwrap();
     let refused = juggler_tokio::connect_with(&url, wrong).await;
     assert!(matches!(refused, Err(Error::Refused(401))), "{refused:?}");
 
-    let right = ClientOptions::default().header(header::AUTHORIZATION, basic("alice:password"));
+    let right = ClientOptions::default()
+        .basic_auth("alice", "password")
+        .unwrap();
     let client = tokio::time::timeout(HANG_GUARD, juggler_tokio::connect_with(&url, right))
         .await
         .expect("connecting")

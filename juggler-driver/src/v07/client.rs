@@ -189,24 +189,34 @@ impl Client {
     /// taken. Each is taken once: by this stream or by
     /// [`receive`](Self::receive), whichever asks first.
     #[doc(alias = "notify_cb")]
-    pub fn notifications(&self) -> impl futures_util::Stream<Item = Notification> + Send + 'static {
-        futures_util::stream::unfold(self.clone(), |client| async move {
-            let notification = client.receive().await?;
-            Some((notification, client))
-        })
+    pub fn notifications(
+        &self,
+    ) -> impl futures_util::Stream<Item = Notification> + Send + Unpin + 'static {
+        Box::pin(futures_util::stream::unfold(
+            self.clone(),
+            |client| async move {
+                let notification = client.receive().await?;
+                Some((notification, client))
+            },
+        ))
     }
 
-    /// The server state after each change from now on, as a stream (the
-    /// reference's `state.register_change_cb`), ending when the connection
-    /// closes. A reader that falls behind gets the latest state, not each
-    /// one in between.
+    /// The server state after each change, as a stream (the reference's
+    /// `state.register_change_cb`), ending when the connection closes. As
+    /// 0.5's `remote_changes`, it yields the current state first if one
+    /// has arrived. A reader that falls behind gets the latest state, not
+    /// each one in between.
     #[doc(alias = "register_change_cb")]
-    pub fn state_changes(&self) -> impl futures_util::Stream<Item = Arc<Value>> + Send + 'static {
-        let seen = self.link.read(|state| state.extra.state_changes);
-        futures_util::stream::unfold((self.clone(), seen), |(client, seen)| async move {
-            let (seen, state) = client.state_changed(seen).await.ok()?;
-            Some((state, (client, seen)))
-        })
+    pub fn state_changes(
+        &self,
+    ) -> impl futures_util::Stream<Item = Arc<Value>> + Send + Unpin + 'static {
+        Box::pin(futures_util::stream::unfold(
+            (self.clone(), 0),
+            |(client, seen)| async move {
+                let (seen, state) = client.state_changed(seen).await.ok()?;
+                Some((state, (client, seen)))
+            },
+        ))
     }
 
     /// What the notifications not taken yet hold, decoded (see

@@ -87,8 +87,11 @@ pub async fn our_client_and_server_speak<B: Backend>(generation: Generation) {
         .unwrap();
     assert_eq!(*state, json!({"é": [1, 2]}));
 
-    // The same as streams: each state change, then the end at the close.
-    let mut states = Box::pin(client.state_changes());
+    // The same as streams: the current state, each change, then the end
+    // at the close.
+    let mut states = client.state_changes();
+    let current = within::<B, _>(HANG_GUARD, "the current state", states.next()).await;
+    assert_eq!(current.as_deref(), Some(&json!({"é": [1, 2]})));
     let set = within::<B, _>(
         HANG_GUARD,
         "set_state",
