@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use juggler_tokio::{v07, ClientOptions, CloseReason, Generation};
+use juggler_tokio::{v07, Backoff, ClientOptions, CloseReason, Generation};
 use serde_json::{json, Value};
 use tracing::{info, warn};
 
@@ -52,7 +52,13 @@ pub async fn run(args: WatchArgs, options: ClientOptions) -> Result<(), CliError
     };
     let generation = args.client.generation();
     let url = args.client.url;
-    let mut retry = Retry::default();
+    let backoff = Backoff::default()
+        .initial_delay(FIRST_RETRY)
+        .max_delay(LONGEST_RETRY)
+        .jitter(0.0);
+    // Rounds in a row that ended without a connection; a connection made
+    // starts the count again.
+    let mut failed_rounds = 0;
     loop {
         let ended = match generation {
             Generation::V0_5 => watch_0_5(&url, options.clone(), &mut printer).await,
@@ -68,12 +74,13 @@ pub async fn run(args: WatchArgs, options: ClientOptions) -> Result<(), CliError
             }
             Err(err) if !args.reconnect => return Err(err),
             Ok(Ended::Closed(reason)) => {
-                retry.connected();
+                failed_rounds = 0;
                 warn!(%url, "connection closed ({reason}); reconnecting");
             }
             Err(err) => warn!(%url, "{err}; retrying"),
         }
-        tokio::time::sleep(retry.next_delay()).await;
+        failed_rounds += 1;
+        tokio::time::sleep(backoff.delay(failed_rounds, 0.0)).await;
     }
 }
 
@@ -165,44 +172,6 @@ async fn watch_v07(
     Ok(Ended::Closed(reason))
 }
 
-/// The delays between reconnection attempts: 100 ms, doubling up to 5 s,
-/// from 100 ms again once a connection was made.
-#[derive(Debug)]
-struct Retry {
-    delay: Duration,
-}
-
+/// The first wait before reconnecting, doubling up to the longest.
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LONGEST_RETRY: Duration = Duration::from_secs(5);
-
-impl Default for Retry {
-    fn default() -> Self {
-        Retry { delay: FIRST_RETRY }
-    }
-}
-
-impl Retry {
-    fn next_delay(&mut self) -> Duration {
-        let delay = self.delay;
-        self.delay = (delay * 2).min(LONGEST_RETRY);
-        delay
-    }
-
-    fn connected(&mut self) {
-        self.delay = FIRST_RETRY;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retries_back_off_and_start_over_once_connected() {
-        let mut retry = Retry::default();
-        let delays: Vec<_> = (0..8).map(|_| retry.next_delay().as_millis()).collect();
-        assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
-        retry.connected();
-        assert_eq!(retry.next_delay(), FIRST_RETRY);
-    }
-}

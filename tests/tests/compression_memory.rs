@@ -16,26 +16,13 @@ use juggler_tests::cases::compression::{
     compressed_frames, deflate_raw_connect, letter_bomb, read_close_of,
 };
 use juggler_tests::support::backend::{within, Backend, HANG_GUARD};
+use juggler_tests::support::resident;
 use juggler_tests::support::runtimes::{Smol, Tokio};
 
 /// What resident memory may rise by besides the limits: both runtimes,
 /// sockets' buffers, the pools of zlib state.
 const CONSTANT: usize = 64 << 20;
 const CLIENTS: usize = 8;
-
-fn resident(field: &str) -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status
-        .lines()
-        .find(|line| line.starts_with(field))
-        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
-    let kib: usize = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|kib| kib.parse().ok())
-        .unwrap();
-    kib << 10
-}
 
 async fn bombs_are_cut_off<B: Backend>(bomb: std::sync::Arc<Vec<u8>>) {
     let options = ServerOptions::default();

@@ -15,6 +15,7 @@
 //! under 1 GiB. A new client is served while the floods are held, and at
 //! the end every message is received, in order.
 
+use juggler_tests::support::resident;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread::JoinHandle;
@@ -150,20 +151,6 @@ fn flood(addr: SocketAddr, client: usize, kind: Flood) -> JoinHandle<usize> {
         }
         written
     })
-}
-
-fn resident(field: &str) -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status
-        .lines()
-        .find(|line| line.starts_with(field))
-        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
-    let kib: usize = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|kib| kib.parse().ok())
-        .unwrap();
-    kib << 10
 }
 
 async fn floods_stay_within_the_budgets<B: Backend>() {
