@@ -25,7 +25,7 @@ use miniz_oxide::deflate::CompressionLevel;
 use miniz_oxide::DataFormat;
 use serde_json::{json, Value};
 
-use crate::support::backend::{within, Backend, TestServer, HANG_GUARD, IMMEDIATE};
+use crate::support::backend::{echo, within, Backend, TestServer, HANG_GUARD, IMMEDIATE};
 use crate::support::bench::Bench;
 use crate::support::tap::{wire_frames, WireFrame, WireTap};
 
@@ -80,17 +80,7 @@ pub async fn every_generation_is_compressed<B: Backend>() {
         .v07(Options::default().autoflush_delay(Some(Duration::ZERO)))
         .v07_handlers(handlers)
         .autoflush_delay(IMMEDIATE);
-    let server = B::listen(options, |connection: Connection| {
-        B::spawn(async move {
-            while let Ok(message) = connection.receive().await {
-                if connection.send(&message).await.is_err() {
-                    break;
-                }
-            }
-        });
-    })
-    .await
-    .expect("listen");
+    let server = B::listen(options, echo::<B>).await.expect("listen");
     let tap = WireTap::start(server.local_addr());
     let url = tap.url("/ws");
 

@@ -6,10 +6,10 @@
 
 use serde_json::{json, Value};
 
-use crate::support::backend::{within, Backend, TestServer, HANG_GUARD, IMMEDIATE};
+use crate::support::backend::{echo, within, Backend, TestServer, HANG_GUARD, IMMEDIATE};
 use crate::support::python::{PythonPeer, PEER_0_7, PEER_DEFLATE};
 use crate::support::tap::{wire_frames, Recorded, WireTap};
-use juggler_driver::{ClientOptions, Compression, Connection, ServerOptions};
+use juggler_driver::{ClientOptions, Compression, ServerOptions};
 
 /// JSON of about 16 KB that compresses well.
 fn repetitive() -> Value {
@@ -49,17 +49,7 @@ fn assert_compressed_both_ways(connection: &Recorded, size: usize) {
 /// Our default server, echoing MESSAGEs, behind a tap: (server, tap).
 async fn echo_server<B: Backend>() -> (B::Server, WireTap) {
     let options = ServerOptions::default().autoflush_delay(IMMEDIATE);
-    let server = B::listen(options, |connection: Connection| {
-        B::spawn(async move {
-            while let Ok(message) = connection.receive().await {
-                if connection.send(&message).await.is_err() {
-                    break;
-                }
-            }
-        });
-    })
-    .await
-    .expect("listen");
+    let server = B::listen(options, echo::<B>).await.expect("listen");
     let tap = WireTap::start(server.local_addr());
     (server, tap)
 }

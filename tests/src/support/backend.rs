@@ -170,3 +170,15 @@ pub async fn expect_messages<B: Backend>(to: &Connection, messages: &[serde_json
         assert_eq!(received.is_f64(), message.is_f64());
     }
 }
+
+/// Echoes every message a 0.5 connection receives back to it, until it
+/// closes: the server side the suites use most.
+pub fn echo<B: Backend>(connection: Connection) {
+    B::spawn(async move {
+        while let Ok(message) = connection.receive().await {
+            if connection.send(&message).await.is_err() {
+                break;
+            }
+        }
+    });
+}
