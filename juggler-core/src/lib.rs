@@ -13,6 +13,8 @@
 //!   every driver follows.
 //! - [`diff`] and [`apply`]: the RFC 6902 diff the engine sends and the
 //!   atomic patch it applies.
+//! - [`path_edit`]: `json.Storage`'s `set(path, value)` and
+//!   `remove(path)` at a JSON pointer, each as one patch op.
 //! - [`value_cost`]: what a decoded value costs in memory, for budgets in
 //!   bytes.
 //! - [`Liveness`] (module [`liveness`]): keep-alive (when to ping, when a
@@ -34,6 +36,7 @@ mod generation;
 pub mod liveness;
 mod op_decode;
 mod patch;
+pub mod path_edit;
 mod remote_document;
 mod shared;
 mod transmit_queue;
@@ -53,6 +56,7 @@ pub use frame::{EncodedMessage, Frame, FrameKind, FrameText};
 pub use generation::Generation;
 pub use liveness::{Liveness, LivenessAction, LivenessDeadline};
 pub use patch::{apply, apply_within, diff, ApplyError};
+pub use path_edit::PathError;
 pub use shared::{SharedChange, SharedState};
 
 /// JSON Pointers (RFC 6901), as the `path` and `from` of a

@@ -105,6 +105,12 @@ impl From<juggler_core::Closed> for Error {
     }
 }
 
+impl From<juggler_core::PathError> for Error {
+    fn from(err: juggler_core::PathError) -> Self {
+        Error::Patch(err.to_string())
+    }
+}
+
 impl From<juggler_core::UpdateError> for Error {
     fn from(err: juggler_core::UpdateError) -> Self {
         match err {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use juggler_core::{EncodedMessage, PatchOperation, SharedState, Value};
+use juggler_core::{path_edit, EncodedMessage, PatchOperation, SharedState, Value};
 
 use sealed::Member;
 
@@ -258,6 +258,51 @@ impl Group {
         let mut group = self.lock();
         let change = group.state.update(ops).map_err(Error::from)?;
         publish(&mut group, &change);
+        Ok(())
+    }
+
+    /// The value at JSON pointer `pointer` (`""` is the whole state), as
+    /// the reference's `json.Storage.get(path)`: `None` when there is none.
+    pub fn get(&self, pointer: &str) -> Result<Option<Value>, Error> {
+        let group = self.lock();
+        Ok(path_edit::get_at(group.state.data(), pointer)?.cloned())
+    }
+
+    /// Sets the value at JSON pointer `pointer` to `value`, as the
+    /// reference's `json.Storage.set(path, value)`, under the group's lock:
+    /// members get it as one patch op (missing objects on the way are
+    /// created in that op; see [`path_edit::set_op`]). An impossible path
+    /// gives [`Error::Patch`] and changes nothing.
+    ///
+    /// ```
+    /// use juggler_driver::Group;
+    /// use serde_json::json;
+    ///
+    /// let state = Group::new(json!({"counter": 0, "log": []}));
+    /// state.set("/counter", json!(1))?;
+    /// state.set("/log/-", json!("started"))?;
+    /// state.remove("/counter")?;
+    /// assert_eq!(state.get("/log/0")?, Some(json!("started")));
+    /// assert_eq!(*state.state(), json!({"log": ["started"]}));
+    /// # Ok::<(), juggler_driver::Error>(())
+    /// ```
+    pub fn set(&self, pointer: &str, value: impl Into<Value>) -> Result<(), Error> {
+        let mut group = self.lock();
+        let op = path_edit::set_op(group.state.data(), pointer, value.into())?;
+        let change = group.state.update(vec![op]).map_err(Error::from)?;
+        publish(&mut group, &change);
+        Ok(())
+    }
+
+    /// Removes the value at JSON pointer `pointer`, as the reference's
+    /// `json.Storage.remove(path)`: one patch op to the members, or
+    /// nothing when there is no value there.
+    pub fn remove(&self, pointer: &str) -> Result<(), Error> {
+        let mut group = self.lock();
+        if let Some(op) = path_edit::remove_op(group.state.data(), pointer)? {
+            let change = group.state.update(vec![op]).map_err(Error::from)?;
+            publish(&mut group, &change);
+        }
         Ok(())
     }
 

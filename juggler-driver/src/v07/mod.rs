@@ -19,6 +19,7 @@ mod link;
 mod options;
 #[cfg(feature = "server")]
 mod server;
+mod typed;
 
 #[cfg(feature = "client")]
 pub use client::{connect, start as start_client, Client, Notification};

@@ -104,7 +104,11 @@ where
 #[derive(Clone, Default)]
 pub struct Handlers {
     connection_cb: Option<Arc<dyn Fn(Connection) + Send + Sync>>,
-    request_cb: Option<Arc<dyn RequestHandler>>,
+    pub(super) request_cb: Option<Arc<dyn RequestHandler>>,
+    /// The typed handlers by name, when there are any ([`Handlers::request`]).
+    pub(super) routes: Option<super::typed::Routes>,
+    /// The group every connection joins ([`Handlers::state`]).
+    pub(super) state: Option<crate::Group>,
 }
 
 impl fmt::Debug for Handlers {
@@ -145,9 +149,16 @@ impl Handlers {
     }
 
     /// Answers each request with `handler`, a type of the application's.
+    ///
+    /// With typed handlers ([`request`](Self::request)), it answers the
+    /// names they don't.
     #[must_use]
     pub fn on_request_handler(mut self, handler: impl RequestHandler) -> Self {
-        self.request_cb = Some(Arc::new(handler));
+        let handler: Arc<dyn RequestHandler> = Arc::new(handler);
+        self.request_cb = Some(match &mut self.routes {
+            Some(routes) => routes.with_fallback(handler),
+            None => handler,
+        });
         self
     }
 }
@@ -367,6 +378,40 @@ impl Connection {
             .map_err(Error::from)
     }
 
+    /// The value at JSON pointer `pointer` of the state (`""` is all of
+    /// it), as the reference's `json.Storage.get(path)`.
+    pub fn get(&self, pointer: &str) -> Result<Option<Value>, Error> {
+        let state = self.state();
+        Ok(juggler_core::path_edit::get_at(&state, pointer)?.cloned())
+    }
+
+    /// Sets the value at JSON pointer `pointer`, as the reference's
+    /// `json.Storage.set(path, value)`: one patch op, made and applied
+    /// under the connection's lock (see
+    /// [`set_op`](juggler_core::path_edit::set_op)). An impossible path
+    /// gives [`Error::Patch`] and changes nothing.
+    pub fn set(&self, pointer: &str, value: impl Into<Value>) -> Result<(), Error> {
+        let value = value.into();
+        let now = self.link.runtime.now();
+        self.link.update(|link| {
+            let op = juggler_core::path_edit::set_op(link.engine.state(), pointer, value)?;
+            Ok(link.engine.update_state(now, vec![op])?)
+        })
+    }
+
+    /// Removes the value at JSON pointer `pointer`, as the reference's
+    /// `json.Storage.remove(path)`: one patch op, or nothing when there
+    /// is no value there.
+    pub fn remove(&self, pointer: &str) -> Result<(), Error> {
+        let now = self.link.runtime.now();
+        self.link.update(|link| {
+            match juggler_core::path_edit::remove_op(link.engine.state(), pointer)? {
+                Some(op) => Ok(link.engine.update_state(now, vec![op])?),
+                None => Ok(()),
+            }
+        })
+    }
+
     /// Sends the pending state change now and waits until it is written.
     /// A pending change that needs a diff is diffed here, with no lock
     /// held.
@@ -422,8 +467,13 @@ impl Connection {
         self.wait_closed().await
     }
 
-    /// Gives the new connection to the application's `connection_cb`.
+    /// Joins the new connection to the server's state, if it has one, and
+    /// gives it to the application's `connection_cb`.
     pub(crate) fn announce(&self, handlers: &Handlers) {
+        if let Some(state) = &handlers.state {
+            // Only a connection closed already fails to join: nothing to do.
+            let _ = state.join(self);
+        }
         if let Some(callback) = &handlers.connection_cb {
             callback(self.clone());
         }

@@ -7,11 +7,13 @@ mod detect;
 mod hostile;
 mod notifications;
 mod python;
+mod typed;
 
 pub use detect::*;
 pub use hostile::*;
 pub use notifications::*;
 pub use python::*;
+pub use typed::*;
 
 use std::time::Duration;
 
@@ -238,6 +240,8 @@ macro_rules! generations_tests {
             python_server_serves_our_client,
             our_server_serves_the_python_client,
             hostile_frames_close_only_their_connection,
+            typed_requests_on_a_served_state,
+            the_path_api_edits_a_connections_state,
         );
         $crate::generations_tests!(@plain $backend;
             closing_the_server_fails_pending_requests,

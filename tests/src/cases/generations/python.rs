@@ -29,20 +29,24 @@ pub(crate) struct Py {
 }
 
 impl Py {
-    fn start(kind: &'static PeerKind) -> Option<Py> {
+    pub(super) fn start(kind: &'static PeerKind) -> Option<Py> {
         Some(Py {
             peer: kind.start()?,
             unread: Vec::new(),
         })
     }
 
-    fn command(&mut self, command: Value) {
+    pub(super) fn command(&mut self, command: Value) {
         self.peer.command(&command);
     }
 
     /// The first event (read before or now) that `matches`; the others
     /// stay for later calls.
-    async fn take<B: Backend>(&mut self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+    pub(super) async fn take<B: Backend>(
+        &mut self,
+        what: &str,
+        matches: impl Fn(&Value) -> bool,
+    ) -> Value {
         if let Some(index) = self.unread.iter().position(&matches) {
             return self.unread.remove(index);
         }
@@ -59,11 +63,11 @@ impl Py {
         .await
     }
 
-    async fn event<B: Backend>(&mut self, name: &str) -> Value {
+    pub(super) async fn event<B: Backend>(&mut self, name: &str) -> Value {
         self.take::<B>(name, |event| event["event"] == name).await
     }
 
-    async fn result<B: Backend>(&mut self, tag: &str) -> Value {
+    pub(super) async fn result<B: Backend>(&mut self, tag: &str) -> Value {
         self.take::<B>(tag, |event| {
             event["event"] == "result" && event["tag"] == tag
         })
@@ -71,7 +75,7 @@ impl Py {
     }
 
     /// The client's state events until one equals `state`.
-    async fn state_reaches<B: Backend>(&mut self, state: &Value) {
+    pub(super) async fn state_reaches<B: Backend>(&mut self, state: &Value) {
         let what = format!("state {state}");
         self.take::<B>(&what, |event| {
             event["event"] == "state" && event["state"] == *state
@@ -80,7 +84,7 @@ impl Py {
     }
 }
 
-fn kind_of(generation: Generation) -> &'static PeerKind {
+pub(super) fn kind_of(generation: Generation) -> &'static PeerKind {
     match generation {
         Generation::V0_6 => &PEER_0_6,
         _ => &PEER_0_7,
