@@ -4,11 +4,11 @@
 //! crates offer the same names and no user depends on juggler-driver.
 
 pub use crate::{
-    connections_in_memory, crypto_provider, forwarded_client, Admission, AdmissionFuture,
-    AutoflushPolicy, ChangeCallbackHandle, CloseReason, Compression, Connection, ConnectionOptions,
-    EncodedMessage, Error, Generation, HeldBytes, KeepAlive, MemoryBudget, PeerCertificates,
-    ProtocolError, RemoteChanges, SharedChange, SharedState, TypedConnection, TypedRemoteChanges,
-    UpgradeRequest, Value, WeakConnection, WebSocketError,
+    connections_in_memory, crypto_provider, describe_metrics, forwarded_client, Admission,
+    AdmissionFuture, AutoflushPolicy, ChangeCallbackHandle, CloseReason, Compression, Connection,
+    ConnectionOptions, EncodedMessage, Error, Generation, HeldBytes, KeepAlive, MemoryBudget,
+    PeerCertificates, ProtocolError, RemoteChanges, SharedChange, SharedState, TypedConnection,
+    TypedRemoteChanges, UpgradeRequest, Value, WeakConnection, WebSocketError,
 };
 
 #[cfg(feature = "client")]

@@ -70,7 +70,7 @@ pub use error::{CloseReason, Error, ProtocolError, WebSocketError};
 pub use group::{Group, GroupMember};
 /// permessage-deflate's options and what a connection agreed to.
 pub use juggler_deflate::{Compression, Negotiated};
-pub use metrics::METRICS_ENABLED;
+pub use metrics::{describe_metrics, METRICS_ENABLED};
 pub use options::{ConnectionOptions, KeepAlive};
 #[cfg(feature = "client")]
 pub use reconnect::{

@@ -57,6 +57,7 @@ mod enabled {
 
     impl ConnectionMetrics {
         pub(crate) fn new(role: &'static str) -> Self {
+            super::describe_once();
             let sent = |kind: &'static str| counter!("juggler_frames_sent_total", "role" => role, "kind" => kind);
             let metrics = ConnectionMetrics {
                 role,
@@ -135,6 +136,77 @@ mod enabled {
     pub(crate) fn upgrade_refused(reason: &'static str) {
         counter!("juggler_upgrades_refused_total", "reason" => reason).increment(1);
     }
+
+    /// Describes every metric of the driver (HELP text and unit) to the
+    /// installed recorder.
+    pub fn describe_metrics() {
+        use metrics::{describe_counter, describe_gauge, Unit};
+        let counters = [
+            (
+                "juggler_connections_opened_total",
+                Unit::Count,
+                "Connections accepted (role=server) or connected (role=client).",
+            ),
+            (
+                "juggler_connections_closed_total",
+                Unit::Count,
+                "Connections ended, by reason: local, remote, protocol or transport.",
+            ),
+            (
+                "juggler_upgrades_refused_total",
+                Unit::Count,
+                "WebSocket upgrades refused before a connection existed, by reason.",
+            ),
+            (
+                "juggler_frames_received_total",
+                Unit::Count,
+                "Juggler text frames read.",
+            ),
+            (
+                "juggler_received_bytes_total",
+                Unit::Bytes,
+                "Text bytes of the Juggler frames read.",
+            ),
+            (
+                "juggler_frames_sent_total",
+                Unit::Count,
+                "Juggler frames written, by kind: data, message, ping or pong.",
+            ),
+            (
+                "juggler_sent_bytes_total",
+                Unit::Bytes,
+                "Text bytes of the Juggler frames written.",
+            ),
+            (
+                "juggler_data_frames_collapsed_total",
+                Unit::Count,
+                "DATA frames merged away because a peer lagged.",
+            ),
+        ];
+        for (name, unit, help) in counters {
+            describe_counter!(name, unit, help);
+        }
+        let gauges = [
+            (
+                "juggler_connections_open",
+                Unit::Count,
+                "Connections open or closing now.",
+            ),
+            (
+                "juggler_send_queue_bytes",
+                Unit::Bytes,
+                "Frame bytes queued to write, summed over connections.",
+            ),
+            (
+                "juggler_receive_queue_bytes",
+                Unit::Bytes,
+                "Decoded bytes of received messages waiting for the application.",
+            ),
+        ];
+        for (name, unit, help) in gauges {
+            describe_gauge!(name, unit, help);
+        }
+    }
 }
 
 #[cfg(not(feature = "metrics"))]
@@ -166,9 +238,30 @@ mod enabled {
 
     #[inline(always)]
     pub(crate) fn upgrade_refused(_reason: &'static str) {}
+
+    /// Nothing: the `metrics` feature is off.
+    #[inline(always)]
+    pub fn describe_metrics() {}
 }
 
 pub(crate) use enabled::{receive_buffer_moved, upgrade_refused, ConnectionMetrics};
+
+/// Describes the driver's metrics (their HELP text and unit) to the
+/// installed `metrics` recorder, so that Prometheus shows what each one
+/// means. The first connection does it by itself; call this when the
+/// recorder is installed later than that. Does nothing without the
+/// `metrics` feature.
+pub fn describe_metrics() {
+    enabled::describe_metrics();
+}
+
+#[cfg(feature = "metrics")]
+/// Describes once, at the first connection: after the application has
+/// installed its recorder, as it does at start.
+pub(crate) fn describe_once() {
+    static DESCRIBED: std::sync::Once = std::sync::Once::new();
+    DESCRIBED.call_once(describe_metrics);
+}
 
 /// Whether this build records metrics (the `metrics` feature).
 pub const METRICS_ENABLED: bool = cfg!(feature = "metrics");

@@ -65,6 +65,7 @@ mod typed;
 pub use actions::{ActionFuture, Actions, INVALID_ACTION};
 pub use connection::{RpcConnection, RpcOptions, ACTION_PANICKED};
 pub use endpoint::TOO_MANY_REQUESTS;
+pub use metrics::describe_metrics;
 pub use typed::Action;
 
 use thiserror::Error;

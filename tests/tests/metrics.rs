@@ -14,12 +14,24 @@ use juggler_tests::support::http::get;
 use juggler_tokio::{ClientOptions, Error};
 use serde_json::json;
 
-/// One scrape: each sample by its name and sorted labels.
-struct Scrape(BTreeMap<String, f64>);
+/// One scrape: each sample by its name and sorted labels, and each
+/// metric's `# TYPE` with its `# HELP` text (empty when it has none).
+struct Scrape(BTreeMap<String, f64>, BTreeMap<String, String>);
 
 impl Scrape {
     fn parse(text: &str) -> Scrape {
         let mut samples = BTreeMap::new();
+        let mut help = BTreeMap::new();
+        for line in text.lines() {
+            if let Some(typed) = line.strip_prefix("# TYPE ") {
+                let name = typed.split(' ').next().unwrap_or_default();
+                help.entry(name.to_owned()).or_insert_with(String::new);
+            }
+            if let Some((name, text)) = line.strip_prefix("# HELP ").and_then(|l| l.split_once(' '))
+            {
+                help.insert(name.to_owned(), text.to_owned());
+            }
+        }
         for line in text.lines().filter(|line| !line.starts_with('#')) {
             let Some((series, value)) = line.rsplit_once(' ') else {
                 continue;
@@ -34,7 +46,7 @@ impl Scrape {
             };
             samples.insert(key, value.parse().expect("a sample value"));
         }
-        Scrape(samples)
+        Scrape(samples, help)
     }
 
     /// The sample `name` with these labels (in any order), 0 if absent.
@@ -188,6 +200,17 @@ async fn the_demo_serves_metrics_that_count_what_happened() {
         scraped.value("juggler_rpc_call_duration_seconds_count", &[]),
         7.0
     );
+
+    // Every metric says what it means (describe_*), so Prometheus shows
+    // HELP text: the 11 of the driver and the 4 of juggler-rpc.
+    let undescribed: Vec<_> = scraped
+        .1
+        .iter()
+        .filter(|(name, help)| name.starts_with("juggler_") && help.is_empty())
+        .collect();
+    assert_eq!(undescribed, Vec::<(&String, &String)>::new());
+    let described = scraped.1.keys().filter(|name| name.starts_with("juggler_"));
+    assert_eq!(described.count(), 15, "{:?}", scraped.1);
 
     for client in &clients {
         client.shutdown().await;
