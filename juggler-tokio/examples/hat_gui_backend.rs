@@ -27,43 +27,36 @@ pub async fn serve(host: &str, port: u16) -> Result<Server, juggler_tokio::Error
     // is lost.
     let state = Group::new(json!({"counter": 0, "log": []}));
 
+    let (adds, logs) = (state.clone(), state.clone());
     let handlers = Handlers::new()
-        .on_connection({
-            let state = state.clone();
-            move |connection| {
-                // Joining sends the current state; the group holds the
-                // connection weakly and forgets it once it closes.
-                let _ = state.join(&connection);
+        // Every 0.6/0.7 connection joins the group, which sends it the
+        // current state and forgets it once it closes.
+        .state(state.clone())
+        // Each request name has its handler, and its data a type: data
+        // of another type gets an error answer that says so, and a name
+        // with no handler `unknown request NAME`.
+        .request("add", move |_connection, by: i64| {
+            let state = adds.clone();
+            async move {
+                // One diff, sent to every member.
+                Ok::<_, RequestError>(state.modify(|state| {
+                    let counter = state["counter"].as_i64().unwrap_or(0) + by;
+                    state["counter"] = json!(counter);
+                    counter
+                }))
             }
         })
-        .on_request({
-            let state = state.clone();
-            move |connection, name, data| {
-                let state = state.clone();
-                async move {
-                    match name.as_str() {
-                        "add" => {
-                            let by = data.as_i64().ok_or("add takes a number")?;
-                            // One diff, sent to every member.
-                            Ok(state.modify(|state| {
-                                let counter = state["counter"].as_i64().unwrap_or(0) + by;
-                                state["counter"] = json!(counter);
-                                json!(counter)
-                            }))
-                        }
-                        "log" => {
-                            state.modify(|state| {
-                                let mut log = state["log"].as_array().cloned().unwrap_or_default();
-                                log.push(data.clone());
-                                let keep = log.len().saturating_sub(10);
-                                state["log"] = Value::Array(log.split_off(keep));
-                            });
-                            connection.notify("logged", &data).await?;
-                            Ok(Value::Null)
-                        }
-                        other => Err(RequestError::new(format!("unknown request {other}"))),
-                    }
-                }
+        .request("log", move |connection, entry: Value| {
+            let state = logs.clone();
+            async move {
+                state.modify(|state| {
+                    let mut log = state["log"].as_array().cloned().unwrap_or_default();
+                    log.push(entry.clone());
+                    let keep = log.len().saturating_sub(10);
+                    state["log"] = Value::Array(log.split_off(keep));
+                });
+                connection.notify("logged", &entry).await?;
+                Ok::<_, RequestError>(())
             }
         });
 
@@ -91,8 +84,8 @@ pub async fn run() -> Result<(), juggler_tokio::Error> {
     // What a hat-gui 0.8 page does, from Rust.
     let notified = v07::Options::default().notifications(v07::Notifications::Queue);
     let client = v07::connect(server.url(), notified).await?;
-    assert_eq!(client.send("add", json!(2)).await?, json!(2));
-    assert_eq!(client.send("add", json!(3)).await?, json!(5));
+    assert_eq!(client.request::<_, i64>("add", &2).await?, 2);
+    assert_eq!(client.request::<_, i64>("add", &3).await?, 5);
     client.send("log", json!("hello")).await?;
     let notification = client.receive().await.expect("the `logged` notification");
     println!("notified: {} {}", notification.name, notification.data);
