@@ -76,7 +76,11 @@ async fn follow(
     failed: &AtomicU32,
 ) -> Result<(), Error> {
     catch_up(doc, &mut connection).await?;
-    failed.store(0, Ordering::SeqCst);
+    if failed.swap(0, Ordering::SeqCst) > 0 {
+        // This connection is new after a loss: the command link's may have
+        // died in the same outage without anyone noticing yet.
+        doc.cluster.link.check().await;
+    }
     if !doc.synced.swap(true, Ordering::SeqCst) {
         tracing::info!(document = doc.name, "juggler-redis: synced");
         doc.view.send_modify(|_| {});

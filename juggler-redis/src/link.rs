@@ -115,6 +115,20 @@ impl Link {
         Error::Redis(err)
     }
 
+    /// Checks the connection with a `PING`, so that one that died while
+    /// Redis was away is replaced before a write finds it dead (a write
+    /// that finds it dead cannot tell whether it was applied); returns
+    /// once the link is up.
+    pub(crate) async fn check(self: &Arc<Self>) {
+        if let Ok(mut connection) = self.connection() {
+            let pong: Result<String, _> = redis::cmd("PING").query_async(&mut connection).await;
+            if let Err(err) = pong {
+                let _ = self.failed(err);
+            }
+        }
+        self.wait_up().await;
+    }
+
     /// Waits until the link is up (starting a reconnect if it is down).
     pub(crate) async fn wait_up(self: &Arc<Self>) {
         let mut up = self.up.subscribe();

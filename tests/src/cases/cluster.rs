@@ -398,22 +398,30 @@ pub async fn redis_killed_and_restarted_empty_loses_no_acknowledged_write<B: Clu
     b.close().await;
 }
 
-/// The node whose copy is more advanced comes back after another node
-/// re-seeded an emptied Redis from an older copy: its copy replaces the
-/// seed (nobody wrote on it yet), so its acknowledged writes survive.
-pub async fn a_more_advanced_copy_replaces_an_older_seed<B: ClusterBackend>() {
-    let Some(mut redis) = RedisServer::start("a_more_advanced_copy_replaces_an_older_seed") else {
-        return;
-    };
+/// Two nodes and what they went through: Redis restarted empty while `a`
+/// (with the more advanced copy, `acked`) was cut off, and `b` re-seeded
+/// it from its older copy. `a`'s relay is still cutting.
+struct OlderSeed {
+    _redis: RedisServer,
+    ra: CuttingRelay,
+    _rb: CuttingRelay,
+    a: Cluster,
+    b: Cluster,
+    da: Document,
+    db: Document,
+    acked: Mutex<BTreeSet<String>>,
+}
+
+async fn older_seed<B: ClusterBackend>(name: &str, b_options: ClusterOptions) -> Option<OlderSeed> {
+    let mut redis = RedisServer::start(name)?;
     let (ra, rb) = (
         CuttingRelay::start(redis.addr(), 5, 1, 2),
         CuttingRelay::start(redis.addr(), 9, 1, 2),
     );
     ra.stop_cutting();
     rb.stop_cutting();
-    // Nobody writes on b's seed, so the settle window does not matter.
     let a = node::<B>(&format!("redis://{}", ra.addr()), options()).await;
-    let b = node::<B>(&format!("redis://{}", rb.addr()), options()).await;
+    let b = node::<B>(&format!("redis://{}", rb.addr()), b_options).await;
     let (da, db) = (
         a.document("s", json!({"w": {}})),
         b.document("s", json!({"w": {}})),
@@ -448,13 +456,77 @@ pub async fn a_more_advanced_copy_replaces_an_older_seed<B: ClusterBackend>() {
     })
     .await;
     assert!(db.state()["w"].get("a-0").is_none(), "b's copy was behind");
+    Some(OlderSeed {
+        _redis: redis,
+        ra,
+        _rb: rb,
+        a,
+        b,
+        da,
+        db,
+        acked,
+    })
+}
+
+/// The node whose copy is more advanced comes back after another node
+/// re-seeded an emptied Redis from an older copy: its copy replaces the
+/// seed (nobody wrote on it yet), so its acknowledged writes survive.
+pub async fn a_more_advanced_copy_replaces_an_older_seed<B: ClusterBackend>() {
+    // Nobody writes on b's seed, so the settle window does not matter.
+    let Some(seed) =
+        older_seed::<B>("a_more_advanced_copy_replaces_an_older_seed", options()).await
+    else {
+        return;
+    };
     // a comes back with the more advanced copy.
-    ra.stop_cutting();
-    converged::<B>(&[&da, &db]).await;
-    assert_kept(&da, &acked);
-    assert_kept(&db, &acked);
-    a.close().await;
-    b.close().await;
+    seed.ra.stop_cutting();
+    converged::<B>(&[&seed.da, &seed.db]).await;
+    assert_kept(&seed.da, &seed.acked);
+    assert_kept(&seed.db, &seed.acked);
+    seed.a.close().await;
+    seed.b.close().await;
+}
+
+/// A write on a fresh seed waits out the settle window: the more advanced
+/// copy that comes back within it still replaces the seed, and the write
+/// then applies on top of it, so neither is lost. (With no window, the
+/// write would make the seed final and the advanced copy's writes would be
+/// lost.)
+pub async fn a_write_in_the_settle_window_waits_for_a_better_copy<B: ClusterBackend>() {
+    // A window far longer than a's way back; writes may wait past it.
+    let b_options = options()
+        .reseed_settle(Duration::from_secs(5))
+        .write_timeout(HANG_GUARD);
+    let Some(seed) = older_seed::<B>(
+        "a_write_in_the_settle_window_waits_for_a_better_copy",
+        b_options,
+    )
+    .await
+    else {
+        return;
+    };
+    let seed_epoch = seed.db.view().epoch;
+    let write = seed
+        .db
+        .update(patch(json!([{"op": "add", "path": "/w/b-0", "value": 0}])));
+    let comeback = async {
+        seed.ra.stop_cutting();
+        until::<B>(&seed.db, "a's copy replaces the seed", |document| {
+            document.view().epoch != seed_epoch
+        })
+        .await;
+    };
+    let (written, ()) = within::<B, _>(HANG_GUARD, "the write", async {
+        futures_util::join!(write, comeback)
+    })
+    .await;
+    written.expect("the write waits out the window, then applies");
+    converged::<B>(&[&seed.da, &seed.db]).await;
+    seed.acked.lock().unwrap().insert("b-0".into());
+    assert_kept(&seed.da, &seed.acked);
+    assert_kept(&seed.db, &seed.acked);
+    seed.a.close().await;
+    seed.b.close().await;
 }
 
 /// One node's connections cut mid-stream again and again by a relay while
@@ -569,6 +641,7 @@ macro_rules! cluster_tests {
             a_node_cut_off_past_trimming_reloads_the_snapshot,
             redis_killed_and_restarted_empty_loses_no_acknowledged_write,
             a_more_advanced_copy_replaces_an_older_seed,
+            a_write_in_the_settle_window_waits_for_a_better_copy,
             a_relay_cutting_mid_stream_loses_no_acknowledged_write,
             group_messages_reach_members_on_every_node,
             a_dead_node_drops_out_of_presence,
