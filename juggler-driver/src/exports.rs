@@ -13,8 +13,9 @@ pub use crate::{
 
 #[cfg(feature = "client")]
 pub use crate::{
-    Backoff, ClientChangeCallbackHandle, ClientOptions, ClientStatus, ReconnectEvent,
-    ReconnectEvents, ReconnectOptions, ReconnectingClient, RemoteDataChanges, WhileDisconnected,
+    Backoff, ClientChangeCallbackHandle, ClientOptions, ClientStatus, HeaderCallback,
+    ReconnectEvent, ReconnectEvents, ReconnectOptions, ReconnectingClient, RemoteDataChanges,
+    WhileDisconnected,
 };
 
 #[cfg(feature = "server")]

@@ -74,8 +74,8 @@ pub use metrics::{describe_metrics, METRICS_ENABLED};
 pub use options::{ConnectionOptions, KeepAlive};
 #[cfg(feature = "client")]
 pub use reconnect::{
-    Backoff, ClientChangeCallbackHandle, ClientStatus, ReconnectEvent, ReconnectEvents,
-    ReconnectOptions, ReconnectingClient, RemoteDataChanges, WhileDisconnected,
+    Backoff, ClientChangeCallbackHandle, ClientStatus, HeaderCallback, ReconnectEvent,
+    ReconnectEvents, ReconnectOptions, ReconnectingClient, RemoteDataChanges, WhileDisconnected,
 };
 pub use runtime::{unblock, BoxFuture, Io, Runtime, TcpConnecting};
 #[cfg(feature = "server")]

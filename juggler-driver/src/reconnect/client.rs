@@ -5,14 +5,16 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use juggler_core::{PatchOperation, Value};
-use tokio::sync::{broadcast, Notify};
+use juggler_core::{CloseReason, Generation, PatchOperation, Value};
+use tokio::sync::Notify;
 
-use super::events::{ClientStatus, ReconnectEvent, ReconnectEvents};
-use super::options::{ReconnectOptions, WhileDisconnected};
+use super::events::{ClientStatus, ReconnectEvents};
+use super::options::ReconnectOptions;
+use super::supervisor::{Supervised, Supervision};
 use crate::change_stream::ChangeCursor;
-use crate::client::Target;
-use crate::{Connection, Error, Runtime, WeakConnection};
+use futures_util::future::BoxFuture;
+
+use crate::{ClientOptions, Connection, Error, Runtime, WeakConnection};
 
 type ChangeCallback = Arc<dyn Fn() + Send + Sync>;
 
@@ -77,7 +79,7 @@ pub struct ReconnectingClient {
 impl fmt::Debug for ReconnectingClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReconnectingClient")
-            .field("addresses", &self.handle.inner.addresses)
+            .field("addresses", &self.handle.inner.supervision.addresses)
             .field("status", &self.status())
             .finish()
     }
@@ -96,19 +98,12 @@ impl Drop for Handle {
 
 /// What the handles and the supervisor task share.
 pub(crate) struct Inner {
-    pub(crate) addresses: Vec<String>,
-    pub(crate) options: ReconnectOptions,
-    pub(crate) runtime: Arc<dyn Runtime>,
-    pub(crate) span: tracing::Span,
+    supervision: Supervision,
     state: Mutex<ClientState>,
     /// Wakes whoever waits for a connection, a close or the end.
     status_changed: Notify,
     /// Wakes [`RemoteDataChanges`].
     remote_changed: Notify,
-    /// `None` once the supervisor has ended, which ends every reader.
-    events: Mutex<Option<broadcast::Sender<ReconnectEvent>>>,
-    /// Subscribed at the start, for the first `events` call.
-    first_events: Mutex<Option<broadcast::Receiver<ReconnectEvent>>>,
 }
 
 struct ClientState {
@@ -194,19 +189,9 @@ impl ReconnectingClient {
         runtime: Arc<dyn Runtime>,
     ) -> Result<ReconnectingClient, Error> {
         let addresses: Vec<String> = addresses.into_iter().map(Into::into).collect();
-        if addresses.is_empty() {
-            return Err(Error::InvalidAddress("no address to connect to".into()));
-        }
-        for address in &addresses {
-            Target::parse(address)?;
-        }
-        let (events, first_events) = broadcast::channel(options.event_capacity.max(1));
-        let span = tracing::info_span!("juggler_reconnecting_client", addresses = ?addresses);
+        let supervision = Supervision::new(addresses, options, runtime.clone())?;
         let inner = Arc::new(Inner {
-            addresses,
-            options,
-            runtime: runtime.clone(),
-            span,
+            supervision,
             state: Mutex::new(ClientState {
                 connection: None,
                 draining: None,
@@ -223,8 +208,6 @@ impl ReconnectingClient {
             }),
             status_changed: Notify::new(),
             remote_changed: Notify::new(),
-            events: Mutex::new(Some(events)),
-            first_events: Mutex::new(Some(first_events)),
         });
         runtime.spawn(Box::pin(super::supervisor::run(inner.clone())));
         Ok(ReconnectingClient {
@@ -238,7 +221,7 @@ impl ReconnectingClient {
 
     /// The addresses, in the order they are tried.
     pub fn addresses(&self) -> &[String] {
-        &self.inner().addresses
+        &self.inner().supervision.addresses
     }
 
     /// Where the client is now.
@@ -264,19 +247,7 @@ impl ReconnectingClient {
     /// The events since the start (for the first call) or since this
     /// call; see [`ReconnectEvents`].
     pub fn events(&self) -> ReconnectEvents {
-        let inner = self.inner();
-        let first = inner
-            .first_events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let receiver = first.unwrap_or_else(|| {
-            match &*inner.events.lock().unwrap_or_else(PoisonError::into_inner) {
-                Some(sender) => sender.subscribe(),
-                None => broadcast::channel(1).1,
-            }
-        });
-        ReconnectEvents { receiver }
+        self.inner().supervision.events()
     }
 
     /// The local data as last set, whether or not a connection is open.
@@ -459,12 +430,12 @@ impl Inner {
         wait_on(self, &self.status_changed, check).await
     }
 
-    pub(crate) fn is_closing(&self) -> bool {
+    fn is_closing(&self) -> bool {
         self.lock().closing
     }
 
     /// Waits until the application closes the client.
-    pub(crate) async fn closing(&self) {
+    async fn closing(&self) {
         self.wait_status(|state| state.closing.then_some(())).await;
     }
 
@@ -493,15 +464,9 @@ impl Inner {
                 return Ok(connection);
             }
         }
-        let WhileDisconnected::Wait(limit) = self.options.while_disconnected else {
-            return Err(Error::Disconnected);
-        };
-        let timer = self.runtime.sleep_until(self.runtime.now() + limit);
-        let waiting = std::pin::pin!(self.wait_connected());
-        match futures_util::future::select(waiting, timer).await {
-            futures_util::future::Either::Left((outcome, _)) => outcome,
-            futures_util::future::Either::Right(_) => Err(Error::Disconnected),
-        }
+        self.supervision
+            .while_disconnected(self.wait_connected())
+            .await
     }
 
     pub(crate) fn close(&self) {
@@ -521,17 +486,10 @@ impl Inner {
         self.remote_changed.notify_waiters();
     }
 
-    pub(crate) fn emit(&self, event: ReconnectEvent) {
-        if let Some(sender) = &*self.events.lock().unwrap_or_else(PoisonError::into_inner) {
-            // No reader is fine: events are for whoever listens.
-            let _ = sender.send(event);
-        }
-    }
-
     /// Makes `connection` the current one: it gets the local data, and
     /// its remote changes become the client's. `None` if the client is
     /// closing, in which case the connection is closed.
-    pub(crate) fn install(
+    fn install_connection(
         self: &Arc<Self>,
         connection: &Connection,
     ) -> Option<crate::ChangeCallbackHandle> {
@@ -566,7 +524,7 @@ impl Inner {
     }
 
     /// The connection of `epoch` is closed: it is no longer current.
-    pub(crate) fn uninstall(&self, epoch_connection: &Connection) {
+    fn uninstall_connection(&self, epoch_connection: &Connection) {
         {
             let mut state = self.lock();
             let current = state
@@ -581,18 +539,13 @@ impl Inner {
     }
 
     /// The supervisor has ended.
-    pub(crate) fn finish(&self, gave_up: bool) {
+    fn finish_client(&self, gave_up: bool) {
         {
             let mut state = self.lock();
             state.detach();
             state.finished = true;
             state.gave_up = gave_up && !state.closing;
         }
-        // Ends every events reader once it has read what was sent.
-        self.events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
         self.wake_all();
     }
 
@@ -617,6 +570,52 @@ impl Inner {
         for callback in callbacks {
             callback();
         }
+    }
+}
+
+impl Supervised for Inner {
+    type Session = Connection;
+    type Installed = crate::ChangeCallbackHandle;
+
+    fn supervision(&self) -> &Supervision {
+        &self.supervision
+    }
+
+    fn connect(
+        &self,
+        address: &str,
+        client: ClientOptions,
+    ) -> BoxFuture<'static, Result<Connection, Error>> {
+        let (address, runtime) = (address.to_owned(), self.supervision.runtime.clone());
+        Box::pin(async move { crate::connect(&address, client, runtime).await })
+    }
+
+    fn generation(session: &Connection) -> Generation {
+        session.generation()
+    }
+
+    fn closed(session: &Connection) -> BoxFuture<'_, CloseReason> {
+        Box::pin(session.wait_closed())
+    }
+
+    fn install(self: &Arc<Self>, session: &Connection) -> Option<crate::ChangeCallbackHandle> {
+        self.install_connection(session)
+    }
+
+    fn uninstall(&self, session: &Connection) {
+        self.uninstall_connection(session);
+    }
+
+    fn is_closing(&self) -> bool {
+        Inner::is_closing(self)
+    }
+
+    fn closing(&self) -> BoxFuture<'_, ()> {
+        Box::pin(Inner::closing(self))
+    }
+
+    fn finish(&self, gave_up: bool) {
+        self.finish_client(gave_up);
     }
 }
 

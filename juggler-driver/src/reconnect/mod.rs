@@ -5,8 +5,9 @@ mod client;
 mod events;
 mod options;
 mod supervisor;
+pub(crate) mod v07;
 
 pub use backoff::Backoff;
 pub use client::{ClientChangeCallbackHandle, ReconnectingClient, RemoteDataChanges};
 pub use events::{ClientStatus, ReconnectEvent, ReconnectEvents};
-pub use options::{ReconnectOptions, WhileDisconnected};
+pub use options::{HeaderCallback, ReconnectOptions, WhileDisconnected};

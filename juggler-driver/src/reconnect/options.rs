@@ -1,5 +1,7 @@
 //! Settings of the reconnecting client.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Backoff;
@@ -49,6 +51,19 @@ pub struct ReconnectOptions {
     /// Events kept for a slow [`ReconnectEvents`](super::ReconnectEvents)
     /// reader before it misses some. Default 64.
     pub event_capacity: usize,
+    /// Headers made anew for every attempt (a fresh token, say), on top
+    /// of [`client`](Self::client)'s; see [`headers`](Self::headers).
+    pub headers: Option<HeaderCallback>,
+}
+
+/// Makes the headers of one connection attempt.
+#[derive(Clone)]
+pub struct HeaderCallback(Arc<dyn Fn() -> http::HeaderMap + Send + Sync>);
+
+impl fmt::Debug for HeaderCallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HeaderCallback")
+    }
 }
 
 impl Default for ReconnectOptions {
@@ -60,6 +75,7 @@ impl Default for ReconnectOptions {
             stable_after: Duration::from_secs(10),
             while_disconnected: WhileDisconnected::Fail,
             event_capacity: 64,
+            headers: None,
         }
     }
 }
@@ -106,5 +122,58 @@ impl ReconnectOptions {
     pub fn event_capacity(mut self, events: usize) -> Self {
         self.event_capacity = events;
         self
+    }
+
+    /// Calls `headers` before every connection attempt and sends what it
+    /// returns with the upgrade request, replacing the
+    /// [`client`](Self::client) options' headers of the same names: a
+    /// token that expires is fetched anew for each reconnect.
+    ///
+    /// ```
+    /// use juggler_driver::http::{header, HeaderMap, HeaderValue};
+    /// use juggler_driver::ReconnectOptions;
+    ///
+    /// fn current_token() -> String { "abc".into() }
+    ///
+    /// let options = ReconnectOptions::default().headers(|| {
+    ///     let mut headers = HeaderMap::new();
+    ///     let bearer = format!("Bearer {}", current_token());
+    ///     if let Ok(value) = HeaderValue::from_str(&bearer) {
+    ///         headers.insert(header::AUTHORIZATION, value);
+    ///     }
+    ///     headers
+    /// });
+    /// ```
+    #[must_use]
+    pub fn headers(
+        mut self,
+        headers: impl Fn() -> http::HeaderMap + Send + Sync + 'static,
+    ) -> Self {
+        self.headers = Some(HeaderCallback(Arc::new(headers)));
+        self
+    }
+
+    /// The client options of one attempt: [`client`](Self::client) with
+    /// the headers of the callback, if there is one.
+    pub(crate) fn attempt_client(&self) -> ClientOptions {
+        let mut client = self.client.clone();
+        if let Some(HeaderCallback(headers)) = &self.headers {
+            let mut last = None;
+            for (name, value) in headers() {
+                // A name of `None` is another value of the previous one.
+                match name {
+                    Some(name) => {
+                        client.headers.insert(name.clone(), value);
+                        last = Some(name);
+                    }
+                    None => {
+                        if let Some(name) = &last {
+                            client.headers.append(name.clone(), value);
+                        }
+                    }
+                }
+            }
+        }
+        client
     }
 }

@@ -22,6 +22,8 @@ mod server;
 mod typed;
 
 #[cfg(feature = "client")]
+pub use crate::reconnect::v07::ReconnectingClient;
+#[cfg(feature = "client")]
 pub use client::{connect, start as start_client, Client, Notification};
 pub use options::{Notifications, Options};
 #[cfg(feature = "server")]

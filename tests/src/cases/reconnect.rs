@@ -13,6 +13,9 @@ use juggler_driver::{
 };
 use serde_json::{json, Value};
 
+mod v07;
+pub use v07::*;
+
 use crate::support::backend::{listen, within, HANG_GUARD, IMMEDIATE};
 use crate::support::relay::CuttingRelay;
 use crate::{Backend, TestServer};
@@ -481,6 +484,8 @@ macro_rules! reconnect_tests {
             survives_a_relay_that_cuts_mid_stream,
             calls_while_disconnected_fail_or_wait,
             gives_up_after_its_failed_rounds,
+            a_v07_client_fails_over_and_survives_a_restart,
+            a_v07_client_survives_a_relay_cut,
         );
     };
     (@cases $backend:ty; $($case:ident),* $(,)?) => {

@@ -55,6 +55,13 @@ pub trait Backend: 'static {
         options: juggler_driver::ReconnectOptions,
     ) -> Result<juggler_driver::ReconnectingClient, Error>;
 
+    /// A 0.6/0.7 reconnecting client on the runtime.
+    fn reconnecting_v07(
+        addresses: Vec<String>,
+        options: juggler_driver::v07::Options,
+        reconnect: juggler_driver::ReconnectOptions,
+    ) -> Result<juggler_driver::v07::ReconnectingClient, Error>;
+
     /// Tasks alive on the runtime, where the runtime counts them.
     fn alive_tasks() -> Option<usize>;
 

@@ -40,6 +40,19 @@ impl Backend for Smol {
         juggler_smol::reconnecting(addresses, options)
     }
 
+    fn reconnecting_v07(
+        addresses: Vec<String>,
+        options: juggler_driver::v07::Options,
+        reconnect: juggler_driver::ReconnectOptions,
+    ) -> Result<juggler_driver::v07::ReconnectingClient, Error> {
+        juggler_driver::v07::ReconnectingClient::start(
+            addresses,
+            options,
+            reconnect,
+            juggler_smol::runtime(),
+        )
+    }
+
     fn alive_tasks() -> Option<usize> {
         None
     }

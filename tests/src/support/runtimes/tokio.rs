@@ -45,6 +45,19 @@ impl Backend for Tokio {
         juggler_tokio::reconnecting(addresses, options)
     }
 
+    fn reconnecting_v07(
+        addresses: Vec<String>,
+        options: juggler_driver::v07::Options,
+        reconnect: juggler_driver::ReconnectOptions,
+    ) -> Result<juggler_driver::v07::ReconnectingClient, Error> {
+        juggler_driver::v07::ReconnectingClient::start(
+            addresses,
+            options,
+            reconnect,
+            juggler_tokio::runtime(),
+        )
+    }
+
     fn alive_tasks() -> Option<usize> {
         Some(
             tokio::runtime::Handle::current()
