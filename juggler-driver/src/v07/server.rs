@@ -505,7 +505,11 @@ where
             admitted,
         }),
     };
-    let dispatch = ServerDispatch::new(connection.clone(), handlers.request_cb.clone(), budget);
+    let dispatch = ServerDispatch {
+        connection: connection.clone(),
+        handler: handlers.request_cb.clone(),
+        budget,
+    };
     let driver = run(socket, link, dispatch, first_frame).instrument(span);
     (connection, Box::pin(driver))
 }
@@ -528,18 +532,6 @@ struct Pending {
 }
 
 impl ServerDispatch {
-    fn new(
-        connection: Connection,
-        handler: Option<Arc<dyn RequestHandler>>,
-        budget: Arc<MemoryBudget>,
-    ) -> Self {
-        ServerDispatch {
-            connection,
-            handler,
-            budget,
-        }
-    }
-
     /// Answers `pending` (holding `bytes`), then the requests whose turn
     /// comes after it: at once if the handler does, else in a task.
     fn start(&self, pending: Pending, bytes: usize) {
