@@ -20,6 +20,9 @@
 //! - [`Liveness`] (module [`liveness`]): keep-alive (when to ping, when a
 //!   silent peer is dead) as a deterministic machine for drivers that ping
 //!   at the transport.
+//! - [`responder`]: the bookkeeping of answering the peer's requests
+//!   (running limit, byte charge, one-at-a-time order, the answer of a
+//!   handler that panicked), shared by the 0.7 server and juggler-rpc.
 //! - `testing` (feature `testing`): a virtual-time pair of engines wired back
 //!   to back, for tests without sockets or sleeps.
 //! - `fuzzing` (feature `fuzzing`): the fuzz target's logic.
@@ -38,6 +41,7 @@ mod op_decode;
 mod patch;
 pub mod path_edit;
 mod remote_document;
+pub mod responder;
 mod shared;
 mod transmit_queue;
 pub mod v07;

@@ -41,6 +41,7 @@ mod metrics;
 mod options;
 #[cfg(feature = "client")]
 mod reconnect;
+pub mod responder;
 mod runtime;
 #[cfg(feature = "server")]
 mod server;

@@ -1,13 +1,13 @@
 //! The async wrapper: [`RpcConnection`] over a Juggler [`Connection`].
 
 use std::fmt;
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
-use futures_util::FutureExt;
+use juggler_core::responder::answer;
 use juggler_core::{value_cost, CloseReason, PatchOperation, ProtocolError};
+use juggler_driver::responder;
 use juggler_driver::{ChangeCallbackHandle, Connection, Error, HeldBytes, RemoteChanges};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -613,14 +613,10 @@ fn run_request(
             }
         }
     };
-    // Most actions finish at their first poll: answering those right here
-    // saves a task and its wake-ups. One that waits goes on in its own
-    // task (`now_or_never` registered a no-op waker; the task's first poll
-    // registers its own).
-    let mut task = Box::pin(task.instrument(connection.span().clone()));
-    if task.as_mut().now_or_never().is_none() {
-        connection.runtime().spawn(task);
-    }
+    responder::answer_now_or_spawn(
+        &*connection.runtime(),
+        task.instrument(connection.span().clone()),
+    );
 }
 
 async fn send_response(connection: &Connection, response: &Response) {
@@ -638,13 +634,14 @@ async fn run_action(
     args: Vec<Value>,
 ) -> Option<Result<Value, String>> {
     let mut closed = shared.closed.subscribe();
-    let action = AssertUnwindSafe(async { actions.run(&name, args).await }).catch_unwind();
+    let action = responder::catch_panic(async { actions.run(&name, args).await });
     let closing = std::pin::pin!(closed.wait_for(|closed| *closed));
     let finished = match select(std::pin::pin!(action), closing).await {
-        Either::Left((Ok(outcome), _)) => Some(outcome),
-        Either::Left((Err(_panic), _)) => {
-            tracing::error!(action = %name, "rpc action panicked");
-            Some(Err(ACTION_PANICKED.to_owned()))
+        Either::Left((ended, _)) => {
+            if ended.is_err() {
+                tracing::error!(action = %name, "rpc action panicked");
+            }
+            Some(answer(ended, || ACTION_PANICKED.to_owned()))
         }
         Either::Right(_) => None,
     };

@@ -31,6 +31,7 @@
 //! assert_eq!((waiter, outcome), ("waiter", Ok(json!(2))));
 //! ```
 
+use juggler_core::responder::{Limits, Responder};
 use serde_json::Value;
 
 use crate::protocol::{
@@ -80,8 +81,12 @@ pub enum Inbound<W> {
 #[derive(Debug)]
 pub struct Endpoint<W> {
     calls: Calls<W>,
-    running: usize,
-    max_running: usize,
+    /// The peer's requests running: refused beyond the limit, run in
+    /// parallel. Their bytes are held against the connection's receive
+    /// budget instead ([`Connection::hold`]), so none are charged here.
+    ///
+    /// [`Connection::hold`]: juggler_driver::Connection::hold
+    requests: Responder<()>,
 }
 
 impl<W> Endpoint<W> {
@@ -90,8 +95,11 @@ impl<W> Endpoint<W> {
     pub fn new(max_running: usize) -> Self {
         Endpoint {
             calls: Calls::new(),
-            running: 0,
-            max_running,
+            requests: Responder::new(Limits {
+                max_running,
+                max_bytes: usize::MAX,
+                parallel: true,
+            }),
         }
     }
 
@@ -123,11 +131,11 @@ impl<W> Endpoint<W> {
     fn handle_request(&mut self, request: Request) -> Inbound<W> {
         if self.calls.is_closed() {
             Inbound::Ignored
-        } else if self.running >= self.max_running {
-            Inbound::Refuse(Response::failure(request.id, TOO_MANY_REQUESTS))
         } else {
-            self.running += 1;
-            Inbound::Run(request)
+            match self.requests.try_take((), 0) {
+                Ok(_) => Inbound::Run(request),
+                Err(()) => Inbound::Refuse(Response::failure(request.id, TOO_MANY_REQUESTS)),
+            }
         }
     }
 
@@ -138,7 +146,7 @@ impl<W> Endpoint<W> {
     ///
     /// [`handle_message`]: Self::handle_message
     pub fn would_refuse(&self, message: &Value) -> bool {
-        self.running >= self.max_running
+        self.requests.at_running_limit()
             && !self.calls.is_closed()
             && message.get("type").and_then(Value::as_str) == Some("rpc")
             && message.get("direction").and_then(Value::as_str) == Some("request")
@@ -147,7 +155,7 @@ impl<W> Endpoint<W> {
     /// A request of the peer's is done: its response was handed to the
     /// connection, or the connection closed first. Frees its slot.
     pub fn request_done(&mut self) {
-        self.running = self.running.saturating_sub(1);
+        self.requests.finish(0);
     }
 
     /// Starts a call of this side's: the id and the request to send.
@@ -190,7 +198,7 @@ impl<W> Endpoint<W> {
 
     /// How many of the peer's requests hold a running slot.
     pub fn running_requests(&self) -> usize {
-        self.running
+        self.requests.running()
     }
 }
 

@@ -6,7 +6,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Context;
 
 use async_tungstenite::WebSocketStream;
 use futures_io::{AsyncRead, AsyncWrite};
@@ -20,7 +19,7 @@ use crate::admission::{Admitted, UpgradeRequest};
 use crate::budget::{Charge, MemoryBudget};
 use crate::diff_outside::{diff_base, diff_unsent};
 use crate::{BoxFuture, Error, Runtime};
-use futures_util::FutureExt;
+use juggler_core::responder::{answer, Limits, Responder};
 use juggler_core::value_cost;
 
 /// What a request handler answers: data for `success: true`, or a
@@ -164,12 +163,22 @@ impl Handlers {
 }
 
 /// Server connections' own part of the link state.
-#[derive(Default)]
 pub(crate) struct ServerExtra {
-    /// Requests taken and not answered yet.
-    in_flight: usize,
-    /// What their data takes, decoded ([`value_cost`]).
-    in_flight_bytes: usize,
+    /// The requests taken and not answered yet, and what their data takes
+    /// decoded ([`value_cost`]).
+    responder: Responder<Pending>,
+}
+
+impl ServerExtra {
+    fn new(options: &Options) -> Self {
+        ServerExtra {
+            responder: Responder::new(Limits {
+                max_running: options.max_pending_requests,
+                max_bytes: options.max_pending_bytes,
+                parallel: options.parallel_requests,
+            }),
+        }
+    }
 }
 
 type ServerLink = Link<ServerEngine, ServerExtra>;
@@ -531,7 +540,7 @@ where
     let engine = ServerEngine::new(options.server_config(), Value::Null, runtime.now());
     let link = Link::new(
         engine,
-        ServerExtra::default(),
+        ServerExtra::new(&options),
         options,
         runtime.clone(),
         span.clone(),
@@ -546,76 +555,52 @@ where
             admitted,
         }),
     };
-    let dispatch = ServerDispatch::new(connection.clone(), handlers.request_cb.clone(), budget);
+    let dispatch = ServerDispatch {
+        connection: connection.clone(),
+        handler: handlers.request_cb.clone(),
+        budget,
+    };
     let driver = run(socket, link, dispatch, first_frame).instrument(span);
     (connection, Box::pin(driver))
 }
 
-/// Runs the requests of one connection: each in a task of its own, or
-/// one after another in one task.
+/// Answers the requests of one connection; the counting, the byte charge
+/// and the order are the [`Responder`]'s in [`ServerExtra`].
 struct ServerDispatch {
     connection: Connection,
     handler: Option<Arc<dyn RequestHandler>>,
-    /// The queue of the one-at-a-time task.
-    serial: Option<tokio::sync::mpsc::UnboundedSender<Pending>>,
     /// The server's byte budget, which requests being handled count
     /// against.
     budget: Arc<MemoryBudget>,
 }
 
-/// A request taken and not answered yet: counted against the
-/// connection's and the server's limits until it is dropped.
+/// A request taken and not answered yet (running, or waiting its turn):
+/// its bytes count against the server's budget until it is dropped.
 struct Pending {
     request: juggler_core::v07::message::Request,
-    connection: Connection,
-    bytes: usize,
     _charge: Charge,
 }
 
-impl Drop for Pending {
-    fn drop(&mut self) {
-        let bytes = self.bytes;
-        self.connection.link.update(|state| {
-            state.extra.in_flight -= 1;
-            state.extra.in_flight_bytes -= bytes;
-        });
-    }
-}
-
 impl ServerDispatch {
-    fn new(
-        connection: Connection,
-        handler: Option<Arc<dyn RequestHandler>>,
-        budget: Arc<MemoryBudget>,
-    ) -> Self {
-        let serial = (!connection.link.options.parallel_requests).then(|| {
-            let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
-            let worker_handler = handler.clone();
-            let span = connection.link.span.clone();
-            connection.link.runtime.spawn(Box::pin(
-                async move {
-                    while let Some(pending) = receiver.recv().await {
-                        answer(worker_handler.as_deref(), pending).await;
-                    }
-                }
-                .instrument(span),
-            ));
-            sender
-        });
-        ServerDispatch {
-            connection,
-            handler,
-            serial,
-            budget,
-        }
+    /// Answers `pending` (holding `bytes`), then the requests whose turn
+    /// comes after it: at once if the handler does, else in a task.
+    fn start(&self, pending: Pending, bytes: usize) {
+        let answering = answer_in_turn(
+            self.handler.clone(),
+            self.connection.clone(),
+            pending,
+            bytes,
+        );
+        let link = &self.connection.link;
+        crate::responder::answer_now_or_spawn(
+            &*link.runtime,
+            answering.instrument(link.span.clone()),
+        );
     }
 }
 
 impl Dispatch<ServerEngine, ServerExtra> for ServerDispatch {
-    fn take(&self, extra: &mut ServerExtra, event: ServerEvent) -> Option<ServerEvent> {
-        if let ServerEvent::Request(_) = event {
-            extra.in_flight += 1;
-        }
+    fn take(&self, _extra: &mut ServerExtra, event: ServerEvent) -> Option<ServerEvent> {
         Some(event)
     }
 
@@ -624,36 +609,18 @@ impl Dispatch<ServerEngine, ServerExtra> for ServerDispatch {
             match event {
                 ServerEvent::Request(request) => {
                     // The reader dispatches before it reads on, so the
-                    // bytes count before its next look at the limits.
+                    // request counts before its next look at the limits.
                     let bytes = request.data.as_ref().map_or(0, value_cost);
-                    self.connection
-                        .link
-                        .update(|state| state.extra.in_flight_bytes += bytes);
                     let pending = Pending {
                         request,
-                        connection: self.connection.clone(),
-                        bytes,
                         _charge: Charge::new(&self.budget, bytes),
                     };
-                    match &self.serial {
-                        Some(queue) => {
-                            let _ = queue.send(pending);
-                        }
-                        None => {
-                            let handler = self.handler.clone();
-                            let span = self.connection.link.span.clone();
-                            let mut answering = Box::pin(
-                                async move { answer(handler.as_deref(), pending).await }
-                                    .instrument(span),
-                            );
-                            // A handler that answers at once (most do) is
-                            // done here, without a task of its own: that
-                            // saves a task switch per request.
-                            let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
-                            if answering.as_mut().poll(&mut cx).is_pending() {
-                                self.connection.link.runtime.spawn(answering);
-                            }
-                        }
+                    let now = self
+                        .connection
+                        .link
+                        .update(|state| state.extra.responder.take(pending, bytes));
+                    if let Some(pending) = now {
+                        self.start(pending, bytes);
                     }
                 }
                 ServerEvent::Closed(reason) => {
@@ -665,9 +632,7 @@ impl Dispatch<ServerEngine, ServerExtra> for ServerDispatch {
     }
 
     fn reader_must_wait(&self, state: &LinkState<ServerEngine, ServerExtra>) -> bool {
-        let options = &self.connection.link.options;
-        state.extra.in_flight >= options.max_pending_requests
-            || state.extra.in_flight_bytes >= options.max_pending_bytes
+        state.extra.responder.is_full()
     }
 
     fn budget(&self) -> Option<&Arc<MemoryBudget>> {
@@ -675,29 +640,68 @@ impl Dispatch<ServerEngine, ServerExtra> for ServerDispatch {
     }
 }
 
-/// Runs the handler of one request and sends its answer. A handler that
-/// panics answers `success: false`, and the connection goes on.
-async fn answer(handler: Option<&dyn RequestHandler>, mut pending: Pending) {
-    let connection = pending.connection.clone();
-    let name = pending.request.name.as_str().unwrap_or_default().to_owned();
-    let data = pending.request.data.take().unwrap_or(Value::Null);
-    let result = match handler {
-        Some(handler) => {
-            let handled = handler.handle(connection.clone(), name, data);
-            match std::panic::AssertUnwindSafe(handled).catch_unwind().await {
-                Ok(result) => result,
-                Err(_) => {
-                    tracing::error!("a request handler panicked");
-                    Err(RequestError::from("request handler panicked"))
-                }
-            }
-        }
-        None => Err(RequestError::from("no request handler")),
+/// Answers `pending`, then each request whose turn comes after it (when
+/// requests must not run in parallel). A handler that panics answers
+/// `success: false`, and the connection goes on.
+async fn answer_in_turn(
+    handler: Option<Arc<dyn RequestHandler>>,
+    connection: Connection,
+    mut pending: Pending,
+    bytes: usize,
+) {
+    let mut turn = Turn {
+        connection,
+        bytes: Some(bytes),
     };
-    connection.link.update(|state| {
-        let _ = state
-            .engine
-            .respond(&pending.request.id, result.map_err(|err| err.0));
-    });
-    drop(pending);
+    loop {
+        let name = pending.request.name.as_str().unwrap_or_default().to_owned();
+        let data = pending.request.data.take().unwrap_or(Value::Null);
+        let ended = match &handler {
+            Some(handler) => {
+                let handling = handler.handle(turn.connection.clone(), name, data);
+                crate::responder::catch_panic(handling).await
+            }
+            None => Ok(Err(RequestError::from("no request handler"))),
+        };
+        if ended.is_err() {
+            tracing::error!("a request handler panicked");
+        }
+        let result = answer(ended, || RequestError::from("request handler panicked"));
+        let bytes = turn.bytes.take().unwrap_or_default();
+        let next = turn.connection.link.update(|state| {
+            let _ = state
+                .engine
+                .respond(&pending.request.id, result.map_err(|err| err.0));
+            state.extra.responder.finish(bytes)
+        });
+        drop(pending);
+        match next {
+            Some((next, bytes)) => {
+                pending = next;
+                turn.bytes = Some(bytes);
+            }
+            None => return,
+        }
+    }
+}
+
+/// The turn of the request being answered: should its answering be
+/// dropped unfinished (the runtime shutting down), its place is freed,
+/// and the requests waiting behind it are dropped unanswered.
+struct Turn {
+    connection: Connection,
+    /// The bytes of the request being answered; `None` once finished.
+    bytes: Option<usize>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if let Some(bytes) = self.bytes.take() {
+            let abandoned = self
+                .connection
+                .link
+                .update(|state| state.extra.responder.abandon(bytes));
+            drop(abandoned);
+        }
+    }
 }

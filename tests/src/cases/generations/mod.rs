@@ -200,6 +200,52 @@ pub async fn requests_run_one_at_a_time_by_default<B: Backend>() {
     server.close().await;
 }
 
+/// A handler that panics answers `success: false` with "request handler
+/// panicked" and the connection goes on: the requests behind it (one at a
+/// time, by default) are answered. A server without a handler answers
+/// every request with "no request handler".
+pub async fn a_panicking_handler_answers_failure<B: Backend>() {
+    let handlers = Handlers::new().on_request(|_, name, data| async move {
+        if name == "panic" {
+            panic!("a handler bug");
+        }
+        Ok(data)
+    });
+    let options = ServerOptions::default()
+        .generations(Generations::Only(Generation::V0_7))
+        .v07_handlers(handlers);
+    let server = B::listen(options, drop).await.unwrap();
+    let client = B::connect_v07(&server.url(), Options::default())
+        .await
+        .unwrap();
+    let (panicked, after) = within::<B, _>(HANG_GUARD, "requests", async {
+        futures_util::join!(
+            client.send("panic", json!(1)),
+            client.send("echo", json!(2))
+        )
+    })
+    .await;
+    assert!(
+        matches!(&panicked, Err(Error::Remote(data)) if *data == json!("request handler panicked")),
+        "{panicked:?}"
+    );
+    assert_eq!(after.unwrap(), json!(2));
+    assert!(client.is_open());
+    server.close().await;
+
+    let options = ServerOptions::default().generations(Generations::Only(Generation::V0_7));
+    let server = B::listen(options, drop).await.unwrap();
+    let client = B::connect_v07(&server.url(), Options::default())
+        .await
+        .unwrap();
+    let unhandled = within::<B, _>(HANG_GUARD, "request", client.send("echo", json!(3))).await;
+    assert!(
+        matches!(&unhandled, Err(Error::Remote(data)) if *data == json!("no request handler")),
+        "{unhandled:?}"
+    );
+    server.close().await;
+}
+
 /// A request the server never answers fails with `Error::Timeout` after
 /// the client's `request_timeout`; the connection stays usable, and the
 /// late answer (when the handler is released) is ignored.
@@ -246,6 +292,7 @@ macro_rules! generations_tests {
         $crate::generations_tests!(@plain $backend;
             closing_the_server_fails_pending_requests,
             requests_run_one_at_a_time_by_default,
+            a_panicking_handler_answers_failure,
             a_request_without_an_answer_times_out,
             a_large_request_to_the_python_server_stays_under_its_frame_limit,
             one_path_serves_every_generation,
