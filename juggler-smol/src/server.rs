@@ -5,8 +5,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
 use http_body_util::{Either, Full};
 use hyper::body::Body as _;
@@ -16,20 +14,13 @@ use hyper::{Method, Request, Response, StatusCode};
 #[cfg(feature = "static-files")]
 use juggler_driver::FileBody;
 use juggler_driver::{
-    index_redirect, load_server_files, AcceptControl, Connection, Endpoint, Error, HttpTimeouts,
-    Io, PeerCertificates, Server, ServerFiles, ServerOptions,
+    index_redirect, Acceptor, Connection, Error, Server, ServerFiles, ServerOptions,
 };
 #[cfg(feature = "basic-auth")]
 use juggler_driver::{unauthorized, Htpasswd};
-use smol::net::{TcpListener, TcpStream};
-use smol::Task;
-use smol_hyper::rt::{FuturesIo, SmolTimer};
 
 use crate::runtime::SmolRuntime;
 
-/// The I/O hyper serves, plain or TLS: one type, so an upgraded request
-/// can be turned back into the stream it came on.
-type HttpIo = FuturesIo<Box<dyn Io>>;
 /// What our own server answers: small bodies whole, files streamed.
 type Body = Either<Full<Bytes>, Files>;
 /// A static file's body.
@@ -215,12 +206,12 @@ pub async fn require_basic_auth(
 /// # }) }
 /// ```
 #[derive(Clone, Debug)]
-pub struct JugglerEndpoint(Endpoint);
+pub struct JugglerEndpoint(Arc<Acceptor>);
 
 impl std::ops::Deref for JugglerEndpoint {
-    type Target = Endpoint;
+    type Target = Acceptor;
 
-    fn deref(&self) -> &Endpoint {
+    fn deref(&self) -> &Acceptor {
         &self.0
     }
 }
@@ -229,13 +220,13 @@ impl JugglerEndpoint {
     /// An endpoint that calls `on_connection` with every new connection.
     ///
     /// Fails with [`Error::Config`] when `options` set the HTTP side,
-    /// which is your server's (see [`Endpoint::new`]); for basic auth on
+    /// which is your server's (see [`Acceptor::embedded`]); for basic auth on
     /// your routes, see [`require_basic_auth`](crate::require_basic_auth).
     pub fn new(
         on_connection: impl Fn(Connection) + Send + Sync + 'static,
         options: &ServerOptions,
     ) -> Result<Self, Error> {
-        Endpoint::new(on_connection, options, SmolRuntime::shared()).map(JugglerEndpoint)
+        Acceptor::embedded(on_connection, options, SmolRuntime::shared()).map(JugglerEndpoint)
     }
 
     /// Answers one request for the WebSocket path: the `101` and a new
@@ -247,102 +238,16 @@ impl JugglerEndpoint {
         request: Request<B>,
         peer_addr: Option<SocketAddr>,
     ) -> Response<Full<Bytes>> {
-        let mut response = self.answer(request, peer_addr).await;
+        let mut response = match self.0.answer(request, peer_addr).await {
+            Ok(switching) => switching.map(|()| Full::default()),
+            Err(refusal) => refusal.map(Full::from),
+        };
         if self.no_cache() {
             response
                 .headers_mut()
                 .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         }
         response
-    }
-
-    async fn answer<B>(
-        &self,
-        request: Request<B>,
-        peer_addr: Option<SocketAddr>,
-    ) -> Response<Full<Bytes>> {
-        let checked = match self.acceptor().check(&request, peer_addr) {
-            Ok(checked) => checked,
-            Err(refusal) => return refusal.response().map(Full::from),
-        };
-        let on_upgrade = hyper::upgrade::on(request);
-        let (response, admitted) = match self.acceptor().decide(checked).await {
-            Ok(decided) => decided,
-            Err(refusal) => return refusal.response().map(Full::from),
-        };
-        let acceptor = self.acceptor().clone();
-        smol::spawn(async move {
-            let upgraded = match on_upgrade.await {
-                Ok(upgraded) => upgraded,
-                Err(err) => return tracing::debug!(?peer_addr, %err, "WebSocket upgrade failed"),
-            };
-            let config = acceptor.websocket_config();
-            match upgraded.downcast::<HttpIo>() {
-                // Our own server's stream: taken back whole, with no
-                // adapter between tungstenite and the socket.
-                Ok(parts) => {
-                    let io: Box<dyn Io> = parts.io.into_inner();
-                    // tungstenite sizes the read buffers it allocates later
-                    // after the allocation of the first one, and
-                    // `read_buf.to_vec()` of nothing has none: every later
-                    // socket read would then be of a few bytes, a syscall
-                    // per frame header (1.5 per 100-byte message). Bytes
-                    // the client sent before our 101 are rare.
-                    let read = if parts.read_buf.is_empty() {
-                        Vec::new()
-                    } else {
-                        let mut read =
-                            Vec::with_capacity(config.read_buffer_size.max(parts.read_buf.len()));
-                        read.extend_from_slice(&parts.read_buf);
-                        read
-                    };
-                    acceptor.start(io, read, admitted).await;
-                }
-                // A server of the application's, with its own stream type.
-                Err(upgraded) => {
-                    let io: Box<dyn Io> = Box::new(UpgradedIo(upgraded));
-                    acceptor.start(io, Vec::new(), admitted).await;
-                }
-            }
-        })
-        .detach();
-        response.map(|()| Full::default())
-    }
-}
-
-/// An upgraded connection of another server's stream type, as futures-io.
-struct UpgradedIo(hyper::upgrade::Upgraded);
-
-impl futures_io::AsyncRead for UpgradedIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let mut read = hyper::rt::ReadBuf::new(buf);
-        match hyper::rt::Read::poll_read(Pin::new(&mut self.0), cx, read.unfilled()) {
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(read.filled().len())),
-            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl futures_io::AsyncWrite for UpgradedIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        hyper::rt::Write::poll_write(Pin::new(&mut self.0), cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        hyper::rt::Write::poll_flush(Pin::new(&mut self.0), cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        hyper::rt::Write::poll_shutdown(Pin::new(&mut self.0), cx)
     }
 }
 
@@ -456,123 +361,24 @@ async fn serve(
     options: ServerOptions,
     routes: Option<Routes>,
 ) -> Result<Server, Error> {
-    let mut files = load_server_files(&options)?;
-    let tls = files.tls.take();
-    let listener = TcpListener::bind((host, port)).await?;
-    let local_addr = listener.local_addr()?;
-    let endpoint = JugglerEndpoint(Endpoint::serving(
+    let runtime = SmolRuntime::shared();
+    juggler_driver::listen(
+        host,
+        port,
         on_connection,
         &options,
-        SmolRuntime::shared(),
-    ));
-    let registry = endpoint.registry().clone();
-    let app = Arc::new(App {
-        endpoint,
-        ws_path: options.ws_path.clone(),
-        index_path: options.index_path.clone(),
-        files,
-        no_cache: options.no_cache,
-        routes,
-    });
-    let acceptor = tls.map(futures_rustls::TlsAcceptor::from);
-    let scheme = if acceptor.is_some() { "wss" } else { "ws" };
-    let url = format!("{scheme}://{local_addr}{}", options.ws_path);
-    tracing::info!(%url, "juggler server listening");
-    let (server, control) = Server::new(local_addr, url, registry, SmolRuntime::shared());
-    smol::spawn(accept_loop(
-        listener,
-        app,
-        acceptor,
-        options.http_timeouts(),
-        control,
-    ))
-    .detach();
-    Ok(server)
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    app: Arc<App>,
-    tls: Option<futures_rustls::TlsAcceptor>,
-    timeouts: HttpTimeouts,
-    mut control: AcceptControl,
-) {
-    // HTTP connections are tasks owned here, so ending the loop cancels
-    // them; upgraded WebSocket connections run in tasks of their own.
-    let mut http: Vec<Task<()>> = Vec::new();
-    loop {
-        let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
-            control.stopped().await;
-            None
-        })
-        .await;
-        let Some(accepted) = accepted else { break };
-        match accepted {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                http.retain(|task| !task.is_finished());
-                http.push(smol::spawn(serve_http(
-                    stream,
-                    peer,
-                    app.clone(),
-                    tls.clone(),
-                    timeouts,
-                )));
-            }
-            Err(err) => {
-                // Out of file descriptors and the like: back off, go on.
-                tracing::warn!(%err, "accept failed");
-                smol::Timer::after(Duration::from_millis(50)).await;
-            }
-        }
-    }
-    // Dropping the control tells `Server::close` that the loop is done:
-    // the port must be free by then, so that a server restarted on it
-    // can bind at once.
-    drop(http);
-    drop(listener);
-    drop(control);
-}
-
-async fn serve_http(
-    stream: TcpStream,
-    peer: SocketAddr,
-    app: Arc<App>,
-    tls: Option<futures_rustls::TlsAcceptor>,
-    timeouts: HttpTimeouts,
-) {
-    let (io, certificates): (Box<dyn Io>, _) = match tls {
-        None => (Box::new(stream), None),
-        Some(acceptor) => {
-            let handshake = async { Some(acceptor.accept(stream).await) };
-            let timeout = async {
-                smol::Timer::after(timeouts.tls_handshake).await;
-                None
-            };
-            match smol::future::or(handshake, timeout).await {
-                Some(Ok(stream)) => {
-                    let certificates = PeerCertificates::of(stream.get_ref().1);
-                    (Box::new(stream), certificates)
-                }
-                Some(Err(err)) => return tracing::debug!(%peer, %err, "TLS handshake failed"),
-                None => return tracing::debug!(%peer, "TLS handshake timed out"),
-            }
-        }
-    };
-    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-        if let Some(certificates) = &certificates {
-            request.extensions_mut().insert(certificates.clone());
-        }
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(app.handle(request, peer).await) }
-    });
-    let result = hyper::server::conn::http1::Builder::new()
-        .timer(SmolTimer::new())
-        .header_read_timeout(timeouts.header_read)
-        .serve_connection(FuturesIo::new(io), service)
-        .with_upgrades()
-        .await;
-    if let Err(err) = result {
-        tracing::debug!(%peer, %err, "HTTP connection ended with an error");
-    }
+        runtime,
+        |acceptor, files| {
+            let app = Arc::new(App {
+                endpoint: JugglerEndpoint(acceptor.clone()),
+                ws_path: options.ws_path.clone(),
+                index_path: options.index_path.clone(),
+                files,
+                no_cache: options.no_cache,
+                routes,
+            });
+            move |request, peer| app.clone().handle(request, peer)
+        },
+    )
+    .await
 }

@@ -32,6 +32,7 @@ pub struct Acceptor {
     v07: crate::v07::Options,
     v07_handlers: crate::v07::Handlers,
     pub(crate) compression: Compression,
+    no_cache: bool,
 }
 
 /// An upgrade request that passed [`Acceptor::check`], waiting for
@@ -68,6 +69,7 @@ impl Acceptor {
             },
             v07_handlers: options.v07_handlers.clone(),
             compression: options.compression.clone(),
+            no_cache: options.no_cache,
         }
     }
 
@@ -238,19 +240,8 @@ impl Acceptor {
     }
 }
 
-/// What a Juggler endpoint is on every runtime: the acceptor of its
-/// upgrades and the connections it made. The runtime crates' `JugglerEndpoint`
-/// adds only how to mount it (an axum handler, a call from a hyper service)
-/// and derefs to this.
-#[derive(Clone)]
-pub struct Endpoint {
-    acceptor: Arc<Acceptor>,
-    registry: Arc<Registry>,
-    no_cache: bool,
-}
-
 /// The options set away from their defaults that only juggler-rs's own
-/// HTTP server applies (see [`Endpoint::new`]).
+/// HTTP server applies (see [`Acceptor::embedded`]).
 fn http_side_options(options: &ServerOptions) -> Vec<&'static str> {
     let default = ServerOptions::default();
     [
@@ -274,16 +265,20 @@ fn http_side_options(options: &ServerOptions) -> Vec<&'static str> {
     .collect()
 }
 
-impl fmt::Debug for Endpoint {
+impl fmt::Debug for Acceptor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Endpoint")
+        f.debug_struct("Acceptor")
             .field("connections", &self.registry.live())
             .finish()
     }
 }
 
-impl Endpoint {
-    /// An endpoint to embed in the application's own HTTP server, calling
+/// What a Juggler endpoint is on every runtime: a server's acceptor, or
+/// one embedded in the application's own HTTP server. The runtime crates'
+/// `JugglerEndpoint` adds only how to mount it (an axum handler, a call
+/// from a hyper service) and derefs to this.
+impl Acceptor {
+    /// An acceptor to embed in the application's own HTTP server, calling
     /// `on_connection` with every new connection, which runs on `runtime`.
     ///
     /// Fails with [`Error::Config`] when `options` set what only a server
@@ -292,11 +287,11 @@ impl Endpoint {
     /// `tls_config`, `tls_handshake_timeout`, `header_read_timeout` and
     /// `htpasswd_file` (the runtime crates offer basic auth for your
     /// server). `no_cache` applies to the endpoint's own answers.
-    pub fn new(
+    pub fn embedded(
         on_connection: impl Fn(Connection) + Send + Sync + 'static,
         options: &ServerOptions,
         runtime: Arc<dyn Runtime>,
-    ) -> Result<Self, Error> {
+    ) -> Result<Arc<Self>, Error> {
         let unapplied = http_side_options(options);
         if !unapplied.is_empty() {
             return Err(Error::Config(format!(
@@ -307,36 +302,43 @@ impl Endpoint {
         Ok(Self::serving(on_connection, options, runtime))
     }
 
-    /// The endpoint of a server of juggler-rs's own, which applies the
+    /// The acceptor of a server of juggler-rs's own, which applies the
     /// HTTP side of `options` itself.
     pub fn serving(
         on_connection: impl Fn(Connection) + Send + Sync + 'static,
         options: &ServerOptions,
         runtime: Arc<dyn Runtime>,
-    ) -> Self {
+    ) -> Arc<Self> {
         let registry = Arc::new(Registry::new(MemoryBudget::new(options.max_buffered_bytes)));
-        let acceptor = Arc::new(Acceptor::new(
-            on_connection,
-            registry.clone(),
-            options,
-            runtime,
-        ));
-        Endpoint {
-            acceptor,
-            registry,
-            no_cache: options.no_cache,
-        }
+        Arc::new(Acceptor::new(on_connection, registry, options, runtime))
+    }
+
+    /// Answers one request for the WebSocket path: the `101` to send
+    /// (`Ok`), after which the upgraded socket becomes a connection on
+    /// the runtime, or the refusal to send (400, 403, 503, the admission
+    /// hook's). `peer_addr` is the HTTP connection's peer.
+    pub async fn answer<B>(
+        self: &Arc<Self>,
+        request: Request<B>,
+        peer_addr: Option<SocketAddr>,
+    ) -> Result<Response<()>, Response<String>> {
+        let checked = self.check(&request, peer_addr).map_err(Refusal::response)?;
+        let on_upgrade = hyper::upgrade::on(request);
+        let (response, admitted) = self.decide(checked).await.map_err(Refusal::response)?;
+        let acceptor = self.clone();
+        self.runtime.spawn(Box::pin(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => super::serve::take_over(&acceptor, upgraded, admitted).await,
+                Err(err) => tracing::debug!(?peer_addr, %err, "WebSocket upgrade failed"),
+            }
+        }));
+        Ok(response)
     }
 
     /// Whether its answers carry `Cache-Control: no-cache`
     /// ([`ServerOptions::no_cache`]).
     pub fn no_cache(&self) -> bool {
         self.no_cache
-    }
-
-    /// What decides on and takes over its upgrades.
-    pub fn acceptor(&self) -> &Arc<Acceptor> {
-        &self.acceptor
     }
 
     /// Its connections, for a server that closes them.

@@ -15,14 +15,16 @@ mod acceptor;
 mod options;
 mod origin;
 mod registry;
+mod serve;
 mod tls;
 mod upgrade;
 
-pub use acceptor::{Acceptor, Checked, Endpoint};
+pub use acceptor::{Acceptor, Checked};
 pub use options::{load_server_files, Generations, HttpTimeouts, ServerFiles, ServerOptions};
 pub use origin::OriginPolicy;
 pub(crate) use registry::Registered;
 pub use registry::{Registry, ShutdownSummary};
+pub use serve::listen;
 pub use tls::server_tls_config;
 pub use upgrade::{index_redirect, upgrade_response, Refusal, UpgradeRejection};
 
