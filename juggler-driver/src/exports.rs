@@ -56,3 +56,17 @@ pub use crate::http;
 /// The `rustls` crate, whose configurations the server and client options
 /// take.
 pub use crate::rustls;
+
+/// What a user of the runtime crates' `v07` modules needs beside their
+/// own `listen` and `connect`: one list, re-exported whole by both
+/// (`pub use juggler_driver::exports::v07::*`).
+pub mod v07 {
+    #[cfg(feature = "client")]
+    pub use crate::v07::{Client, Notification};
+    #[cfg(feature = "server")]
+    pub use crate::v07::{
+        Connection, Handlers, RequestError, RequestFuture, RequestHandler, RequestResult,
+        WeakConnection,
+    };
+    pub use crate::v07::{Notifications, Options};
+}

@@ -83,8 +83,8 @@ pub use runtime::{
 #[cfg(feature = "server")]
 pub use server::{
     index_redirect, listen, load_server_files, server_tls_config, upgrade_response, AcceptControl,
-    Acceptor, Checked, Generations, HttpTimeouts, OriginPolicy, Refusal, Registry, Server,
-    ServerFiles, ServerOptions, ShutdownSummary, UpgradeRejection,
+    Acceptor, Checked, Generations, HttpTimeouts, OriginPolicy, Refusal, Registry, RouterBody,
+    Routes, Server, ServerFiles, ServerOptions, ShutdownSummary, UpgradeRejection,
 };
 #[cfg(feature = "static-files")]
 pub use static_files::{FileBody, StaticDir};

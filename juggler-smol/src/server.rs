@@ -1,146 +1,18 @@
 //! `listen`: the server side, on hyper over smol's I/O.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use http_body_util::{Either, Full};
-use hyper::body::Body as _;
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH};
-use hyper::{Method, Request, Response, StatusCode};
-#[cfg(feature = "static-files")]
-use juggler_driver::FileBody;
-use juggler_driver::{
-    index_redirect, Acceptor, Connection, Error, Server, ServerFiles, ServerOptions,
-};
+use hyper::header::{HeaderValue, CACHE_CONTROL};
+use hyper::{Request, Response};
 #[cfg(feature = "basic-auth")]
 use juggler_driver::{unauthorized, Htpasswd};
+use juggler_driver::{Acceptor, Connection, Error, Routes, Server, ServerOptions};
 
 use crate::runtime::SmolRuntime;
-
-/// What our own server answers: small bodies whole, files streamed.
-type Body = Either<Full<Bytes>, Files>;
-/// A static file's body.
-#[cfg(feature = "static-files")]
-type Files = FileBody;
-/// No static files are served without the `static-files` feature.
-#[cfg(not(feature = "static-files"))]
-type Files = http_body_util::Empty<Bytes>;
-
-/// What every request of one server shares.
-struct App {
-    endpoint: JugglerEndpoint,
-    ws_path: String,
-    index_path: Option<String>,
-    /// The static folder and the htpasswd users, as their features allow.
-    #[cfg_attr(
-        not(any(feature = "static-files", feature = "basic-auth")),
-        allow(dead_code)
-    )]
-    files: ServerFiles,
-    no_cache: bool,
-    /// The application's own routes ([`listen_with_routes`]).
-    routes: Option<Routes>,
-}
-
-/// The application's routes as [`App`] calls them.
-type Routes = Box<
-    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>
-        + Send
-        + Sync,
->;
-
-impl App {
-    async fn handle(
-        self: Arc<Self>,
-        request: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Response<Body> {
-        let no_cache = self.no_cache;
-        #[cfg(feature = "basic-auth")]
-        let refusal = match &self.files.htpasswd {
-            None => None,
-            Some(htpasswd) => require_basic_auth(htpasswd, request.headers()).await,
-        };
-        #[cfg(not(feature = "basic-auth"))]
-        let refusal: Option<Response<Full<Bytes>>> = None;
-        let mut response = match refusal {
-            None => self.route(request, peer).await,
-            Some(refusal) => refusal.map(Body::Left),
-        };
-        if no_cache {
-            response
-                .headers_mut()
-                .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        }
-        // hyper sends no length on an answer to HEAD; a HEAD's answer says
-        // what the GET's would (as axum makes tokio's say).
-        let exact = response.body().size_hint().exact();
-        if let (Some(length), false) = (exact, response.headers().contains_key(CONTENT_LENGTH)) {
-            if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-                response
-                    .headers_mut()
-                    .insert(CONTENT_LENGTH, HeaderValue::from(length));
-            }
-        }
-        response
-    }
-
-    async fn route(
-        self: Arc<Self>,
-        request: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Response<Body> {
-        let path = request.uri().path();
-        if path == self.ws_path {
-            return self.websocket(request, peer).await;
-        }
-        let readable = matches!(*request.method(), Method::GET | Method::HEAD);
-        if readable && path == "/" {
-            if let Some(index_path) = &self.index_path {
-                return index_redirect(index_path).map(|body| Body::Left(body.into()));
-            }
-        }
-        let (parts, body) = request.into_parts();
-        if let Some(routes) = &self.routes {
-            let copy = request_copy(&parts);
-            let response = routes(Request::from_parts(parts, body)).await;
-            if response.status() != StatusCode::NOT_FOUND {
-                return response.map(Body::Left);
-            }
-            return self.serve_static(copy).await;
-        }
-        self.serve_static(parts).await
-    }
-
-    /// A file of the static folder, or 404.
-    #[cfg_attr(not(feature = "static-files"), allow(clippy::unused_async))]
-    async fn serve_static(&self, request: hyper::http::request::Parts) -> Response<Body> {
-        #[cfg(feature = "static-files")]
-        if let Some(dir) = &self.files.static_dir {
-            return dir
-                .serve(&request, SmolRuntime::shared())
-                .await
-                .map(Body::Right);
-        }
-        let _ = request;
-        status(StatusCode::NOT_FOUND)
-    }
-
-    async fn websocket(
-        self: Arc<Self>,
-        request: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Response<Body> {
-        self.endpoint
-            .handle(request, Some(peer))
-            .await
-            .map(Body::Left)
-    }
-}
 
 #[cfg(feature = "basic-auth")]
 /// Checks a request of your own server for the basic auth of a user of
@@ -251,23 +123,6 @@ impl JugglerEndpoint {
     }
 }
 
-/// The method, URI, version and headers of a request, for the static
-/// folder once the application's routes have taken the request itself.
-fn request_copy(parts: &hyper::http::request::Parts) -> hyper::http::request::Parts {
-    let mut copy = Request::new(());
-    *copy.method_mut() = parts.method.clone();
-    *copy.uri_mut() = parts.uri.clone();
-    *copy.version_mut() = parts.version;
-    *copy.headers_mut() = parts.headers.clone();
-    copy.into_parts().0
-}
-
-fn status(code: StatusCode) -> Response<Body> {
-    let mut response = Response::new(Body::Left(Full::default()));
-    *response.status_mut() = code;
-    response
-}
-
 /// Starts a Juggler server on `host:port` (port `0` picks a free one) and
 /// calls `on_connection` with every new connection.
 ///
@@ -297,7 +152,16 @@ pub async fn listen(
     on_connection: impl Fn(Connection) + Send + Sync + 'static,
     options: ServerOptions,
 ) -> Result<Server, Error> {
-    serve(host, port, on_connection, options, None).await
+    let no_routes: Option<Routes<Full<Bytes>>> = None;
+    juggler_driver::listen(
+        host,
+        port,
+        on_connection,
+        &options,
+        SmolRuntime::shared(),
+        no_routes,
+    )
+    .await
 }
 
 /// [`listen`], with routes of yours served beside the WebSocket endpoint
@@ -342,7 +206,7 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    let routes: Routes = Box::new(move |request| {
+    let routes: Routes<Full<Bytes>> = Box::new(move |request| {
         let answer = routes.call(request);
         Box::pin(async move {
             match answer.await {
@@ -351,34 +215,13 @@ where
             }
         })
     });
-    serve(host, port, on_connection, options, Some(routes)).await
-}
-
-async fn serve(
-    host: &str,
-    port: u16,
-    on_connection: impl Fn(Connection) + Send + Sync + 'static,
-    options: ServerOptions,
-    routes: Option<Routes>,
-) -> Result<Server, Error> {
-    let runtime = SmolRuntime::shared();
     juggler_driver::listen(
         host,
         port,
         on_connection,
         &options,
-        runtime,
-        |acceptor, files| {
-            let app = Arc::new(App {
-                endpoint: JugglerEndpoint(acceptor.clone()),
-                ws_path: options.ws_path.clone(),
-                index_path: options.index_path.clone(),
-                files,
-                no_cache: options.no_cache,
-                routes,
-            });
-            move |request, peer| app.clone().handle(request, peer)
-        },
+        SmolRuntime::shared(),
+        Some(routes),
     )
     .await
 }

@@ -6,18 +6,12 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
-use axum::routing::{any, get, MethodRouter};
+use axum::routing::{any, MethodRouter};
 use axum::Router;
-use juggler_driver::{
-    index_redirect, Acceptor, Connection, Error, Server, ServerFiles, ServerOptions,
-};
+use juggler_driver::{Acceptor, Connection, Error, Routes, Server, ServerOptions};
 use tower::ServiceExt;
 
 use crate::runtime::TokioRuntime;
-
-/// The peer of the HTTP connection a request came on.
-#[derive(Debug, Clone, Copy)]
-struct PeerAddr(SocketAddr);
 
 /// A Juggler endpoint to mount in your own axum app: one port for your
 /// routes and the WebSocket, and your layers (auth, CORS, tracing) apply
@@ -114,14 +108,24 @@ pub async fn listen(
     on_connection: impl Fn(Connection) + Send + Sync + 'static,
     options: ServerOptions,
 ) -> Result<Server, Error> {
-    listen_with_routes(host, port, on_connection, options, Router::new()).await
+    let no_routes: Option<Routes<Body>> = None;
+    juggler_driver::listen(
+        host,
+        port,
+        on_connection,
+        &options,
+        TokioRuntime::current(),
+        no_routes,
+    )
+    .await
 }
 
 /// [`listen`], with routes of yours served beside the WebSocket endpoint
-/// and the static files: a health check, `/metrics`, a small API. The
-/// server's basic auth and `Cache-Control` apply to them as well. `routes`
-/// must not repeat the WebSocket path or `/`, and must not set a fallback
-/// when the options name a static folder (axum panics on both).
+/// and the static files: a health check, `/metrics`, a small API. They
+/// answer every request but the WebSocket path's and the `/` redirect's;
+/// a `404` from them (no route matched) falls through to the static
+/// folder. The server's basic auth and `Cache-Control` apply to them as
+/// well.
 ///
 /// ```no_run
 /// use axum::{routing::get, Router};
@@ -140,82 +144,31 @@ pub async fn listen_with_routes(
     options: ServerOptions,
     routes: Router,
 ) -> Result<Server, Error> {
-    let runtime = TokioRuntime::current();
+    let routes: Routes<Body> = Box::new(move |request| {
+        let answer = routes.clone().oneshot(request);
+        Box::pin(async move {
+            match answer.await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        })
+    });
     juggler_driver::listen(
         host,
         port,
         on_connection,
         &options,
-        runtime,
-        |acceptor, files| {
-            let endpoint = JugglerEndpoint(acceptor.clone());
-            let router = router(&options, &endpoint, files, routes);
-            move |mut request: Request<hyper::body::Incoming>, peer| {
-                request.extensions_mut().insert(PeerAddr(peer));
-                let answer = router.clone().oneshot(request);
-                async move {
-                    match answer.await {
-                        Ok(response) => response,
-                        Err(never) => match never {},
-                    }
-                }
-            }
-        },
+        TokioRuntime::current(),
+        Some(routes),
     )
     .await
-}
-
-#[cfg_attr(
-    not(any(feature = "static-files", feature = "basic-auth")),
-    allow(unused_variables)
-)]
-fn router(
-    options: &ServerOptions,
-    endpoint: &JugglerEndpoint,
-    files: ServerFiles,
-    routes: Router,
-) -> Router {
-    let mut router = routes.route(&options.ws_path, endpoint.handler());
-    if let Some(index_path) = options.index_path.clone() {
-        router = router.route(
-            "/",
-            get(move || async move { index_redirect(&index_path).map(Body::from) }),
-        );
-    }
-    #[cfg(feature = "static-files")]
-    if let Some(dir) = files.static_dir {
-        let dir = Arc::new(dir);
-        router = router.fallback(move |request: Request| {
-            let dir = dir.clone();
-            async move {
-                let (request, _) = request.into_parts();
-                dir.serve(&request, TokioRuntime::current())
-                    .await
-                    .map(Body::new)
-            }
-        });
-    }
-    #[cfg(feature = "basic-auth")]
-    if let Some(htpasswd) = files.htpasswd {
-        router = router.layer(crate::BasicAuthLayer::new(htpasswd));
-    }
-    if options.no_cache {
-        router = router.layer(crate::no_cache_layer());
-    }
-    router
 }
 
 async fn websocket(State(acceptor): State<Arc<Acceptor>>, request: Request) -> Response {
     let peer_addr = request
         .extensions()
-        .get::<PeerAddr>()
-        .map(|peer| peer.0)
-        .or_else(|| {
-            request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|info| info.0)
-        });
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
     match acceptor.answer(request, peer_addr).await {
         Ok(switching) => switching.map(|()| Body::empty()),
         Err(refusal) => refusal.map(Body::from),

@@ -26,14 +26,7 @@
 //! # Ok(()) }
 //! ```
 
-#[cfg(feature = "client")]
-pub use juggler_driver::v07::{Client, Notification};
-#[cfg(feature = "server")]
-pub use juggler_driver::v07::{
-    Connection, Handlers, RequestError, RequestFuture, RequestHandler, RequestResult,
-    WeakConnection,
-};
-pub use juggler_driver::v07::{Notifications, Options};
+pub use juggler_driver::exports::v07::*;
 #[cfg(feature = "client")]
 use juggler_driver::ClientOptions;
 #[cfg(any(feature = "client", feature = "server"))]

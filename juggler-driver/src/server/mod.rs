@@ -15,6 +15,7 @@ mod acceptor;
 mod options;
 mod origin;
 mod registry;
+mod router;
 mod serve;
 mod tls;
 mod upgrade;
@@ -24,6 +25,7 @@ pub use options::{load_server_files, Generations, HttpTimeouts, ServerFiles, Ser
 pub use origin::OriginPolicy;
 pub(crate) use registry::Registered;
 pub use registry::{Registry, ShutdownSummary};
+pub use router::{RouterBody, Routes};
 pub use serve::listen;
 pub use tls::server_tls_config;
 pub use upgrade::{index_redirect, upgrade_response, Refusal, UpgradeRejection};

@@ -1,7 +1,7 @@
 //! The HTTP side of a server of juggler-rs's own, the same on every
 //! runtime: the accept loop, the TLS handshake with its timeout, hyper
 //! serving each connection, and the upgraded socket handed to the
-//! [`Acceptor`]. The runtime crates bring only their router.
+//! [`Acceptor`].
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -12,12 +12,13 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::future::{select, Either};
-use http::{Request, Response};
-use hyper::body::Incoming;
+use http::Request;
+use hyper::body::{Bytes, Incoming};
 use hyper::upgrade::Upgraded;
 use smol_hyper::rt::FuturesIo;
 
-use super::{AcceptControl, Acceptor, HttpTimeouts, Server, ServerFiles, ServerOptions};
+use super::router::{Router, Routes};
+use super::{AcceptControl, Acceptor, HttpTimeouts, Server, ServerOptions};
 use crate::admission::Admitted;
 use crate::runtime::{BoxFuture, Io, Listener, Runtime};
 use crate::{Connection, Error};
@@ -26,26 +27,19 @@ use crate::{Connection, Error};
 /// request can be turned back into the stream it came on.
 type HttpIo = FuturesIo<Box<dyn Io>>;
 
-/// Binds `host:port` on `runtime` and serves HTTP there, each request
-/// answered by the service `router` builds from the server's acceptor
-/// and files; what the runtime crates' `listen` does. The service gets
-/// every request with the client's [`PeerCertificates`] (TLS) as an
-/// extension, and the peer's address; its WebSocket path answers with
-/// [`Acceptor::answer`].
-pub async fn listen<R, S, F, B>(
+/// Binds `host:port` on `runtime` and serves HTTP there: the WebSocket
+/// path, the `/` redirect, the application's `routes` and the static
+/// folder, as `options` say. What the runtime crates' `listen` does.
+pub async fn listen<B>(
     host: &str,
     port: u16,
     on_connection: impl Fn(Connection) + Send + Sync + 'static,
     options: &ServerOptions,
     runtime: Arc<dyn Runtime>,
-    router: R,
+    routes: Option<Routes<B>>,
 ) -> Result<Server, Error>
 where
-    R: FnOnce(&Arc<Acceptor>, ServerFiles) -> S,
-    S: Fn(Request<Incoming>, SocketAddr) -> F + Send + Sync + 'static,
-    F: Future<Output = Response<B>> + Send + 'static,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut files = super::load_server_files(options)?;
@@ -54,13 +48,19 @@ where
     let local_addr = listener.local_addr()?;
     let acceptor = Acceptor::serving(on_connection, options, runtime.clone());
     let registry = acceptor.registry().clone();
-    let service = Arc::new(router(&acceptor, files));
+    let router = Arc::new(Router::new(
+        &acceptor,
+        options,
+        files,
+        routes,
+        runtime.clone(),
+    ));
     let scheme = if tls.is_some() { "wss" } else { "ws" };
     let url = format!("{scheme}://{local_addr}{}", options.ws_path);
     tracing::info!(%url, "juggler server listening");
     let (server, control) = Server::new(local_addr, url, registry, runtime.clone());
     let accepting = Accepting {
-        service,
+        router,
         tls: tls.map(futures_rustls::TlsAcceptor::from),
         timeouts: options.http_timeouts(),
         runtime: runtime.clone(),
@@ -70,19 +70,16 @@ where
 }
 
 /// What the accept loop gives each HTTP connection.
-struct Accepting<S> {
-    service: Arc<S>,
+struct Accepting<B> {
+    router: Arc<Router<B>>,
     tls: Option<futures_rustls::TlsAcceptor>,
     timeouts: HttpTimeouts,
     runtime: Arc<dyn Runtime>,
 }
 
-impl<S, F, B> Accepting<S>
+impl<B> Accepting<B>
 where
-    S: Fn(Request<Incoming>, SocketAddr) -> F + Send + Sync + 'static,
-    F: Future<Output = Response<B>> + Send + 'static,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     /// Accepts until the server stops. HTTP connections end with the
@@ -120,7 +117,7 @@ where
 
     /// Serves one HTTP connection: the TLS handshake if any, then hyper.
     fn serve(&self, io: Box<dyn Io>, peer: SocketAddr) -> impl Future<Output = ()> + Send {
-        let service = self.service.clone();
+        let router = self.router.clone();
         let tls = self.tls.clone();
         let timeouts = self.timeouts;
         let runtime = self.runtime.clone();
@@ -137,7 +134,7 @@ where
                 if let Some(certificates) = &certificates {
                     request.extensions_mut().insert(certificates.clone());
                 }
-                let answer = service(request, peer);
+                let answer = router.clone().handle(request, peer);
                 async move { Ok::<_, Infallible>(answer.await) }
             });
             let result = hyper::server::conn::http1::Builder::new()
