@@ -152,16 +152,7 @@ pub async fn listen(
     on_connection: impl Fn(Connection) + Send + Sync + 'static,
     options: ServerOptions,
 ) -> Result<Server, Error> {
-    let no_routes: Option<Routes<Full<Bytes>>> = None;
-    juggler_driver::listen(
-        host,
-        port,
-        on_connection,
-        &options,
-        SmolRuntime::shared(),
-        no_routes,
-    )
-    .await
+    serve(host, port, on_connection, options, None).await
 }
 
 /// [`listen`], with routes of yours served beside the WebSocket endpoint
@@ -215,13 +206,17 @@ where
             }
         })
     });
-    juggler_driver::listen(
-        host,
-        port,
-        on_connection,
-        &options,
-        SmolRuntime::shared(),
-        Some(routes),
-    )
-    .await
+    serve(host, port, on_connection, options, Some(routes)).await
+}
+
+/// [`juggler_driver::listen`] on smol.
+async fn serve(
+    host: &str,
+    port: u16,
+    on_connection: impl Fn(Connection) + Send + Sync + 'static,
+    options: ServerOptions,
+    routes: Option<Routes<Full<Bytes>>>,
+) -> Result<Server, Error> {
+    let runtime = SmolRuntime::shared();
+    juggler_driver::listen(host, port, on_connection, &options, runtime, routes).await
 }

@@ -25,45 +25,4 @@
 //! # Ok(()) }) }
 //! ```
 
-pub use juggler_driver::exports::v07::*;
-#[cfg(feature = "client")]
-use juggler_driver::ClientOptions;
-#[cfg(any(feature = "client", feature = "server"))]
-use juggler_driver::Error;
-#[cfg(feature = "server")]
-use juggler_driver::{Server, ServerOptions};
-
-#[cfg(feature = "client")]
-use crate::runtime::SmolRuntime;
-
-/// Starts a server of one generation, `options.v07.generation` (0.7 by
-/// default), on `host:port` (port `0` picks a free one): the reference's
-/// `listen(host, port, connection_cb, request_cb)`. The HTTP side (static
-/// files, basic auth, TLS, origin checks) is `options`'.
-#[doc(alias("serve", "bind"))]
-#[cfg(feature = "server")]
-pub async fn listen(
-    host: &str,
-    port: u16,
-    handlers: Handlers,
-    options: ServerOptions,
-) -> Result<Server, Error> {
-    crate::listen(host, port, drop, options.v07_only(handlers)).await
-}
-
-/// Connects to a 0.7 (or, by `options.generation`, 0.6) server.
-#[cfg(feature = "client")]
-pub async fn connect(address: &str, options: Options) -> Result<Client, Error> {
-    connect_with(address, options, ClientOptions::default()).await
-}
-
-/// [`connect`], with TLS, headers, the connect timeout and compression
-/// of `client`.
-#[cfg(feature = "client")]
-pub async fn connect_with(
-    address: &str,
-    options: Options,
-    client: ClientOptions,
-) -> Result<Client, Error> {
-    juggler_driver::v07::connect(address, options, client, SmolRuntime::shared()).await
-}
+juggler_driver::v07_module!(crate::runtime::SmolRuntime::shared(), crate::listen);

@@ -108,16 +108,7 @@ pub async fn listen(
     on_connection: impl Fn(Connection) + Send + Sync + 'static,
     options: ServerOptions,
 ) -> Result<Server, Error> {
-    let no_routes: Option<Routes<Body>> = None;
-    juggler_driver::listen(
-        host,
-        port,
-        on_connection,
-        &options,
-        TokioRuntime::current(),
-        no_routes,
-    )
-    .await
+    listen_with_routes(host, port, on_connection, options, Router::new()).await
 }
 
 /// [`listen`], with routes of yours served beside the WebSocket endpoint

@@ -302,17 +302,7 @@ fn smol_routes_beside_the_websocket_and_the_static_folder() {
             .unwrap();
         let addr = server.local_addr();
 
-        let health = get(addr, "/health").await;
-        assert_eq!(
-            (health.status, health.body.as_slice()),
-            (200, &b"healthy"[..])
-        );
-        let page = get(addr, "/page.txt").await;
-        assert_eq!(
-            (page.status, page.body.as_slice()),
-            (200, &b"from the folder"[..])
-        );
-        assert_eq!(get(addr, "/missing").await.status, 404);
+        routes_and_folder_answer(addr).await;
 
         let client = juggler_smol::connect(server.url()).await.unwrap();
         client.send(&json!("over the socket")).await.unwrap();
@@ -338,6 +328,18 @@ async fn tokio_routes_beside_the_websocket_and_the_static_folder() {
             .unwrap();
     let addr = server.local_addr();
 
+    routes_and_folder_answer(addr).await;
+
+    let client = juggler_tokio::connect(server.url()).await.unwrap();
+    client.send(&json!("over the socket")).await.unwrap();
+    assert_eq!(client.receive().await.unwrap(), json!("over the socket"));
+    server.close().await;
+}
+
+/// What both runtimes' `listen_with_routes` tests ask of the server at
+/// `addr`: `/health` is the routes', `/page.txt` the folder's, and what
+/// neither has is 404.
+async fn routes_and_folder_answer(addr: SocketAddr) {
     let health = get(addr, "/health").await;
     assert_eq!(
         (health.status, health.body.as_slice()),
@@ -349,9 +351,4 @@ async fn tokio_routes_beside_the_websocket_and_the_static_folder() {
         (200, &b"from the folder"[..])
     );
     assert_eq!(get(addr, "/missing").await.status, 404);
-
-    let client = juggler_tokio::connect(server.url()).await.unwrap();
-    client.send(&json!("over the socket")).await.unwrap();
-    assert_eq!(client.receive().await.unwrap(), json!("over the socket"));
-    server.close().await;
 }
