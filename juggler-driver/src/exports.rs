@@ -57,3 +57,62 @@ pub use crate::http;
 /// The `rustls` crate, whose configurations the server and client options
 /// take.
 pub use crate::rustls;
+
+/// What a user of the runtime crates' `v07` modules needs beside their
+/// own `listen` and `connect`: one list, re-exported whole by both
+/// (`pub use juggler_driver::exports::v07::*`).
+pub mod v07 {
+    #[cfg(feature = "client")]
+    pub use crate::v07::{Client, Notification};
+    #[cfg(feature = "server")]
+    pub use crate::v07::{
+        Connection, Handlers, RequestError, RequestFuture, RequestHandler, RequestResult,
+        WeakConnection,
+    };
+    pub use crate::v07::{Notifications, Options};
+}
+
+/// The body of the runtime crates' `v07` modules, written once: the
+/// [`v07`] names, and `listen`, `connect` and `connect_with` on the
+/// runtime that `$runtime` (an `Arc<dyn Runtime>` expression) gives and
+/// the runtime crate's own `listen` (`$listen`). For juggler-tokio and juggler-smol;
+/// the `cfg`s are the calling crate's `client` and `server` features.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! v07_module {
+    ($runtime:expr, $listen:path) => {
+        pub use $crate::exports::v07::*;
+
+        /// Starts a server of one generation, `options.v07.generation` (0.7 by
+        /// default), on `host:port` (port `0` picks a free one): the reference's
+        /// `listen(host, port, connection_cb, request_cb)`. The HTTP side (static
+        /// files, basic auth, TLS, origin checks) is `options`'.
+        #[doc(alias("serve", "bind"))]
+        #[cfg(feature = "server")]
+        pub async fn listen(
+            host: &str,
+            port: u16,
+            handlers: Handlers,
+            options: $crate::ServerOptions,
+        ) -> Result<$crate::Server, $crate::Error> {
+            $listen(host, port, drop, options.v07_only(handlers)).await
+        }
+
+        /// Connects to a 0.7 (or, by `options.generation`, 0.6) server.
+        #[cfg(feature = "client")]
+        pub async fn connect(address: &str, options: Options) -> Result<Client, $crate::Error> {
+            connect_with(address, options, $crate::ClientOptions::default()).await
+        }
+
+        /// [`connect`], with TLS, headers, the connect timeout and compression
+        /// of `client`.
+        #[cfg(feature = "client")]
+        pub async fn connect_with(
+            address: &str,
+            options: Options,
+            client: $crate::ClientOptions,
+        ) -> Result<Client, $crate::Error> {
+            $crate::v07::connect(address, options, client, $runtime).await
+        }
+    };
+}

@@ -78,12 +78,14 @@ pub use reconnect::{
     Backoff, ClientChangeCallbackHandle, ClientStatus, HeaderCallback, ReconnectEvent,
     ReconnectEvents, ReconnectOptions, ReconnectingClient, RemoteDataChanges, WhileDisconnected,
 };
-pub use runtime::{unblock, BoxFuture, Io, Runtime, TcpConnecting};
+pub use runtime::{
+    unblock, BoxFuture, Io, Listener, Runtime, TcpAccepting, TcpBinding, TcpConnecting,
+};
 #[cfg(feature = "server")]
 pub use server::{
-    index_redirect, load_server_files, server_tls_config, upgrade_response, AcceptControl,
-    Acceptor, Checked, Endpoint, Generations, HttpTimeouts, OriginPolicy, Refusal, Registry,
-    Server, ServerFiles, ServerOptions, ShutdownSummary, UpgradeRejection,
+    index_redirect, listen, load_server_files, server_tls_config, upgrade_response, AcceptControl,
+    Acceptor, Checked, Generations, HttpTimeouts, OriginPolicy, Refusal, Registry, RouterBody,
+    Routes, Server, ServerFiles, ServerOptions, ShutdownSummary, UpgradeRejection,
 };
 #[cfg(feature = "static-files")]
 pub use static_files::{FileBody, StaticDir};

@@ -35,6 +35,35 @@ pub trait Runtime: Send + Sync + 'static {
     fn unblock(&self, work: Box<dyn FnOnce() + Send + 'static>) -> BoxFuture;
     /// Opens a TCP connection to `host:port`.
     fn connect_tcp(&self, host: String, port: u16) -> TcpConnecting;
+    /// Binds a TCP listener on `host:port` (port `0` picks a free one),
+    /// for a server of juggler-rs's own. The default fails with
+    /// [`io::ErrorKind::Unsupported`]: a runtime that only connects needs
+    /// none.
+    fn bind_tcp(&self, host: String, port: u16) -> TcpBinding {
+        let _ = (host, port);
+        Box::pin(std::future::ready(Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this runtime does not listen",
+        ))))
+    }
+}
+
+/// A TCP listener being bound.
+pub type TcpBinding = Pin<Box<dyn Future<Output = io::Result<Box<dyn Listener>>> + Send + 'static>>;
+
+/// A connection a [`Listener`] accepted: the stream (with `TCP_NODELAY`
+/// set) and the peer's address.
+pub type TcpAccepting<'a> =
+    Pin<Box<dyn Future<Output = io::Result<(Box<dyn Io>, SocketAddr)>> + Send + 'a>>;
+
+/// A runtime's TCP listener, as [`Runtime::bind_tcp`] makes it; dropping
+/// it frees the port.
+pub trait Listener: Send + Sync + 'static {
+    /// Accepts the next connection.
+    fn accept(&self) -> TcpAccepting<'_>;
+    /// The address it listens on (with the real port when `0` was asked
+    /// for).
+    fn local_addr(&self) -> io::Result<SocketAddr>;
 }
 
 /// Runs `work` with [`Runtime::unblock`] and returns what it returned;

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_tungstenite::tokio::TokioAdapter;
-use juggler_driver::{BoxFuture, Io, Runtime, TcpConnecting};
-use tokio::net::TcpStream;
+use juggler_driver::{BoxFuture, Io, Listener, Runtime, TcpAccepting, TcpBinding, TcpConnecting};
+use tokio::net::{TcpListener, TcpStream};
 
 /// Spawns on and sleeps with the tokio runtime the call came from.
 #[derive(Debug, Clone)]
@@ -48,5 +48,29 @@ impl Runtime for TokioRuntime {
             let peer = stream.peer_addr()?;
             Ok((Box::new(TokioAdapter::new(stream)) as Box<dyn Io>, peer))
         })
+    }
+
+    fn bind_tcp(&self, host: String, port: u16) -> TcpBinding {
+        Box::pin(async move {
+            let listener = TcpListener::bind((host.as_str(), port)).await?;
+            Ok(Box::new(TokioListener(listener)) as Box<dyn Listener>)
+        })
+    }
+}
+
+/// A tokio TCP listener as the driver's.
+struct TokioListener(TcpListener);
+
+impl Listener for TokioListener {
+    fn accept(&self) -> TcpAccepting<'_> {
+        Box::pin(async move {
+            let (stream, peer) = self.0.accept().await?;
+            let _ = stream.set_nodelay(true);
+            Ok((Box::new(TokioAdapter::new(stream)) as Box<dyn Io>, peer))
+        })
+    }
+
+    fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.local_addr()
     }
 }

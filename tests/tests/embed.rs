@@ -302,21 +302,53 @@ fn smol_routes_beside_the_websocket_and_the_static_folder() {
             .unwrap();
         let addr = server.local_addr();
 
-        let health = get(addr, "/health").await;
-        assert_eq!(
-            (health.status, health.body.as_slice()),
-            (200, &b"healthy"[..])
-        );
-        let page = get(addr, "/page.txt").await;
-        assert_eq!(
-            (page.status, page.body.as_slice()),
-            (200, &b"from the folder"[..])
-        );
-        assert_eq!(get(addr, "/missing").await.status, 404);
+        routes_and_folder_answer(addr).await;
 
         let client = juggler_smol::connect(server.url()).await.unwrap();
         client.send(&json!("over the socket")).await.unwrap();
         assert_eq!(client.receive().await.unwrap(), json!("over the socket"));
         server.close().await;
     });
+}
+
+/// juggler-tokio's `listen_with_routes`: the application's axum routes
+/// answer theirs, a request none of them matches falls through to the
+/// static folder, and the WebSocket path stays Juggler's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_routes_beside_the_websocket_and_the_static_folder() {
+    use juggler_tests::cases::web::TempDir;
+
+    let www = TempDir::new("tokio-routes");
+    std::fs::write(www.0.join("page.txt"), "from the folder").unwrap();
+    let routes = axum::Router::new().route("/health", axum::routing::get(|| async { "healthy" }));
+    let options = juggler_tokio::ServerOptions::default().static_dir(&www.0);
+    let server =
+        juggler_tokio::listen_with_routes("127.0.0.1", 0, embed_axum::echo, options, routes)
+            .await
+            .unwrap();
+    let addr = server.local_addr();
+
+    routes_and_folder_answer(addr).await;
+
+    let client = juggler_tokio::connect(server.url()).await.unwrap();
+    client.send(&json!("over the socket")).await.unwrap();
+    assert_eq!(client.receive().await.unwrap(), json!("over the socket"));
+    server.close().await;
+}
+
+/// What both runtimes' `listen_with_routes` tests ask of the server at
+/// `addr`: `/health` is the routes', `/page.txt` the folder's, and what
+/// neither has is 404.
+async fn routes_and_folder_answer(addr: SocketAddr) {
+    let health = get(addr, "/health").await;
+    assert_eq!(
+        (health.status, health.body.as_slice()),
+        (200, &b"healthy"[..])
+    );
+    let page = get(addr, "/page.txt").await;
+    assert_eq!(
+        (page.status, page.body.as_slice()),
+        (200, &b"from the folder"[..])
+    );
+    assert_eq!(get(addr, "/missing").await.status, 404);
 }
