@@ -63,7 +63,7 @@ pub use crate::rustls;
 /// (`pub use juggler_driver::exports::v07::*`).
 pub mod v07 {
     #[cfg(feature = "client")]
-    pub use crate::v07::{Client, Notification};
+    pub use crate::v07::{Client, Notification, ReconnectingClient};
     #[cfg(feature = "server")]
     pub use crate::v07::{
         Connection, Handlers, RequestError, RequestFuture, RequestHandler, RequestResult,
@@ -73,7 +73,8 @@ pub mod v07 {
 }
 
 /// The body of the runtime crates' `v07` modules, written once: the
-/// [`v07`] names, and `listen`, `connect` and `connect_with` on the
+/// [`v07`] names, and `listen`, `connect`, `connect_with` and
+/// `reconnecting` on the
 /// runtime that `$runtime` (an `Arc<dyn Runtime>` expression) gives and
 /// the runtime crate's own `listen` (`$listen`). For juggler-tokio and juggler-smol;
 /// the `cfg`s are the calling crate's `client` and `server` features.
@@ -113,6 +114,17 @@ macro_rules! v07_module {
             client: $crate::ClientOptions,
         ) -> Result<Client, $crate::Error> {
             $crate::v07::connect(address, options, client, $runtime).await
+        }
+
+        /// Starts a [`ReconnectingClient`] over `addresses` (tried in this
+        /// order), each connection with `options`; returns at once.
+        #[cfg(feature = "client")]
+        pub fn reconnecting<A: Into<String>>(
+            addresses: impl IntoIterator<Item = A>,
+            options: Options,
+            reconnect: $crate::ReconnectOptions,
+        ) -> Result<ReconnectingClient, $crate::Error> {
+            ReconnectingClient::start(addresses, options, reconnect, $runtime)
         }
     };
 }

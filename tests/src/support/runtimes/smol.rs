@@ -45,12 +45,7 @@ impl Backend for Smol {
         options: juggler_driver::v07::Options,
         reconnect: juggler_driver::ReconnectOptions,
     ) -> Result<juggler_driver::v07::ReconnectingClient, Error> {
-        juggler_driver::v07::ReconnectingClient::start(
-            addresses,
-            options,
-            reconnect,
-            juggler_smol::runtime(),
-        )
+        juggler_smol::v07::reconnecting(addresses, options, reconnect)
     }
 
     fn alive_tasks() -> Option<usize> {

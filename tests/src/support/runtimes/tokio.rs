@@ -50,12 +50,7 @@ impl Backend for Tokio {
         options: juggler_driver::v07::Options,
         reconnect: juggler_driver::ReconnectOptions,
     ) -> Result<juggler_driver::v07::ReconnectingClient, Error> {
-        juggler_driver::v07::ReconnectingClient::start(
-            addresses,
-            options,
-            reconnect,
-            juggler_tokio::runtime(),
-        )
+        juggler_tokio::v07::reconnecting(addresses, options, reconnect)
     }
 
     fn alive_tasks() -> Option<usize> {
