@@ -128,3 +128,68 @@ macro_rules! v07_module {
         }
     };
 }
+
+/// The runtime crates' 0.5 client functions, written once: `connect`,
+/// `connect_with` and `reconnecting` on the runtime that `$runtime` (an
+/// `Arc<dyn Runtime>` expression) gives; `$krate` names the calling crate
+/// in the examples. The `cfg`s are the calling crate's `client` feature.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! client_functions {
+    ($krate:ident, $runtime:expr) => {
+        /// Connects to a Juggler server at a `ws://` or `wss://` URL with
+        /// the default options (autoflush delay 0.2 s, keep-alive on).
+        ///
+        /// ```no_run
+        #[doc = concat!("# async fn run() -> Result<(), ", stringify!($krate), "::Error> {")]
+        #[doc = concat!("let connection = ", stringify!($krate), "::connect(\"ws://127.0.0.1:23023/ws\").await?;")]
+        /// connection.set_local_data(serde_json::json!({"hello": "server"}))?;
+        /// connection.flush_local_data().await?;
+        /// # Ok(()) }
+        /// ```
+        #[cfg(feature = "client")]
+        pub async fn connect(address: &str) -> Result<$crate::Connection, $crate::Error> {
+            connect_with(address, $crate::ClientOptions::default()).await
+        }
+
+        /// Connects with the given options; see [`ClientOptions`](crate::ClientOptions).
+        #[cfg(feature = "client")]
+        pub async fn connect_with(
+            address: &str,
+            options: $crate::ClientOptions,
+        ) -> Result<$crate::Connection, $crate::Error> {
+            $crate::connect(address, options, $runtime).await
+        }
+
+        /// Starts a client that reconnects over `addresses` (tried in
+        /// order) when the network drops; see
+        /// [`ReconnectingClient`](crate::ReconnectingClient). Returns at
+        /// once; the first attempt runs in the background.
+        ///
+        /// ```no_run
+        #[doc = concat!("# async fn run() -> Result<(), ", stringify!($krate), "::Error> {")]
+        #[doc = concat!("use ", stringify!($krate), "::{reconnecting, ReconnectEvent, ReconnectOptions};")]
+        ///
+        /// let client = reconnecting(
+        ///     ["ws://10.0.0.1:23023/ws", "ws://10.0.0.2:23023/ws"],
+        ///     ReconnectOptions::default(),
+        /// )?;
+        /// client.set_local_data(serde_json::json!({"hello": "server"}))?;
+        /// let mut events = client.events();
+        /// while let Some(event) = events.next().await {
+        ///     if let ReconnectEvent::Connected { address, .. } = event {
+        ///         println!("connected to {address}");
+        ///     }
+        /// }
+        /// # Ok(()) }
+        /// ```
+        #[doc(alias("retry", "auto_reconnect"))]
+        #[cfg(feature = "client")]
+        pub fn reconnecting<A: Into<String>>(
+            addresses: impl IntoIterator<Item = A>,
+            options: $crate::ReconnectOptions,
+        ) -> Result<$crate::ReconnectingClient, $crate::Error> {
+            $crate::ReconnectingClient::start(addresses, options, $runtime)
+        }
+    };
+}

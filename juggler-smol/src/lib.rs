@@ -1,46 +1,14 @@
-//! Juggler on smol: keep JSON state in sync and exchange messages with
-//! Juggler peers (Python `hat-juggler`, the browser `@hat-open/juggler`,
-//! other juggler-rs programs) over WebSocket.
-//!
-//! The same API as `juggler-tokio`, by the same engine and driver
-//! (`juggler-driver`): [`connect`] and [`listen`] give a [`Connection`].
-//! Sockets, timers and tasks are smol's; the HTTP server is hyper over
-//! smol's I/O; TLS is rustls. No tokio runtime is needed.
-//!
-//! ```
-//! use juggler_smol::{connect_with, listen, ClientOptions, ServerOptions};
-//! use serde_json::json;
-//! use std::time::Duration;
-//!
-//! # fn main() -> Result<(), juggler_smol::Error> { smol::block_on(async {
-//! let (accepted, incoming) = smol::channel::unbounded();
-//! let server = listen("127.0.0.1", 0, move |connection| { let _ = accepted.try_send(connection); },
-//!     ServerOptions::default().autoflush_delay(Some(Duration::ZERO))).await?;
-//!
-//! let client = connect_with(server.url(), ClientOptions::default().autoflush_delay(Some(Duration::ZERO))).await?;
-//! let server_side = incoming.recv().await.unwrap();
-//!
-//! let mut changes = server_side.remote_changes();
-//! client.set_local_data(json!(123))?;
-//! assert_eq!(*changes.changed().await?, json!(123));
-//!
-//! server.close().await;
-//! client.wait_closed().await;
-//! # Ok(()) }) }
-//! ```
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(feature = "client")]
-mod client;
 #[cfg(any(feature = "client", feature = "server"))]
 mod runtime;
 #[cfg(feature = "server")]
 mod server;
 pub mod v07;
 
-#[cfg(feature = "client")]
-pub use client::{connect, connect_with, reconnecting};
+juggler_driver::client_functions!(juggler_smol, crate::runtime());
 #[cfg(feature = "basic-auth")]
 pub use server::require_basic_auth;
 #[cfg(feature = "server")]
