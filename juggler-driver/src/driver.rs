@@ -725,7 +725,7 @@ where
 }
 
 /// The frame text as tungstenite's text type, without a copy when owned.
-fn utf8_bytes(text: FrameText) -> Utf8Bytes {
+pub(crate) fn utf8_bytes(text: FrameText) -> Utf8Bytes {
     match text.into_owned_or_shared() {
         Ok(owned) => Utf8Bytes::from(owned),
         Err(shared) => Utf8Bytes::from(&*shared),

@@ -19,11 +19,11 @@ fn server(policy: AutoflushPolicy, now: Instant) -> ServerEngine {
 
 /// The frames the engine has now, as text.
 fn drain_server(server: &mut ServerEngine) -> Vec<String> {
-    std::iter::from_fn(|| server.poll_transmit().map(|frame| frame.text)).collect()
+    std::iter::from_fn(|| server.poll_transmit().map(|frame| String::from(frame.text))).collect()
 }
 
 fn drain_client(client: &mut ClientEngine) -> Vec<String> {
-    std::iter::from_fn(|| client.poll_transmit().map(|frame| frame.text)).collect()
+    std::iter::from_fn(|| client.poll_transmit().map(|frame| String::from(frame.text))).collect()
 }
 
 /// The user messages in 0.7 frames, joined.
@@ -105,7 +105,12 @@ fn manual_sends_only_on_flush_including_the_initial_state() {
     let frames: Vec<OutFrame> = std::iter::from_fn(|| server.poll_transmit()).collect();
     assert_eq!(frames.last().unwrap().seq, ticket.seq());
     assert_eq!(
-        messages(&frames.into_iter().map(|f| f.text).collect::<Vec<_>>()),
+        messages(
+            &frames
+                .into_iter()
+                .map(|f| String::from(f.text))
+                .collect::<Vec<_>>()
+        ),
         [json!({"type": "state", "diff": [{"op": "replace", "path": "", "value": {"shared": 1}}]})]
     );
     server.flush().unwrap();
@@ -228,7 +233,7 @@ fn a_ping_is_answered_ahead_of_queued_segments() {
     );
     server.notify("note", &json!("x".repeat(40))).unwrap();
     let first = server.poll_transmit().unwrap();
-    assert!(first.text.starts_with('1'));
+    assert!(first.text.as_str().starts_with('1'));
     server.handle_text("2hello-ping").unwrap();
     server.handle_text("2second").unwrap();
     let next = server.poll_transmit().unwrap();
@@ -237,7 +242,12 @@ fn a_ping_is_answered_ahead_of_queued_segments() {
         (0, "3second"),
         "one pong, the newest"
     );
-    assert!(server.poll_transmit().unwrap().text.starts_with('1'));
+    assert!(server
+        .poll_transmit()
+        .unwrap()
+        .text
+        .as_str()
+        .starts_with('1'));
 }
 
 #[test]
@@ -462,9 +472,9 @@ proptest! {
             if !whole {
                 prop_assert!(frame.text.len() - 1 <= max_segment_size.max(4));
             }
-            client.handle_text(&frame.text).unwrap();
+            client.handle_text(frame.text.as_str()).unwrap();
         }
-        let texts: Vec<String> = frames.into_iter().map(|frame| frame.text).collect();
+        let texts: Vec<String> = frames.into_iter().map(|frame| String::from(frame.text)).collect();
         let sent = if whole {
             texts.iter().map(|text| serde_json::from_str(text).unwrap()).collect()
         } else {
@@ -510,12 +520,12 @@ proptest! {
                 }
             }
             for frame in std::iter::from_fn(|| server.poll_transmit()) {
-                client.handle_text(&frame.text).unwrap();
+                client.handle_text(frame.text.as_str()).unwrap();
             }
         }
         server.flush().unwrap();
         for frame in std::iter::from_fn(|| server.poll_transmit()) {
-            client.handle_text(&frame.text).unwrap();
+            client.handle_text(frame.text.as_str()).unwrap();
         }
         prop_assert_eq!(&**client.state(), &**server.state());
         prop_assert_eq!(&**client.state(), &steps.last().unwrap().0);
@@ -538,7 +548,7 @@ proptest! {
             sent.push((id, n));
         }
         while let Some(frame) = client.poll_transmit() {
-            server.handle_text(&frame.text).unwrap();
+            server.handle_text(frame.text.as_str()).unwrap();
         }
         let mut requests = Vec::new();
         while let Some(ServerEvent::Request(request)) = server.poll_event() {
@@ -551,7 +561,7 @@ proptest! {
             server.respond(&request.id, Ok(json!(n * 2))).unwrap();
         }
         while let Some(frame) = server.poll_transmit() {
-            client.handle_text(&frame.text).unwrap();
+            client.handle_text(frame.text.as_str()).unwrap();
         }
         let mut answered = std::collections::BTreeMap::new();
         while let Some(event) = client.poll_event() {

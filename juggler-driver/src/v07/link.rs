@@ -10,9 +10,9 @@ use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_util::future::{join, poll_fn, select, Either};
 use futures_util::{SinkExt, StreamExt};
-use juggler_core::v07::{ClientEngine, ClientEvent, OutFrame, ServerEngine, ServerEvent};
-use juggler_core::PatchOperation;
-use juggler_core::{CloseReason, Closed, FlushTicket, Liveness, LivenessAction, ProtocolError};
+use juggler_core::{
+    CloseReason, Driven, FlushTicket, Liveness, LivenessAction, ProtocolError, Transmit,
+};
 use serde_json::Value;
 use std::future::Future;
 use std::task::Poll;
@@ -26,95 +26,11 @@ use crate::{Error, Runtime};
 /// Most frames the writer takes before one socket flush.
 const WRITE_BATCH: usize = 256;
 
-/// What the driver needs of an engine of either role.
-pub(crate) trait LinkEngine: Send + 'static {
-    /// What the engine tells the application.
-    type Event: Send + 'static;
-    fn handle_text(&mut self, frame: &str) -> Result<(), ProtocolError>;
-    fn handle_protocol_error(&mut self, err: ProtocolError);
-    fn handle_transport_closed(&mut self, reason: CloseReason);
-    fn poll_transmit(&mut self) -> Option<OutFrame>;
-    fn poll_timeout(&self) -> Option<Instant>;
-    fn handle_timeout(&mut self, now: Instant);
-    /// The versions a sync due at `now` diffs (a server's state change
-    /// in its autoflush window), for the writer to diff outside the lock.
-    fn due_diff(&self, _now: Instant) -> Option<(Arc<Value>, Arc<Value>)> {
-        None
-    }
-    /// `handle_timeout` with the diff of `due_diff`'s versions.
-    fn handle_timeout_diffed(
-        &mut self,
-        now: Instant,
-        _base: &Arc<Value>,
-        _state: &Arc<Value>,
-        _ops: Vec<PatchOperation>,
-    ) {
-        self.handle_timeout(now)
-    }
-    fn send_ping(&mut self, payload: &str) -> Result<(), Closed>;
-    fn poll_event(&mut self) -> Option<Self::Event>;
-    fn close_reason(&self) -> Option<&CloseReason>;
-    fn queued_frames(&self) -> usize;
-    fn close(&mut self);
-}
+/// What the driver needs of an engine of either role: the core's engine
+/// contract, and what crosses to the application's tasks.
+pub(crate) trait LinkEngine: Driven<Event: Send + 'static> + Send + 'static {}
 
-macro_rules! link_engine {
-    ($engine:ty, $event:ty { $($extra:item)* }) => {
-        impl LinkEngine for $engine {
-            type Event = $event;
-            $($extra)*
-            fn handle_text(&mut self, frame: &str) -> Result<(), ProtocolError> {
-                <$engine>::handle_text(self, frame)
-            }
-            fn handle_protocol_error(&mut self, err: ProtocolError) {
-                <$engine>::handle_protocol_error(self, err)
-            }
-            fn handle_transport_closed(&mut self, reason: CloseReason) {
-                <$engine>::handle_transport_closed(self, reason)
-            }
-            fn poll_transmit(&mut self) -> Option<OutFrame> {
-                <$engine>::poll_transmit(self)
-            }
-            fn poll_timeout(&self) -> Option<Instant> {
-                <$engine>::poll_timeout(self)
-            }
-            fn handle_timeout(&mut self, now: Instant) {
-                <$engine>::handle_timeout(self, now)
-            }
-            fn send_ping(&mut self, payload: &str) -> Result<(), Closed> {
-                <$engine>::send_ping(self, payload)
-            }
-            fn poll_event(&mut self) -> Option<$event> {
-                <$engine>::poll_event(self)
-            }
-            fn close_reason(&self) -> Option<&CloseReason> {
-                <$engine>::close_reason(self)
-            }
-            fn queued_frames(&self) -> usize {
-                <$engine>::queued_frames(self)
-            }
-            fn close(&mut self) {
-                <$engine>::close(self)
-            }
-        }
-    };
-}
-
-link_engine!(ServerEngine, ServerEvent {
-    fn due_diff(&self, now: Instant) -> Option<(Arc<Value>, Arc<Value>)> {
-        ServerEngine::due_diff(self, now)
-    }
-    fn handle_timeout_diffed(
-        &mut self,
-        now: Instant,
-        base: &Arc<Value>,
-        state: &Arc<Value>,
-        ops: Vec<PatchOperation>,
-    ) {
-        ServerEngine::handle_timeout_diffed(self, now, base, state, ops)
-    }
-});
-link_engine!(ClientEngine, ClientEvent {});
+impl<E: Driven<Event: Send + 'static> + Send + 'static> LinkEngine for E {}
 
 /// What the reader and the writer share with the application's handles.
 pub(crate) struct Link<E, X> {
@@ -547,7 +463,7 @@ where
 {
     let runtime = &link.runtime;
     let stall_limit = link.options.pings().map(|(delay, timeout)| delay + timeout);
-    let mut batch: Vec<OutFrame> = Vec::new();
+    let mut batch: Vec<Transmit> = Vec::new();
     // Kept across waits while the deadline stays (keep-alive's is 30 s
     // away): arming a timer per wait is not free.
     let mut timer = crate::driver::DeadlineTimer::default();
@@ -567,7 +483,7 @@ where
         if !batch.is_empty() {
             let last = batch.iter().map(|frame| frame.seq).max().unwrap_or(0);
             for frame in &batch {
-                link.metrics.sent(frame_kind(&frame.text), frame.text.len());
+                link.metrics.sent(frame.kind, frame.text.len());
             }
             match write_batch(&mut sink, &mut batch, &**runtime, stall_limit).await {
                 Ok(()) => {
@@ -635,21 +551,11 @@ where
     }
 }
 
-/// The 0.5 frame kind a frame counts as in the metrics: pings and pongs
-/// as theirs, every message as a message.
-fn frame_kind(text: &str) -> juggler_core::FrameKind {
-    match text.as_bytes().first() {
-        Some(b'2') => juggler_core::FrameKind::Ping,
-        Some(b'3') => juggler_core::FrameKind::Pong,
-        _ => juggler_core::FrameKind::Message,
-    }
-}
-
 /// Fires what is due at `now`, takes frames into `batch`.
 fn look<E: LinkEngine, X>(
     state: &mut LinkState<E, X>,
     now: Instant,
-    batch: &mut Vec<OutFrame>,
+    batch: &mut Vec<Transmit>,
 ) -> Turn {
     let due_diff = state.engine.due_diff(now);
     if due_diff.is_none() {
@@ -660,7 +566,7 @@ fn look<E: LinkEngine, X>(
             Some(LivenessAction::PeerDead) => state
                 .engine
                 .handle_transport_closed(CloseReason::Transport("ping timeout".into())),
-            Some(LivenessAction::SendPing) if state.engine.send_ping("").is_ok() => {
+            Some(LivenessAction::SendPing) if state.engine.queue_keep_alive_ping().is_ok() => {
                 liveness.handle_ping_sent(now);
             }
             Some(LivenessAction::SendPing) => {}
@@ -693,7 +599,7 @@ fn look<E: LinkEngine, X>(
 /// `stall_limit` is a peer that stopped reading.
 async fn write_batch<S>(
     sink: &mut WebSocketSender<S>,
-    batch: &mut Vec<OutFrame>,
+    batch: &mut Vec<Transmit>,
     runtime: &dyn Runtime,
     stall_limit: Option<Duration>,
 ) -> Result<(), CloseReason>
@@ -702,7 +608,8 @@ where
 {
     let write = async {
         for frame in batch.drain(..) {
-            sink.feed(Message::text(frame.text)).await?;
+            sink.feed(Message::Text(crate::driver::utf8_bytes(frame.text)))
+                .await?;
         }
         sink.flush().await
     };
