@@ -11,7 +11,8 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::{AutoflushPolicy, CloseReason, PatchOperation, ProtocolError};
+use crate::testing::Pair;
+use crate::{AutoflushPolicy, CloseReason, Driven, PatchOperation, ProtocolError};
 
 fn server(policy: AutoflushPolicy, now: Instant) -> ServerEngine {
     ServerEngine::new(ServerConfig::v0_7().autoflush(policy), Value::Null, now)
@@ -499,10 +500,11 @@ proptest! {
     ) {
         let start = Instant::now();
         let mut shared = crate::SharedState::new(Value::Null);
-        let mut server = ServerEngine::new(ServerConfig::v0_7().autoflush(policy), Value::Null, start);
-        let mut client = ClientEngine::new(ClientConfig::v0_7());
+        let server = ServerEngine::new(ServerConfig::v0_7().autoflush(policy), Value::Null, start);
+        let mut pair = Pair::with_engines(start, server, ClientEngine::new(ClientConfig::v0_7()));
         for (step, (state, how)) in steps.iter().enumerate() {
             let now = start + Duration::from_millis(70 * step as u64);
+            let server = &mut pair.a.engine;
             server.handle_timeout(now);
             match how {
                 // The connection's own change, beside the shared ones.
@@ -519,16 +521,13 @@ proptest! {
                     server.set_state_shared(now, &change).unwrap();
                 }
             }
-            for frame in std::iter::from_fn(|| server.poll_transmit()) {
-                client.handle_text(frame.text.as_str()).unwrap();
-            }
+            pair.drive();
         }
-        server.flush().unwrap();
-        for frame in std::iter::from_fn(|| server.poll_transmit()) {
-            client.handle_text(frame.text.as_str()).unwrap();
-        }
-        prop_assert_eq!(&**client.state(), &**server.state());
-        prop_assert_eq!(&**client.state(), &steps.last().unwrap().0);
+        pair.a.engine.flush().unwrap();
+        pair.drive();
+        prop_assert!(pair.b.engine.close_reason().is_none(), "every frame was valid");
+        prop_assert_eq!(&**pair.b.engine.state(), &**pair.a.engine.state());
+        prop_assert_eq!(&**pair.b.engine.state(), &steps.last().unwrap().0);
     }
 
     /// Requests answered in any order: each id gets exactly its own
@@ -540,31 +539,28 @@ proptest! {
     ) {
         let now = Instant::now();
         let framing = Framing::Segmented { max_segment_size };
-        let mut server = ServerEngine::new(ServerConfig { framing, ..ServerConfig::v0_7() }, Value::Null, now);
-        let mut client = ClientEngine::new(ClientConfig { framing, ..ClientConfig::v0_7() });
+        let server = ServerEngine::new(ServerConfig { framing, ..ServerConfig::v0_7() }, Value::Null, now);
+        let client = ClientEngine::new(ClientConfig { framing, ..ClientConfig::v0_7() });
+        let mut pair = Pair::with_engines(now, server, client);
         let mut sent = Vec::new();
         for n in 0..12u64 {
-            let (id, _) = client.request(now, "double", &json!(n), None).unwrap();
+            let (id, _) = pair.b.engine.request(now, "double", &json!(n), None).unwrap();
             sent.push((id, n));
         }
-        while let Some(frame) = client.poll_transmit() {
-            server.handle_text(frame.text.as_str()).unwrap();
-        }
-        let mut requests = Vec::new();
-        while let Some(ServerEvent::Request(request)) = server.poll_event() {
-            requests.push(request);
-        }
+        pair.drive();
+        let requests: Vec<_> = pair.a.events.drain(..).map_while(|event| match event {
+            ServerEvent::Request(request) => Some(request),
+            _ => None,
+        }).collect();
         prop_assert_eq!(requests.len(), 12);
         for index in order {
             let request = &requests[index as usize];
             let n = request.data.as_ref().unwrap().as_u64().unwrap();
-            server.respond(&request.id, Ok(json!(n * 2))).unwrap();
+            pair.a.engine.respond(&request.id, Ok(json!(n * 2))).unwrap();
         }
-        while let Some(frame) = server.poll_transmit() {
-            client.handle_text(frame.text.as_str()).unwrap();
-        }
+        pair.drive();
         let mut answered = std::collections::BTreeMap::new();
-        while let Some(event) = client.poll_event() {
+        for event in pair.b.events.drain(..) {
             if let ClientEvent::Response { id, result } = event {
                 prop_assert!(answered.insert(id, result).is_none(), "answered once");
             }
@@ -572,8 +568,43 @@ proptest! {
         for (id, n) in sent {
             prop_assert_eq!(answered.get(&id), Some(&Ok(json!(n * 2))));
         }
-        prop_assert_eq!(client.pending_requests(), 0);
+        prop_assert_eq!(pair.b.engine.pending_requests(), 0);
     }
+}
+
+/// On the pair's virtual clock, a request's timeout and the server's
+/// autoflush window each fire at their instant, and a close reaches the
+/// other side as the end of its transport.
+#[test]
+fn timeouts_and_the_close_run_on_the_virtual_clock() {
+    let start = Instant::now();
+    let delay = Duration::from_millis(200);
+    let server = server(AutoflushPolicy::Delayed(delay), start);
+    let mut pair = Pair::with_engines(start, server, ClientEngine::new(ClientConfig::v0_7()));
+    let timeout = Some(Duration::from_secs(1));
+    let (id, _) = pair
+        .b
+        .engine
+        .request(start, "slow", &json!(1), timeout)
+        .unwrap();
+    pair.a.engine.set_state(start, json!({"n": 1})).unwrap();
+    pair.drive();
+    assert!(matches!(pair.a.events[..], [ServerEvent::Request(_)]));
+    assert!(pair.b.events.is_empty(), "the state waits for its window");
+    assert!(pair.step());
+    assert_eq!(pair.now, start + delay);
+    assert_eq!(pair.b.events, [ClientEvent::StateChanged]);
+    assert_eq!(**pair.b.engine.state(), json!({"n": 1}));
+    assert!(pair.step());
+    assert_eq!(pair.now, start + Duration::from_secs(1));
+    assert_eq!(pair.b.events[1..], [ClientEvent::TimedOut { id }]);
+    assert!(!pair.step(), "nothing is left to fire");
+    Driven::close(&mut pair.a.engine);
+    pair.drive();
+    assert_eq!(
+        pair.b.events[2..],
+        [ClientEvent::Closed(CloseReason::Remote)]
+    );
 }
 
 #[test]
