@@ -57,6 +57,7 @@ pub use admission::{
 #[cfg(feature = "basic-auth")]
 pub use basic_auth::{unauthorized, Htpasswd};
 pub use budget::MemoryBudget;
+pub use change_stream::ChangeStream;
 #[cfg(feature = "client")]
 pub use client::{connect, handshake, ClientOptions, Target};
 pub use connection::{
