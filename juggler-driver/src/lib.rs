@@ -48,6 +48,7 @@ mod server;
 mod static_files;
 mod typed;
 pub mod v07;
+mod writer_steps;
 mod writer_wake;
 
 pub use admission::{

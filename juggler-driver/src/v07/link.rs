@@ -8,23 +8,20 @@ use std::time::{Duration, Instant};
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_io::{AsyncRead, AsyncWrite};
-use futures_util::future::{join, poll_fn, select, Either};
-use futures_util::{SinkExt, StreamExt};
-use juggler_core::{
-    CloseReason, Driven, FlushTicket, Liveness, LivenessAction, ProtocolError, Transmit,
-};
+use futures_util::future::{join, select, Either};
+use futures_util::StreamExt;
+use juggler_core::{CloseReason, Driven, FlushTicket, Liveness, ProtocolError, Transmit};
 use serde_json::Value;
-use std::future::Future;
-use std::task::Poll;
 use tokio::sync::Notify;
 
 use super::Options;
 use crate::error::close_reason_of;
 use crate::freeing::{yield_once, Freeing, Retired};
+use crate::writer_steps::{
+    diff_due_sync, keep_alive_turn, send_close, take_frames, wait, write_frames, DeadlineTimer,
+    KeepAliveWords,
+};
 use crate::{Error, Runtime};
-
-/// Most frames the writer takes before one socket flush.
-const WRITE_BATCH: usize = 256;
 
 /// What the driver needs of an engine of either role: the core's engine
 /// contract, and what crosses to the application's tasks.
@@ -452,8 +449,16 @@ struct Turn {
     due_diff: Option<(Arc<Value>, Arc<Value>)>,
 }
 
+/// How 0.6/0.7 word the closes keep-alive makes.
+const KEEP_ALIVE_WORDS: KeepAliveWords = KeepAliveWords {
+    dead: "ping timeout",
+    stalled: "the peer stopped reading: a write stalled past the ping timeout",
+};
+
 /// Writes the engine's frames, fires its timers and the pings, and
-/// finally sends the close frame.
+/// finally sends the close frame. Each turn looks at the state once, then
+/// does the first thing that applies: write frames, close, diff the due
+/// sync, free a slice, or wait.
 async fn write_loop<S, E, X, D>(mut sink: WebSocketSender<S>, link: &Link<E, X>, dispatch: &D)
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -461,12 +466,10 @@ where
     X: Send + 'static,
     D: Dispatch<E, X>,
 {
-    let runtime = &link.runtime;
+    let runtime = &*link.runtime;
     let stall_limit = link.options.pings().map(|(delay, timeout)| delay + timeout);
     let mut batch: Vec<Transmit> = Vec::new();
-    // Kept across waits while the deadline stays (keep-alive's is 30 s
-    // away): arming a timer per wait is not free.
-    let mut timer = crate::driver::DeadlineTimer::default();
+    let mut timer = DeadlineTimer::default();
     let mut freeing = Freeing::default();
     loop {
         let notified = link.writer.notified();
@@ -481,49 +484,32 @@ where
         });
         dispatch.dispatch(events);
         if !batch.is_empty() {
-            let last = batch.iter().map(|frame| frame.seq).max().unwrap_or(0);
-            for frame in &batch {
-                link.metrics.sent(frame.kind, frame.text.len());
-            }
-            match write_batch(&mut sink, &mut batch, &**runtime, stall_limit).await {
-                Ok(()) => {
-                    let retired = link.update_as_writer(|state| {
-                        state.written = state.written.max(last);
-                        state.retired.take()
-                    });
-                    if let Some(retired) = retired {
-                        freeing.push(retired);
-                    }
-                }
-                Err(reason) => {
-                    let events = link.update_as_writer(|state| {
-                        state.engine.handle_transport_closed(reason);
-                        drain(dispatch, state)
-                    });
-                    dispatch.dispatch(events);
-                    return;
-                }
+            if let Err(reason) =
+                write_out(&mut sink, &mut batch, link, stall_limit, &mut freeing).await
+            {
+                let events = link.update_as_writer(|state| {
+                    state.engine.handle_transport_closed(reason);
+                    drain(dispatch, state)
+                });
+                dispatch.dispatch(events);
+                return;
             }
             continue;
         }
         if let Some(reason) = turn.closed {
-            crate::driver::send_close(&mut sink, reason).await;
+            send_close(&mut sink, reason).await;
             return;
         }
-        if let Some((base, state)) = turn.due_diff {
-            // Diffed with no lock held: the application's calls never wait
-            // for a large diff.
-            let ops = juggler_core::diff(&base, &state);
-            let now = runtime.now();
-            let events = link.update_as_writer(|link_state| {
-                link_state
-                    .engine
-                    .handle_timeout_diffed(now, &base, &state, ops);
-                drain(dispatch, link_state)
+        if let Some(due) = turn.due_diff {
+            diff_due_sync(runtime, due, &mut freeing, |now, base, state, ops| {
+                let events = link.update_as_writer(|link_state| {
+                    link_state
+                        .engine
+                        .handle_timeout_diffed(now, base, state, ops);
+                    drain(dispatch, link_state)
+                });
+                dispatch.dispatch(events);
             });
-            dispatch.dispatch(events);
-            drop(state);
-            freeing.push(base);
             continue;
         }
         if !freeing.is_empty() {
@@ -533,22 +519,37 @@ where
             yield_once().await;
             continue;
         }
-        // The reader's flag is polled, not waited on: it is set only
-        // while this task runs, just before this poll.
-        let woken = poll_fn(|cx| match link.writer.take_kick() {
-            true => Poll::Ready(()),
-            false => notified.as_mut().poll(cx),
-        });
-        match turn.deadline {
-            Some(at) => {
-                let sleep = timer.until(at, &**runtime);
-                if let Either::Right(_) = select(std::pin::pin!(woken), sleep).await {
-                    timer.fired();
-                }
-            }
-            None => woken.await,
-        }
+        let deadline = turn.deadline.map(|at| (at, "engine or ping"));
+        wait(&link.writer, notified, deadline, &mut timer, runtime).await;
     }
+}
+
+/// Writes the batch within the stall limit ([`write_frames`]); once
+/// written, the frames count for flush tickets and a retired state goes
+/// to `freeing`.
+async fn write_out<S, E: LinkEngine, X: Send + 'static>(
+    sink: &mut WebSocketSender<S>,
+    batch: &mut Vec<Transmit>,
+    link: &Link<E, X>,
+    stall_limit: Option<Duration>,
+    freeing: &mut Freeing,
+) -> Result<(), CloseReason>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let last = batch.iter().map(|frame| frame.seq).max().unwrap_or(0);
+    for frame in batch.iter() {
+        link.metrics.sent(frame.kind, frame.text.len());
+    }
+    write_frames(sink, batch, &*link.runtime, stall_limit, &KEEP_ALIVE_WORDS).await?;
+    let retired = link.update_as_writer(|state| {
+        state.written = state.written.max(last);
+        state.retired.take()
+    });
+    if let Some(retired) = retired {
+        freeing.push(retired);
+    }
+    Ok(())
 }
 
 /// Fires what is due at `now`, takes frames into `batch`.
@@ -562,23 +563,10 @@ fn look<E: LinkEngine, X>(
         state.engine.handle_timeout(now);
     }
     if let Some(liveness) = &mut state.liveness {
-        match liveness.poll(now) {
-            Some(LivenessAction::PeerDead) => state
-                .engine
-                .handle_transport_closed(CloseReason::Transport("ping timeout".into())),
-            Some(LivenessAction::SendPing) if state.engine.queue_keep_alive_ping().is_ok() => {
-                liveness.handle_ping_sent(now);
-            }
-            Some(LivenessAction::SendPing) => {}
-            None => {}
-        }
+        // 0.7 pings in its own framing: no WebSocket ping is ever due.
+        keep_alive_turn(liveness, &mut state.engine, now, &KEEP_ALIVE_WORDS);
     }
-    while batch.len() < WRITE_BATCH {
-        match state.engine.poll_transmit() {
-            Some(frame) => batch.push(frame),
-            None => break,
-        }
-    }
+    take_frames(&mut state.engine, batch);
     state.writer_deadline = state.engine.poll_timeout();
     let keep_alive = state
         .liveness
@@ -592,43 +580,5 @@ fn look<E: LinkEngine, X>(
             .into_iter()
             .flatten()
             .min(),
-    }
-}
-
-/// Writes the batch and flushes; a write that makes no progress for
-/// `stall_limit` is a peer that stopped reading.
-async fn write_batch<S>(
-    sink: &mut WebSocketSender<S>,
-    batch: &mut Vec<Transmit>,
-    runtime: &dyn Runtime,
-    stall_limit: Option<Duration>,
-) -> Result<(), CloseReason>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let write = async {
-        for frame in batch.drain(..) {
-            sink.feed(Message::Text(crate::driver::utf8_bytes(frame.text)))
-                .await?;
-        }
-        sink.flush().await
-    };
-    let outcome = match stall_limit {
-        Some(limit) => {
-            let stall = runtime.sleep_until(runtime.now() + limit);
-            match select(std::pin::pin!(write), stall).await {
-                Either::Left((result, _)) => Some(result),
-                Either::Right(_) => None,
-            }
-        }
-        None => Some(write.await),
-    };
-    batch.clear();
-    match outcome {
-        Some(Ok(())) => Ok(()),
-        Some(Err(err)) => Err(close_reason_of(&err)),
-        None => Err(CloseReason::Transport(
-            "the peer stopped reading: a write stalled past the ping timeout".into(),
-        )),
     }
 }
