@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_io::{AsyncRead, AsyncWrite};
-use futures_util::future::{join, select};
+use futures_util::future::join;
 use futures_util::{FutureExt, StreamExt};
 use juggler_core::{value_cost, CloseReason, Frame, LivenessDeadline, ProtocolError, Transmit};
 use tracing::Instrument;
@@ -21,8 +21,8 @@ use crate::connection::{Shared, State, Wake};
 use crate::error::close_reason_of;
 use crate::freeing::{yield_once, Freeing};
 use crate::writer_steps::{
-    diff_due_sync, keep_alive_turn, send_close, send_websocket_ping, take_frames, wait,
-    write_frames, DeadlineTimer, KeepAliveWords,
+    diff_due_sync, keep_alive_turn, send_close, send_websocket_ping, take_frames,
+    until_done_or_close_timeout, wait, write_frames, DeadlineTimer, KeepAliveWords,
 };
 use crate::{BoxFuture, Connection, ConnectionOptions, Runtime};
 
@@ -146,13 +146,11 @@ async fn run<S>(
     // `join` polls the reader first, then the writer, on every wake-up:
     // the writer sees at once what the reader's frames gave it to do.
     let io = join(reader, writer);
+    let closed_at = shared.wait_engine_closed();
     let close_timeout = shared.options.close_timeout;
-    let bound = async {
-        let closed_at = shared.wait_engine_closed().await;
-        runtime.sleep_until(closed_at + close_timeout).await;
+    if until_done_or_close_timeout(io, closed_at, &*runtime, close_timeout).await {
         shared.update(Wake::Writer, |state| state.driver.close_timed_out = true);
-    };
-    select(std::pin::pin!(io), std::pin::pin!(bound)).await;
+    }
     // Dropped outside the lock (it may own the last handle of something
     // whose drop locks again), and before the end is announced, so that
     // what it owns is free by the time `wait_closed` returns.

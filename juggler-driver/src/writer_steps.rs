@@ -213,6 +213,24 @@ impl DeadlineTimer {
     }
 }
 
+/// Runs a connection's reader and writer (`io`) until both are done, or
+/// until the close timeout has passed since the engine closed
+/// (`engine_closed` gives when): a peer that stops reading cannot hold a
+/// shutdown up. Whether the timeout cut them off.
+pub(crate) async fn until_done_or_close_timeout(
+    io: impl Future,
+    engine_closed: impl Future<Output = Instant>,
+    runtime: &dyn Runtime,
+    close_timeout: Duration,
+) -> bool {
+    let bound = async {
+        let closed_at = engine_closed.await;
+        runtime.sleep_until(closed_at + close_timeout).await;
+    };
+    let (io, bound) = (std::pin::pin!(io), std::pin::pin!(bound));
+    matches!(select(io, bound).await, Either::Right(_))
+}
+
 /// The last frame of a connection, by how it closed.
 pub(crate) async fn send_close<S>(sink: &mut WebSocketSender<S>, reason: CloseReason)
 where

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_io::{AsyncRead, AsyncWrite};
-use futures_util::future::{join, select, Either};
+use futures_util::future::{join, select};
 use futures_util::StreamExt;
 use juggler_core::{CloseReason, Driven, FlushTicket, Liveness, ProtocolError, Transmit};
 use serde_json::Value;
@@ -18,8 +18,8 @@ use super::Options;
 use crate::error::close_reason_of;
 use crate::freeing::{yield_once, Freeing, Retired};
 use crate::writer_steps::{
-    diff_due_sync, keep_alive_turn, send_close, take_frames, wait, write_frames, DeadlineTimer,
-    KeepAliveWords,
+    diff_due_sync, keep_alive_turn, send_close, take_frames, until_done_or_close_timeout, wait,
+    write_frames, DeadlineTimer, KeepAliveWords,
 };
 use crate::{Error, Runtime};
 
@@ -305,14 +305,13 @@ pub(crate) async fn run<S, E, X, D>(
     let reader = std::pin::pin!(read_loop(stream, &link, &dispatch, first_frame));
     let writer = std::pin::pin!(write_loop(sink, &link, &dispatch));
     let io = join(reader, writer);
-    let bound = async {
+    let runtime = &*link.runtime;
+    let closed_at = async {
         link.wait_engine_closed().await;
-        let runtime = &link.runtime;
-        runtime
-            .sleep_until(runtime.now() + link.options.close_timeout)
-            .await;
+        runtime.now()
     };
-    let timed_out = matches!(select(io, std::pin::pin!(bound)).await, Either::Right(_));
+    let close_timeout = link.options.close_timeout;
+    let timed_out = until_done_or_close_timeout(io, closed_at, runtime, close_timeout).await;
     let events = link.update(|state| {
         state.close_timed_out = timed_out;
         state.engine.handle_transport_closed(CloseReason::Remote);
