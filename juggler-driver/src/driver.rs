@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_tungstenite::tungstenite::{Error as WsError, Message};
+use async_tungstenite::tungstenite::Message;
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_util::future::join;
@@ -18,8 +18,8 @@ use tracing::Instrument;
 use crate::admission::Admitted;
 use crate::budget::{Charge, MemoryBudget};
 use crate::connection::{Shared, State, Wake};
-use crate::error::close_reason_of;
 use crate::freeing::{yield_once, Freeing};
+use crate::reader_steps::{binary_frame, frame_len, stream_ended, Received, StreamItem};
 use crate::writer_steps::{
     diff_due_sync, keep_alive_turn, send_close, send_websocket_ping, take_frames,
     until_done_or_close_timeout, wait, write_frames, DeadlineTimer, KeepAliveWords,
@@ -206,7 +206,7 @@ async fn read_loop<S>(
             let incoming = Incoming::decode(frame, &budget);
             frames += usize::from(matches!(
                 incoming,
-                Incoming::Frame(_) | Incoming::Message(..)
+                Incoming::Frame(_) | Incoming::Binary | Incoming::Message(..)
             ));
             cost += incoming.message_cost();
             let last = incoming.ends_stream();
@@ -271,16 +271,15 @@ fn handle_frames(state: &mut State, batch: &mut VecDeque<Incoming>) -> StreamSta
     StreamState::Open
 }
 
-/// One item of the WebSocket stream: a message, a read error, or the end.
-type StreamItem = Option<Result<Message, WsError>>;
-
 /// A frame read, classified for the engine, text frames decoded: decoding
 /// (JSON parsing) is most of a frame's cost, and done here it does not hold
 /// the connection's lock, which the application's `send` and `receive`
 /// take.
 enum Incoming {
-    /// A text frame decoded, or a frame the engine refuses (binary).
+    /// A text frame decoded.
     Frame(Result<Frame, ProtocolError>),
+    /// A binary frame, which the engine refuses.
+    Binary,
     /// A MESSAGE frame decoded, and what its payload costs
     /// ([`value_cost`]), charged to the byte budget (released if the frame
     /// is dropped unhandled, with its batch when the driver is).
@@ -296,21 +295,18 @@ enum Incoming {
 
 impl Incoming {
     fn decode(frame: StreamItem, budget: &Arc<MemoryBudget>) -> Self {
-        match frame {
-            Some(Ok(Message::Text(text))) => match Frame::decode(&text) {
+        match Received::of(frame) {
+            Received::Text(text) => match Frame::decode(&text) {
                 Ok(Frame::Message(message)) => {
                     let charge = Charge::new(budget, value_cost(&message));
                     Incoming::Message(Frame::Message(message), charge)
                 }
                 decoded => Incoming::Frame(decoded),
             },
-            Some(Ok(Message::Binary(_))) => Incoming::Frame(Err(ProtocolError::BinaryFrame)),
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Incoming::Control,
-            Some(Ok(Message::Close(frame))) => Incoming::Closed(
-                frame.map(|frame| (u16::from(frame.code), frame.reason.to_string())),
-            ),
-            None => Incoming::Closed(None),
-            Some(Err(err)) => Incoming::Failed(close_reason_of(&err)),
+            Received::Binary => Incoming::Binary,
+            Received::Control => Incoming::Control,
+            Received::Closed(peer_close) => Incoming::Closed(peer_close),
+            Received::Failed(reason) => Incoming::Failed(reason),
         }
     }
 
@@ -325,15 +321,6 @@ impl Incoming {
     /// Whether nothing is read after it.
     fn ends_stream(&self) -> bool {
         matches!(self, Incoming::Closed(_) | Incoming::Failed(_))
-    }
-}
-
-/// The payload size of a data frame, 0 for others.
-fn frame_len(frame: &StreamItem) -> usize {
-    match frame {
-        Some(Ok(Message::Text(text))) => text.len(),
-        Some(Ok(Message::Binary(data))) => data.len(),
-        _ => 0,
     }
 }
 
@@ -355,18 +342,18 @@ fn handle_frame(state: &mut State, frame: Incoming) -> StreamState {
             state.engine.handle_protocol_error(violation);
             StreamState::Open
         }
+        Incoming::Binary => {
+            binary_frame(&mut state.engine);
+            StreamState::Open
+        }
         Incoming::Control => StreamState::Open,
         Incoming::Closed(peer_close) => {
             state.driver.peer_close = peer_close;
-            state.engine.handle_transport_closed(CloseReason::Remote);
-            StreamState::Ended
-        }
-        Incoming::Failed(CloseReason::Protocol(violation)) => {
-            state.engine.handle_protocol_error(violation);
+            stream_ended(&mut state.engine, None);
             StreamState::Ended
         }
         Incoming::Failed(reason) => {
-            state.engine.handle_transport_closed(reason);
+            stream_ended(&mut state.engine, Some(reason));
             StreamState::Ended
         }
     }

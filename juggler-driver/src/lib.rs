@@ -39,6 +39,7 @@ mod freeing;
 mod group;
 mod metrics;
 mod options;
+mod reader_steps;
 #[cfg(feature = "client")]
 mod reconnect;
 mod runtime;

@@ -5,18 +5,18 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use async_tungstenite::tungstenite::{Error as WsError, Message};
+use async_tungstenite::tungstenite::Message;
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_util::future::{join, select};
 use futures_util::StreamExt;
-use juggler_core::{CloseReason, Driven, FlushTicket, Liveness, ProtocolError, Transmit};
+use juggler_core::{CloseReason, Driven, FlushTicket, Liveness, Transmit};
 use serde_json::Value;
 use tokio::sync::Notify;
 
 use super::Options;
-use crate::error::close_reason_of;
 use crate::freeing::{yield_once, Freeing, Retired};
+use crate::reader_steps::{binary_frame, stream_ended, Received, StreamItem};
 use crate::writer_steps::{
     diff_due_sync, keep_alive_turn, send_close, take_frames, until_done_or_close_timeout, wait,
     write_frames, DeadlineTimer, KeepAliveWords,
@@ -336,9 +336,6 @@ fn drain<E: LinkEngine, X, D: Dispatch<E, X>>(
     left
 }
 
-/// One item of the WebSocket stream.
-type StreamItem = Option<Result<Message, WsError>>;
-
 /// Reads frames into the engine until the stream ends.
 async fn read_loop<S, E, X, D>(
     mut stream: WebSocketReceiver<S>,
@@ -406,8 +403,8 @@ where
 
 /// Hands one item of the stream to the engine; whether the stream ended.
 fn handle_item<E: LinkEngine, X>(state: &mut LinkState<E, X>, item: StreamItem) -> bool {
-    match item {
-        Some(Ok(Message::Text(text))) => {
+    match Received::of(item) {
+        Received::Text(text) => {
             // Only text frames count as the peer's activity, as in the
             // reference; WebSocket pongs do not.
             if let Some(liveness) = &mut state.liveness {
@@ -418,22 +415,17 @@ fn handle_item<E: LinkEngine, X>(state: &mut LinkState<E, X>, item: StreamItem) 
             let _ = state.engine.handle_text(&text);
             false
         }
-        Some(Ok(Message::Binary(_))) => {
-            state
-                .engine
-                .handle_protocol_error(ProtocolError::BinaryFrame);
+        Received::Binary => {
+            binary_frame(&mut state.engine);
             false
         }
-        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => false,
-        Some(Ok(Message::Close(_))) | None => {
-            state.engine.handle_transport_closed(CloseReason::Remote);
+        Received::Control => false,
+        Received::Closed(_) => {
+            stream_ended(&mut state.engine, None);
             true
         }
-        Some(Err(err)) => {
-            match close_reason_of(&err) {
-                CloseReason::Protocol(violation) => state.engine.handle_protocol_error(violation),
-                reason => state.engine.handle_transport_closed(reason),
-            }
+        Received::Failed(reason) => {
+            stream_ended(&mut state.engine, Some(reason));
             true
         }
     }
