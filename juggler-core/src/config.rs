@@ -11,7 +11,7 @@ pub enum AutoflushPolicy {
     /// The first change after a sync opens a deadline this far ahead; at the
     /// deadline one DATA frame carries everything changed since.
     Delayed(Duration),
-    /// Nothing is sent until [`Engine::flush_local_data`].
+    /// Nothing is sent until [`Engine::flush_local_data`](crate::Engine::flush_local_data).
     Manual,
 }
 
@@ -43,7 +43,7 @@ impl Default for AutoflushPolicy {
     }
 }
 
-/// Settings of one [`Engine`].
+/// Settings of one [`Engine`](crate::Engine).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
@@ -59,7 +59,7 @@ pub struct Config {
     /// Most bytes the remote data may take, decoded (an estimate, see
     /// [`apply_within`](crate::apply_within)): a DATA frame that would
     /// take it past this is refused whole with
-    /// [`ProtocolError::RemoteDataTooLarge`]. Default: 16 MiB.
+    /// [`ProtocolError::RemoteDataTooLarge`](crate::ProtocolError::RemoteDataTooLarge). Default: 16 MiB.
     pub max_remote_data_size: usize,
 }
 
