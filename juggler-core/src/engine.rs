@@ -7,134 +7,12 @@ use std::time::{Duration, Instant};
 use json_patch::PatchOperation;
 use serde_json::Value;
 
+use crate::config::{AutoflushPolicy, Config};
 use crate::error::{CloseReason, Closed, ProtocolError, UpdateError};
 use crate::frame::{encode, encode_replace_root, EncodedMessage, Frame, FrameKind, FrameText};
 use crate::patch::replaces_root;
 use crate::remote_document::RemoteDocument;
-use crate::transmit_queue::TransmitQueue;
-
-/// When local data changes are sent to the peer (SPEC §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AutoflushPolicy {
-    /// Every change is sent at once, as its own DATA frame.
-    Immediate,
-    /// The first change after a sync opens a deadline this far ahead; at the
-    /// deadline one DATA frame carries everything changed since.
-    Delayed(Duration),
-    /// Nothing is sent until [`Engine::flush_local_data`].
-    Manual,
-}
-
-impl AutoflushPolicy {
-    /// The reference API's `autoflush_delay`: `None` is manual, zero is
-    /// immediate, anything else a delay.
-    pub fn from_delay(delay: Option<Duration>) -> Self {
-        match delay {
-            None => AutoflushPolicy::Manual,
-            Some(delay) if delay.is_zero() => AutoflushPolicy::Immediate,
-            Some(delay) => AutoflushPolicy::Delayed(delay),
-        }
-    }
-
-    /// The inverse of [`AutoflushPolicy::from_delay`].
-    pub fn delay(self) -> Option<Duration> {
-        match self {
-            AutoflushPolicy::Immediate => Some(Duration::ZERO),
-            AutoflushPolicy::Delayed(delay) => Some(delay),
-            AutoflushPolicy::Manual => None,
-        }
-    }
-}
-
-impl Default for AutoflushPolicy {
-    /// 0.2 s, as in the reference.
-    fn default() -> Self {
-        AutoflushPolicy::Delayed(Duration::from_millis(200))
-    }
-}
-
-/// Settings of one [`Engine`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Config {
-    /// When local data changes go out. Default: delayed by 0.2 s.
-    pub autoflush: AutoflushPolicy,
-    /// Most operations one incoming DATA frame may carry. Default: 1,048,576.
-    pub max_patch_operations: usize,
-    /// Most DATA frames that may wait in a row at the end of the outgoing
-    /// queue (a peer that lags); past it they collapse into one frame that
-    /// replaces the peer's whole remote data with the current local data.
-    /// State is state: only the latest matters. Default: 64.
-    pub max_queued_data_frames: usize,
-    /// Most bytes the remote data may take, decoded (an estimate, see
-    /// [`apply_within`](crate::apply_within)): a DATA frame that would
-    /// take it past this is refused whole with
-    /// [`ProtocolError::RemoteDataTooLarge`]. Default: 16 MiB.
-    pub max_remote_data_size: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            autoflush: AutoflushPolicy::default(),
-            max_patch_operations: 1 << 20,
-            max_queued_data_frames: 64,
-            max_remote_data_size: 16 << 20,
-        }
-    }
-}
-
-impl Config {
-    /// The default configuration with the given autoflush policy.
-    pub fn with_autoflush(autoflush: AutoflushPolicy) -> Self {
-        Config {
-            autoflush,
-            ..Config::default()
-        }
-    }
-}
-
-/// One frame for the driver to write to the socket, as a WebSocket text frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    /// Position of this frame in the engine's output, counting from 1.
-    /// Compare with a [`FlushTicket`] to learn when a flush is complete.
-    pub seq: u64,
-    /// The frame's type.
-    pub kind: FrameKind,
-    /// The text to write.
-    pub text: FrameText,
-}
-
-/// Marks a point in the engine's output.
-///
-/// The operation that returned it is complete once every frame with
-/// [`Transmit::seq`] up to [`FlushTicket::seq`] has been written to the
-/// socket. A ticket whose `seq` is 0 is complete at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct FlushTicket(u64);
-
-impl FlushTicket {
-    /// The last frame that must be written for the operation to be complete.
-    pub fn seq(self) -> u64 {
-        self.0
-    }
-
-    /// The ticket of the frame numbered `seq` (0: complete at once).
-    pub(crate) fn at(seq: u64) -> Self {
-        FlushTicket(seq)
-    }
-
-    #[cfg(test)]
-    pub(crate) fn default_for_tests() -> Self {
-        FlushTicket(0)
-    }
-
-    /// Whether the operation is complete once `written` frames are written.
-    pub fn is_complete(self, written: u64) -> bool {
-        written >= self.0
-    }
-}
+use crate::transmit_queue::{FlushTicket, Transmit, TransmitQueue};
 
 /// Something the application must hear about.
 #[derive(Debug, Clone, PartialEq)]
@@ -265,8 +143,6 @@ pub struct Engine {
     change: LocalChange,
     deadline: Option<Instant>,
     transmits: TransmitQueue,
-    /// The sequence number of the last frame queued (0 before the first).
-    last_seq: u64,
     /// See [`Engine::collapsed_data_frames`].
     collapsed_data_frames: u64,
     events: VecDeque<Event>,
@@ -286,7 +162,6 @@ impl Engine {
             change: LocalChange::None,
             deadline: None,
             transmits: TransmitQueue::default(),
-            last_seq: 0,
             collapsed_data_frames: 0,
             events: VecDeque::new(),
             closed: None,
@@ -508,7 +383,7 @@ impl Engine {
     pub fn flush_local_data(&mut self) -> Result<FlushTicket, Closed> {
         self.ensure_open()?;
         self.flush_now();
-        Ok(FlushTicket(self.last_seq))
+        Ok(self.transmits.ticket())
     }
 
     /// Queues one MESSAGE frame; the ticket completes once it is written.
@@ -522,7 +397,7 @@ impl Engine {
     pub fn send_encoded(&mut self, message: EncodedMessage) -> Result<FlushTicket, Closed> {
         self.ensure_open()?;
         self.queue(FrameKind::Message, message.into_text());
-        Ok(FlushTicket(self.last_seq))
+        Ok(self.transmits.ticket())
     }
 
     /// Queues one Juggler `PING` frame (the peer answers `PONG`).
@@ -536,7 +411,7 @@ impl Engine {
             FrameKind::Ping,
             encode(FrameKind::Ping, &Value::Object(Default::default())).into(),
         );
-        Ok(FlushTicket(self.last_seq))
+        Ok(self.transmits.ticket())
     }
 
     /// Closes the engine at the application's request.
@@ -745,7 +620,7 @@ impl Engine {
 
     /// The next frame to write, in order.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.transmits.pop()
     }
 
     /// The next event for the application.
@@ -842,7 +717,7 @@ impl Engine {
     fn queue(&mut self, kind: FrameKind, text: FrameText) {
         // One unsent PONG answers any number of PINGs: a peer that pings
         // without reading cannot grow the queue.
-        if kind == FrameKind::Pong && self.transmits.iter().any(|t| t.kind == FrameKind::Pong) {
+        if kind == FrameKind::Pong && self.transmits.numbered().any(|t| t.kind == FrameKind::Pong) {
             return;
         }
         self.push_transmit(kind, text);
@@ -852,12 +727,7 @@ impl Engine {
     }
 
     fn push_transmit(&mut self, kind: FrameKind, text: FrameText) {
-        self.last_seq += 1;
-        self.transmits.push_back(Transmit {
-            seq: self.last_seq,
-            kind,
-            text,
-        });
+        self.transmits.push(kind, text);
     }
 
     /// When more than `max_queued_data_frames` DATA frames wait in a row at
@@ -869,17 +739,17 @@ impl Engine {
     fn collapse_lagging_data(&mut self) {
         let run = self
             .transmits
-            .iter()
+            .numbered()
             .rev()
             .take_while(|t| t.kind == FrameKind::Data)
             .count();
         if run <= self.config.max_queued_data_frames {
             return;
         }
-        let seq = self.last_seq;
+        let seq = self.transmits.ticket().seq();
         self.collapsed_data_frames += (run - 1) as u64;
-        self.transmits.truncate(self.transmits.len() - run);
-        self.transmits.push_back(Transmit {
+        self.transmits.truncate(self.transmits.numbered_len() - run);
+        self.transmits.push_numbered(Transmit {
             seq,
             kind: FrameKind::Data,
             text: encode_replace_root(&self.local).into(),

@@ -29,8 +29,10 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod config;
 mod cost;
 mod depth;
+mod driven;
 mod engine;
 mod envelope;
 mod error;
@@ -52,9 +54,11 @@ pub mod testing;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 
+pub use config::{AutoflushPolicy, Config};
 pub use cost::value_cost;
 pub use depth::MAX_DEPTH;
-pub use engine::{AutoflushPolicy, Config, Engine, Event, FlushTicket, Transmit};
+pub use driven::Driven;
+pub use engine::{Engine, Event};
 pub use error::{truncate_utf8, CloseReason, Closed, ProtocolError, UpdateError};
 pub use frame::{EncodedMessage, Frame, FrameKind, FrameText};
 pub use generation::Generation;
@@ -62,6 +66,7 @@ pub use liveness::{Liveness, LivenessAction, LivenessDeadline};
 pub use patch::{apply, apply_within, diff, ApplyError};
 pub use path_edit::PathError;
 pub use shared::{SharedChange, SharedState};
+pub use transmit_queue::{FlushTicket, Transmit};
 
 /// JSON Pointers (RFC 6901), as the `path` and `from` of a
 /// [`PatchOperation`]: `PointerBuf::parse("/a/0")`.

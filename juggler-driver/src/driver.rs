@@ -3,35 +3,28 @@
 //! documented contract.
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
-use async_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use async_tungstenite::tungstenite::Message;
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_io::{AsyncRead, AsyncWrite};
-use futures_util::future::{join, poll_fn, select, Either};
-use futures_util::{FutureExt, SinkExt, StreamExt};
-use juggler_core::{
-    value_cost, CloseReason, Frame, FrameText, LivenessAction, LivenessDeadline, ProtocolError,
-    Transmit,
-};
-use tokio::sync::futures::Notified;
+use futures_util::future::join;
+use futures_util::{FutureExt, StreamExt};
+use juggler_core::{value_cost, CloseReason, Frame, LivenessDeadline, ProtocolError, Transmit};
 use tracing::Instrument;
 
 use crate::admission::Admitted;
 use crate::budget::{Charge, MemoryBudget};
 use crate::connection::{Shared, State, Wake};
-use crate::error::close_reason_of;
 use crate::freeing::{yield_once, Freeing};
+use crate::reader_steps::{binary_frame, frame_len, stream_ended, Received, StreamItem};
+use crate::writer_steps::{
+    diff_due_sync, keep_alive_turn, send_close, send_websocket_ping, take_frames,
+    until_done_or_close_timeout, wait, write_frames, DeadlineTimer, KeepAliveWords,
+};
 use crate::{BoxFuture, Connection, ConnectionOptions, Runtime};
-
-/// Most frames the writer takes from the engine before one socket flush,
-/// so one busy connection cannot hold its task forever.
-const WRITE_BATCH: usize = 256;
 
 /// Most frames the reader hands to the engine under one lock.
 const READ_BATCH: usize = 64;
@@ -153,13 +146,11 @@ async fn run<S>(
     // `join` polls the reader first, then the writer, on every wake-up:
     // the writer sees at once what the reader's frames gave it to do.
     let io = join(reader, writer);
+    let closed_at = shared.wait_engine_closed();
     let close_timeout = shared.options.close_timeout;
-    let bound = async {
-        let closed_at = shared.wait_engine_closed().await;
-        runtime.sleep_until(closed_at + close_timeout).await;
+    if until_done_or_close_timeout(io, closed_at, &*runtime, close_timeout).await {
         shared.update(Wake::Writer, |state| state.driver.close_timed_out = true);
-    };
-    select(std::pin::pin!(io), std::pin::pin!(bound)).await;
+    }
     // Dropped outside the lock (it may own the last handle of something
     // whose drop locks again), and before the end is announced, so that
     // what it owns is free by the time `wait_closed` returns.
@@ -215,7 +206,7 @@ async fn read_loop<S>(
             let incoming = Incoming::decode(frame, &budget);
             frames += usize::from(matches!(
                 incoming,
-                Incoming::Frame(_) | Incoming::Message(..)
+                Incoming::Frame(_) | Incoming::Binary | Incoming::Message(..)
             ));
             cost += incoming.message_cost();
             let last = incoming.ends_stream();
@@ -280,16 +271,15 @@ fn handle_frames(state: &mut State, batch: &mut VecDeque<Incoming>) -> StreamSta
     StreamState::Open
 }
 
-/// One item of the WebSocket stream: a message, a read error, or the end.
-type StreamItem = Option<Result<Message, WsError>>;
-
 /// A frame read, classified for the engine, text frames decoded: decoding
 /// (JSON parsing) is most of a frame's cost, and done here it does not hold
 /// the connection's lock, which the application's `send` and `receive`
 /// take.
 enum Incoming {
-    /// A text frame decoded, or a frame the engine refuses (binary).
+    /// A text frame decoded.
     Frame(Result<Frame, ProtocolError>),
+    /// A binary frame, which the engine refuses.
+    Binary,
     /// A MESSAGE frame decoded, and what its payload costs
     /// ([`value_cost`]), charged to the byte budget (released if the frame
     /// is dropped unhandled, with its batch when the driver is).
@@ -305,21 +295,18 @@ enum Incoming {
 
 impl Incoming {
     fn decode(frame: StreamItem, budget: &Arc<MemoryBudget>) -> Self {
-        match frame {
-            Some(Ok(Message::Text(text))) => match Frame::decode(&text) {
+        match Received::of(frame) {
+            Received::Text(text) => match Frame::decode(&text) {
                 Ok(Frame::Message(message)) => {
                     let charge = Charge::new(budget, value_cost(&message));
                     Incoming::Message(Frame::Message(message), charge)
                 }
                 decoded => Incoming::Frame(decoded),
             },
-            Some(Ok(Message::Binary(_))) => Incoming::Frame(Err(ProtocolError::BinaryFrame)),
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Incoming::Control,
-            Some(Ok(Message::Close(frame))) => Incoming::Closed(
-                frame.map(|frame| (u16::from(frame.code), frame.reason.to_string())),
-            ),
-            None => Incoming::Closed(None),
-            Some(Err(err)) => Incoming::Failed(close_reason_of(&err)),
+            Received::Binary => Incoming::Binary,
+            Received::Control => Incoming::Control,
+            Received::Closed(peer_close) => Incoming::Closed(peer_close),
+            Received::Failed(reason) => Incoming::Failed(reason),
         }
     }
 
@@ -334,15 +321,6 @@ impl Incoming {
     /// Whether nothing is read after it.
     fn ends_stream(&self) -> bool {
         matches!(self, Incoming::Closed(_) | Incoming::Failed(_))
-    }
-}
-
-/// The payload size of a data frame, 0 for others.
-fn frame_len(frame: &StreamItem) -> usize {
-    match frame {
-        Some(Ok(Message::Text(text))) => text.len(),
-        Some(Ok(Message::Binary(data))) => data.len(),
-        _ => 0,
     }
 }
 
@@ -364,18 +342,18 @@ fn handle_frame(state: &mut State, frame: Incoming) -> StreamState {
             state.engine.handle_protocol_error(violation);
             StreamState::Open
         }
+        Incoming::Binary => {
+            binary_frame(&mut state.engine);
+            StreamState::Open
+        }
         Incoming::Control => StreamState::Open,
         Incoming::Closed(peer_close) => {
             state.driver.peer_close = peer_close;
-            state.engine.handle_transport_closed(CloseReason::Remote);
-            StreamState::Ended
-        }
-        Incoming::Failed(CloseReason::Protocol(violation)) => {
-            state.engine.handle_protocol_error(violation);
+            stream_ended(&mut state.engine, None);
             StreamState::Ended
         }
         Incoming::Failed(reason) => {
-            state.engine.handle_transport_closed(reason);
+            stream_ended(&mut state.engine, Some(reason));
             StreamState::Ended
         }
     }
@@ -420,6 +398,12 @@ impl DeadlineReason {
     }
 }
 
+/// How 0.5 words the closes keep-alive makes.
+const KEEP_ALIVE_WORDS: KeepAliveWords = KeepAliveWords {
+    dead: "keep-alive timeout",
+    stalled: "the peer stopped reading: a write stalled past the keep-alive timeout",
+};
+
 /// Writes the engine's frames, fires its deadline, runs keep-alive and
 /// finally sends the close frame. Each turn looks at the state once, then
 /// does the first thing that applies: write frames, close, ping, or wait.
@@ -437,7 +421,7 @@ where
         shared.writer.take_kick();
         let turn = look(shared, runtime.now(), &mut batch);
         if !batch.is_empty() {
-            if let Err(failure) = write_frames(
+            let written = write_out(
                 &mut sink,
                 &mut batch,
                 shared,
@@ -445,8 +429,8 @@ where
                 stall_limit,
                 &mut freeing,
             )
-            .await
-            {
+            .await;
+            if let Err(failure) = written {
                 shared.update(Wake::Writer, |state| {
                     state.engine.handle_transport_closed(failure)
                 });
@@ -458,8 +442,12 @@ where
             send_close(&mut sink, reason).await;
             return;
         }
-        if let Some((base, local)) = turn.due_diff {
-            diff_due_sync(shared, runtime, base, local, &mut freeing);
+        if let Some(due) = turn.due_diff {
+            diff_due_sync(runtime, due, &mut freeing, |now, base, local, ops| {
+                shared.update(Wake::Writer, |state| {
+                    state.engine.handle_timeout_diffed(now, base, local, ops)
+                })
+            });
             continue;
         }
         if turn.ping_due {
@@ -478,28 +466,10 @@ where
             yield_once().await;
             continue;
         }
-        wait(shared, notified, turn.deadline, &mut timer, runtime).await;
+        let deadline = turn.deadline.map(|d| (d.at, d.reason.describe()));
+        let notified = std::pin::pin!(notified);
+        wait(&shared.writer, notified, deadline, &mut timer, runtime).await;
     }
-}
-
-/// The autoflush sync whose diff is due, diffed here on the writer's task
-/// with no lock held, then handed to the engine: the application's calls
-/// (and their lock) never wait for a large diff. The replaced version goes
-/// to `freeing`.
-fn diff_due_sync(
-    shared: &Shared,
-    runtime: &dyn Runtime,
-    base: Arc<serde_json::Value>,
-    local: Arc<serde_json::Value>,
-    freeing: &mut Freeing,
-) {
-    let ops = juggler_core::diff(&base, &local);
-    let now = runtime.now();
-    shared.update(Wake::Writer, |state| {
-        state.engine.handle_timeout_diffed(now, &base, &local, ops)
-    });
-    drop(local);
-    freeing.push(base);
 }
 
 /// One look at the state: the engine's and keep-alive's timers fired,
@@ -516,20 +486,9 @@ fn look(shared: &Shared, now: Instant, batch: &mut Vec<Transmit>) -> WriterTurn 
             if held {
                 liveness.handle_reader_held(now);
             }
-            match liveness.poll(now) {
-                Some(LivenessAction::PeerDead) => state
-                    .engine
-                    .handle_transport_closed(CloseReason::Transport("keep-alive timeout".into())),
-                Some(LivenessAction::SendPing) => ping_due = true,
-                None => {}
-            }
+            ping_due = keep_alive_turn(liveness, &mut state.engine, now, &KEEP_ALIVE_WORDS);
         }
-        while batch.len() < WRITE_BATCH {
-            match state.engine.poll_transmit() {
-                Some(transmit) => batch.push(transmit),
-                None => break,
-            }
-        }
+        take_frames(&mut state.engine, batch);
         report_collapsed(shared, state);
         let engine = state.engine.poll_timeout().map(|at| Deadline {
             at,
@@ -554,12 +513,10 @@ fn look(shared: &Shared, now: Instant, batch: &mut Vec<Transmit>) -> WriterTurn 
     })
 }
 
-/// Writes the batch. A write that makes no progress for `stall_limit` (a
-/// whole keep-alive window) is a peer that stopped reading: keep-alive
-/// cannot run meanwhile. On failure, why the transport is closed. Once
+/// Writes the batch within the stall limit ([`write_frames`]); once
 /// written, replaced local data the application retired goes to
 /// `freeing`.
-async fn write_frames<S>(
+async fn write_out<S>(
     sink: &mut WebSocketSender<S>,
     batch: &mut Vec<Transmit>,
     shared: &Shared,
@@ -574,64 +531,15 @@ where
     for transmit in batch.iter() {
         shared.metrics.sent(transmit.kind, transmit.text.len());
     }
-    let outcome = {
-        let write = std::pin::pin!(write_batch(sink, batch));
-        match stall_limit {
-            Some(limit) => {
-                let stall = runtime.sleep_until(runtime.now() + limit);
-                match select(write, stall).await {
-                    Either::Left((result, _)) => Some(result),
-                    Either::Right(_) => None,
-                }
-            }
-            None => Some(write.await),
-        }
-    };
-    match outcome {
-        Some(Ok(())) => {
-            let retired = shared.update(Wake::Writer, |state| {
-                state.driver.written = last;
-                state.driver.retired.take()
-            });
-            if let Some(retired) = retired {
-                freeing.push(retired);
-            }
-            Ok(())
-        }
-        Some(Err(err)) => {
-            batch.clear();
-            Err(close_reason_of(&err))
-        }
-        None => {
-            batch.clear();
-            Err(CloseReason::Transport(
-                "the peer stopped reading: a write stalled past the keep-alive timeout".into(),
-            ))
-        }
+    write_frames(sink, batch, runtime, stall_limit, &KEEP_ALIVE_WORDS).await?;
+    let retired = shared.update(Wake::Writer, |state| {
+        state.driver.written = last;
+        state.driver.retired.take()
+    });
+    if let Some(retired) = retired {
+        freeing.push(retired);
     }
-}
-
-/// The last frame of a connection, by how it closed.
-pub(crate) async fn send_close<S>(sink: &mut WebSocketSender<S>, reason: CloseReason)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    match reason {
-        // tungstenite queued its reply to the peer's close frame; closing
-        // the sink sends it.
-        CloseReason::Remote => {
-            let _ = SinkExt::close(sink).await;
-        }
-        CloseReason::Transport(_) => {}
-        local_or_protocol => {
-            let (code, text) = local_or_protocol.close_frame();
-            let frame = CloseFrame {
-                code: code.into(),
-                reason: text.into(),
-            };
-            let _ = sink.send(Message::Close(Some(frame))).await;
-        }
-    }
+    Ok(())
 }
 
 /// A keep-alive ping, then keep-alive told when it went out.
@@ -643,9 +551,7 @@ async fn send_ping<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    if sink.send(Message::Ping(Default::default())).await.is_err() {
-        return Err(CloseReason::Transport("keep-alive ping failed".into()));
-    }
+    send_websocket_ping(sink).await?;
     let now = runtime.now();
     shared.update(Wake::Writer, |state| {
         if let Some(liveness) = &mut state.driver.liveness {
@@ -653,81 +559,4 @@ where
         }
     });
     Ok(())
-}
-
-/// Waits for the notify, the reader's flag (polled, not waited on: the
-/// reader sets it only while the task runs), or the deadline.
-async fn wait(
-    shared: &Shared,
-    notified: Notified<'_>,
-    deadline: Option<Deadline>,
-    timer: &mut DeadlineTimer,
-    runtime: &dyn Runtime,
-) {
-    let mut notified = std::pin::pin!(notified);
-    let woken = poll_fn(|cx| match shared.writer.take_kick() {
-        true => Poll::Ready(()),
-        false => notified.as_mut().poll(cx),
-    });
-    match deadline {
-        Some(deadline) => {
-            let sleep = timer.until(deadline.at, runtime);
-            if let Either::Right(_) = select(std::pin::pin!(woken), sleep).await {
-                tracing::trace!(reason = deadline.reason.describe(), "writer deadline");
-                timer.fired();
-            }
-        }
-        None => woken.await,
-    }
-}
-
-/// The writer's deadline timer, kept across its waits while the deadline
-/// stays the same. Most waits end with a notify long before the deadline
-/// (keep-alive's next ping is 20 s away), and arming a fresh timer for each
-/// is not free everywhere: on smol (async-io) every armed timer wakes the
-/// thread that polls the reactor.
-#[derive(Default)]
-pub(crate) struct DeadlineTimer {
-    armed: Option<(Instant, BoxFuture)>,
-}
-
-impl DeadlineTimer {
-    /// The timer for `at`: the armed one if it is for `at`, else a new one.
-    pub(crate) fn until(&mut self, at: Instant, runtime: &dyn Runtime) -> &mut BoxFuture {
-        if !matches!(&self.armed, Some((armed_at, _)) if *armed_at == at) {
-            self.armed = None;
-        }
-        &mut self
-            .armed
-            .get_or_insert_with(|| (at, runtime.sleep_until(at)))
-            .1
-    }
-
-    /// Forgets the timer that completed: a finished future is not polled
-    /// again.
-    pub(crate) fn fired(&mut self) {
-        self.armed = None;
-    }
-}
-
-/// Feeds every frame of `batch` to the socket, then flushes once.
-async fn write_batch<S>(
-    sink: &mut WebSocketSender<S>,
-    batch: &mut Vec<Transmit>,
-) -> Result<(), WsError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    for transmit in batch.drain(..) {
-        sink.feed(Message::Text(utf8_bytes(transmit.text))).await?;
-    }
-    sink.flush().await
-}
-
-/// The frame text as tungstenite's text type, without a copy when owned.
-fn utf8_bytes(text: FrameText) -> Utf8Bytes {
-    match text.into_owned_or_shared() {
-        Ok(owned) => Utf8Bytes::from(owned),
-        Err(shared) => Utf8Bytes::from(&*shared),
-    }
 }

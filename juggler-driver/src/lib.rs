@@ -39,6 +39,7 @@ mod freeing;
 mod group;
 mod metrics;
 mod options;
+mod reader_steps;
 #[cfg(feature = "client")]
 mod reconnect;
 pub mod responder;
@@ -49,6 +50,7 @@ mod server;
 mod static_files;
 mod typed;
 pub mod v07;
+mod writer_steps;
 mod writer_wake;
 
 pub use admission::{
@@ -58,6 +60,7 @@ pub use admission::{
 #[cfg(feature = "basic-auth")]
 pub use basic_auth::{unauthorized, Htpasswd};
 pub use budget::MemoryBudget;
+pub use change_stream::ChangeStream;
 #[cfg(feature = "client")]
 pub use client::{connect, handshake, ClientOptions, Target};
 pub use connection::{

@@ -5,7 +5,9 @@
 //!
 //! Covered: the close timeout (one deadline per connection, however many
 //! close at once), keep-alive (a silent peer, and the pause while the
-//! receive queue is full) and the write stall.
+//! receive queue is full) and the write stall; and for 0.6/0.7, whose
+//! driver takes the same writer steps, the transport's pings (a silent
+//! peer, one that answers), the close timeout and the write stall.
 
 mod support;
 
@@ -16,7 +18,7 @@ use async_tungstenite::tokio::TokioAdapter;
 use async_tungstenite::tungstenite::protocol::Role;
 use async_tungstenite::WebSocketStream;
 use juggler_driver::{
-    prepare, CloseReason, Connection, ConnectionOptions, KeepAlive, Registry, Runtime,
+    prepare, v07, CloseReason, Connection, ConnectionOptions, KeepAlive, Registry, Runtime,
 };
 use serde_json::json;
 use support::TokioClock;
@@ -246,5 +248,110 @@ async fn a_write_stalled_past_the_keep_alive_window_closes() {
     assert_eq!(
         elapsed_since(start),
         keep_alive.interval + keep_alive.timeout + Duration::from_millis(100)
+    );
+}
+
+// ---- 0.6/0.7: the same timers, run by the same writer steps ----------
+
+/// A 0.7 client, driven, and the raw other end of its socket, which
+/// nobody reads or writes unless the test does.
+async fn v07_client_with_silent_peer(options: v07::Options) -> (v07::Client, DuplexStream) {
+    let (ours, theirs) = tokio::io::duplex(SOCKET_BUFFER);
+    let socket =
+        WebSocketStream::from_raw_socket(TokioAdapter::new(ours), Role::Client, None).await;
+    (v07::start_client(socket, options, runtime()), theirs)
+}
+
+#[tokio::test(start_paused = true)]
+async fn v07_pings_close_a_silent_peer_at_delay_plus_timeout() {
+    let _watchdog = watchdog("v07_pings_close_a_silent_peer_at_delay_plus_timeout");
+    let (delay, timeout) = (Duration::from_secs(20), Duration::from_secs(7));
+    let options = v07::Options::default().ping(Some(delay), timeout);
+    let close_timeout = options.close_timeout;
+    let start = tokio::time::Instant::now();
+    let (client, _peer) = v07_client_with_silent_peer(options).await;
+    client.wait_closed().await;
+    assert_eq!(
+        client.close_reason(),
+        Some(CloseReason::Transport("ping timeout".into()))
+    );
+    // The `2` at 20 s, no answer by 27 s; then the close timeout for a
+    // close handshake the silent peer never answers.
+    assert_eq!(elapsed_since(start), delay + timeout + close_timeout);
+}
+
+#[tokio::test(start_paused = true)]
+async fn v07_pings_keep_a_peer_that_answers() {
+    use async_tungstenite::tungstenite::Message;
+    use futures_util::StreamExt;
+
+    let _watchdog = watchdog("v07_pings_keep_a_peer_that_answers");
+    let second = Duration::from_secs(1);
+    let (client, peer) =
+        v07_client_with_silent_peer(v07::Options::default().ping(Some(second), second)).await;
+    // The peer answers each transport ping `2…` with its pong `3…`
+    // (SPEC-0.7.md), and does nothing else.
+    let peer = WebSocketStream::from_raw_socket(TokioAdapter::new(peer), Role::Server, None).await;
+    let (mut sink, mut stream) = peer.split();
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = stream.next().await {
+            if let Message::Text(text) = message {
+                if let Some(payload) = text.strip_prefix('2') {
+                    let pong = Message::text(format!("3{payload}"));
+                    if sink.send(pong).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    // A hundred pings, each answered.
+    tokio::time::sleep(Duration::from_secs(100)).await;
+    assert!(client.is_open(), "{:?}", client.close_reason());
+}
+
+#[tokio::test(start_paused = true)]
+async fn v07_a_close_the_peer_never_answers_is_cut_off_at_the_close_timeout() {
+    let _watchdog = watchdog("v07_a_close_the_peer_never_answers_is_cut_off_at_the_close_timeout");
+    let options = v07::Options::default().ping(None, Duration::from_secs(30));
+    let close_timeout = options.close_timeout;
+    let (client, _peer) = v07_client_with_silent_peer(options).await;
+    let start = tokio::time::Instant::now();
+    client.async_close().await;
+    assert_eq!(client.close_reason(), Some(CloseReason::Local));
+    assert_eq!(elapsed_since(start), close_timeout);
+}
+
+#[tokio::test(start_paused = true)]
+async fn v07_a_write_stalled_past_the_ping_window_closes() {
+    let _watchdog = watchdog("v07_a_write_stalled_past_the_ping_window_closes");
+    let window = Duration::from_secs(20);
+    let options = v07::Options::default()
+        .ping(Some(window), window)
+        .request_timeout(None);
+    let close_timeout = options.close_timeout;
+    let (client, _peer) = v07_client_with_silent_peer(options).await;
+    let start = tokio::time::Instant::now();
+    // More than the socket holds, so the write blocks before any ping.
+    let request = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .send("big", json!("x".repeat(4 * SOCKET_BUFFER)))
+                .await
+        })
+    };
+    client.wait_closed().await;
+    let reason = client.close_reason();
+    assert!(
+        matches!(&reason, Some(CloseReason::Transport(text)) if text.contains("stopped reading")),
+        "{reason:?}"
+    );
+    // The stall found at 40 s, then the close timeout for a close
+    // handshake that cannot happen.
+    assert_eq!(elapsed_since(start), window + window + close_timeout);
+    assert!(
+        request.await.unwrap().is_err(),
+        "the request fails with the close"
     );
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::message::{decode_server_message, encode_request, ServerMessage};
-use super::output::{Framing, Input, OutFrame, Output};
+use super::output::{Framing, Input, Output};
 use super::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::remote_document::RemoteDocument;
 use crate::{CloseReason, Closed, FlushTicket, ProtocolError};
@@ -213,13 +213,23 @@ impl ClientEngine {
     }
 
     /// The next frame to write.
-    pub fn poll_transmit(&mut self) -> Option<OutFrame> {
+    pub fn poll_transmit(&mut self) -> Option<crate::Transmit> {
         self.output.pop()
     }
 
     /// Frames waiting for [`poll_transmit`](Self::poll_transmit).
     pub fn queued_frames(&self) -> usize {
         self.output.frames()
+    }
+
+    /// Their text bytes.
+    pub fn queued_bytes(&self) -> usize {
+        self.output.bytes()
+    }
+
+    /// 0.6 (whole frames) or 0.7 (segments).
+    pub(crate) fn framing(&self) -> Framing {
+        self.config.framing
     }
 
     /// When the next request times out.

@@ -164,11 +164,11 @@ fn drive(
         let mut moved = false;
         while let Some(frame) = server.poll_transmit() {
             moved = true;
-            let _ = client.handle_text(&frame.text);
+            let _ = client.handle_text(frame.text.as_str());
         }
         while let Some(frame) = client.poll_transmit() {
             moved = true;
-            let _ = server.handle_text(&frame.text);
+            let _ = server.handle_text(frame.text.as_str());
         }
         while let Some(event) = server.poll_event() {
             if let ServerEvent::Request(request) = event {

@@ -22,12 +22,12 @@
 //! server.set_state(now, json!({"clients": 1}))?;
 //! let (id, _) = client.request(now, "hello", &json!({"x": 1}), None)?;
 //! while let Some(frame) = client.poll_transmit() {
-//!     server.handle_text(&frame.text)?;
+//!     server.handle_text(frame.text.as_str())?;
 //! }
 //! let Some(ServerEvent::Request(request)) = server.poll_event() else { unreachable!() };
 //! server.respond(&request.id, Ok(json!("hi")))?;
 //! while let Some(frame) = server.poll_transmit() {
-//!     client.handle_text(&frame.text)?;
+//!     client.handle_text(frame.text.as_str())?;
 //! }
 //! assert_eq!(**client.state(), json!({"clients": 1}));
 //! assert_eq!(client.poll_event(), Some(ClientEvent::StateChanged));

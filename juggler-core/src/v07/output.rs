@@ -1,10 +1,9 @@
 //! The frames a 0.6/0.7 engine has for its driver, in order, with the
 //! transport's pings and pongs ahead of them.
 
-use std::collections::VecDeque;
-
 use super::transport::segments;
-use crate::FlushTicket;
+use crate::transmit_queue::TransmitQueue;
+use crate::{FlushTicket, FrameKind, FrameText, Transmit};
 
 /// How user messages go on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,97 +19,71 @@ pub enum Framing {
     },
 }
 
-/// One frame for the driver to write, as a WebSocket text frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutFrame {
-    /// The frame's number among the message frames, from 1, for
-    /// [`FlushTicket`]s; 0 for a ping or pong, which no ticket waits for.
-    pub seq: u64,
-    /// The text to write.
-    pub text: String,
-}
+/// One frame for the driver to write: the [`Transmit`] every engine
+/// hands out (its `seq` is 0 for a transport ping or pong).
+pub type OutFrame = Transmit;
 
+/// A 0.6/0.7 engine's output: its messages as frames by the framing, on
+/// the one [`TransmitQueue`] of every engine, transport pings and pongs
+/// in its control lane.
 #[derive(Debug, Default)]
 pub(crate) struct Output {
-    /// Pings and pongs: they go first, even between a message's segments.
-    control: VecDeque<String>,
-    frames: VecDeque<OutFrame>,
-    bytes: usize,
-    last_seq: u64,
+    queue: TransmitQueue,
 }
 
 impl Output {
-    pub(crate) fn push_control(&mut self, frame: String) {
-        self.bytes += frame.len();
-        self.control.push_back(frame);
-    }
-
     /// Queues a transport ping; 0.6 has none (nothing is queued).
     pub(crate) fn push_ping(&mut self, framing: Framing, payload: &str) {
         if let Framing::Segmented { .. } = framing {
-            self.push_control(super::ping_frame(payload));
+            self.queue
+                .push_control(FrameKind::Ping, super::ping_frame(payload).into());
         }
     }
 
     /// Queues a pong; one still unsent is replaced by it instead, so that a
     /// ping flood from a peer that does not read cannot pile pongs up.
     pub(crate) fn push_pong(&mut self, pong: String) {
-        if let Some(queued) = self.control.iter_mut().find(|frame| frame.starts_with('3')) {
-            self.bytes = self.bytes - queued.len() + pong.len();
-            *queued = pong;
-        } else {
-            self.push_control(pong);
-        }
+        self.queue.replace_control(FrameKind::Pong, pong.into());
     }
 
-    /// Queues a user message's frames; the ticket of its last one.
-    pub(crate) fn push_message(&mut self, framing: Framing, text: String) -> FlushTicket {
+    /// Queues a user message's frames; the ticket of its last one. Whole,
+    /// a shared text goes out shared, with no copy.
+    pub(crate) fn push_message(
+        &mut self,
+        framing: Framing,
+        text: impl Into<FrameText>,
+    ) -> FlushTicket {
+        let text = text.into();
         match framing {
-            Framing::Whole => self.push_frame(text),
+            Framing::Whole => self.queue.push(FrameKind::Message, text),
             Framing::Segmented { max_segment_size } => {
-                for frame in segments(&text, max_segment_size) {
-                    self.push_frame(frame);
+                for frame in segments(text.as_str(), max_segment_size) {
+                    self.queue.push(FrameKind::Message, frame.into());
                 }
+                self.queue.ticket()
             }
         }
-        FlushTicket::at(self.last_seq)
     }
 
-    fn push_frame(&mut self, text: String) {
-        self.last_seq += 1;
-        self.bytes += text.len();
-        self.frames.push_back(OutFrame {
-            seq: self.last_seq,
-            text,
-        });
-    }
-
-    pub(crate) fn pop(&mut self) -> Option<OutFrame> {
-        let frame = match self.control.pop_front() {
-            Some(text) => OutFrame { seq: 0, text },
-            None => self.frames.pop_front()?,
-        };
-        self.bytes -= frame.text.len();
-        Some(frame)
+    pub(crate) fn pop(&mut self) -> Option<Transmit> {
+        self.queue.pop()
     }
 
     /// The ticket of everything queued so far.
     pub(crate) fn ticket(&self) -> FlushTicket {
-        FlushTicket::at(self.last_seq)
+        self.queue.ticket()
     }
 
     pub(crate) fn frames(&self) -> usize {
-        self.control.len() + self.frames.len()
+        self.queue.len()
     }
 
     pub(crate) fn bytes(&self) -> usize {
-        self.bytes
+        self.queue.bytes()
     }
 
     pub(crate) fn clear(&mut self) {
-        self.control.clear();
-        self.frames.clear();
-        self.bytes = 0;
+        self.queue.clear();
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::message::{
     decode_request, encode_notify, encode_response, encode_state, encode_whole_state, Request,
 };
-use super::output::{Framing, Input, OutFrame, Output};
+use super::output::{Framing, Input, Output};
 use super::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::UpdateError;
 use crate::{apply, diff, AutoflushPolicy, CloseReason, Closed, FlushTicket, ProtocolError};
@@ -347,8 +347,7 @@ impl ServerEngine {
             }
             Pending::Shared(messages) => {
                 for message in messages {
-                    self.output
-                        .push_message(self.config.framing, String::from(&*message));
+                    self.output.push_message(self.config.framing, message);
                 }
                 return;
             }
@@ -441,7 +440,7 @@ impl ServerEngine {
     }
 
     /// The next frame to write.
-    pub fn poll_transmit(&mut self) -> Option<OutFrame> {
+    pub fn poll_transmit(&mut self) -> Option<crate::Transmit> {
         self.output.pop()
     }
 
@@ -453,6 +452,11 @@ impl ServerEngine {
     /// Their text bytes.
     pub fn queued_bytes(&self) -> usize {
         self.output.bytes()
+    }
+
+    /// 0.6 (whole frames) or 0.7 (segments).
+    pub(crate) fn framing(&self) -> Framing {
+        self.config.framing
     }
 
     /// Bytes of a message that waits for its last segment.

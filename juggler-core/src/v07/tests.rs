@@ -11,7 +11,8 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::{AutoflushPolicy, CloseReason, PatchOperation, ProtocolError};
+use crate::testing::Pair;
+use crate::{AutoflushPolicy, CloseReason, Driven, PatchOperation, ProtocolError};
 
 fn server(policy: AutoflushPolicy, now: Instant) -> ServerEngine {
     ServerEngine::new(ServerConfig::v0_7().autoflush(policy), Value::Null, now)
@@ -19,11 +20,11 @@ fn server(policy: AutoflushPolicy, now: Instant) -> ServerEngine {
 
 /// The frames the engine has now, as text.
 fn drain_server(server: &mut ServerEngine) -> Vec<String> {
-    std::iter::from_fn(|| server.poll_transmit().map(|frame| frame.text)).collect()
+    std::iter::from_fn(|| server.poll_transmit().map(|frame| String::from(frame.text))).collect()
 }
 
 fn drain_client(client: &mut ClientEngine) -> Vec<String> {
-    std::iter::from_fn(|| client.poll_transmit().map(|frame| frame.text)).collect()
+    std::iter::from_fn(|| client.poll_transmit().map(|frame| String::from(frame.text))).collect()
 }
 
 /// The user messages in 0.7 frames, joined.
@@ -105,7 +106,12 @@ fn manual_sends_only_on_flush_including_the_initial_state() {
     let frames: Vec<OutFrame> = std::iter::from_fn(|| server.poll_transmit()).collect();
     assert_eq!(frames.last().unwrap().seq, ticket.seq());
     assert_eq!(
-        messages(&frames.into_iter().map(|f| f.text).collect::<Vec<_>>()),
+        messages(
+            &frames
+                .into_iter()
+                .map(|f| String::from(f.text))
+                .collect::<Vec<_>>()
+        ),
         [json!({"type": "state", "diff": [{"op": "replace", "path": "", "value": {"shared": 1}}]})]
     );
     server.flush().unwrap();
@@ -228,7 +234,7 @@ fn a_ping_is_answered_ahead_of_queued_segments() {
     );
     server.notify("note", &json!("x".repeat(40))).unwrap();
     let first = server.poll_transmit().unwrap();
-    assert!(first.text.starts_with('1'));
+    assert!(first.text.as_str().starts_with('1'));
     server.handle_text("2hello-ping").unwrap();
     server.handle_text("2second").unwrap();
     let next = server.poll_transmit().unwrap();
@@ -237,7 +243,12 @@ fn a_ping_is_answered_ahead_of_queued_segments() {
         (0, "3second"),
         "one pong, the newest"
     );
-    assert!(server.poll_transmit().unwrap().text.starts_with('1'));
+    assert!(server
+        .poll_transmit()
+        .unwrap()
+        .text
+        .as_str()
+        .starts_with('1'));
 }
 
 #[test]
@@ -462,9 +473,9 @@ proptest! {
             if !whole {
                 prop_assert!(frame.text.len() - 1 <= max_segment_size.max(4));
             }
-            client.handle_text(&frame.text).unwrap();
+            client.handle_text(frame.text.as_str()).unwrap();
         }
-        let texts: Vec<String> = frames.into_iter().map(|frame| frame.text).collect();
+        let texts: Vec<String> = frames.into_iter().map(|frame| String::from(frame.text)).collect();
         let sent = if whole {
             texts.iter().map(|text| serde_json::from_str(text).unwrap()).collect()
         } else {
@@ -489,10 +500,11 @@ proptest! {
     ) {
         let start = Instant::now();
         let mut shared = crate::SharedState::new(Value::Null);
-        let mut server = ServerEngine::new(ServerConfig::v0_7().autoflush(policy), Value::Null, start);
-        let mut client = ClientEngine::new(ClientConfig::v0_7());
+        let server = ServerEngine::new(ServerConfig::v0_7().autoflush(policy), Value::Null, start);
+        let mut pair = Pair::with_engines(start, server, ClientEngine::new(ClientConfig::v0_7()));
         for (step, (state, how)) in steps.iter().enumerate() {
             let now = start + Duration::from_millis(70 * step as u64);
+            let server = &mut pair.a.engine;
             server.handle_timeout(now);
             match how {
                 // The connection's own change, beside the shared ones.
@@ -509,16 +521,13 @@ proptest! {
                     server.set_state_shared(now, &change).unwrap();
                 }
             }
-            for frame in std::iter::from_fn(|| server.poll_transmit()) {
-                client.handle_text(&frame.text).unwrap();
-            }
+            pair.drive();
         }
-        server.flush().unwrap();
-        for frame in std::iter::from_fn(|| server.poll_transmit()) {
-            client.handle_text(&frame.text).unwrap();
-        }
-        prop_assert_eq!(&**client.state(), &**server.state());
-        prop_assert_eq!(&**client.state(), &steps.last().unwrap().0);
+        pair.a.engine.flush().unwrap();
+        pair.drive();
+        prop_assert!(pair.b.engine.close_reason().is_none(), "every frame was valid");
+        prop_assert_eq!(&**pair.b.engine.state(), &**pair.a.engine.state());
+        prop_assert_eq!(&**pair.b.engine.state(), &steps.last().unwrap().0);
     }
 
     /// Requests answered in any order: each id gets exactly its own
@@ -530,31 +539,28 @@ proptest! {
     ) {
         let now = Instant::now();
         let framing = Framing::Segmented { max_segment_size };
-        let mut server = ServerEngine::new(ServerConfig { framing, ..ServerConfig::v0_7() }, Value::Null, now);
-        let mut client = ClientEngine::new(ClientConfig { framing, ..ClientConfig::v0_7() });
+        let server = ServerEngine::new(ServerConfig { framing, ..ServerConfig::v0_7() }, Value::Null, now);
+        let client = ClientEngine::new(ClientConfig { framing, ..ClientConfig::v0_7() });
+        let mut pair = Pair::with_engines(now, server, client);
         let mut sent = Vec::new();
         for n in 0..12u64 {
-            let (id, _) = client.request(now, "double", &json!(n), None).unwrap();
+            let (id, _) = pair.b.engine.request(now, "double", &json!(n), None).unwrap();
             sent.push((id, n));
         }
-        while let Some(frame) = client.poll_transmit() {
-            server.handle_text(&frame.text).unwrap();
-        }
-        let mut requests = Vec::new();
-        while let Some(ServerEvent::Request(request)) = server.poll_event() {
-            requests.push(request);
-        }
+        pair.drive();
+        let requests: Vec<_> = pair.a.events.drain(..).map_while(|event| match event {
+            ServerEvent::Request(request) => Some(request),
+            _ => None,
+        }).collect();
         prop_assert_eq!(requests.len(), 12);
         for index in order {
             let request = &requests[index as usize];
             let n = request.data.as_ref().unwrap().as_u64().unwrap();
-            server.respond(&request.id, Ok(json!(n * 2))).unwrap();
+            pair.a.engine.respond(&request.id, Ok(json!(n * 2))).unwrap();
         }
-        while let Some(frame) = server.poll_transmit() {
-            client.handle_text(&frame.text).unwrap();
-        }
+        pair.drive();
         let mut answered = std::collections::BTreeMap::new();
-        while let Some(event) = client.poll_event() {
+        for event in pair.b.events.drain(..) {
             if let ClientEvent::Response { id, result } = event {
                 prop_assert!(answered.insert(id, result).is_none(), "answered once");
             }
@@ -562,8 +568,43 @@ proptest! {
         for (id, n) in sent {
             prop_assert_eq!(answered.get(&id), Some(&Ok(json!(n * 2))));
         }
-        prop_assert_eq!(client.pending_requests(), 0);
+        prop_assert_eq!(pair.b.engine.pending_requests(), 0);
     }
+}
+
+/// On the pair's virtual clock, a request's timeout and the server's
+/// autoflush window each fire at their instant, and a close reaches the
+/// other side as the end of its transport.
+#[test]
+fn timeouts_and_the_close_run_on_the_virtual_clock() {
+    let start = Instant::now();
+    let delay = Duration::from_millis(200);
+    let server = server(AutoflushPolicy::Delayed(delay), start);
+    let mut pair = Pair::with_engines(start, server, ClientEngine::new(ClientConfig::v0_7()));
+    let timeout = Some(Duration::from_secs(1));
+    let (id, _) = pair
+        .b
+        .engine
+        .request(start, "slow", &json!(1), timeout)
+        .unwrap();
+    pair.a.engine.set_state(start, json!({"n": 1})).unwrap();
+    pair.drive();
+    assert!(matches!(pair.a.events[..], [ServerEvent::Request(_)]));
+    assert!(pair.b.events.is_empty(), "the state waits for its window");
+    assert!(pair.step());
+    assert_eq!(pair.now, start + delay);
+    assert_eq!(pair.b.events, [ClientEvent::StateChanged]);
+    assert_eq!(**pair.b.engine.state(), json!({"n": 1}));
+    assert!(pair.step());
+    assert_eq!(pair.now, start + Duration::from_secs(1));
+    assert_eq!(pair.b.events[1..], [ClientEvent::TimedOut { id }]);
+    assert!(!pair.step(), "nothing is left to fire");
+    Driven::close(&mut pair.a.engine);
+    pair.drive();
+    assert_eq!(
+        pair.b.events[2..],
+        [ClientEvent::Closed(CloseReason::Remote)]
+    );
 }
 
 #[test]

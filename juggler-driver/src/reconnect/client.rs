@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use juggler_core::{CloseReason, Generation, PatchOperation, Value};
 use tokio::sync::Notify;
 
+use futures_util::future::BoxFuture;
+
 use super::events::{ClientStatus, ReconnectEvents};
 use super::options::ReconnectOptions;
 use super::supervisor::{Supervised, Supervision};
-use crate::change_stream::ChangeCursor;
-use futures_util::future::BoxFuture;
-
+use crate::change_stream::{ChangeSource, ChangeStream};
 use crate::{ClientOptions, Connection, Error, Runtime, WeakConnection};
 
 type ChangeCallback = Arc<dyn Fn() + Send + Sync>;
@@ -97,7 +97,7 @@ impl Drop for Handle {
 }
 
 /// What the handles and the supervisor task share.
-pub(crate) struct Inner {
+pub struct Inner {
     supervision: Supervision,
     state: Mutex<ClientState>,
     /// Wakes whoever waits for a connection, a close or the end.
@@ -333,10 +333,7 @@ impl ReconnectingClient {
 
     /// Remote data changes, across reconnects, as an async sequence.
     pub fn remote_changes(&self) -> RemoteDataChanges {
-        RemoteDataChanges {
-            inner: self.inner().clone(),
-            cursor: ChangeCursor::default(),
-        }
+        ChangeStream::new(self.inner().clone())
     }
 
     /// Sends a MESSAGE on the open connection. Without one, fails or
@@ -656,63 +653,26 @@ impl Drop for ClientChangeCallbackHandle {
     }
 }
 
-/// Remote data changes of a [`ReconnectingClient`], across reconnects:
-/// each [`changed`](Self::changed) waits for changes not yet seen and
-/// returns the remote data after them. A new one has seen nothing, so a
-/// late subscriber gets the current data at once if any arrived. It does
-/// not keep the client open.
-///
-/// It is also a [`Stream`](futures_util::Stream) of the remote data after
-/// each change, which ends when the client closes or gives up.
-#[derive(Clone)]
-pub struct RemoteDataChanges {
-    inner: Arc<Inner>,
-    cursor: ChangeCursor,
-}
+/// Remote data changes of a [`ReconnectingClient`], across reconnects,
+/// as an async sequence; see
+/// [`ChangeStream`](crate::ChangeStream). Its
+/// [`changed`](crate::ChangeStream::changed) fails with
+/// [`Error::Closed`] once the client is closed, and with
+/// [`Error::Disconnected`] once it gave up.
+pub type RemoteDataChanges = ChangeStream<Inner>;
 
-impl fmt::Debug for RemoteDataChanges {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RemoteDataChanges")
-            .field("seen", &self.cursor.seen)
-            .finish()
-    }
-}
+impl ChangeSource for Inner {
+    const NAME: &'static str = "RemoteDataChanges";
 
-impl RemoteDataChanges {
-    /// Waits for the next change and returns the remote data; fails with
-    /// [`Error::Closed`] once the client is closed, and with
-    /// [`Error::Disconnected`] once it gave up.
-    pub async fn changed(&mut self) -> Result<Arc<Value>, Error> {
-        let (version, data) = next_change(&self.inner, self.cursor.seen).await?;
-        self.cursor.seen = version;
-        Ok(data)
-    }
-}
-
-/// Waits for a change after version `seen`: the version and the data.
-async fn next_change(inner: &Inner, seen: u64) -> Result<(u64, Arc<Value>), Error> {
-    wait_on(inner, &inner.remote_changed, |state| {
-        if state.remote_version > seen {
-            Some(Ok((state.remote_version, state.remote.clone())))
-        } else {
-            state.ended().map(Err)
-        }
-    })
-    .await
-}
-
-impl futures_util::Stream for RemoteDataChanges {
-    type Item = Arc<Value>;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Arc<Value>>> {
-        let this = &mut *self;
-        let inner = &this.inner;
-        this.cursor.poll_next(cx, |seen| {
-            let inner = inner.clone();
-            Box::pin(async move { next_change(&inner, seen).await })
+    /// Waits for a change after version `seen`: the version and the data.
+    async fn next_change(&self, seen: u64) -> Result<(u64, Arc<Value>), Error> {
+        wait_on(self, &self.remote_changed, |state| {
+            if state.remote_version > seen {
+                Some(Ok((state.remote_version, state.remote.clone())))
+            } else {
+                state.ended().map(Err)
+            }
         })
+        .await
     }
 }

@@ -5,116 +5,29 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use async_tungstenite::tungstenite::{Error as WsError, Message};
+use async_tungstenite::tungstenite::Message;
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_io::{AsyncRead, AsyncWrite};
-use futures_util::future::{join, poll_fn, select, Either};
-use futures_util::{SinkExt, StreamExt};
-use juggler_core::v07::{ClientEngine, ClientEvent, OutFrame, ServerEngine, ServerEvent};
-use juggler_core::PatchOperation;
-use juggler_core::{CloseReason, Closed, FlushTicket, Liveness, LivenessAction, ProtocolError};
+use futures_util::future::{join, select};
+use futures_util::StreamExt;
+use juggler_core::{CloseReason, Driven, FlushTicket, Liveness, Transmit};
 use serde_json::Value;
-use std::future::Future;
-use std::task::Poll;
 use tokio::sync::Notify;
 
 use super::Options;
-use crate::error::close_reason_of;
 use crate::freeing::{yield_once, Freeing, Retired};
+use crate::reader_steps::{binary_frame, stream_ended, Received, StreamItem};
+use crate::writer_steps::{
+    diff_due_sync, keep_alive_turn, send_close, take_frames, until_done_or_close_timeout, wait,
+    write_frames, DeadlineTimer, KeepAliveWords,
+};
 use crate::{Error, Runtime};
 
-/// Most frames the writer takes before one socket flush.
-const WRITE_BATCH: usize = 256;
+/// What the driver needs of an engine of either role: the core's engine
+/// contract, and what crosses to the application's tasks.
+pub(crate) trait LinkEngine: Driven<Event: Send + 'static> + Send + 'static {}
 
-/// What the driver needs of an engine of either role.
-pub(crate) trait LinkEngine: Send + 'static {
-    /// What the engine tells the application.
-    type Event: Send + 'static;
-    fn handle_text(&mut self, frame: &str) -> Result<(), ProtocolError>;
-    fn handle_protocol_error(&mut self, err: ProtocolError);
-    fn handle_transport_closed(&mut self, reason: CloseReason);
-    fn poll_transmit(&mut self) -> Option<OutFrame>;
-    fn poll_timeout(&self) -> Option<Instant>;
-    fn handle_timeout(&mut self, now: Instant);
-    /// The versions a sync due at `now` diffs (a server's state change
-    /// in its autoflush window), for the writer to diff outside the lock.
-    fn due_diff(&self, _now: Instant) -> Option<(Arc<Value>, Arc<Value>)> {
-        None
-    }
-    /// `handle_timeout` with the diff of `due_diff`'s versions.
-    fn handle_timeout_diffed(
-        &mut self,
-        now: Instant,
-        _base: &Arc<Value>,
-        _state: &Arc<Value>,
-        _ops: Vec<PatchOperation>,
-    ) {
-        self.handle_timeout(now)
-    }
-    fn send_ping(&mut self, payload: &str) -> Result<(), Closed>;
-    fn poll_event(&mut self) -> Option<Self::Event>;
-    fn close_reason(&self) -> Option<&CloseReason>;
-    fn queued_frames(&self) -> usize;
-    fn close(&mut self);
-}
-
-macro_rules! link_engine {
-    ($engine:ty, $event:ty { $($extra:item)* }) => {
-        impl LinkEngine for $engine {
-            type Event = $event;
-            $($extra)*
-            fn handle_text(&mut self, frame: &str) -> Result<(), ProtocolError> {
-                <$engine>::handle_text(self, frame)
-            }
-            fn handle_protocol_error(&mut self, err: ProtocolError) {
-                <$engine>::handle_protocol_error(self, err)
-            }
-            fn handle_transport_closed(&mut self, reason: CloseReason) {
-                <$engine>::handle_transport_closed(self, reason)
-            }
-            fn poll_transmit(&mut self) -> Option<OutFrame> {
-                <$engine>::poll_transmit(self)
-            }
-            fn poll_timeout(&self) -> Option<Instant> {
-                <$engine>::poll_timeout(self)
-            }
-            fn handle_timeout(&mut self, now: Instant) {
-                <$engine>::handle_timeout(self, now)
-            }
-            fn send_ping(&mut self, payload: &str) -> Result<(), Closed> {
-                <$engine>::send_ping(self, payload)
-            }
-            fn poll_event(&mut self) -> Option<$event> {
-                <$engine>::poll_event(self)
-            }
-            fn close_reason(&self) -> Option<&CloseReason> {
-                <$engine>::close_reason(self)
-            }
-            fn queued_frames(&self) -> usize {
-                <$engine>::queued_frames(self)
-            }
-            fn close(&mut self) {
-                <$engine>::close(self)
-            }
-        }
-    };
-}
-
-link_engine!(ServerEngine, ServerEvent {
-    fn due_diff(&self, now: Instant) -> Option<(Arc<Value>, Arc<Value>)> {
-        ServerEngine::due_diff(self, now)
-    }
-    fn handle_timeout_diffed(
-        &mut self,
-        now: Instant,
-        base: &Arc<Value>,
-        state: &Arc<Value>,
-        ops: Vec<PatchOperation>,
-    ) {
-        ServerEngine::handle_timeout_diffed(self, now, base, state, ops)
-    }
-});
-link_engine!(ClientEngine, ClientEvent {});
+impl<E: Driven<Event: Send + 'static> + Send + 'static> LinkEngine for E {}
 
 /// What the reader and the writer share with the application's handles.
 pub(crate) struct Link<E, X> {
@@ -392,14 +305,13 @@ pub(crate) async fn run<S, E, X, D>(
     let reader = std::pin::pin!(read_loop(stream, &link, &dispatch, first_frame));
     let writer = std::pin::pin!(write_loop(sink, &link, &dispatch));
     let io = join(reader, writer);
-    let bound = async {
+    let runtime = &*link.runtime;
+    let closed_at = async {
         link.wait_engine_closed().await;
-        let runtime = &link.runtime;
-        runtime
-            .sleep_until(runtime.now() + link.options.close_timeout)
-            .await;
+        runtime.now()
     };
-    let timed_out = matches!(select(io, std::pin::pin!(bound)).await, Either::Right(_));
+    let close_timeout = link.options.close_timeout;
+    let timed_out = until_done_or_close_timeout(io, closed_at, runtime, close_timeout).await;
     let events = link.update(|state| {
         state.close_timed_out = timed_out;
         state.engine.handle_transport_closed(CloseReason::Remote);
@@ -423,9 +335,6 @@ fn drain<E: LinkEngine, X, D: Dispatch<E, X>>(
     }
     left
 }
-
-/// One item of the WebSocket stream.
-type StreamItem = Option<Result<Message, WsError>>;
 
 /// Reads frames into the engine until the stream ends.
 async fn read_loop<S, E, X, D>(
@@ -494,8 +403,8 @@ where
 
 /// Hands one item of the stream to the engine; whether the stream ended.
 fn handle_item<E: LinkEngine, X>(state: &mut LinkState<E, X>, item: StreamItem) -> bool {
-    match item {
-        Some(Ok(Message::Text(text))) => {
+    match Received::of(item) {
+        Received::Text(text) => {
             // Only text frames count as the peer's activity, as in the
             // reference; WebSocket pongs do not.
             if let Some(liveness) = &mut state.liveness {
@@ -506,22 +415,17 @@ fn handle_item<E: LinkEngine, X>(state: &mut LinkState<E, X>, item: StreamItem) 
             let _ = state.engine.handle_text(&text);
             false
         }
-        Some(Ok(Message::Binary(_))) => {
-            state
-                .engine
-                .handle_protocol_error(ProtocolError::BinaryFrame);
+        Received::Binary => {
+            binary_frame(&mut state.engine);
             false
         }
-        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => false,
-        Some(Ok(Message::Close(_))) | None => {
-            state.engine.handle_transport_closed(CloseReason::Remote);
+        Received::Control => false,
+        Received::Closed(_) => {
+            stream_ended(&mut state.engine, None);
             true
         }
-        Some(Err(err)) => {
-            match close_reason_of(&err) {
-                CloseReason::Protocol(violation) => state.engine.handle_protocol_error(violation),
-                reason => state.engine.handle_transport_closed(reason),
-            }
+        Received::Failed(reason) => {
+            stream_ended(&mut state.engine, Some(reason));
             true
         }
     }
@@ -536,8 +440,16 @@ struct Turn {
     due_diff: Option<(Arc<Value>, Arc<Value>)>,
 }
 
+/// How 0.6/0.7 word the closes keep-alive makes.
+const KEEP_ALIVE_WORDS: KeepAliveWords = KeepAliveWords {
+    dead: "ping timeout",
+    stalled: "the peer stopped reading: a write stalled past the ping timeout",
+};
+
 /// Writes the engine's frames, fires its timers and the pings, and
-/// finally sends the close frame.
+/// finally sends the close frame. Each turn looks at the state once, then
+/// does the first thing that applies: write frames, close, diff the due
+/// sync, free a slice, or wait.
 async fn write_loop<S, E, X, D>(mut sink: WebSocketSender<S>, link: &Link<E, X>, dispatch: &D)
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -545,12 +457,10 @@ where
     X: Send + 'static,
     D: Dispatch<E, X>,
 {
-    let runtime = &link.runtime;
+    let runtime = &*link.runtime;
     let stall_limit = link.options.pings().map(|(delay, timeout)| delay + timeout);
-    let mut batch: Vec<OutFrame> = Vec::new();
-    // Kept across waits while the deadline stays (keep-alive's is 30 s
-    // away): arming a timer per wait is not free.
-    let mut timer = crate::driver::DeadlineTimer::default();
+    let mut batch: Vec<Transmit> = Vec::new();
+    let mut timer = DeadlineTimer::default();
     let mut freeing = Freeing::default();
     loop {
         let notified = link.writer.notified();
@@ -565,49 +475,32 @@ where
         });
         dispatch.dispatch(events);
         if !batch.is_empty() {
-            let last = batch.iter().map(|frame| frame.seq).max().unwrap_or(0);
-            for frame in &batch {
-                link.metrics.sent(frame_kind(&frame.text), frame.text.len());
-            }
-            match write_batch(&mut sink, &mut batch, &**runtime, stall_limit).await {
-                Ok(()) => {
-                    let retired = link.update_as_writer(|state| {
-                        state.written = state.written.max(last);
-                        state.retired.take()
-                    });
-                    if let Some(retired) = retired {
-                        freeing.push(retired);
-                    }
-                }
-                Err(reason) => {
-                    let events = link.update_as_writer(|state| {
-                        state.engine.handle_transport_closed(reason);
-                        drain(dispatch, state)
-                    });
-                    dispatch.dispatch(events);
-                    return;
-                }
+            if let Err(reason) =
+                write_out(&mut sink, &mut batch, link, stall_limit, &mut freeing).await
+            {
+                let events = link.update_as_writer(|state| {
+                    state.engine.handle_transport_closed(reason);
+                    drain(dispatch, state)
+                });
+                dispatch.dispatch(events);
+                return;
             }
             continue;
         }
         if let Some(reason) = turn.closed {
-            crate::driver::send_close(&mut sink, reason).await;
+            send_close(&mut sink, reason).await;
             return;
         }
-        if let Some((base, state)) = turn.due_diff {
-            // Diffed with no lock held: the application's calls never wait
-            // for a large diff.
-            let ops = juggler_core::diff(&base, &state);
-            let now = runtime.now();
-            let events = link.update_as_writer(|link_state| {
-                link_state
-                    .engine
-                    .handle_timeout_diffed(now, &base, &state, ops);
-                drain(dispatch, link_state)
+        if let Some(due) = turn.due_diff {
+            diff_due_sync(runtime, due, &mut freeing, |now, base, state, ops| {
+                let events = link.update_as_writer(|link_state| {
+                    link_state
+                        .engine
+                        .handle_timeout_diffed(now, base, state, ops);
+                    drain(dispatch, link_state)
+                });
+                dispatch.dispatch(events);
             });
-            dispatch.dispatch(events);
-            drop(state);
-            freeing.push(base);
             continue;
         }
         if !freeing.is_empty() {
@@ -617,62 +510,54 @@ where
             yield_once().await;
             continue;
         }
-        // The reader's flag is polled, not waited on: it is set only
-        // while this task runs, just before this poll.
-        let woken = poll_fn(|cx| match link.writer.take_kick() {
-            true => Poll::Ready(()),
-            false => notified.as_mut().poll(cx),
-        });
-        match turn.deadline {
-            Some(at) => {
-                let sleep = timer.until(at, &**runtime);
-                if let Either::Right(_) = select(std::pin::pin!(woken), sleep).await {
-                    timer.fired();
-                }
-            }
-            None => woken.await,
-        }
+        let deadline = turn.deadline.map(|at| (at, "engine or ping"));
+        wait(&link.writer, notified, deadline, &mut timer, runtime).await;
     }
 }
 
-/// The 0.5 frame kind a frame counts as in the metrics: pings and pongs
-/// as theirs, every message as a message.
-fn frame_kind(text: &str) -> juggler_core::FrameKind {
-    match text.as_bytes().first() {
-        Some(b'2') => juggler_core::FrameKind::Ping,
-        Some(b'3') => juggler_core::FrameKind::Pong,
-        _ => juggler_core::FrameKind::Message,
+/// Writes the batch within the stall limit ([`write_frames`]); once
+/// written, the frames count for flush tickets and a retired state goes
+/// to `freeing`.
+async fn write_out<S, E: LinkEngine, X: Send + 'static>(
+    sink: &mut WebSocketSender<S>,
+    batch: &mut Vec<Transmit>,
+    link: &Link<E, X>,
+    stall_limit: Option<Duration>,
+    freeing: &mut Freeing,
+) -> Result<(), CloseReason>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let last = batch.iter().map(|frame| frame.seq).max().unwrap_or(0);
+    for frame in batch.iter() {
+        link.metrics.sent(frame.kind, frame.text.len());
     }
+    write_frames(sink, batch, &*link.runtime, stall_limit, &KEEP_ALIVE_WORDS).await?;
+    let retired = link.update_as_writer(|state| {
+        state.written = state.written.max(last);
+        state.retired.take()
+    });
+    if let Some(retired) = retired {
+        freeing.push(retired);
+    }
+    Ok(())
 }
 
 /// Fires what is due at `now`, takes frames into `batch`.
 fn look<E: LinkEngine, X>(
     state: &mut LinkState<E, X>,
     now: Instant,
-    batch: &mut Vec<OutFrame>,
+    batch: &mut Vec<Transmit>,
 ) -> Turn {
     let due_diff = state.engine.due_diff(now);
     if due_diff.is_none() {
         state.engine.handle_timeout(now);
     }
     if let Some(liveness) = &mut state.liveness {
-        match liveness.poll(now) {
-            Some(LivenessAction::PeerDead) => state
-                .engine
-                .handle_transport_closed(CloseReason::Transport("ping timeout".into())),
-            Some(LivenessAction::SendPing) if state.engine.send_ping("").is_ok() => {
-                liveness.handle_ping_sent(now);
-            }
-            Some(LivenessAction::SendPing) => {}
-            None => {}
-        }
+        // 0.7 pings in its own framing: no WebSocket ping is ever due.
+        keep_alive_turn(liveness, &mut state.engine, now, &KEEP_ALIVE_WORDS);
     }
-    while batch.len() < WRITE_BATCH {
-        match state.engine.poll_transmit() {
-            Some(frame) => batch.push(frame),
-            None => break,
-        }
-    }
+    take_frames(&mut state.engine, batch);
     state.writer_deadline = state.engine.poll_timeout();
     let keep_alive = state
         .liveness
@@ -686,42 +571,5 @@ fn look<E: LinkEngine, X>(
             .into_iter()
             .flatten()
             .min(),
-    }
-}
-
-/// Writes the batch and flushes; a write that makes no progress for
-/// `stall_limit` is a peer that stopped reading.
-async fn write_batch<S>(
-    sink: &mut WebSocketSender<S>,
-    batch: &mut Vec<OutFrame>,
-    runtime: &dyn Runtime,
-    stall_limit: Option<Duration>,
-) -> Result<(), CloseReason>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let write = async {
-        for frame in batch.drain(..) {
-            sink.feed(Message::text(frame.text)).await?;
-        }
-        sink.flush().await
-    };
-    let outcome = match stall_limit {
-        Some(limit) => {
-            let stall = runtime.sleep_until(runtime.now() + limit);
-            match select(std::pin::pin!(write), stall).await {
-                Either::Left((result, _)) => Some(result),
-                Either::Right(_) => None,
-            }
-        }
-        None => Some(write.await),
-    };
-    batch.clear();
-    match outcome {
-        Some(Ok(())) => Ok(()),
-        Some(Err(err)) => Err(close_reason_of(&err)),
-        None => Err(CloseReason::Transport(
-            "the peer stopped reading: a write stalled past the ping timeout".into(),
-        )),
     }
 }
