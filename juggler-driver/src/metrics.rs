@@ -137,10 +137,29 @@ mod enabled {
         counter!("juggler_upgrades_refused_total", "reason" => reason).increment(1);
     }
 
+    /// A 0.6/0.7 request of the peer was answered (or could not be):
+    /// `success`, `failure` (the handler failed, panicked or is missing)
+    /// or `cancelled` (the connection closed first); `took` is how long
+    /// the handler ran.
+    pub(crate) fn v07_request_finished(outcome: &'static str, took: std::time::Duration) {
+        counter!("juggler_v07_requests_total", "outcome" => outcome).increment(1);
+        metrics::histogram!("juggler_v07_request_duration_seconds").record(took.as_secs_f64());
+    }
+
     /// Describes every metric of the driver (HELP text and unit) to the
     /// installed recorder.
     pub fn describe_metrics() {
-        use metrics::{describe_counter, describe_gauge, Unit};
+        use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+        describe_counter!(
+            "juggler_v07_requests_total",
+            Unit::Count,
+            "The peer's 0.6/0.7 requests, by outcome: success, failure or cancelled."
+        );
+        describe_histogram!(
+            "juggler_v07_request_duration_seconds",
+            Unit::Seconds,
+            "Time a 0.6/0.7 request handler ran."
+        );
         let counters = [
             (
                 "juggler_connections_opened_total",
@@ -242,9 +261,14 @@ mod enabled {
     /// Nothing: the `metrics` feature is off.
     #[inline(always)]
     pub fn describe_metrics() {}
+
+    #[inline(always)]
+    pub(crate) fn v07_request_finished(_outcome: &'static str, _took: std::time::Duration) {}
 }
 
-pub(crate) use enabled::{receive_buffer_moved, upgrade_refused, ConnectionMetrics};
+pub(crate) use enabled::{
+    receive_buffer_moved, upgrade_refused, v07_request_finished, ConnectionMetrics,
+};
 
 /// Describes the driver's metrics (their HELP text and unit) to the
 /// installed `metrics` recorder, so that Prometheus shows what each one

@@ -201,8 +201,26 @@ async fn the_demo_serves_metrics_that_count_what_happened() {
         7.0
     );
 
+    // 0.7 requests, after the counts above: one answered, one refused.
+    let v07 = juggler_tokio::v07::connect(demo.ws_url(), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        v07.send("reverse", json!("abc")).await.unwrap(),
+        json!("cba")
+    );
+    assert!(v07.send("nope", json!(null)).await.is_err());
+    let scraped = scrape(addr).await;
+    let outcome = |outcome| scraped.value("juggler_v07_requests_total", &[("outcome", outcome)]);
+    assert_eq!((outcome("success"), outcome("failure")), (1.0, 1.0));
+    assert_eq!(
+        scraped.value("juggler_v07_request_duration_seconds_count", &[]),
+        2.0
+    );
+    v07.async_close().await;
+
     // Every metric says what it means (describe_*), so Prometheus shows
-    // HELP text: the 11 of the driver and the 4 of juggler-rpc.
+    // HELP text: the 13 of the driver and the 4 of juggler-rpc.
     let undescribed: Vec<_> = scraped
         .1
         .iter()
@@ -210,7 +228,7 @@ async fn the_demo_serves_metrics_that_count_what_happened() {
         .collect();
     assert_eq!(undescribed, Vec::<(&String, &String)>::new());
     let described = scraped.1.keys().filter(|name| name.starts_with("juggler_"));
-    assert_eq!(described.count(), 15, "{:?}", scraped.1);
+    assert_eq!(described.count(), 17, "{:?}", scraped.1);
 
     for client in &clients {
         client.shutdown().await;

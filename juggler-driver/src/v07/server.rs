@@ -656,6 +656,8 @@ async fn answer_in_turn(
     loop {
         let name = pending.request.name.as_str().unwrap_or_default().to_owned();
         let data = pending.request.data.take().unwrap_or(Value::Null);
+        // No clock read when nothing records it.
+        let started = crate::METRICS_ENABLED.then(|| turn.connection.link.runtime.now());
         let ended = match &handler {
             Some(handler) => {
                 let handling = handler.handle(turn.connection.clone(), name, data);
@@ -668,12 +670,28 @@ async fn answer_in_turn(
         }
         let result = answer(ended, || RequestError::from("request handler panicked"));
         let bytes = turn.bytes.take().unwrap_or_default();
-        let next = turn.connection.link.update(|state| {
-            let _ = state
+        let succeeded = result.is_ok();
+        let (answered, next) = turn.connection.link.update(|state| {
+            let answered = state
                 .engine
-                .respond(&pending.request.id, result.map_err(|err| err.0));
-            state.extra.responder.finish(bytes)
+                .respond(&pending.request.id, result.map_err(|err| err.0))
+                .is_ok();
+            (answered, state.extra.responder.finish(bytes))
         });
+        if let Some(started) = started {
+            let outcome = match (answered, succeeded) {
+                (false, _) => "cancelled",
+                (true, true) => "success",
+                (true, false) => "failure",
+            };
+            let took = turn
+                .connection
+                .link
+                .runtime
+                .now()
+                .saturating_duration_since(started);
+            crate::metrics::v07_request_finished(outcome, took);
+        }
         drop(pending);
         match next {
             Some((next, bytes)) => {
