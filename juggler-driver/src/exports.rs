@@ -69,7 +69,7 @@ pub mod v07 {
         Connection, Handlers, RequestError, RequestFuture, RequestHandler, RequestResult,
         WeakConnection,
     };
-    pub use crate::v07::{Notifications, Options};
+    pub use crate::v07::{Notifications, Options, StateCallbackHandle};
 }
 
 /// The body of the runtime crates' `v07` modules, written once: the

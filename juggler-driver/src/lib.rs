@@ -22,6 +22,7 @@ mod admission;
 #[cfg(feature = "basic-auth")]
 mod basic_auth;
 mod budget;
+mod callbacks;
 mod change_stream;
 #[cfg(feature = "client")]
 mod client;

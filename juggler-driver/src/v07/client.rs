@@ -84,6 +84,8 @@ pub struct Client {
     /// What the notifications not taken yet hold, decoded, against
     /// [`Options::max_receive_bytes`]; the reader waits while it is full.
     budget: Arc<MemoryBudget>,
+    /// [`register_change_cb`](Self::register_change_cb)'s.
+    callbacks: Arc<crate::callbacks::Callbacks>,
 }
 
 impl fmt::Debug for Client {
@@ -219,6 +221,19 @@ impl Client {
         ))
     }
 
+    /// Calls `callback` after each change of the server state (the
+    /// reference's `state.register_change_cb`), on the connection's task,
+    /// outside its lock: it must not block, and may read the
+    /// [`state`](Self::state). Changes that arrive together call it once.
+    /// Dropping the returned handle unregisters it.
+    #[doc(alias("on_change", "subscribe"))]
+    pub fn register_change_cb(
+        &self,
+        callback: impl Fn() + Send + Sync + 'static,
+    ) -> crate::callbacks::StateCallbackHandle {
+        self.callbacks.register(callback)
+    }
+
     /// What the notifications not taken yet hold, decoded (see
     /// [`value_cost`](juggler_core::value_cost)), against
     /// [`Options::max_receive_bytes`]: [`used`](MemoryBudget::used),
@@ -307,7 +322,9 @@ where
         dropped: 0,
     };
     let link = Link::new(engine, extra, options, runtime.clone(), span.clone(), false);
+    let callbacks = Arc::new(crate::callbacks::Callbacks::default());
     let dispatch = ClientDispatch {
+        callbacks: callbacks.clone(),
         policy: link.options.notifications,
         receive_queue_size: link.options.receive_queue_size,
         budget: budget.clone(),
@@ -319,12 +336,15 @@ where
         link,
         generation,
         budget,
+        callbacks,
     }
 }
 
 /// Client events are handled under the link's lock (see
 /// [`ClientDispatch::reader_must_wait`]); nothing is left for outside.
 struct ClientDispatch {
+    /// Called once for each batch of events with a state change.
+    callbacks: Arc<crate::callbacks::Callbacks>,
     /// What is kept of notifications.
     policy: Notifications,
     receive_queue_size: usize,
@@ -343,7 +363,14 @@ impl Dispatch<ClientEngine, ClientExtra> for ClientDispatch {
         }
     }
 
-    fn dispatch(&self, _events: Vec<ClientEvent>) {}
+    fn dispatch(&self, events: Vec<ClientEvent>) {
+        if events
+            .iter()
+            .any(|event| matches!(event, ClientEvent::StateChanged))
+        {
+            self.callbacks.call_all();
+        }
+    }
 
     fn reader_must_wait(&self, state: &LinkState<ClientEngine, ClientExtra>) -> bool {
         self.policy == Notifications::Queue
@@ -387,7 +414,11 @@ impl ClientDispatch {
 /// state, under the lock: answers to their waiters.
 fn take_client_event(extra: &mut ClientExtra, event: ClientEvent) -> Option<ClientEvent> {
     match event {
-        ClientEvent::StateChanged => extra.state_changes += 1,
+        ClientEvent::StateChanged => {
+            extra.state_changes += 1;
+            // On to `dispatch`, for the callbacks, outside the lock.
+            return Some(ClientEvent::StateChanged);
+        }
         ClientEvent::Response { id, result } => {
             if let Some(waiter) = extra.waiting.remove(&id) {
                 let _ = waiter.send(result.map_err(Error::Remote));

@@ -21,6 +21,7 @@ mod options;
 mod server;
 mod typed;
 
+pub use crate::callbacks::StateCallbackHandle;
 #[cfg(feature = "client")]
 pub use crate::reconnect::v07::ReconnectingClient;
 #[cfg(feature = "client")]

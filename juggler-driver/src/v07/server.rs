@@ -256,6 +256,8 @@ struct Info {
     generation: Generation,
     peer_addr: Option<SocketAddr>,
     admitted: Admitted,
+    /// [`Connection::register_change_cb`]'s.
+    callbacks: Arc<crate::callbacks::Callbacks>,
 }
 
 impl fmt::Debug for Connection {
@@ -339,6 +341,7 @@ impl Connection {
             base.and_then(|base| link.retire(base))
         });
         drop(free_now);
+        self.changed();
     }
 
     /// Changes the state with `change` under the connection's own lock, so
@@ -349,12 +352,14 @@ impl Connection {
     /// copy of the state and must not use this connection.
     pub fn modify_state<R>(&self, change: impl FnOnce(&mut Value) -> R) -> R {
         let now = self.link.runtime.now();
-        self.link.update(|link| {
+        let result = self.link.update(|link| {
             let mut state = Value::clone(link.engine.state());
             let result = change(&mut state);
             let _ = link.engine.set_state(now, Arc::new(state));
             result
-        })
+        });
+        self.changed();
+        result
     }
 
     /// Sets the state to a [`SharedState`](juggler_core::SharedState)'s
@@ -365,7 +370,9 @@ impl Connection {
         let now = self.link.runtime.now();
         self.link
             .update(|link| link.engine.set_state_shared(now, change))
-            .map_err(Error::from)
+            .map_err(Error::from)?;
+        self.changed();
+        Ok(())
     }
 
     /// A handle that does not keep the connection's state in memory once
@@ -384,7 +391,9 @@ impl Connection {
         let now = self.link.runtime.now();
         self.link
             .update(|link| link.engine.update_state(now, ops))
-            .map_err(Error::from)
+            .map_err(Error::from)?;
+        self.changed();
+        Ok(())
     }
 
     /// The value at JSON pointer `pointer` of the state (`""` is all of
@@ -404,8 +413,10 @@ impl Connection {
         let now = self.link.runtime.now();
         self.link.update(|link| {
             let op = juggler_core::path_edit::set_op(link.engine.state(), pointer, value)?;
-            Ok(link.engine.update_state(now, vec![op])?)
-        })
+            Ok::<_, Error>(link.engine.update_state(now, vec![op])?)
+        })?;
+        self.changed();
+        Ok(())
     }
 
     /// Removes the value at JSON pointer `pointer`, as the reference's
@@ -413,12 +424,35 @@ impl Connection {
     /// is no value there.
     pub fn remove(&self, pointer: &str) -> Result<(), Error> {
         let now = self.link.runtime.now();
-        self.link.update(|link| {
+        let removed = self.link.update(|link| {
             match juggler_core::path_edit::remove_op(link.engine.state(), pointer)? {
-                Some(op) => Ok(link.engine.update_state(now, vec![op])?),
-                None => Ok(()),
+                Some(op) => link.engine.update_state(now, vec![op]).map(|()| true),
+                None => Ok(false),
             }
-        })
+            .map_err(Error::from)
+        })?;
+        if removed {
+            self.changed();
+        }
+        Ok(())
+    }
+
+    /// Calls `callback` after each change of this connection's state (the
+    /// reference's `state.register_change_cb`), on the thread that made
+    /// the change, outside the connection's lock: it must not block, and
+    /// may read the [`state`](Self::state). Dropping the returned handle
+    /// unregisters it.
+    #[doc(alias("on_change", "subscribe"))]
+    pub fn register_change_cb(
+        &self,
+        callback: impl Fn() + Send + Sync + 'static,
+    ) -> crate::callbacks::StateCallbackHandle {
+        self.info.callbacks.register(callback)
+    }
+
+    /// Tells the callbacks that the state changed.
+    fn changed(&self) {
+        self.info.callbacks.call_all();
     }
 
     /// Sends the pending state change now and waits until it is written.
@@ -553,6 +587,7 @@ where
             generation,
             peer_addr,
             admitted,
+            callbacks: Arc::default(),
         }),
     };
     let dispatch = ServerDispatch {

@@ -164,8 +164,21 @@ pub async fn typed_requests_on_a_served_state<B: Backend>(generation: Generation
 /// the client sees every step, and an impossible edit fails and changes
 /// nothing.
 pub async fn the_path_api_edits_a_connections_state<B: Backend>(generation: Generation) {
+    // Each change of the server's state, as its change callback saw it.
+    let (changed, mut server_saw) = tokio::sync::mpsc::unbounded_channel();
     let handlers = Handlers::new()
-        .on_connection(|connection| connection.set_state(json!({"plant": {}})))
+        .on_connection(move |connection| {
+            let observed = connection.downgrade();
+            let changed = changed.clone();
+            let registration = connection.register_change_cb(move || {
+                if let Some(connection) = observed.upgrade() {
+                    let _ = changed.send(Value::clone(&connection.state()));
+                }
+            });
+            // Registered for as long as the server runs.
+            std::mem::forget(registration);
+            connection.set_state(json!({"plant": {}}));
+        })
         .request(
             "set",
             |connection, (pointer, value): (String, Value)| async move {
@@ -214,12 +227,27 @@ pub async fn the_path_api_edits_a_connections_state<B: Backend>(generation: Gene
             json!({"plant": {}, "log": ["a", "b"]}),
         ),
     ];
+    // The client's change callback: the state after each change it got.
+    let (arrived, mut client_saw) = tokio::sync::mpsc::unbounded_channel();
+    let observed = client.clone();
+    let _registration = client.register_change_cb(move || {
+        let _ = arrived.send(Value::clone(&observed.state()));
+    });
+    let first = within::<B, _>(HANG_GUARD, "the server's callback", server_saw.recv()).await;
+    assert_eq!(first, Some(json!({"plant": {}})));
     for (name, data, expected) in steps {
         within::<B, _>(HANG_GUARD, name, client.send(name, data))
             .await
             .unwrap();
         let state = state_where::<B>(&client, |state| *state == expected).await;
         assert_eq!(state, expected);
+        // One server callback per change, in order.
+        let seen = within::<B, _>(HANG_GUARD, "the server's callback", server_saw.recv()).await;
+        assert_eq!(seen.as_ref(), Some(&expected));
+        within::<B, _>(HANG_GUARD, "the client's callback", async {
+            while client_saw.recv().await.as_ref() != Some(&expected) {}
+        })
+        .await;
     }
     let impossible = client.send("set", json!(["/log/9", 1]));
     let impossible = within::<B, _>(HANG_GUARD, "impossible", impossible).await;
