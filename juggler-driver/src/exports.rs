@@ -21,7 +21,7 @@ pub use crate::{
 #[cfg(feature = "server")]
 pub use crate::{
     Generations, Group, GroupMember, HttpTimeouts, OriginPolicy, Server, ServerOptions,
-    ShutdownSummary,
+    ShutdownSummary, SlowMembers,
 };
 
 #[cfg(feature = "basic-auth")]

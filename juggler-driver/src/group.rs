@@ -46,6 +46,24 @@ struct GroupState {
     state: SharedState,
     /// By connection id.
     members: BTreeMap<u64, Member>,
+    slow_members: SlowMembers,
+    /// Copies of messages and notifications that members with a full send
+    /// queue did not get.
+    dropped: u64,
+}
+
+/// What [`Group::send`] and [`Group::notify`] do with a member whose send
+/// queue is full: a broadcast never waits on one slow member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SlowMembers {
+    /// The member misses that message; [`Group::dropped`] counts it. The
+    /// default.
+    #[default]
+    Drop,
+    /// The member is closed (and leaves the group): a client that can't
+    /// keep up reconnects and starts from the whole state.
+    Close,
 }
 
 impl Member {
@@ -147,7 +165,43 @@ impl Group {
             inner: Arc::new(Mutex::new(GroupState {
                 state: SharedState::new(state),
                 members: BTreeMap::new(),
+                slow_members: SlowMembers::default(),
+                dropped: 0,
             })),
+        }
+    }
+
+    /// Sets what a broadcast does with a member whose send queue is full
+    /// (by default it drops that member's copy).
+    #[must_use]
+    pub fn slow_members(self, policy: SlowMembers) -> Self {
+        self.lock().slow_members = policy;
+        self
+    }
+
+    /// How many copies of messages and notifications members missed
+    /// because their send queue was full ([`SlowMembers::Drop`]).
+    pub fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+
+    /// Counts one broadcast's outcome for a member: whether it got the
+    /// copy; a full queue is handled by the policy.
+    fn delivered(&self, outcome: Result<(), Error>, close: impl FnOnce()) -> bool {
+        match outcome {
+            Ok(()) => true,
+            Err(Error::QueueFull) => {
+                let mut group = self.lock();
+                match group.slow_members {
+                    SlowMembers::Close => {
+                        drop(group);
+                        close();
+                    }
+                    _ => group.dropped += 1,
+                }
+                false
+            }
+            Err(_) => false,
         }
     }
 
@@ -306,32 +360,29 @@ impl Group {
         Ok(())
     }
 
-    /// Sends a notification to every 0.6/0.7 member, and waits until each
-    /// has queued it. Returns how many got it.
+    /// Queues a notification on every 0.6/0.7 member, never waiting: a
+    /// member whose send queue is full misses it or is closed, by the
+    /// [`SlowMembers`] policy. Returns how many got it.
     pub async fn notify(&self, name: &str, data: &Value) -> usize {
         let members = self.v07_members();
-        let notifies = members.iter().map(|member| member.notify(name, data));
-        futures_util::future::join_all(notifies)
-            .await
-            .into_iter()
-            .filter(Result::is_ok)
+        members
+            .iter()
+            .filter(|member| self.delivered(member.try_notify(name, data), || member.close()))
             .count()
     }
 
-    /// Sends `message` to every 0.5 member, encoded once, and waits until each
-    /// has queued it (a member with a full send queue is waited for, as
-    /// [`Connection::send`] does). Returns how many members got it;
-    /// members that closed meanwhile do not count.
+    /// Queues `message`, encoded once, on every 0.5 member, never waiting:
+    /// a member whose send queue is full misses it or is closed, by the
+    /// [`SlowMembers`] policy. Returns how many members got it; members
+    /// that closed meanwhile do not count.
     pub async fn send(&self, message: &Value) -> usize {
         let encoded = EncodedMessage::shared(message);
         let members = self.members();
-        let sends = members
+        members
             .iter()
-            .map(|member| member.send_encoded(encoded.clone()));
-        futures_util::future::join_all(sends)
-            .await
-            .into_iter()
-            .filter(Result::is_ok)
+            .filter(|member| {
+                self.delivered(member.try_send_encoded(encoded.clone()), || member.close())
+            })
             .count()
     }
 }

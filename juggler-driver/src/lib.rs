@@ -72,7 +72,7 @@ pub use crypto::crypto_provider;
 pub use driver::{prepare, start};
 pub use error::{CloseReason, Error, ProtocolError, WebSocketError};
 #[cfg(feature = "server")]
-pub use group::{Group, GroupMember};
+pub use group::{Group, GroupMember, SlowMembers};
 /// permessage-deflate's options and what a connection agreed to.
 pub use juggler_deflate::{Compression, Negotiated};
 pub use metrics::{describe_metrics, METRICS_ENABLED};

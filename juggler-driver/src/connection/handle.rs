@@ -402,7 +402,11 @@ impl Connection {
     /// Like [`send`](Self::send) but never waits: fails with
     /// [`Error::QueueFull`] when the send queue is full.
     pub fn try_send(&self, message: &Value) -> Result<(), Error> {
-        let message = EncodedMessage::new(message);
+        self.try_send_encoded(EncodedMessage::new(message))
+    }
+
+    /// [`try_send`](Self::try_send) for a message encoded beforehand.
+    pub fn try_send_encoded(&self, message: EncodedMessage) -> Result<(), Error> {
         let options = &self.shared().options;
         self.shared().update(Wake::Application, |state| {
             if state.engine.is_closed() {

@@ -264,6 +264,26 @@ impl<E: LinkEngine, X: Send + 'static> Link<E, X> {
         result
     }
 
+    /// [`push`](Self::push) that never waits: [`Error::QueueFull`] when
+    /// the send queue is.
+    pub(crate) fn try_push<R>(
+        &self,
+        push: impl FnOnce(&mut LinkState<E, X>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let limit = self.options.send_queue_size;
+        let result = self.update(|state| {
+            if state.engine.close_reason().is_some() {
+                Err(Error::Closed)
+            } else if state.engine.queued_frames() < limit {
+                push(state)
+            } else {
+                Err(Error::QueueFull)
+            }
+        });
+        self.writer.wake();
+        result
+    }
+
     /// Waits until the driver is done.
     pub(crate) async fn wait_done(&self) {
         self.wait_ended(|state| state.done).await

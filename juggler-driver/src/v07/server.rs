@@ -484,6 +484,14 @@ impl Connection {
             .map(|_| ())
     }
 
+    /// Like [`notify`](Self::notify) but never waits: fails with
+    /// [`Error::QueueFull`] when the send queue is full.
+    pub fn try_notify(&self, name: &str, data: &Value) -> Result<(), Error> {
+        self.link
+            .try_push(|link| Ok(link.engine.notify(name, data)?))
+            .map(|_| ())
+    }
+
     /// Whether the connection is open.
     pub fn is_open(&self) -> bool {
         self.link.is_open()

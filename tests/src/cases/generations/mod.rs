@@ -7,12 +7,14 @@ mod detect;
 mod hostile;
 mod notifications;
 mod python;
+mod slow_members;
 mod typed;
 
 pub use detect::*;
 pub use hostile::*;
 pub use notifications::*;
 pub use python::*;
+pub use slow_members::*;
 pub use typed::*;
 
 use std::time::Duration;
@@ -308,6 +310,8 @@ macro_rules! generations_tests {
             bounded_policies_keep_the_newest,
             a_queue_keeps_every_notification,
             modify_state_is_a_safe_read_modify_write,
+            a_stalled_member_misses_copies_not_the_others,
+            a_stalled_member_is_closed_by_policy,
         );
     };
     (@each $backend:ty; $($case:ident),* $(,)?) => {
