@@ -2,15 +2,18 @@
 //!
 //! Juggler keeps JSON state in sync between two peers over a WebSocket and
 //! carries application messages beside it. This crate is the whole protocol
-//! logic of one peer as a deterministic state machine, [`Engine`]: text
-//! frames in; frames to write, events and a flush deadline out. It has no
+//! logic of one peer as deterministic state machines, one per generation
+//! and role ([`Engine`] for 0.5, [`v07::ServerEngine`] and
+//! [`v07::ClientEngine`]): text frames in; frames to write, events and a
+//! deadline out. It has no
 //! async, no sockets, no threads and no clock; runtime crates
 //! (`juggler-tokio`, `juggler-smol`) drive it.
 //!
 //! - [`frame`]: the four frame types and their JSON text.
-//! - [`Engine`]: data sync with the three autoflush policies, messages,
-//!   PING/PONG, protocol errors and close. Its rustdoc states the contract
-//!   every driver follows.
+//! - [`Driven`]: the contract every driver follows, which every engine
+//!   implements.
+//! - [`Engine`]: 0.5's data sync with the three autoflush policies,
+//!   messages, PING/PONG, protocol errors and close.
 //! - [`diff`] and [`apply`]: the RFC 6902 diff the engine sends and the
 //!   atomic patch it applies.
 //! - [`path_edit`]: `json.Storage`'s `set(path, value)` and

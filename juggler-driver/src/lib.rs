@@ -2,8 +2,9 @@
 //!
 //! `juggler-tokio` and `juggler-smol` re-export everything here; depend on
 //! one of them, not on this crate. What lives here is written once for
-//! both runtimes: the [`Connection`] handle, the driver task that moves
-//! frames and time between a WebSocket and a [`juggler_core::Engine`],
+//! both runtimes: the [`Connection`] handles, the driver tasks that move
+//! frames and time between a WebSocket and an engine of any generation
+//! (a [`juggler_core::Driven`]),
 //! options, errors, and the client and server plumbing that does not touch
 //! a runtime. What differs per runtime (sockets, timers, spawning, the
 //! HTTP server) is behind the small [`Runtime`] trait or in the runtime

@@ -1,12 +1,13 @@
 //! The public connection handle and the state it shares with its driver.
 //!
 //! Wake-ups, in one place (docs/architecture.md says the same):
-//! [`Shared::update`] compares what the writer watches ([`WakeSnapshot`])
+//! [`Shared::update`] compares what the writer watches (`WakeSnapshot`)
 //! before and after every change and wakes the writer when the application
-//! or the reader changed it. From another thread that is `writer_notify`.
-//! From the driver task's own thread while its reader runs
-//! ([`READER_RUNNING`] holds that connection's address), it is the
-//! `writer_kick` flag instead: `join` polls the writer right after the
+//! or the reader changed it, through the connection's `WriterWake`
+//! (writer_wake.rs): from another thread that is its notify; from the
+//! driver task's own thread while its reader runs (the thread-local
+//! `READER_RUNNING` holds that connection's address), it is its kick
+//! flag instead: `join` polls the writer right after the
 //! reader, and waking the running task would reschedule it as a yield and
 //! wake an idle worker. The writer's progress wakes application tasks
 //! waiting for it; the reader's messages and changes wake theirs; a close

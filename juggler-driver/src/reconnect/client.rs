@@ -37,7 +37,7 @@ type ChangeCallback = Arc<dyn Fn() + Send + Sync>;
 ///   `null` sends no DATA, so the old value stays until it has data.)
 /// - **Messages.** [`send`](Self::send) goes to the current connection
 ///   and is not retried; without one it fails or waits by
-///   [`WhileDisconnected`]. [`receive`](Self::receive) returns messages of
+///   [`WhileDisconnected`](crate::WhileDisconnected). [`receive`](Self::receive) returns messages of
 ///   every connection, in order, and waits across reconnects.
 /// - **Events** ([`events`](Self::events)): connected (address,
 ///   generation), a failed attempt, disconnected (reason), gave up.
@@ -298,7 +298,7 @@ impl ReconnectingClient {
 
     /// Waits until the local data is sent on the open connection (see
     /// [`Connection::flush_local_data`]); without one, fails or waits by
-    /// [`WhileDisconnected`].
+    /// [`WhileDisconnected`](crate::WhileDisconnected).
     pub async fn flush_local_data(&self) -> Result<(), Error> {
         let connection = self.inner().connection_for_call().await?;
         connection
@@ -337,7 +337,7 @@ impl ReconnectingClient {
     }
 
     /// Sends a MESSAGE on the open connection. Without one, fails or
-    /// waits by [`WhileDisconnected`]; a connection lost while the message
+    /// waits by [`WhileDisconnected`](crate::WhileDisconnected); a connection lost while the message
     /// waits to be written fails it with [`Error::Disconnected`]. Messages
     /// are never sent twice.
     pub async fn send(&self, message: &Value) -> Result<(), Error> {
@@ -450,7 +450,7 @@ impl Inner {
     }
 
     /// The open connection, for a call that needs one, by the
-    /// [`WhileDisconnected`] policy.
+    /// [`WhileDisconnected`](crate::WhileDisconnected) policy.
     async fn connection_for_call(&self) -> Result<Connection, Error> {
         {
             let mut state = self.lock();
