@@ -12,6 +12,7 @@ use futures_util::future::BoxFuture;
 
 use super::events::{ClientStatus, ReconnectEvents};
 use super::options::ReconnectOptions;
+use super::slot::Slot;
 use super::supervisor::{Supervised, Supervision};
 use crate::change_stream::{ChangeSource, ChangeStream};
 use crate::{ClientOptions, Connection, Error, Runtime, WeakConnection};
@@ -107,13 +108,8 @@ pub struct Inner {
 }
 
 struct ClientState {
-    /// The connection, from its install until it is seen closed.
-    connection: Option<Connection>,
-    /// The last connection seen closed, with its epoch, until `receive`
-    /// has taken the messages it still holds.
-    draining: Option<(Connection, u64)>,
-    /// Counts installed connections.
-    epoch: u64,
+    /// The connections: current, draining, and how the client ended.
+    slot: Slot<Connection>,
     /// The local data while no connection holds it.
     local: Arc<Value>,
     remote: Arc<Value>,
@@ -123,54 +119,24 @@ struct ClientState {
     remote_seen: u64,
     callbacks: BTreeMap<u64, ChangeCallback>,
     next_callback_id: u64,
-    closing: bool,
-    /// The supervisor has ended.
-    finished: bool,
-    /// It ended because `max_failed_rounds` rounds failed (not by a close).
-    gave_up: bool,
 }
 
 impl ClientState {
-    fn status(&self) -> ClientStatus {
-        if self.gave_up {
-            ClientStatus::GaveUp
-        } else if self.closing || self.finished {
-            ClientStatus::Closed
-        } else if self.connection.is_some() {
-            ClientStatus::Connected
-        } else {
-            ClientStatus::Connecting
-        }
-    }
-
-    /// Why nothing more will come: closed by the application, or given up.
-    fn ended(&self) -> Option<Error> {
-        if self.closing {
-            Some(Error::Closed)
-        } else if self.gave_up {
-            Some(Error::Disconnected)
-        } else {
-            None
-        }
-    }
-
     /// The installed connection if it is open; a closed one is detached,
     /// and its local data (with every change that reached it) kept here.
     fn open_connection(&mut self) -> Option<Connection> {
-        let connection = self.connection.as_ref()?;
-        if connection.is_open() {
-            return Some(connection.clone());
+        match self.slot.open() {
+            Ok(open) => open,
+            Err(closed) => {
+                self.local = closed.local_data();
+                None
+            }
         }
-        self.detach();
-        None
     }
 
     fn detach(&mut self) {
-        if let Some(connection) = self.connection.take() {
+        if let Some(connection) = self.slot.detach() {
             self.local = connection.local_data();
-            // An older one that `receive` has not drained yet loses its
-            // messages: one closed connection is kept, not a list.
-            self.draining = Some((connection, self.epoch));
         }
     }
 }
@@ -193,18 +159,13 @@ impl ReconnectingClient {
         let inner = Arc::new(Inner {
             supervision,
             state: Mutex::new(ClientState {
-                connection: None,
-                draining: None,
-                epoch: 0,
+                slot: Slot::new(),
                 local: Arc::new(Value::Null),
                 remote: Arc::new(Value::Null),
                 remote_version: 0,
                 remote_seen: 0,
                 callbacks: BTreeMap::new(),
                 next_callback_id: 0,
-                closing: false,
-                finished: false,
-                gave_up: false,
             }),
             status_changed: Notify::new(),
             remote_changed: Notify::new(),
@@ -226,7 +187,7 @@ impl ReconnectingClient {
 
     /// Where the client is now.
     pub fn status(&self) -> ClientStatus {
-        self.inner().lock().status()
+        self.inner().lock().slot.status()
     }
 
     /// The open connection, if any: for its
@@ -264,7 +225,7 @@ impl ReconnectingClient {
     pub fn set_local_data(&self, data: impl Into<Arc<Value>>) -> Result<(), Error> {
         let data = data.into();
         let mut state = self.inner().lock();
-        if state.closing {
+        if state.slot.closing {
             return Err(Error::Closed);
         }
         if let Some(connection) = state.open_connection() {
@@ -283,7 +244,7 @@ impl ReconnectingClient {
     /// patch does not apply; nothing changes then.
     pub fn update_local_data(&self, ops: Vec<PatchOperation>) -> Result<(), Error> {
         let mut state = self.inner().lock();
-        if state.closing {
+        if state.slot.closing {
             return Err(Error::Closed);
         }
         if let Some(connection) = state.open_connection() {
@@ -359,31 +320,13 @@ impl ReconnectingClient {
         let mut drained_epoch = 0;
         loop {
             let (connection, epoch) = inner
-                .wait_status(|state| {
-                    let draining = state
-                        .draining
-                        .as_ref()
-                        .filter(|(_, epoch)| *epoch > drained_epoch)
-                        .cloned();
-                    let current = state
-                        .connection
-                        .as_ref()
-                        .filter(|_| state.epoch > drained_epoch)
-                        .map(|connection| (connection.clone(), state.epoch));
-                    match draining.or(current) {
-                        Some(found) => Some(Ok(found)),
-                        None => state.ended().map(Err),
-                    }
-                })
+                .wait_status(|state| state.slot.next_to_drain(drained_epoch))
                 .await?;
             match connection.receive().await {
                 Ok(message) => return Ok(message),
                 Err(_) => {
                     drained_epoch = epoch;
-                    let mut state = inner.lock();
-                    if state.draining.as_ref().is_some_and(|(_, e)| *e == epoch) {
-                        state.draining = None;
-                    }
+                    inner.lock().slot.drained(epoch);
                 }
             }
         }
@@ -399,7 +342,7 @@ impl ReconnectingClient {
     /// connection is gone.
     pub async fn wait_closed(&self) {
         self.inner()
-            .wait_status(|state| state.finished.then_some(()))
+            .wait_status(|state| state.slot.finished.then_some(()))
             .await;
     }
 
@@ -428,22 +371,23 @@ impl Inner {
     }
 
     fn is_closing(&self) -> bool {
-        self.lock().closing
+        self.lock().slot.closing
     }
 
     /// Waits until the application closes the client.
     async fn closing(&self) {
-        self.wait_status(|state| state.closing.then_some(())).await;
+        self.wait_status(|state| state.slot.closing.then_some(()))
+            .await;
     }
 
     async fn wait_connected(&self) -> Result<Connection, Error> {
         self.wait_status(|state| {
-            if state.closing {
+            if state.slot.closing {
                 return Some(Err(Error::Closed));
             }
             match state.open_connection() {
                 Some(connection) => Some(Ok(connection)),
-                None => state.ended().map(Err),
+                None => state.slot.ended().map(Err),
             }
         })
         .await
@@ -454,7 +398,7 @@ impl Inner {
     async fn connection_for_call(&self) -> Result<Connection, Error> {
         {
             let mut state = self.lock();
-            if state.closing {
+            if state.slot.closing {
                 return Err(Error::Closed);
             }
             if let Some(connection) = state.open_connection() {
@@ -467,11 +411,7 @@ impl Inner {
     }
 
     pub(crate) fn close(&self) {
-        let connection = {
-            let mut state = self.lock();
-            state.closing = true;
-            state.connection.clone()
-        };
+        let connection = { self.lock().slot.close() };
         if let Some(connection) = connection {
             connection.close();
         }
@@ -492,7 +432,7 @@ impl Inner {
     ) -> Option<crate::ChangeCallbackHandle> {
         let epoch = {
             let mut state = self.lock();
-            if state.closing {
+            if state.slot.closing {
                 drop(state);
                 connection.close();
                 return None;
@@ -502,10 +442,8 @@ impl Inner {
                 // closed already, which its supervisor sees next.
                 let _ = connection.set_local_data(state.local.clone());
             }
-            state.epoch += 1;
             state.remote_seen = 0;
-            state.connection = Some(connection.clone());
-            state.epoch
+            state.slot.install(connection.clone())
         };
         let inner = Arc::downgrade(self);
         let weak = connection.downgrade();
@@ -525,8 +463,8 @@ impl Inner {
         {
             let mut state = self.lock();
             let current = state
-                .connection
-                .as_ref()
+                .slot
+                .current()
                 .is_some_and(|c| c.id() == epoch_connection.id());
             if current {
                 state.detach();
@@ -540,8 +478,7 @@ impl Inner {
         {
             let mut state = self.lock();
             state.detach();
-            state.finished = true;
-            state.gave_up = gave_up && !state.closing;
+            state.slot.finish(gave_up);
         }
         self.wake_all();
     }
@@ -555,7 +492,7 @@ impl Inner {
         let (count, data) = connection.remote_changes_so_far();
         let callbacks: Vec<ChangeCallback> = {
             let mut state = self.lock();
-            if state.epoch != epoch || count <= state.remote_seen {
+            if state.slot.epoch != epoch || count <= state.remote_seen {
                 return;
             }
             state.remote_seen = count;
@@ -670,7 +607,7 @@ impl ChangeSource for Inner {
             if state.remote_version > seen {
                 Some(Ok((state.remote_version, state.remote.clone())))
             } else {
-                state.ended().map(Err)
+                state.slot.ended().map(Err)
             }
         })
         .await

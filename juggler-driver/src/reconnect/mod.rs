@@ -4,6 +4,7 @@ mod backoff;
 mod client;
 mod events;
 mod options;
+mod slot;
 mod supervisor;
 pub(crate) mod v07;
 

@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 
 use super::events::{ClientStatus, ReconnectEvents};
 use super::options::ReconnectOptions;
+use super::slot::Slot;
 use super::supervisor::{Supervised, Supervision};
 use crate::v07::{Client, Notification, Options};
 use crate::{ClientOptions, Error, Runtime};
@@ -88,58 +89,11 @@ pub(crate) struct Inner {
 }
 
 struct ClientState {
-    /// The connection, from its install until it is seen closed.
-    client: Option<Client>,
-    /// The last connection seen closed, with its epoch, until `receive`
-    /// has taken the notifications it still holds.
-    draining: Option<(Client, u64)>,
-    /// Counts installed connections.
-    epoch: u64,
+    /// The connections: current, draining, and how the client ended.
+    slot: Slot<Client>,
     state: Arc<Value>,
     /// Counts changes of `state`.
     state_version: u64,
-    closing: bool,
-    finished: bool,
-    gave_up: bool,
-}
-
-impl ClientState {
-    fn status(&self) -> ClientStatus {
-        if self.gave_up {
-            ClientStatus::GaveUp
-        } else if self.closing || self.finished {
-            ClientStatus::Closed
-        } else if self.client.is_some() {
-            ClientStatus::Connected
-        } else {
-            ClientStatus::Connecting
-        }
-    }
-
-    fn ended(&self) -> Option<Error> {
-        if self.closing {
-            Some(Error::Closed)
-        } else if self.gave_up {
-            Some(Error::Disconnected)
-        } else {
-            None
-        }
-    }
-
-    fn open_client(&mut self) -> Option<Client> {
-        let client = self.client.as_ref()?;
-        if client.is_open() {
-            return Some(client.clone());
-        }
-        self.detach();
-        None
-    }
-
-    fn detach(&mut self) {
-        if let Some(client) = self.client.take() {
-            self.draining = Some((client, self.epoch));
-        }
-    }
 }
 
 impl ReconnectingClient {
@@ -160,14 +114,9 @@ impl ReconnectingClient {
             supervision,
             options,
             state: Mutex::new(ClientState {
-                client: None,
-                draining: None,
-                epoch: 0,
+                slot: Slot::new(),
                 state: Arc::new(Value::Null),
                 state_version: 0,
-                closing: false,
-                finished: false,
-                gave_up: false,
             }),
             changed: Notify::new(),
         });
@@ -188,12 +137,12 @@ impl ReconnectingClient {
 
     /// Where the client is now.
     pub fn status(&self) -> ClientStatus {
-        self.inner().lock().status()
+        self.inner().lock().slot.status()
     }
 
     /// The open connection, if any.
     pub fn client(&self) -> Option<Client> {
-        self.inner().lock().open_client()
+        self.inner().lock().slot.open().unwrap_or(None)
     }
 
     /// Waits for an open connection; fails with [`Error::Closed`] once the
@@ -229,7 +178,7 @@ impl ReconnectingClient {
                 if state.state_version > seen {
                     Some(Ok((state.state_version, state.state.clone())))
                 } else {
-                    state.ended().map(Err)
+                    state.slot.ended().map(Err)
                 }
             })
             .await
@@ -278,32 +227,14 @@ impl ReconnectingClient {
         let mut drained_epoch = 0;
         loop {
             let (client, epoch) = inner
-                .wait(|state| {
-                    let draining = state
-                        .draining
-                        .as_ref()
-                        .filter(|(_, epoch)| *epoch > drained_epoch)
-                        .cloned();
-                    let current = state
-                        .client
-                        .as_ref()
-                        .filter(|_| state.epoch > drained_epoch)
-                        .map(|client| (client.clone(), state.epoch));
-                    match draining.or(current) {
-                        Some(found) => Some(Ok(found)),
-                        None => state.ended().map(Err),
-                    }
-                })
+                .wait(|state| state.slot.next_to_drain(drained_epoch))
                 .await
                 .ok()?;
             if let Some(notification) = client.receive().await {
                 return Some(notification);
             }
             drained_epoch = epoch;
-            let mut state = inner.lock();
-            if state.draining.as_ref().is_some_and(|(_, e)| *e == epoch) {
-                state.draining = None;
-            }
+            inner.lock().slot.drained(epoch);
         }
     }
 
@@ -317,7 +248,7 @@ impl ReconnectingClient {
     /// connection is gone.
     pub async fn wait_closed(&self) {
         self.inner()
-            .wait(|state| state.finished.then_some(()))
+            .wait(|state| state.slot.finished.then_some(()))
             .await;
     }
 
@@ -354,12 +285,12 @@ impl Inner {
 
     async fn wait_connected(&self) -> Result<Client, Error> {
         self.wait(|state| {
-            if state.closing {
+            if state.slot.closing {
                 return Some(Err(Error::Closed));
             }
-            match state.open_client() {
+            match state.slot.open().unwrap_or(None) {
                 Some(client) => Some(Ok(client)),
-                None => state.ended().map(Err),
+                None => state.slot.ended().map(Err),
             }
         })
         .await
@@ -368,10 +299,10 @@ impl Inner {
     async fn client_for_call(&self) -> Result<Client, Error> {
         {
             let mut state = self.lock();
-            if state.closing {
+            if state.slot.closing {
                 return Err(Error::Closed);
             }
-            if let Some(client) = state.open_client() {
+            if let Ok(Some(client)) = state.slot.open() {
                 return Ok(client);
             }
         }
@@ -381,11 +312,7 @@ impl Inner {
     }
 
     fn close(&self) {
-        let client = {
-            let mut state = self.lock();
-            state.closing = true;
-            state.client.clone()
-        };
+        let client = self.lock().slot.close();
         if let Some(client) = client {
             client.close();
         }
@@ -397,7 +324,7 @@ impl Inner {
     fn take_state(&self, epoch: u64, state: Arc<Value>) {
         {
             let mut client = self.lock();
-            if client.epoch != epoch {
+            if client.slot.epoch != epoch {
                 return;
             }
             client.state = state;
@@ -455,14 +382,12 @@ impl Supervised for Inner {
     fn install(self: &Arc<Self>, session: &Client) -> Option<()> {
         let epoch = {
             let mut state = self.lock();
-            if state.closing {
+            if state.slot.closing {
                 drop(state);
                 session.close();
                 return None;
             }
-            state.epoch += 1;
-            state.client = Some(session.clone());
-            state.epoch
+            state.slot.install(session.clone())
         };
         let follow = follow_state(Arc::downgrade(self), session.clone(), epoch);
         self.supervision.runtime.spawn(Box::pin(follow));
@@ -474,25 +399,20 @@ impl Supervised for Inner {
         // The supervisor installs one session at a time: the one that
         // closed is the current one.
         let _ = session;
-        self.lock().detach();
+        self.lock().slot.detach();
         self.changed.notify_waiters();
     }
 
     fn is_closing(&self) -> bool {
-        self.lock().closing
+        self.lock().slot.closing
     }
 
     fn closing(&self) -> BoxFuture<'_, ()> {
-        Box::pin(self.wait(|state| state.closing.then_some(())))
+        Box::pin(self.wait(|state| state.slot.closing.then_some(())))
     }
 
     fn finish(&self, gave_up: bool) {
-        {
-            let mut state = self.lock();
-            state.detach();
-            state.finished = true;
-            state.gave_up = gave_up && !state.closing;
-        }
+        self.lock().slot.finish(gave_up);
         self.changed.notify_waiters();
     }
 }
