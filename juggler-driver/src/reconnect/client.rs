@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 
 use super::events::{ClientStatus, ReconnectEvents};
 use super::options::ReconnectOptions;
-use super::slot::Slot;
+use super::slot::{lost_connection, wait_on, Slot};
 use super::supervisor::{Supervised, Supervision};
 use crate::change_stream::{ChangeSource, ChangeStream};
 use crate::{ClientOptions, Connection, Error, Runtime, WeakConnection};
@@ -262,10 +262,7 @@ impl ReconnectingClient {
     /// [`WhileDisconnected`](crate::WhileDisconnected).
     pub async fn flush_local_data(&self) -> Result<(), Error> {
         let connection = self.inner().connection_for_call().await?;
-        connection
-            .flush_local_data()
-            .await
-            .map_err(Self::lost_connection)
+        connection.flush_local_data().await.map_err(lost_connection)
     }
 
     /// The peer's data as last received, kept across reconnects.
@@ -303,10 +300,7 @@ impl ReconnectingClient {
     /// are never sent twice.
     pub async fn send(&self, message: &Value) -> Result<(), Error> {
         let connection = self.inner().connection_for_call().await?;
-        connection
-            .send(message)
-            .await
-            .map_err(Self::lost_connection)
+        connection.send(message).await.map_err(lost_connection)
     }
 
     /// The next message from the peer, of whichever connection, waiting
@@ -351,13 +345,6 @@ impl ReconnectingClient {
         self.close();
         self.wait_closed().await;
     }
-
-    fn lost_connection(err: Error) -> Error {
-        match err {
-            Error::Closed => Error::Disconnected,
-            other => other,
-        }
-    }
 }
 
 impl Inner {
@@ -367,7 +354,7 @@ impl Inner {
     }
 
     async fn wait_status<T>(&self, check: impl FnMut(&mut ClientState) -> Option<T>) -> T {
-        wait_on(self, &self.status_changed, check).await
+        wait_on(&self.state, &self.status_changed, check).await
     }
 
     fn is_closing(&self) -> bool {
@@ -553,21 +540,6 @@ impl Supervised for Inner {
     }
 }
 
-async fn wait_on<T>(
-    inner: &Inner,
-    notify: &Notify,
-    mut check: impl FnMut(&mut ClientState) -> Option<T>,
-) -> T {
-    loop {
-        let mut notified = std::pin::pin!(notify.notified());
-        notified.as_mut().enable();
-        if let Some(value) = check(&mut inner.lock()) {
-            return value;
-        }
-        notified.await;
-    }
-}
-
 /// Registration of a [`ReconnectingClient::register_change_cb`] callback;
 /// dropping it unregisters the callback.
 #[derive(Debug)]
@@ -603,7 +575,7 @@ impl ChangeSource for Inner {
 
     /// Waits for a change after version `seen`: the version and the data.
     async fn next_change(&self, seen: u64) -> Result<(u64, Arc<Value>), Error> {
-        wait_on(self, &self.remote_changed, |state| {
+        wait_on(&self.state, &self.remote_changed, |state| {
             if state.remote_version > seen {
                 Some(Ok((state.remote_version, state.remote.clone())))
             } else {

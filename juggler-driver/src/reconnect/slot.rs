@@ -2,8 +2,39 @@
 //! current one, the last closed one whose messages are still being read,
 //! and how the client ended.
 
+use std::sync::{Mutex, PoisonError};
+
+use tokio::sync::Notify;
+
 use super::events::ClientStatus;
 use crate::Error;
+
+/// Waits until `check`, run under `state`'s lock, gives a value; woken by
+/// `notify`, which is enabled before each check so no wake is lost.
+pub(crate) async fn wait_on<S, T>(
+    state: &Mutex<S>,
+    notify: &Notify,
+    mut check: impl FnMut(&mut S) -> Option<T>,
+) -> T {
+    loop {
+        let mut notified = std::pin::pin!(notify.notified());
+        notified.as_mut().enable();
+        let found = check(&mut state.lock().unwrap_or_else(PoisonError::into_inner));
+        if let Some(value) = found {
+            return value;
+        }
+        notified.await;
+    }
+}
+
+/// A call's error once its connection is gone: the client is
+/// [`Error::Disconnected`], not closed.
+pub(crate) fn lost_connection(err: Error) -> Error {
+    match err {
+        Error::Closed => Error::Disconnected,
+        other => other,
+    }
+}
 
 /// A connection of some generation, as the slot needs it.
 pub(crate) trait Session: Clone {

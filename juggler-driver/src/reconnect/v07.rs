@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 
 use super::events::{ClientStatus, ReconnectEvents};
 use super::options::ReconnectOptions;
-use super::slot::Slot;
+use super::slot::{lost_connection, wait_on, Slot};
 use super::supervisor::{Supervised, Supervision};
 use crate::v07::{Client, Notification, Options};
 use crate::{ClientOptions, Error, Runtime};
@@ -214,9 +214,8 @@ impl ReconnectingClient {
         Req: Serialize + ?Sized,
         Resp: DeserializeOwned,
     {
-        let data = serde_json::to_value(data).map_err(Error::LocalDataType)?;
-        let answer = self.send(name, data).await?;
-        serde_json::from_value(answer).map_err(Error::RemoteDataType)
+        let client = self.inner().client_for_call().await?;
+        client.request(name, data).await.map_err(lost_connection)
     }
 
     /// The next notification, of whichever connection, waiting across
@@ -259,28 +258,14 @@ impl ReconnectingClient {
     }
 }
 
-fn lost_connection(err: Error) -> Error {
-    match err {
-        Error::Closed => Error::Disconnected,
-        other => other,
-    }
-}
-
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, ClientState> {
         // Every critical section is short and panic-free.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    async fn wait<T>(&self, mut check: impl FnMut(&mut ClientState) -> Option<T>) -> T {
-        loop {
-            let mut notified = std::pin::pin!(self.changed.notified());
-            notified.as_mut().enable();
-            if let Some(value) = check(&mut self.lock()) {
-                return value;
-            }
-            notified.await;
-        }
+    async fn wait<T>(&self, check: impl FnMut(&mut ClientState) -> Option<T>) -> T {
+        wait_on(&self.state, &self.changed, check).await
     }
 
     async fn wait_connected(&self) -> Result<Client, Error> {
