@@ -66,11 +66,10 @@ pub use change_stream::ChangeStream;
 #[cfg(feature = "client")]
 pub use client::{connect, handshake, ClientOptions, Target};
 pub use connection::{
-    connections_in_memory, ChangeCallbackHandle, Connection, HeldBytes, RemoteChanges,
-    WeakConnection,
+    connections_in_memory, prepare, start, ChangeCallbackHandle, Connection, HeldBytes,
+    RemoteChanges, WeakConnection,
 };
 pub use crypto::crypto_provider;
-pub use driver::{prepare, start};
 pub use error::{CloseReason, Error, ProtocolError, WebSocketError};
 #[cfg(feature = "server")]
 pub use group::{Group, GroupMember, SlowMembers};

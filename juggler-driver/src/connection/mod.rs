@@ -21,10 +21,14 @@
 use std::sync::atomic::Ordering;
 
 mod handle;
+mod host;
 mod shared;
+mod start;
 
 pub use handle::{ChangeCallbackHandle, Connection, HeldBytes, WeakConnection};
 pub(crate) use shared::{Shared, State, Wake};
+pub(crate) use start::prepare_admitted;
+pub use start::{prepare, start};
 
 /// Remote data changes of a [`Connection`] as an async sequence; see
 /// [`ChangeStream`](crate::ChangeStream).

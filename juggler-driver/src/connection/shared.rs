@@ -16,6 +16,7 @@ use super::{next_connection_id, CONNECTIONS_IN_MEMORY};
 use crate::admission::Admitted;
 use crate::budget::{Charge, MemoryBudget};
 use crate::change_stream::ChangeSource;
+use crate::driver::ReaderRoom;
 use crate::freeing::Retired;
 use crate::metrics::{role_label, ConnectionMetrics};
 use crate::options::ConnectionOptions;
@@ -48,6 +49,9 @@ pub struct Shared {
     /// admission attached.
     pub(super) admitted: Admitted,
     pub(crate) runtime: Arc<dyn Runtime>,
+    /// The byte budget its received messages are charged to (the
+    /// server's, or a client's own unlimited one).
+    budget: Arc<MemoryBudget>,
     /// Its metrics (nothing without the `metrics` feature).
     pub(crate) metrics: ConnectionMetrics,
 }
@@ -83,16 +87,6 @@ pub(crate) struct Inbox {
     /// Drained from the engine for the filter, in order, each with the
     /// charge for it.
     pub(super) to_filter: Vec<(Value, Charge)>,
-}
-
-/// What the reader may take before it looks again.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ReaderRoom {
-    /// Messages, by `max_receive_queue`.
-    pub(crate) messages: usize,
-    /// Decoded bytes, by `max_receive_bytes` and the server's budget; the
-    /// reader takes at least one frame.
-    pub(crate) bytes: usize,
 }
 
 impl Inbox {
@@ -351,7 +345,7 @@ impl Shared {
         Shared {
             state: Mutex::new(State {
                 engine: Engine::new(options.engine_config()),
-                inbox: Inbox::new(budget),
+                inbox: Inbox::new(budget.clone()),
                 changes: ChangeLog::default(),
                 driver: DriverProgress {
                     written: 0,
@@ -375,6 +369,7 @@ impl Shared {
             id,
             admitted,
             runtime,
+            budget,
             metrics: ConnectionMetrics::new(role),
         }
     }
@@ -457,7 +452,7 @@ impl Shared {
             for (message, charge) in to_filter {
                 drop(charge);
                 if let Some(message) = filter(message) {
-                    let charge = Charge::new(&budget, value_cost(&message));
+                    let charge = Charge::new(budget, value_cost(&message));
                     passed.push((message, charge));
                 }
             }
@@ -583,8 +578,8 @@ impl Shared {
     }
 
     /// The byte budget the connection's received messages are charged to.
-    pub(crate) fn budget(&self) -> Arc<MemoryBudget> {
-        self.lock().inbox.budget.clone()
+    pub(crate) fn budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
     }
 
     pub(crate) fn close(&self) {

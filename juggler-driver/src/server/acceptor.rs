@@ -224,7 +224,7 @@ impl Acceptor {
             self.runtime.spawn(driver);
             return;
         }
-        let (connection, driver) = crate::driver::prepare_admitted(
+        let (connection, driver) = crate::connection::prepare_admitted(
             socket,
             self.options.clone(),
             admitted,

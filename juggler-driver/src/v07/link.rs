@@ -1,27 +1,33 @@
-//! The driver of a 0.6/0.7 connection, the same for both roles: one task
-//! that moves text frames and time between a WebSocket and the role's
-//! engine, and keeps the transport's pings.
+//! The state a 0.6/0.7 connection shares with its driver (crate::driver),
+//! the same for both roles, and what the driver needs of it: the engine
+//! and the role's part behind one lock, and the role's dispatch of the
+//! engine's events.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use async_tungstenite::tungstenite::Message;
-use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
+use async_tungstenite::WebSocketStream;
 use futures_io::{AsyncRead, AsyncWrite};
-use futures_util::future::{join, select};
-use futures_util::StreamExt;
-use juggler_core::{CloseReason, Driven, FlushTicket, Liveness, Transmit};
+use futures_util::future::select;
+use juggler_core::{CloseReason, Driven, FlushTicket, Liveness, PatchOperation, Transmit};
 use serde_json::Value;
 use tokio::sync::Notify;
 
 use super::Options;
-use crate::freeing::{yield_once, Freeing, Retired};
+use crate::driver::{Host, ReaderRoom, StreamState, Weight, WriterTurn};
+use crate::freeing::Retired;
+use crate::metrics::ConnectionMetrics;
 use crate::reader_steps::{binary_frame, stream_ended, Received, StreamItem};
-use crate::writer_steps::{
-    diff_due_sync, keep_alive_turn, send_close, take_frames, until_done_or_close_timeout, wait,
-    write_frames, DeadlineTimer, KeepAliveWords,
-};
+use crate::writer_steps::{keep_alive_turn, take_frames, KeepAliveWords};
+use crate::writer_wake::WriterWake;
 use crate::{Error, Runtime};
+
+/// How 0.6/0.7 word the closes keep-alive makes.
+const KEEP_ALIVE_WORDS_07: KeepAliveWords = KeepAliveWords {
+    dead: "ping timeout",
+    stalled: "the peer stopped reading: a write stalled past the ping timeout",
+};
 
 /// What the driver needs of an engine of either role: the core's engine
 /// contract, and what crosses to the application's tasks.
@@ -33,7 +39,7 @@ impl<E: Driven<Event: Send + 'static> + Send + 'static> LinkEngine for E {}
 pub(crate) struct Link<E, X> {
     state: Mutex<LinkState<E, X>>,
     /// Wakes the writer: frames to write, a close, a new deadline.
-    writer: crate::writer_wake::WriterWake,
+    writer: WriterWake,
     /// Wakes everyone waiting on progress: frames written, room in a
     /// queue, the close, the end.
     progress: Notify,
@@ -45,7 +51,7 @@ pub(crate) struct Link<E, X> {
     pub(crate) runtime: Arc<dyn Runtime>,
     pub(crate) options: Options,
     pub(crate) span: tracing::Span,
-    metrics: crate::metrics::ConnectionMetrics,
+    metrics: ConnectionMetrics,
 }
 
 /// The connection's state under the link's lock: the engine, the role's
@@ -309,7 +315,7 @@ impl<E: LinkEngine, X: Send + 'static> Link<E, X> {
     }
 }
 
-/// Drives one connection until its socket is done with.
+/// Drives one connection until its socket is done with (crate::driver).
 pub(crate) async fn run<S, E, X, D>(
     socket: WebSocketStream<S>,
     link: Arc<Link<E, X>>,
@@ -321,27 +327,26 @@ pub(crate) async fn run<S, E, X, D>(
     X: Send + 'static,
     D: Dispatch<E, X>,
 {
-    let (sink, stream) = socket.split();
-    let reader = std::pin::pin!(read_loop(stream, &link, &dispatch, first_frame));
-    let writer = std::pin::pin!(write_loop(sink, &link, &dispatch));
-    let io = join(reader, writer);
-    let runtime = &*link.runtime;
-    let closed_at = async {
-        link.wait_engine_closed().await;
-        runtime.now()
-    };
-    let close_timeout = link.options.close_timeout;
-    let timed_out = until_done_or_close_timeout(io, closed_at, runtime, close_timeout).await;
-    let events = link.update(|state| {
-        state.close_timed_out = timed_out;
-        state.engine.handle_transport_closed(CloseReason::Remote);
-        state.done = true;
-        if let Some(reason) = state.engine.close_reason() {
-            link.metrics.closed(reason);
-        }
-        drain(&dispatch, state)
-    });
-    dispatch.dispatch(events);
+    let host = LinkHost { link, dispatch };
+    crate::driver::run(socket, &host, first_frame).await
+}
+
+/// A link and its role's dispatch, as the driver's host.
+struct LinkHost<E, X, D> {
+    link: Arc<Link<E, X>>,
+    dispatch: D,
+}
+
+impl<E: LinkEngine, X: Send + 'static, D: Dispatch<E, X>> LinkHost<E, X, D> {
+    /// [`Link::update_as_writer`], then the events dispatched.
+    fn update_as_writer<R>(&self, f: impl FnOnce(&mut LinkState<E, X>) -> R) -> R {
+        let (result, events) = self.link.update_as_writer(|state| {
+            let result = f(state);
+            (result, drain(&self.dispatch, state))
+        });
+        self.dispatch.dispatch(events);
+        result
+    }
 }
 
 /// The engine's events, past the role's [`Dispatch::take`].
@@ -356,39 +361,123 @@ fn drain<E: LinkEngine, X, D: Dispatch<E, X>>(
     left
 }
 
-/// Reads frames into the engine until the stream ends.
-async fn read_loop<S, E, X, D>(
-    mut stream: WebSocketReceiver<S>,
-    link: &Link<E, X>,
-    dispatch: &D,
-    first_frame: Option<String>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
+impl<E, X, D> Host for LinkHost<E, X, D>
+where
     E: LinkEngine,
     X: Send + 'static,
     D: Dispatch<E, X>,
 {
-    let mut first = first_frame.map(|text| Some(Ok(Message::text(text))));
-    loop {
-        wait_reader_room(link, dispatch).await;
-        let item = match first.take() {
-            Some(item) => item,
-            None => stream.next().await,
-        };
-        if let Some(Ok(Message::Text(text))) = &item {
-            link.metrics.received(1, text.len());
+    /// 0.6/0.7 engines parse their own text, under the lock.
+    type Incoming = Received;
+
+    const KEEP_ALIVE_WORDS: KeepAliveWords = KEEP_ALIVE_WORDS_07;
+
+    fn runtime(&self) -> &dyn Runtime {
+        &*self.link.runtime
+    }
+
+    fn writer(&self) -> &WriterWake {
+        &self.link.writer
+    }
+
+    fn metrics(&self) -> &ConnectionMetrics {
+        &self.link.metrics
+    }
+
+    fn stall_limit(&self) -> Option<Duration> {
+        self.link
+            .options
+            .pings()
+            .map(|(delay, timeout)| delay + timeout)
+    }
+
+    fn close_timeout(&self) -> Duration {
+        self.link.options.close_timeout
+    }
+
+    /// One frame at a time: the role's queues are checked before each.
+    async fn reader_room(&self) -> ReaderRoom {
+        wait_reader_room(&self.link, &self.dispatch).await;
+        ReaderRoom {
+            messages: 1,
+            bytes: usize::MAX,
         }
-        let ended = link.writer.as_reader(|| {
-            let (ended, events) = link.update(|state| {
-                let ended = handle_item(state, item);
-                (ended, drain(dispatch, state))
-            });
-            dispatch.dispatch(events);
-            ended
+    }
+
+    fn budget_is_full(&self) -> bool {
+        self.dispatch
+            .budget()
+            .is_some_and(|budget| budget.is_full())
+    }
+
+    fn decode(&self, item: StreamItem) -> Received {
+        Received::of(item)
+    }
+
+    fn weigh(incoming: &Received) -> Weight {
+        Weight {
+            frame: matches!(incoming, Received::Text(_) | Received::Binary),
+            cost: 0,
+            ends_stream: matches!(incoming, Received::Closed(_) | Received::Failed(_)),
+        }
+    }
+
+    fn hand_over(&self, batch: &mut VecDeque<Received>) -> StreamState {
+        let (ended, events) = self.link.update(|state| {
+            let mut ended = StreamState::Open;
+            while let (StreamState::Open, Some(item)) = (ended, batch.pop_front()) {
+                ended = handle_item(state, item);
+            }
+            (ended, drain(&self.dispatch, state))
         });
-        if ended {
-            return;
-        }
+        self.dispatch.dispatch(events);
+        ended
+    }
+
+    fn look(&self, now: Instant, batch: &mut Vec<Transmit>) -> WriterTurn {
+        self.update_as_writer(|state| look(state, now, batch))
+    }
+
+    fn written(&self, seq: u64) -> Option<Arc<Value>> {
+        self.link.update_as_writer(|state| {
+            state.written = state.written.max(seq);
+            state.retired.take()
+        })
+    }
+
+    fn hand_over_diff(
+        &self,
+        now: Instant,
+        base: &Arc<Value>,
+        local: &Arc<Value>,
+        ops: Vec<PatchOperation>,
+    ) {
+        self.update_as_writer(|state| state.engine.handle_timeout_diffed(now, base, local, ops));
+    }
+
+    /// 0.6/0.7 ping in their own frames: no WebSocket ping is ever due.
+    fn ping_sent(&self, _now: Instant) {}
+
+    fn transport_failed(&self, reason: CloseReason) {
+        self.update_as_writer(|state| state.engine.handle_transport_closed(reason));
+    }
+
+    async fn engine_closed(&self) -> Instant {
+        self.link.wait_engine_closed().await;
+        self.link.runtime.now()
+    }
+
+    fn finish(&self, close_timed_out: bool) {
+        let events = self.link.update(|state| {
+            state.close_timed_out = close_timed_out;
+            state.engine.handle_transport_closed(CloseReason::Remote);
+            state.done = true;
+            if let Some(reason) = state.engine.close_reason() {
+                self.link.metrics.closed(reason);
+            }
+            drain(&self.dispatch, state)
+        });
+        self.dispatch.dispatch(events);
     }
 }
 
@@ -421,9 +510,9 @@ where
     }
 }
 
-/// Hands one item of the stream to the engine; whether the stream ended.
-fn handle_item<E: LinkEngine, X>(state: &mut LinkState<E, X>, item: StreamItem) -> bool {
-    match Received::of(item) {
+/// Hands one item of the stream to the engine.
+fn handle_item<E: LinkEngine, X>(state: &mut LinkState<E, X>, item: Received) -> StreamState {
+    match item {
         Received::Text(text) => {
             // Only text frames count as the peer's activity, as in the
             // reference; WebSocket pongs do not.
@@ -433,149 +522,38 @@ fn handle_item<E: LinkEngine, X>(state: &mut LinkState<E, X>, item: StreamItem) 
             // A violation closes the engine; reading goes on until the
             // peer's close ends the stream.
             let _ = state.engine.handle_text(&text);
-            false
+            StreamState::Open
         }
         Received::Binary => {
             binary_frame(&mut state.engine);
-            false
+            StreamState::Open
         }
-        Received::Control => false,
+        Received::Control => StreamState::Open,
         Received::Closed(_) => {
             stream_ended(&mut state.engine, None);
-            true
+            StreamState::Ended
         }
         Received::Failed(reason) => {
             stream_ended(&mut state.engine, Some(reason));
-            true
+            StreamState::Ended
         }
     }
 }
 
-/// What the writer found in one look at the state.
-struct Turn {
-    closed: Option<CloseReason>,
-    deadline: Option<Instant>,
-    /// The versions the due sync diffs, for the writer to diff outside
-    /// the lock.
-    due_diff: Option<(Arc<Value>, Arc<Value>)>,
-}
-
-/// How 0.6/0.7 word the closes keep-alive makes.
-const KEEP_ALIVE_WORDS: KeepAliveWords = KeepAliveWords {
-    dead: "ping timeout",
-    stalled: "the peer stopped reading: a write stalled past the ping timeout",
-};
-
-/// Writes the engine's frames, fires its timers and the pings, and
-/// finally sends the close frame. Each turn looks at the state once, then
-/// does the first thing that applies: write frames, close, diff the due
-/// sync, free a slice, or wait.
-async fn write_loop<S, E, X, D>(mut sink: WebSocketSender<S>, link: &Link<E, X>, dispatch: &D)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    E: LinkEngine,
-    X: Send + 'static,
-    D: Dispatch<E, X>,
-{
-    let runtime = &*link.runtime;
-    let stall_limit = link.options.pings().map(|(delay, timeout)| delay + timeout);
-    let mut batch: Vec<Transmit> = Vec::new();
-    let mut timer = DeadlineTimer::default();
-    let mut freeing = Freeing::default();
-    loop {
-        let notified = link.writer.notified();
-        let mut notified = std::pin::pin!(notified);
-        notified.as_mut().enable();
-        // Whatever the reader flagged, this look covers.
-        link.writer.take_kick();
-        let now = runtime.now();
-        let (turn, events) = link.update_as_writer(|state| {
-            let turn = look(state, now, &mut batch);
-            (turn, drain(dispatch, state))
-        });
-        dispatch.dispatch(events);
-        if !batch.is_empty() {
-            if let Err(reason) =
-                write_out(&mut sink, &mut batch, link, stall_limit, &mut freeing).await
-            {
-                let events = link.update_as_writer(|state| {
-                    state.engine.handle_transport_closed(reason);
-                    drain(dispatch, state)
-                });
-                dispatch.dispatch(events);
-                return;
-            }
-            continue;
-        }
-        if let Some(reason) = turn.closed {
-            send_close(&mut sink, reason).await;
-            return;
-        }
-        if let Some(due) = turn.due_diff {
-            diff_due_sync(runtime, due, &mut freeing, |now, base, state, ops| {
-                let events = link.update_as_writer(|link_state| {
-                    link_state
-                        .engine
-                        .handle_timeout_diffed(now, base, state, ops);
-                    drain(dispatch, link_state)
-                });
-                dispatch.dispatch(events);
-            });
-            continue;
-        }
-        if !freeing.is_empty() {
-            // A slice, then the other ready tasks (a local peer's reader),
-            // then a new look: new frames go out before the next slice.
-            freeing.free_slice();
-            yield_once().await;
-            continue;
-        }
-        let deadline = turn.deadline.map(|at| (at, "engine or ping"));
-        wait(&link.writer, notified, deadline, &mut timer, runtime).await;
-    }
-}
-
-/// Writes the batch within the stall limit ([`write_frames`]); once
-/// written, the frames count for flush tickets and a retired state goes
-/// to `freeing`.
-async fn write_out<S, E: LinkEngine, X: Send + 'static>(
-    sink: &mut WebSocketSender<S>,
-    batch: &mut Vec<Transmit>,
-    link: &Link<E, X>,
-    stall_limit: Option<Duration>,
-    freeing: &mut Freeing,
-) -> Result<(), CloseReason>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let last = batch.iter().map(|frame| frame.seq).max().unwrap_or(0);
-    for frame in batch.iter() {
-        link.metrics.sent(frame.kind, frame.text.len());
-    }
-    write_frames(sink, batch, &*link.runtime, stall_limit, &KEEP_ALIVE_WORDS).await?;
-    let retired = link.update_as_writer(|state| {
-        state.written = state.written.max(last);
-        state.retired.take()
-    });
-    if let Some(retired) = retired {
-        freeing.push(retired);
-    }
-    Ok(())
-}
-
-/// Fires what is due at `now`, takes frames into `batch`.
+/// The writer's look: what is due at `now` fired, frames taken into
+/// `batch`.
 fn look<E: LinkEngine, X>(
     state: &mut LinkState<E, X>,
     now: Instant,
     batch: &mut Vec<Transmit>,
-) -> Turn {
+) -> WriterTurn {
     let due_diff = state.engine.due_diff(now);
     if due_diff.is_none() {
         state.engine.handle_timeout(now);
     }
     if let Some(liveness) = &mut state.liveness {
         // 0.7 pings in its own framing: no WebSocket ping is ever due.
-        keep_alive_turn(liveness, &mut state.engine, now, &KEEP_ALIVE_WORDS);
+        keep_alive_turn(liveness, &mut state.engine, now, &KEEP_ALIVE_WORDS_07);
     }
     take_frames(&mut state.engine, batch);
     state.writer_deadline = state.engine.poll_timeout();
@@ -584,12 +562,14 @@ fn look<E: LinkEngine, X>(
         .as_ref()
         .filter(|_| state.engine.close_reason().is_none())
         .map(|liveness| liveness.poll_timeout().0);
-    Turn {
+    WriterTurn {
         closed: state.engine.close_reason().cloned(),
+        ping_due: false,
         due_diff,
         deadline: [state.engine.poll_timeout(), keep_alive]
             .into_iter()
             .flatten()
-            .min(),
+            .min()
+            .map(|at| (at, "engine or ping")),
     }
 }
