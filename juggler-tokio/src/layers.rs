@@ -1,12 +1,13 @@
 //! Tower layers for an app that embeds a [`JugglerEndpoint`](crate::JugglerEndpoint):
 //! the basic auth and `Cache-Control` that [`listen`](crate::listen)'s own
-//! server applies from its options, for your `Router` to add.
+//! server applies from its options, for your `Router` to add (see the
+//! guide's "Embedding in an axum app").
 
 use axum::http::{header, HeaderValue};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 #[cfg(feature = "basic-auth")]
-pub use basic_auth::{BasicAuth, BasicAuthLayer};
+pub use basic_auth::{BasicAuth, BasicAuthLayer, HtpasswdCheck};
 
 /// Sets `Cache-Control: no-cache` on every response, as hat-juggler 0.7's
 /// server does (`ServerOptions::no_cache`): a GUI's assets change with its
@@ -20,12 +21,12 @@ mod basic_auth {
     use std::future::Future;
     use std::path::Path;
     use std::pin::Pin;
-    use std::task::{Context, Poll};
 
     use axum::body::Body;
     use axum::http::{Request, Response};
     use juggler_driver::{unauthorized, Error, Htpasswd};
-    use tower::{Layer, Service};
+    use tower::Layer;
+    use tower_http::auth::{AsyncAuthorizeRequest, AsyncRequireAuthorization};
 
     use crate::runtime::TokioRuntime;
 
@@ -36,29 +37,18 @@ mod basic_auth {
     /// threads, once per user and password.
     ///
     /// ```no_run
-    /// use std::net::SocketAddr;
-    /// use axum::{routing::get, Router};
-    /// use juggler_tokio::{no_cache_layer, BasicAuthLayer, JugglerEndpoint, ServerOptions};
-    ///
-    /// # async fn run() -> Result<(), juggler_tokio::Error> {
-    /// let endpoint = JugglerEndpoint::new(drop, &ServerOptions::default())?;
-    /// let app = Router::new()
-    ///     .route("/ws", endpoint.handler())
-    ///     .layer(BasicAuthLayer::from_file("users.htpasswd".as_ref())?)
-    ///     .layer(no_cache_layer());
-    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-    /// axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
-    /// # Ok(()) }
+    /// # use juggler_tokio::{axum::Router, BasicAuthLayer};
+    /// # fn app(router: Router) -> Result<Router, juggler_tokio::Error> {
+    /// Ok(router.layer(BasicAuthLayer::from_file("users.htpasswd".as_ref())?))
+    /// # }
     /// ```
     #[derive(Debug, Clone)]
-    pub struct BasicAuthLayer {
-        htpasswd: Htpasswd,
-    }
+    pub struct BasicAuthLayer(HtpasswdCheck);
 
     impl BasicAuthLayer {
         /// Checks requests against these users.
         pub fn new(htpasswd: Htpasswd) -> Self {
-            BasicAuthLayer { htpasswd }
+            BasicAuthLayer(HtpasswdCheck(htpasswd))
         }
 
         /// Checks requests against the users of an htpasswd file, read now.
@@ -71,51 +61,29 @@ mod basic_auth {
         type Service = BasicAuth<S>;
 
         fn layer(&self, inner: S) -> BasicAuth<S> {
-            BasicAuth {
-                inner,
-                htpasswd: self.htpasswd.clone(),
-            }
+            AsyncRequireAuthorization::new(inner, self.0.clone())
         }
     }
 
     /// The service of a [`BasicAuthLayer`].
+    pub type BasicAuth<S> = AsyncRequireAuthorization<S, HtpasswdCheck>;
+
+    /// The check a [`BasicAuthLayer`] makes of each request.
     #[derive(Debug, Clone)]
-    pub struct BasicAuth<S> {
-        inner: S,
-        htpasswd: Htpasswd,
-    }
+    pub struct HtpasswdCheck(Htpasswd);
 
-    impl<S, B> Service<Request<B>> for BasicAuth<S>
-    where
-        S: Service<Request<B>, Response = Response<Body>> + Clone + Send + 'static,
-        S::Future: Send,
-        B: Send + 'static,
-    {
-        type Response = Response<Body>;
-        type Error = S::Error;
-        type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, S::Error>> + Send>>;
+    impl<B: Send + 'static> AsyncAuthorizeRequest<B> for HtpasswdCheck {
+        type RequestBody = B;
+        type ResponseBody = Body;
+        type Future = Pin<Box<dyn Future<Output = Result<Request<B>, Response<Body>>> + Send>>;
 
-        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-            self.inner.poll_ready(cx)
-        }
-
-        fn call(&mut self, request: Request<B>) -> Self::Future {
-            // The clone that was polled ready serves this request; a fresh one
-            // waits for the next.
-            let ready = self.inner.clone();
-            let mut inner = std::mem::replace(&mut self.inner, ready);
-            let htpasswd = self.htpasswd.clone();
+        fn authorize(&mut self, request: Request<B>) -> Self::Future {
+            let htpasswd = self.0.clone();
             Box::pin(async move {
-                if htpasswd
-                    .check(
-                        request.headers(),
-                        &TokioRuntime(tokio::runtime::Handle::current()),
-                    )
-                    .await
-                {
-                    inner.call(request).await
-                } else {
-                    Ok(unauthorized().map(Body::from))
+                let runtime = TokioRuntime(tokio::runtime::Handle::current());
+                match htpasswd.check(request.headers(), &runtime).await {
+                    true => Ok(request),
+                    false => Err(unauthorized().map(Body::from)),
                 }
             })
         }

@@ -14,7 +14,7 @@ juggler_driver::client_functions!(juggler_tokio, crate::runtime());
 #[cfg(feature = "server")]
 pub use layers::no_cache_layer;
 #[cfg(feature = "basic-auth")]
-pub use layers::{BasicAuth, BasicAuthLayer};
+pub use layers::{BasicAuth, BasicAuthLayer, HtpasswdCheck};
 #[cfg(feature = "server")]
 pub use server::{listen, listen_with_routes, JugglerEndpoint};
 

@@ -137,22 +137,10 @@ pub async fn listen_with_routes(
 ) -> Result<Server, Error> {
     let routes: Routes<Body> = Box::new(move |request| {
         let answer = routes.clone().oneshot(request);
-        Box::pin(async move {
-            match answer.await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            }
-        })
+        Box::pin(async move { answer.await.unwrap_or_else(|never| match never {}) })
     });
-    juggler_driver::listen(
-        host,
-        port,
-        on_connection,
-        &options,
-        TokioRuntime::current(),
-        Some(routes),
-    )
-    .await
+    let runtime = TokioRuntime::current();
+    juggler_driver::listen(host, port, on_connection, &options, runtime, Some(routes)).await
 }
 
 async fn websocket(State(acceptor): State<Arc<Acceptor>>, request: Request) -> Response {
