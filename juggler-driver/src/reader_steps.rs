@@ -1,10 +1,11 @@
 //! What every generation's reader does alike with an item of the
-//! WebSocket stream: what it is to the engine, and how the stream's end
-//! reaches the engine.
+//! WebSocket stream: what it is to the engine, and everything but a text
+//! frame handed to the engine.
 
 use async_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use juggler_core::{CloseReason, Driven, ProtocolError};
 
+use crate::driver::StreamState;
 use crate::error::close_reason_of;
 
 /// One item of the WebSocket stream: a message, a read error, or the end.
@@ -14,6 +15,12 @@ pub(crate) type StreamItem = Option<Result<Message, WsError>>;
 pub(crate) enum Received {
     /// A text frame: the engine's input.
     Text(Utf8Bytes),
+    /// Anything else.
+    NotText(NotText),
+}
+
+/// An item of the stream that is not a text frame.
+pub(crate) enum NotText {
     /// A binary frame, which Juggler has none of.
     Binary,
     /// A ping, pong or raw frame: nothing for the engine.
@@ -27,16 +34,50 @@ pub(crate) enum Received {
 
 impl Received {
     pub(crate) fn of(item: StreamItem) -> Self {
-        match item {
-            Some(Ok(Message::Text(text))) => Received::Text(text),
-            Some(Ok(Message::Binary(_))) => Received::Binary,
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Received::Control,
-            Some(Ok(Message::Close(frame))) => Received::Closed(
+        let not_text = match item {
+            Some(Ok(Message::Text(text))) => return Received::Text(text),
+            Some(Ok(Message::Binary(_))) => NotText::Binary,
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => NotText::Control,
+            Some(Ok(Message::Close(frame))) => NotText::Closed(
                 frame.map(|frame| (u16::from(frame.code), frame.reason.to_string())),
             ),
-            None => Received::Closed(None),
-            Some(Err(err)) => Received::Failed(close_reason_of(&err)),
+            None => NotText::Closed(None),
+            Some(Err(err)) => NotText::Failed(close_reason_of(&err)),
+        };
+        Received::NotText(not_text)
+    }
+}
+
+impl NotText {
+    /// Whether it is a data frame (for the metrics).
+    pub(crate) fn is_frame(&self) -> bool {
+        matches!(self, NotText::Binary)
+    }
+
+    /// Whether nothing is read after it.
+    pub(crate) fn ends_stream(&self) -> bool {
+        matches!(self, NotText::Closed(_) | NotText::Failed(_))
+    }
+
+    /// Hands it to the engine. A binary frame is a violation, which closes
+    /// the engine; reading goes on until the peer's close ends the stream.
+    /// The end reaches the engine as the peer's close, or as why reading
+    /// failed.
+    pub(crate) fn hand_to(self, engine: &mut impl Driven) -> StreamState {
+        let state = match self.ends_stream() {
+            true => StreamState::Ended,
+            false => StreamState::Open,
+        };
+        match self {
+            NotText::Binary => engine.handle_protocol_error(ProtocolError::BinaryFrame),
+            NotText::Control => {}
+            NotText::Closed(_) => engine.handle_transport_closed(CloseReason::Remote),
+            NotText::Failed(CloseReason::Protocol(violation)) => {
+                engine.handle_protocol_error(violation)
+            }
+            NotText::Failed(reason) => engine.handle_transport_closed(reason),
         }
+        state
     }
 }
 
@@ -46,21 +87,5 @@ pub(crate) fn frame_len(item: &StreamItem) -> usize {
         Some(Ok(Message::Text(text))) => text.len(),
         Some(Ok(Message::Binary(data))) => data.len(),
         _ => 0,
-    }
-}
-
-/// A binary frame, to the engine: a violation, which closes it; reading
-/// goes on until the peer's close ends the stream.
-pub(crate) fn binary_frame(engine: &mut impl Driven) {
-    engine.handle_protocol_error(ProtocolError::BinaryFrame);
-}
-
-/// The end of the peer's stream, to the engine: the peer's close (or the
-/// stream's end) with `None`, or why reading failed.
-pub(crate) fn stream_ended(engine: &mut impl Driven, failure: Option<CloseReason>) {
-    match failure {
-        None => engine.handle_transport_closed(CloseReason::Remote),
-        Some(CloseReason::Protocol(violation)) => engine.handle_protocol_error(violation),
-        Some(reason) => engine.handle_transport_closed(reason),
     }
 }

@@ -15,7 +15,7 @@ use super::{Shared, State, Wake};
 use crate::budget::{Charge, MemoryBudget};
 use crate::driver::{Host, ReaderRoom, StreamState, Weight, WriterTurn};
 use crate::metrics::ConnectionMetrics;
-use crate::reader_steps::{binary_frame, stream_ended, Received, StreamItem};
+use crate::reader_steps::{NotText, Received, StreamItem};
 use crate::writer_steps::{keep_alive_turn, take_frames, KeepAliveWords};
 use crate::writer_wake::WriterWake;
 use crate::Runtime;
@@ -62,15 +62,15 @@ impl Host for Shared {
 
     fn weigh(incoming: &Incoming) -> Weight {
         Weight {
-            frame: matches!(
-                incoming,
-                Incoming::Frame(_) | Incoming::Binary | Incoming::Message(..)
-            ),
+            frame: match incoming {
+                Incoming::NotText(other) => other.is_frame(),
+                _ => true,
+            },
             cost: match incoming {
                 Incoming::Message(_, charge) => charge.bytes(),
                 _ => 0,
             },
-            ends_stream: matches!(incoming, Incoming::Closed(_) | Incoming::Failed(_)),
+            ends_stream: matches!(incoming, Incoming::NotText(other) if other.ends_stream()),
         }
     }
 
@@ -180,19 +180,12 @@ fn handle_frames(state: &mut State, batch: &mut VecDeque<Incoming>) -> StreamSta
 pub(crate) enum Incoming {
     /// A text frame decoded.
     Frame(Result<Frame, ProtocolError>),
-    /// A binary frame, which the engine refuses.
-    Binary,
     /// A MESSAGE frame decoded, and what its payload costs
     /// ([`value_cost`]), charged to the byte budget (released if the frame
     /// is dropped unhandled, with its batch when the driver is).
     Message(Frame, Charge),
-    /// A ping, pong or raw frame: nothing for the engine.
-    Control,
-    /// The peer's close frame (its code and reason, if any) or the end of
-    /// the stream.
-    Closed(Option<(u16, String)>),
-    /// Reading failed; nothing more is read.
-    Failed(CloseReason),
+    /// Anything but a text frame.
+    NotText(NotText),
 }
 
 impl Incoming {
@@ -205,10 +198,7 @@ impl Incoming {
                 }
                 decoded => Incoming::Frame(decoded),
             },
-            Received::Binary => Incoming::Binary,
-            Received::Control => Incoming::Control,
-            Received::Closed(peer_close) => Incoming::Closed(peer_close),
-            Received::Failed(reason) => Incoming::Failed(reason),
+            Received::NotText(other) => Incoming::NotText(other),
         }
     }
 }
@@ -231,19 +221,11 @@ fn handle_frame(state: &mut State, frame: Incoming) -> StreamState {
             state.engine.handle_protocol_error(violation);
             StreamState::Open
         }
-        Incoming::Binary => {
-            binary_frame(&mut state.engine);
-            StreamState::Open
-        }
-        Incoming::Control => StreamState::Open,
-        Incoming::Closed(peer_close) => {
-            state.driver.peer_close = peer_close;
-            stream_ended(&mut state.engine, None);
-            StreamState::Ended
-        }
-        Incoming::Failed(reason) => {
-            stream_ended(&mut state.engine, Some(reason));
-            StreamState::Ended
+        Incoming::NotText(other) => {
+            if let NotText::Closed(peer_close) = &other {
+                state.driver.peer_close.clone_from(peer_close);
+            }
+            other.hand_to(&mut state.engine)
         }
     }
 }

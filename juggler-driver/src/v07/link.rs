@@ -18,7 +18,7 @@ use super::Options;
 use crate::driver::{Host, ReaderRoom, StreamState, Weight, WriterTurn};
 use crate::freeing::Retired;
 use crate::metrics::ConnectionMetrics;
-use crate::reader_steps::{binary_frame, stream_ended, Received, StreamItem};
+use crate::reader_steps::{Received, StreamItem};
 use crate::writer_steps::{keep_alive_turn, take_frames, KeepAliveWords};
 use crate::writer_wake::WriterWake;
 use crate::{Error, Runtime};
@@ -416,9 +416,12 @@ where
 
     fn weigh(incoming: &Received) -> Weight {
         Weight {
-            frame: matches!(incoming, Received::Text(_) | Received::Binary),
+            frame: match incoming {
+                Received::Text(_) => true,
+                Received::NotText(other) => other.is_frame(),
+            },
             cost: 0,
-            ends_stream: matches!(incoming, Received::Closed(_) | Received::Failed(_)),
+            ends_stream: matches!(incoming, Received::NotText(other) if other.ends_stream()),
         }
     }
 
@@ -524,19 +527,7 @@ fn handle_item<E: LinkEngine, X>(state: &mut LinkState<E, X>, item: Received) ->
             let _ = state.engine.handle_text(&text);
             StreamState::Open
         }
-        Received::Binary => {
-            binary_frame(&mut state.engine);
-            StreamState::Open
-        }
-        Received::Control => StreamState::Open,
-        Received::Closed(_) => {
-            stream_ended(&mut state.engine, None);
-            StreamState::Ended
-        }
-        Received::Failed(reason) => {
-            stream_ended(&mut state.engine, Some(reason));
-            StreamState::Ended
-        }
+        Received::NotText(other) => other.hand_to(&mut state.engine),
     }
 }
 
