@@ -61,7 +61,7 @@ impl Acceptor {
             trust_forwarded: options.trust_forwarded_headers,
             admission: options.admission.clone(),
             runtime,
-            generations: options.generations,
+            generations: options.generations.resolved(&options.v07_handlers),
             v07: {
                 let mut v07 = options.v07.clone();
                 v07.close_timeout = options.shutdown_timeout;
@@ -142,7 +142,7 @@ impl Acceptor {
         let v05 = self.options.websocket_config();
         let v07 = self.v07.websocket_config();
         match self.generations {
-            Generations::Only(Generation::V0_5) => v05,
+            Generations::Only(Generation::V0_5) | Generations::Auto => v05,
             Generations::Only(_) => v07,
             Generations::Detect { .. } => {
                 let larger = self.options.max_message_size.max(self.v07.max_frame_size);
@@ -161,7 +161,9 @@ impl Acceptor {
         S: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin + Send + 'static,
     {
         match self.generations {
+            // `Auto` is resolved when the acceptor is made.
             Generations::Only(generation) => self.accept_as(socket, admitted, generation, None),
+            Generations::Auto => self.accept_as(socket, admitted, Generation::V0_5, None),
             Generations::Detect { default, timeout } => {
                 let acceptor = self.clone();
                 let span = tracing::debug_span!("juggler_detect", peer = ?admitted.request.as_ref().and_then(|request| request.peer_addr));
@@ -292,6 +294,7 @@ impl Acceptor {
         options: &ServerOptions,
         runtime: Arc<dyn Runtime>,
     ) -> Result<Arc<Self>, Error> {
+        super::applies::check_options_apply(options)?;
         let unapplied = http_side_options(options);
         if !unapplied.is_empty() {
             return Err(Error::Config(format!(

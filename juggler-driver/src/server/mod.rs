@@ -12,6 +12,7 @@ use crate::budget::MemoryBudget;
 use crate::Runtime;
 
 mod acceptor;
+mod applies;
 mod options;
 mod origin;
 mod registry;

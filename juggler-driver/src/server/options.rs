@@ -10,7 +10,7 @@ use crate::admission::{AdmissionFuture, AdmissionHook, UpgradeRequest};
 use crate::basic_auth::Htpasswd;
 #[cfg(feature = "static-files")]
 use crate::static_files::StaticDir;
-use crate::{Compression, ConnectionOptions, Error, Generation};
+use crate::{AutoflushPolicy, Compression, ConnectionOptions, Error, Generation, KeepAlive};
 
 use super::{server_tls_config, OriginPolicy};
 
@@ -93,9 +93,14 @@ pub struct ServerOptions {
     /// [`max_receive_bytes`](ConnectionOptions::max_receive_bytes).
     /// `None` lifts the server-wide bound. Default 128 MiB.
     pub max_buffered_bytes: Option<usize>,
-    /// Which generations the WebSocket path speaks: one
-    /// ([`Generations::Only`], default 0.5), or each client's, told by its
-    /// first frame ([`Generations::Detect`]).
+    /// Which generations the WebSocket path speaks. By default
+    /// ([`Generations::Auto`]) every one the server has something for:
+    /// with [`v07_handlers`](Self::v07_handlers) set, each client's, told
+    /// by its first frame (a client silent for 1 s is taken for 0.5, so a
+    /// 0.5 client that only listens gets its first data a second late);
+    /// without them, 0.5 alone. Or one ([`Generations::Only`]), or
+    /// detection with a default and timeout of your choice
+    /// ([`Generations::Detect`]).
     pub generations: Generations,
     /// Settings of the 0.6/0.7 connections.
     pub v07: crate::v07::Options,
@@ -112,6 +117,12 @@ pub struct ServerOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Generations {
+    /// Every generation the server has something for (the default): with
+    /// [`ServerOptions::v07_handlers`] set, each client's, detected as
+    /// [`Generations::detect`]`(Generation::V0_5)` does; without them 0.5
+    /// alone, which a 0.6/0.7 client would get nothing from, and no
+    /// client waits for detection.
+    Auto,
     /// This one only.
     Only(Generation),
     /// Each client's, told by its first text frame (SPEC-0.7.md §13): `{`
@@ -136,11 +147,23 @@ impl Generations {
             timeout: Duration::from_secs(1),
         }
     }
+
+    /// What a server with these generations speaks, [`Auto`](Self::Auto)
+    /// resolved by whether it has 0.6/0.7 handlers.
+    #[must_use]
+    pub fn resolved(self, v07_handlers: &crate::v07::Handlers) -> Self {
+        match self {
+            Generations::Auto if v07_handlers.is_set() => Generations::detect(Generation::V0_5),
+            Generations::Auto => Generations::Only(Generation::V0_5),
+            other => other,
+        }
+    }
 }
 
+/// [`Generations::Auto`].
 impl Default for Generations {
     fn default() -> Self {
-        Generations::Only(Generation::V0_5)
+        Generations::Auto
     }
 }
 
@@ -216,10 +239,55 @@ impl ServerOptions {
         self
     }
 
-    /// Sets the autoflush delay of accepted connections the reference way.
+    /// Sets when state changes go out, on connections of every generation,
+    /// the reference way: `None` only on flush, zero at once, else after
+    /// the delay (`connection.autoflush` and `v07.autoflush`).
     #[must_use]
-    pub fn autoflush_delay(mut self, delay: Option<Duration>) -> Self {
-        self.connection = self.connection.autoflush_delay(delay);
+    pub fn autoflush_delay(self, delay: Option<Duration>) -> Self {
+        self.autoflush(AutoflushPolicy::from_delay(delay))
+    }
+
+    /// Sets when state changes go out, on connections of every generation
+    /// (`connection.autoflush` and `v07.autoflush`).
+    #[must_use]
+    pub fn autoflush(mut self, policy: AutoflushPolicy) -> Self {
+        self.connection.autoflush = policy;
+        self.v07.autoflush = policy;
+        self
+    }
+
+    /// Sets keep-alive on connections of every generation (`None`: off):
+    /// 0.5 sends a WebSocket ping every `interval`, 0.7 its own ping after
+    /// `interval` of silence; both close a peer that answers nothing
+    /// within `timeout` (`connection.keep_alive`, `v07.ping_delay` and
+    /// `v07.ping_timeout`). 0.6 has no pings.
+    #[must_use]
+    pub fn keep_alive(mut self, keep_alive: Option<KeepAlive>) -> Self {
+        self.connection.keep_alive = keep_alive;
+        match keep_alive {
+            Some(k) => (self.v07.ping_delay, self.v07.ping_timeout) = (Some(k.interval), k.timeout),
+            None => self.v07.ping_delay = None,
+        }
+        self
+    }
+
+    /// Sets the largest WebSocket message a client may send, on
+    /// connections of every generation (`connection.max_message_size` and
+    /// `v07.max_frame_size`); a larger one closes the connection (1009).
+    #[must_use]
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.connection.max_message_size = bytes;
+        self.v07.max_frame_size = bytes;
+        self
+    }
+
+    /// Sets the most frames waiting for a connection's socket, on
+    /// connections of every generation: sending waits while that many
+    /// do (`connection.max_send_queue` and `v07.send_queue_size`).
+    #[must_use]
+    pub fn max_send_queue(mut self, frames: usize) -> Self {
+        self.connection = self.connection.max_send_queue(frames);
+        self.v07 = self.v07.send_queue_size(frames);
         self
     }
 
@@ -407,6 +475,7 @@ pub struct ServerFiles {
 /// off (`static_dir` without `static-files`, `htpasswd_file` without
 /// `basic-auth`) is an [`Error::Config`], not ignored.
 pub fn load_server_files(options: &ServerOptions) -> Result<ServerFiles, Error> {
+    super::applies::check_options_apply(options)?;
     #[cfg(not(feature = "static-files"))]
     if options.static_dir.is_some() {
         return Err(Error::Config(

@@ -125,6 +125,14 @@ impl Handlers {
         Handlers::default()
     }
 
+    /// Whether any callback, route or state is set.
+    pub(crate) fn is_set(&self) -> bool {
+        self.connection_cb.is_some()
+            || self.request_cb.is_some()
+            || self.routes.is_some()
+            || self.state.is_some()
+    }
+
     /// Calls `callback` with each new connection, before its first
     /// request is read. It runs on the accepting task: spawn anything
     /// long.
