@@ -33,6 +33,18 @@ pub(crate) enum NotText {
 }
 
 impl Received {
+    /// [`of`](Self::of), with a data frame over `limit` bytes the violation
+    /// tungstenite makes of one past its own limit: a socket that detected
+    /// its generation reads up to the larger limit of the generations.
+    pub(crate) fn within(item: StreamItem, limit: usize) -> Self {
+        let size = frame_len(&item);
+        if size > limit {
+            let violation = ProtocolError::FrameTooLarge { size, limit };
+            return Received::NotText(NotText::Failed(CloseReason::Protocol(violation)));
+        }
+        Received::of(item)
+    }
+
     pub(crate) fn of(item: StreamItem) -> Self {
         let not_text = match item {
             Some(Ok(Message::Text(text))) => return Received::Text(text),

@@ -57,7 +57,8 @@ impl Host for Shared {
     }
 
     fn decode(&self, item: StreamItem) -> Incoming {
-        Incoming::decode(item, self.budget())
+        let received = Received::within(item, self.options.max_message_size);
+        Incoming::decode(received, self.budget())
     }
 
     fn weigh(incoming: &Incoming) -> Weight {
@@ -189,8 +190,8 @@ pub(crate) enum Incoming {
 }
 
 impl Incoming {
-    fn decode(item: StreamItem, budget: &Arc<MemoryBudget>) -> Self {
-        match Received::of(item) {
+    fn decode(received: Received, budget: &Arc<MemoryBudget>) -> Self {
+        match received {
             Received::Text(text) => match Frame::decode(&text) {
                 Ok(Frame::Message(message)) => {
                     let charge = Charge::new(budget, value_cost(&message));

@@ -411,7 +411,7 @@ where
     }
 
     fn decode(&self, item: StreamItem) -> Received {
-        Received::of(item)
+        Received::within(item, self.link.options.max_frame_size)
     }
 
     fn weigh(incoming: &Received) -> Weight {
