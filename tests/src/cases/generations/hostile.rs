@@ -18,7 +18,7 @@ use crate::support::bench::{raw_connect, RawClient};
 
 /// The close code the raw client gets next, skipping data frames; `None`
 /// when the socket ends without a close frame.
-async fn close_code<B: Backend>(raw: &mut RawClient) -> Option<u16> {
+pub(crate) async fn close_code<B: Backend>(raw: &mut RawClient) -> Option<u16> {
     within::<B, _>(HANG_GUARD, "close", async {
         loop {
             match raw.next().await {

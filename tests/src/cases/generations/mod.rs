@@ -6,6 +6,7 @@
 mod detect;
 mod hostile;
 mod notifications;
+mod options;
 mod python;
 mod slow_members;
 mod typed;
@@ -13,6 +14,7 @@ mod typed;
 pub use detect::*;
 pub use hostile::*;
 pub use notifications::*;
+pub use options::*;
 pub use python::*;
 pub use slow_members::*;
 pub use typed::*;
@@ -299,6 +301,10 @@ macro_rules! generations_tests {
             a_large_request_to_the_python_server_stays_under_its_frame_limit,
             one_path_serves_every_generation,
             a_silent_client_gets_the_default_generation,
+            default_options_serve_every_generation,
+            a_size_limit_set_once_bounds_every_generation,
+            a_generations_own_limit_holds_under_detection,
+            options_no_generation_applies_are_refused,
             a_group_shows_one_state_to_every_generation,
             a_first_frame_of_no_generation_is_refused,
             a_ping_between_segments_is_answered_at_once,

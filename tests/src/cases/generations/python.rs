@@ -97,7 +97,6 @@ fn small_segments(generation: Generation) -> Options {
         .generation(generation)
         .max_segment_size(16)
         .autoflush_delay(Some(Duration::ZERO))
-        .notifications(Notifications::Queue)
         // The Python client's held requests wait beside others.
         .parallel_requests(true)
 }
@@ -133,7 +132,10 @@ pub async fn python_server_serves_our_client<B: Backend>(generation: Generation)
     let client = within::<B, _>(
         HANG_GUARD,
         "connect",
-        B::connect_v07(&url, small_segments(generation)),
+        B::connect_v07(
+            &url,
+            small_segments(generation).notifications(Notifications::Queue),
+        ),
     )
     .await
     .expect("connect to the Python server");
