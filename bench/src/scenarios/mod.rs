@@ -24,6 +24,7 @@ mod messages;
 pub mod raw;
 mod raw_split;
 mod rpc;
+mod stalled_member;
 mod state;
 mod v07;
 
@@ -149,6 +150,12 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "v07-fanout-1000",
         about: "0.7: one change of a Group's 1,000-key state to 1,000 clients",
         run: |ctx| Box::pin(v07::fanout(ctx, 1_000, 100)),
+    },
+    Scenario {
+        name: "v07-group-stalled-100",
+        about:
+            "0.7: a Group's change to 100 readers, alone and beside a member that stopped reading",
+        run: |ctx| Box::pin(stalled_member::run(ctx, 100, 10)),
     },
     Scenario {
         name: "compression-wire",

@@ -19,15 +19,19 @@ use crate::report::{Measure, Outcome};
 use crate::rt::Server;
 use crate::sys::cpu_time;
 
-/// Settings of both sides: changes at once, limits raised for the
+/// The server's settings: changes at once, limits raised for the
 /// 100,000-key state (5 MB of text).
-fn options() -> Options {
+fn server_options() -> Options {
     Options::default()
         .autoflush_delay(Some(Duration::ZERO))
         .max_message_size(64 << 20)
-        .notifications(Notifications::Queue)
         // The rows measured before the reference's in-order default came.
         .parallel_requests(true)
+}
+
+/// The clients' settings: the server's, keeping every notification.
+fn options() -> Options {
+    server_options().notifications(Notifications::Queue)
 }
 
 /// A 0.7 server answering `add([a, b])`, whose connections queue in the
@@ -35,6 +39,15 @@ fn options() -> Options {
 async fn serve(
     ctx: Ctx,
     group: Option<Group>,
+) -> Result<(Server, mpsc::UnboundedReceiver<Connection>), String> {
+    serve_with(ctx, group, ServerOptions::default().v07(server_options())).await
+}
+
+/// [`serve`] with these server options.
+pub(super) async fn serve_with(
+    ctx: Ctx,
+    group: Option<Group>,
+    options: ServerOptions,
 ) -> Result<(Server, mpsc::UnboundedReceiver<Connection>), String> {
     let (accepted, incoming) = mpsc::unbounded_channel();
     let handlers = Handlers::new()
@@ -50,7 +63,7 @@ async fn serve(
                 _ => Err(RequestError::from("add takes two integers")),
             }
         });
-    let server_options = ServerOptions::default().v07(options()).v07_only(handlers);
+    let server_options = options.v07_only(handlers);
     let server = ctx
         .rt
         .listen(drop, server_options)
@@ -66,7 +79,7 @@ async fn connect(ctx: Ctx, server: &Server) -> Result<Client, String> {
         .map_err(|err| format!("connect failed: {err}"))
 }
 
-async fn accepted(
+pub(super) async fn accepted(
     ctx: Ctx,
     incoming: &mut mpsc::UnboundedReceiver<Connection>,
 ) -> Result<Connection, String> {
@@ -161,7 +174,7 @@ pub async fn notify(ctx: Ctx) -> Outcome {
 }
 
 /// Waits until the client's state has entry `index` at `version`.
-async fn state_reaches(
+pub(super) async fn state_reaches(
     client: &Client,
     seen: &mut u64,
     index: usize,
