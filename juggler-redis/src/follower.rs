@@ -258,35 +258,61 @@ async fn seed(doc: &DocShared, connection: &mut MultiplexedConnection) -> Result
     Ok(())
 }
 
-/// Applies `entries` in order; false at the first that does not follow
-/// the copy (another epoch, or a gap).
+/// Applies the entries that follow the copy's version in order, as one
+/// change of the group and one new view (one wake-up of the writers
+/// waiting for their versions, however many entries an `XREAD` brought);
+/// whether they all followed in order (else the caller catches up).
 fn apply_all(doc: &DocShared, entries: &[Entry]) -> bool {
+    let view = doc.view.borrow().clone();
+    let mut version = view.version;
+    let mut patches = Vec::new();
+    let mut in_order = true;
     for entry in entries {
-        let view = doc.view.borrow().clone();
         let same_epoch = view.epoch.as_deref() == Some(entry.epoch.as_str());
-        if same_epoch && entry.version <= view.version {
+        if same_epoch && entry.version <= version {
             continue;
         }
-        if !same_epoch || Some(entry.version) != view.version.checked_add(1) {
-            return false;
+        if !same_epoch || Some(entry.version) != version.checked_add(1) {
+            in_order = false;
+            break;
         }
         match serde_json::from_slice::<Vec<PatchOperation>>(&entry.patch) {
-            Ok(ops) => {
-                if let Err(err) = doc.group.update_state(ops) {
-                    tracing::debug!(document = doc.name, version = entry.version, %err, "juggler-redis: a patch did not apply; it changes nothing");
-                }
-            }
+            Ok(ops) => patches.push((entry.version, ops)),
             Err(err) => {
                 tracing::warn!(document = doc.name, version = entry.version, %err, "juggler-redis: an entry is not a patch; it changes nothing");
             }
         }
+        version = entry.version;
+    }
+    if version != view.version {
+        apply_patches(doc, patches);
         doc.set_view(View {
-            version: entry.version,
+            version,
             state: doc.group.state(),
             ..view
         });
     }
-    true
+    in_order
+}
+
+/// Applies `patches` to the group in order, as one change when they all
+/// apply; else each on its own, a patch that does not apply changing
+/// nothing, on every node alike.
+fn apply_patches(doc: &DocShared, patches: Vec<(u64, Vec<PatchOperation>)>) {
+    if patches.len() > 1 {
+        let joined = patches
+            .iter()
+            .flat_map(|(_, ops)| ops.iter().cloned())
+            .collect();
+        if doc.group.update_state(joined).is_ok() {
+            return;
+        }
+    }
+    for (version, ops) in patches {
+        if let Err(err) = doc.group.update_state(ops) {
+            tracing::debug!(document = doc.name, version, %err, "juggler-redis: a patch did not apply; it changes nothing");
+        }
+    }
 }
 
 /// The entries of an `XREAD` reply (nil when it timed out).
