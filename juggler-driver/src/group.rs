@@ -360,14 +360,18 @@ impl Group {
         Ok(())
     }
 
-    /// Queues a notification on every 0.6/0.7 member, never waiting: a
-    /// member whose send queue is full misses it or is closed, by the
-    /// [`SlowMembers`] policy. Returns how many got it.
+    /// Queues a notification, encoded once, on every 0.6/0.7 member, never
+    /// waiting: a member whose send queue is full misses it or is closed,
+    /// by the [`SlowMembers`] policy. Returns how many got it.
     pub async fn notify(&self, name: &str, data: &Value) -> usize {
         let members = self.v07_members();
+        if members.is_empty() {
+            return 0;
+        }
+        let encoded = juggler_core::v07::message::EncodedNotify::new(name, data);
         members
             .iter()
-            .filter(|member| self.delivered(member.try_notify(name, data), || member.close()))
+            .filter(|member| self.delivered(member.try_notify_encoded(&encoded), || member.close()))
             .count()
     }
 

@@ -236,6 +236,34 @@ pub fn encode_notify(name: &str, data: &Value) -> String {
     })
 }
 
+/// A notification encoded once, whose text every connection it is queued
+/// on shares without a copy: a group's broadcast encodes it once for all
+/// members. Queue it with
+/// [`ServerEngine::notify_encoded`](super::ServerEngine::notify_encoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedNotify(std::sync::Arc<str>);
+
+impl EncodedNotify {
+    /// Encodes the notification `name` with `data`.
+    pub fn new(name: &str, data: &Value) -> Self {
+        EncodedNotify(encode_notify(name, data).into())
+    }
+
+    /// The encoded text's length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always false: a notification is never empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn text(&self) -> std::sync::Arc<str> {
+        self.0.clone()
+    }
+}
+
 /// Compact JSON of a message whose parts are all JSON already: it cannot
 /// fail (no map with keys that are not strings, no failing `Serialize`).
 fn to_text(message: &impl Serialize) -> String {

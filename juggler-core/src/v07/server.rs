@@ -380,6 +380,20 @@ impl ServerEngine {
             .push_message(self.config.framing, encode_notify(name, data)))
     }
 
+    /// [`notify`](Self::notify) with a notification encoded beforehand,
+    /// once for many connections.
+    pub fn notify_encoded(
+        &mut self,
+        notification: &super::message::EncodedNotify,
+    ) -> Result<FlushTicket, Closed> {
+        if self.closed.is_some() {
+            return Err(Closed);
+        }
+        Ok(self
+            .output
+            .push_message(self.config.framing, notification.text()))
+    }
+
     /// Answers the request with `id` (copied verbatim): `Ok(data)` is
     /// `success: true`, `Err(data)` `success: false` (the reference sends
     /// the error's text).

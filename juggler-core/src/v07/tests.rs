@@ -220,6 +220,37 @@ fn requests_echo_refuse_or_reach_the_application() {
 }
 
 #[test]
+fn a_notification_encoded_once_goes_out_as_notify_would() {
+    let now = Instant::now();
+    let data = json!({"text": "x".repeat(100)});
+    let encoded = message::EncodedNotify::new("note", &data);
+    for (config, shares_text) in [(ServerConfig::v0_6(), true), (ServerConfig::v0_7(), false)] {
+        let mut plain = ServerEngine::new(config.clone(), Value::Null, now);
+        plain.notify("note", &data).unwrap();
+        let (mut first, mut second) = (
+            ServerEngine::new(config.clone(), Value::Null, now),
+            ServerEngine::new(config, Value::Null, now),
+        );
+        first.notify_encoded(&encoded).unwrap();
+        second.notify_encoded(&encoded).unwrap();
+        let (one, two) = (
+            first.poll_transmit().unwrap(),
+            second.poll_transmit().unwrap(),
+        );
+        assert_eq!(
+            one.text.as_str(),
+            plain.poll_transmit().unwrap().text.as_str()
+        );
+        // 0.6 frames are the message itself, queued without a copy; a 0.7
+        // frame adds its package header.
+        assert_eq!(
+            one.text.as_str().as_ptr() == two.text.as_str().as_ptr(),
+            shares_text
+        );
+    }
+}
+
+#[test]
 fn a_ping_is_answered_ahead_of_queued_segments() {
     let now = Instant::now();
     let mut server = ServerEngine::new(

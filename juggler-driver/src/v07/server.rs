@@ -500,6 +500,17 @@ impl Connection {
             .map(|_| ())
     }
 
+    /// [`try_notify`](Self::try_notify) with a notification encoded once
+    /// for a group's members.
+    pub(crate) fn try_notify_encoded(
+        &self,
+        notification: &juggler_core::v07::message::EncodedNotify,
+    ) -> Result<(), Error> {
+        self.link
+            .try_push(|link| Ok(link.engine.notify_encoded(notification)?))
+            .map(|_| ())
+    }
+
     /// Whether the connection is open.
     pub fn is_open(&self) -> bool {
         self.link.is_open()
