@@ -172,7 +172,8 @@ impl Group {
     }
 
     /// Sets what a broadcast does with a member whose send queue is full
-    /// (by default it drops that member's copy).
+    /// (by default it drops that member's copy). A clone is the same
+    /// group, so the policy holds for every clone, made before or after.
     #[must_use]
     pub fn slow_members(self, policy: SlowMembers) -> Self {
         self.lock().slow_members = policy;
