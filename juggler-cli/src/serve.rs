@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use juggler_rpc::{Actions, RpcConnection};
-use juggler_tokio::{v07, Connection, Generation, Generations, Group, ServerOptions};
+use juggler_tokio::{v07, Connection, Group, ServerOptions};
 use serde_json::{Map, Value};
 use tracing::{info, warn};
 
@@ -38,9 +38,8 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
     let replies = Arc::new(replies);
     let group = Group::new(state);
 
-    let mut options = ServerOptions::default()
-        .generations(Generations::detect(Generation::V0_5))
-        .v07_handlers(v07_handlers(&group, &replies));
+    // With 0.7 handlers, every generation is served on one path.
+    let mut options = ServerOptions::default().v07_handlers(v07_handlers(&group, &replies));
     if let Some(dir) = &args.static_dir {
         if !dir.is_dir() {
             return Err(CliError::Usage(format!(

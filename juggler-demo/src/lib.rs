@@ -28,9 +28,7 @@ use juggler_redis::{Cluster, ClusterOptions, Document, Presence};
 use juggler_rpc::{Actions, RpcConnection};
 use juggler_tokio::axum::{routing::get, Router};
 use juggler_tokio::v07::{Handlers, RequestError};
-use juggler_tokio::{
-    listen_with_routes, Connection, Error, Generation, Generations, Group, Server, ServerOptions,
-};
+use juggler_tokio::{listen_with_routes, Connection, Error, Group, Server, ServerOptions};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
@@ -330,13 +328,12 @@ impl Demo {
             follow_cluster(&state, clustered);
         }
         let (messages, _) = broadcast::channel(64);
-        // A 0.5 page speaks first (its name, 0.1 s after it opens); a
+        // With 0.7 handlers the server tells the generations apart on one
+        // /ws. A 0.5 page speaks first (its name, 0.1 s after it opens); a
         // client silent for 1 s is taken for a listening 0.5 one.
         let options = ServerOptions::default()
             .static_dir(www_dir())
             .autoflush_delay(Some(Duration::ZERO))
-            .generations(Generations::detect(Generation::V0_5))
-            .v07(juggler_tokio::v07::Options::default().autoflush_delay(Some(Duration::ZERO)))
             .v07_handlers(handlers(&state, &messages));
         let metrics = prometheus()?;
         let routes = Router::new().route(

@@ -16,7 +16,7 @@
 //! back end in Rust", walks through it.
 
 use juggler_tokio::v07::{self, Handlers, RequestError};
-use juggler_tokio::{listen, Generation, Generations, Group, Server, ServerOptions};
+use juggler_tokio::{listen, Group, Server, ServerOptions};
 use serde_json::{json, Value};
 
 /// Starts the back end on `host:port` (port 0: a free one).
@@ -60,10 +60,9 @@ pub async fn serve(host: &str, port: u16) -> Result<Server, juggler_tokio::Error
             }
         });
 
-    let options = ServerOptions::default()
-        // 0.5, 0.6 and 0.7 clients on one /ws; a client silent for 1 s is 0.5.
-        .generations(Generations::detect(Generation::V0_5))
-        .v07_handlers(handlers);
+    // With 0.7 handlers the server takes 0.5, 0.6 and 0.7 clients on one
+    // /ws (`Generations::Auto`); a client silent for 1 s is 0.5.
+    let options = ServerOptions::default().v07_handlers(handlers);
     listen(
         host,
         port,
