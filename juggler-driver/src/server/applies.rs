@@ -17,13 +17,12 @@ use super::{Generations, ServerOptions};
 /// [`ServerOptions::max_send_queue`]) applies wherever either half does.
 pub(crate) fn check_options_apply(options: &ServerOptions) -> Result<(), Error> {
     let generations = options.generations.resolved(&options.v07_handlers);
-    let speaks_05 = match generations {
-        Generations::Only(generation) => generation == Generation::V0_5,
-        _ => true,
-    };
-    let speaks_07 = match generations {
-        Generations::Only(generation) => generation != Generation::V0_5,
-        _ => true,
+    let (speaks_05, speaks_07) = match generations {
+        Generations::Only(generation) => {
+            let is_05 = generation == Generation::V0_5;
+            (is_05, !is_05)
+        }
+        _ => (true, true),
     };
     let mut unapplied = client_only(&options.v07);
     // The server's shutdown timeout is every connection's close timeout.
@@ -57,37 +56,80 @@ pub(crate) fn check_options_apply(options: &ServerOptions) -> Result<(), Error> 
     )))
 }
 
+/// An option each generation has its own field for: the two names,
+/// whether each is set away from its default, and whether they agree.
+struct Paired {
+    v05: &'static str,
+    v07: &'static str,
+    v05_set: bool,
+    v07_set: bool,
+    agree: bool,
+}
+
+/// The options 0.5 and 0.6/0.7 both have, each in its own field.
+fn paired(connection: &ConnectionOptions, v07: &V07Options) -> [Paired; 5] {
+    let (default_05, default_07) = (ConnectionOptions::default(), V07Options::default());
+    let pings_05 =
+        |options: &ConnectionOptions| options.keep_alive.map(|k| (k.interval, k.timeout));
+    let pings_07 = |options: &V07Options| {
+        options
+            .ping_delay
+            .map(|delay| (delay, options.ping_timeout))
+    };
+    let pair = |v05, v07, v05_set, v07_set, agree| Paired {
+        v05,
+        v07,
+        v05_set,
+        v07_set,
+        agree,
+    };
+    [
+        pair(
+            "connection.autoflush",
+            "v07.autoflush",
+            connection.autoflush != default_05.autoflush,
+            v07.autoflush != default_07.autoflush,
+            connection.autoflush == v07.autoflush,
+        ),
+        pair(
+            "connection.keep_alive",
+            "v07.ping_delay",
+            pings_05(connection) != pings_05(&default_05),
+            pings_07(v07) != pings_07(&default_07),
+            pings_05(connection) == pings_07(v07),
+        ),
+        pair(
+            "connection.max_message_size",
+            "v07.max_frame_size",
+            connection.max_message_size != default_05.max_message_size,
+            v07.max_frame_size != default_07.max_frame_size,
+            connection.max_message_size == v07.max_frame_size,
+        ),
+        pair(
+            "connection.max_send_queue",
+            "v07.send_queue_size",
+            connection.max_send_queue != default_05.max_send_queue,
+            v07.send_queue_size != default_07.send_queue_size,
+            connection.max_send_queue == v07.send_queue_size,
+        ),
+        pair(
+            "connection.read_buffer_size",
+            "v07.read_buffer_size",
+            connection.read_buffer_size != default_05.read_buffer_size,
+            v07.read_buffer_size != default_07.read_buffer_size,
+            connection.read_buffer_size == v07.read_buffer_size,
+        ),
+    ]
+}
+
 /// The 0.5 options `connection` sets that a 0.6/0.7 connection has no
-/// use for: set away from the default and from their 0.6/0.7 half.
+/// use for: set away from the default and, for a paired one, from its
+/// 0.6/0.7 half.
 fn only_05(connection: &ConnectionOptions, v07: &V07Options) -> Vec<&'static str> {
     let default = ConnectionOptions::default();
-    let pings = connection.keep_alive.map(|k| (k.interval, k.timeout));
-    let v07_pings = v07.ping_delay.map(|delay| (delay, v07.ping_timeout));
-    let paired = [
-        (
-            "connection.autoflush",
-            connection.autoflush != default.autoflush && connection.autoflush != v07.autoflush,
-        ),
-        (
-            "connection.keep_alive",
-            connection.keep_alive != default.keep_alive && pings != v07_pings,
-        ),
-        (
-            "connection.max_message_size",
-            connection.max_message_size != default.max_message_size
-                && connection.max_message_size != v07.max_frame_size,
-        ),
-        (
-            "connection.max_send_queue",
-            connection.max_send_queue != default.max_send_queue
-                && connection.max_send_queue != v07.send_queue_size,
-        ),
-        (
-            "connection.read_buffer_size",
-            connection.read_buffer_size != default.read_buffer_size
-                && connection.read_buffer_size != v07.read_buffer_size,
-        ),
-    ];
+    let paired = paired(connection, v07)
+        .into_iter()
+        .map(|option| (option.v05, option.v05_set && !option.agree));
     let own = [
         (
             "connection.max_patch_operations",
@@ -114,43 +156,17 @@ fn only_05(connection: &ConnectionOptions, v07: &V07Options) -> Vec<&'static str
             connection.max_receive_bytes != default.max_receive_bytes,
         ),
     ];
-    set(paired.into_iter().chain(own))
+    set(paired.chain(own))
 }
 
 /// The 0.6/0.7 server options `v07` sets that a 0.5 connection has no use
-/// for: set away from the default and from their 0.5 half.
+/// for: set away from the default and, for a paired one, from its 0.5
+/// half.
 fn only_07(v07: &V07Options, connection: &ConnectionOptions) -> Vec<&'static str> {
     let default = V07Options::default();
-    let pings = v07.ping_delay.map(|delay| (delay, v07.ping_timeout));
-    let pings_05 = connection.keep_alive.map(|k| (k.interval, k.timeout));
-    let default_pings = default
-        .ping_delay
-        .map(|delay| (delay, default.ping_timeout));
-    let paired = [
-        (
-            "v07.autoflush",
-            v07.autoflush != default.autoflush && v07.autoflush != connection.autoflush,
-        ),
-        (
-            "v07.ping_delay",
-            pings != default_pings && pings != pings_05,
-        ),
-        (
-            "v07.max_frame_size",
-            v07.max_frame_size != default.max_frame_size
-                && v07.max_frame_size != connection.max_message_size,
-        ),
-        (
-            "v07.send_queue_size",
-            v07.send_queue_size != default.send_queue_size
-                && v07.send_queue_size != connection.max_send_queue,
-        ),
-        (
-            "v07.read_buffer_size",
-            v07.read_buffer_size != default.read_buffer_size
-                && v07.read_buffer_size != connection.read_buffer_size,
-        ),
-    ];
+    let paired = paired(connection, v07)
+        .into_iter()
+        .map(|option| (option.v07, option.v07_set && !option.agree));
     let own = [
         (
             "v07.max_segment_size",
@@ -173,7 +189,7 @@ fn only_07(v07: &V07Options, connection: &ConnectionOptions) -> Vec<&'static str
             v07.max_message_size != default.max_message_size,
         ),
     ];
-    set(paired.into_iter().chain(own))
+    set(paired.chain(own))
 }
 
 /// The client's options in `v07`, which no server applies.
