@@ -28,13 +28,22 @@ use serde_json::json;
 
 use crate::support::backend::{within, Backend, TestServer, HANG_GUARD};
 
-/// A server of `generations` whose handlers echo (`echo`), fail (`fail`)
-/// and set the connection's state (`set_state`).
+/// A server of `generations` with [`echo_handlers`].
 pub(crate) async fn echo_server<B: Backend>(
     generations: Generations,
     options: Options,
 ) -> B::Server {
-    let handlers = Handlers::new().on_request(|connection, name, data| async move {
+    let options = ServerOptions::default()
+        .generations(generations)
+        .v07(options)
+        .v07_handlers(echo_handlers());
+    B::listen(options, drop).await.expect("listen")
+}
+
+/// Handlers that echo (`echo`), fail (`fail`) and set the connection's
+/// state (`set_state`).
+pub(crate) fn echo_handlers() -> Handlers {
+    Handlers::new().on_request(|connection, name, data| async move {
         match name.as_str() {
             "echo" => Ok(data),
             "fail" => Err(RequestError(data)),
@@ -44,12 +53,7 @@ pub(crate) async fn echo_server<B: Backend>(
             }
             other => Err(RequestError::new(format!("no request {other}"))),
         }
-    });
-    let options = ServerOptions::default()
-        .generations(generations)
-        .v07(options)
-        .v07_handlers(handlers);
-    B::listen(options, drop).await.expect("listen")
+    })
 }
 
 /// Our 0.6/0.7 client and server: requests, failures, the state and a

@@ -3,7 +3,7 @@
 //! applies is refused at `listen`.
 
 use async_tungstenite::tungstenite::Message;
-use juggler_driver::v07::{Handlers, Notifications, Options};
+use juggler_driver::v07::{Notifications, Options};
 use juggler_driver::{
     ClientOptions, ConnectionOptions, Error, Generation, Generations, ServerOptions,
 };
@@ -12,14 +12,14 @@ use serde_json::json;
 use crate::support::backend::{within, Backend, TestServer, HANG_GUARD};
 use crate::support::bench::raw_connect;
 
+use super::echo_handlers;
 use super::hostile::close_code;
 
 /// With nothing set about generations but 0.6/0.7 handlers, one path
 /// serves a 0.5 client and 0.6 and 0.7 clients (each revealed by its
 /// first frame).
 pub async fn default_options_serve_every_generation<B: Backend>() {
-    let handlers = Handlers::new().on_request(|_, _, data| async move { Ok(data) });
-    let options = ServerOptions::default().v07_handlers(handlers);
+    let options = ServerOptions::default().v07_handlers(echo_handlers());
     let kept = std::sync::Mutex::new(Vec::new());
     let server = B::listen(options, move |connection| {
         let _ = connection.set_local_data(json!("0.5 data"));
@@ -60,9 +60,8 @@ pub async fn default_options_serve_every_generation<B: Backend>() {
 /// every generation: a larger one closes its connection with 1009,
 /// whichever generation its first frame reveals.
 pub async fn a_size_limit_set_once_bounds_every_generation<B: Backend>() {
-    let handlers = Handlers::new().on_request(|_, _, data| async move { Ok(data) });
     let options = ServerOptions::default()
-        .v07_handlers(handlers)
+        .v07_handlers(echo_handlers())
         .max_message_size(1000);
     let server = B::listen(options, drop).await.expect("listen");
     let padding = "x".repeat(2000);
@@ -89,9 +88,8 @@ pub async fn a_size_limit_set_once_bounds_every_generation<B: Backend>() {
 /// connection's frame over its own limit closes it with 1009, while a
 /// 0.7 connection on the same server sends as large a request.
 pub async fn a_generations_own_limit_holds_under_detection<B: Backend>() {
-    let handlers = Handlers::new().on_request(|_, _, data| async move { Ok(data) });
     let options = ServerOptions::default()
-        .v07_handlers(handlers)
+        .v07_handlers(echo_handlers())
         .connection(ConnectionOptions::default().max_message_size(1000));
     // A 0.5 connection closes with its last handle: the server keeps one.
     let kept = std::sync::Mutex::new(Vec::new());
@@ -134,9 +132,13 @@ pub async fn options_no_generation_applies_are_refused<B: Backend>() {
             "v07.parallel_requests",
         ),
         (
-            only(Generation::V0_5)
-                .v07_handlers(Handlers::new().on_request(|_, _, data| async move { Ok(data) })),
+            only(Generation::V0_5).v07_handlers(echo_handlers()),
             "v07_handlers",
+        ),
+        // Set for 0.6/0.7 alone, on a server of 0.5 alone.
+        (
+            only(Generation::V0_5).v07(Options::default().send_queue_size(4)),
+            "v07.send_queue_size",
         ),
         (
             ServerOptions::default().v07(Options::default().notifications(Notifications::Queue)),
@@ -183,7 +185,7 @@ pub async fn options_no_generation_applies_are_refused<B: Backend>() {
         ServerOptions::default()
             .connection(ConnectionOptions::default().max_receive_queue(5))
             .v07(Options::default().parallel_requests(true))
-            .v07_handlers(Handlers::new().on_request(|_, _, data| async move { Ok(data) })),
+            .v07_handlers(echo_handlers()),
     ];
     for options in accepted {
         let server = B::listen(options.clone(), drop)
