@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use futures_util::future::{select, Either};
-use juggler_driver::{PatchOperation, Value};
+use juggler_driver::{Group, PatchOperation, Value};
 use redis::aio::MultiplexedConnection;
 use redis::Value as Reply;
 
@@ -285,7 +285,7 @@ fn apply_all(doc: &DocShared, entries: &[Entry]) -> bool {
         version = entry.version;
     }
     if version != view.version {
-        apply_patches(doc, patches);
+        apply_patches(&doc.group, &doc.name, patches);
         doc.set_view(View {
             version,
             state: doc.group.state(),
@@ -298,19 +298,19 @@ fn apply_all(doc: &DocShared, entries: &[Entry]) -> bool {
 /// Applies `patches` to the group in order, as one change when they all
 /// apply; else each on its own, a patch that does not apply changing
 /// nothing, on every node alike.
-fn apply_patches(doc: &DocShared, patches: Vec<(u64, Vec<PatchOperation>)>) {
+fn apply_patches(group: &Group, document: &str, patches: Vec<(u64, Vec<PatchOperation>)>) {
     if patches.len() > 1 {
         let joined = patches
             .iter()
             .flat_map(|(_, ops)| ops.iter().cloned())
             .collect();
-        if doc.group.update_state(joined).is_ok() {
+        if group.update_state(joined).is_ok() {
             return;
         }
     }
     for (version, ops) in patches {
-        if let Err(err) = doc.group.update_state(ops) {
-            tracing::debug!(document = doc.name, version, %err, "juggler-redis: a patch did not apply; it changes nothing");
+        if let Err(err) = group.update_state(ops) {
+            tracing::debug!(document, version, %err, "juggler-redis: a patch did not apply; it changes nothing");
         }
     }
 }
@@ -398,6 +398,42 @@ mod tests {
 
     fn bulk(text: &str) -> Reply {
         Reply::BulkString(text.as_bytes().to_vec())
+    }
+
+    fn ops(value: serde_json::Value) -> Vec<PatchOperation> {
+        serde_json::from_value(value).unwrap()
+    }
+
+    /// A batch whose joined patch fails still applies each entry that
+    /// applies on its own, in order, as every node does.
+    #[test]
+    fn a_batch_applies_every_entry_that_applies() {
+        let group = Group::new(serde_json::json!({}));
+        let whole = vec![
+            (
+                1,
+                ops(serde_json::json!([{"op": "add", "path": "/a", "value": 1}])),
+            ),
+            (
+                2,
+                ops(serde_json::json!([{"op": "add", "path": "/b", "value": 2}])),
+            ),
+        ];
+        apply_patches(&group, "doc", whole);
+        assert_eq!(*group.state(), serde_json::json!({"a": 1, "b": 2}));
+        let one_fails = vec![
+            (
+                3,
+                ops(serde_json::json!([{"op": "replace", "path": "/a", "value": 3}])),
+            ),
+            (
+                4,
+                ops(serde_json::json!([{"op": "remove", "path": "/missing"}])),
+            ),
+            (5, ops(serde_json::json!([{"op": "remove", "path": "/b"}]))),
+        ];
+        apply_patches(&group, "doc", one_fails);
+        assert_eq!(*group.state(), serde_json::json!({"a": 3}));
     }
 
     #[test]
