@@ -18,6 +18,8 @@ import os
 import statistics
 import sys
 
+from table import format_number
+
 LOWER_IS_BETTER = ("latency", "cpu", "build", "compute", "sync")
 
 
@@ -33,16 +35,6 @@ def load(directory, build):
                     rows[key] = (row["value"], row["unit"])
         runs.append(rows)
     return runs
-
-
-def fmt(value):
-    if value >= 1000:
-        return f"{value:,.0f}"
-    if value >= 100:
-        return f"{value:.0f}"
-    if value >= 1:
-        return f"{value:.3g}"
-    return f"{value:.3g}"
 
 
 def main(directory):
@@ -75,8 +67,8 @@ def main(directory):
         readings[reading] = readings.get(reading, 0) + 1
         direction = "lower" if lower else "higher"
         print(
-            f"| {scenario} {metric} ({unit}, {direction} is better) | {runtime} | {fmt(old_median)} "
-            f"| {fmt(new_median)} | {change:+.1f}% | ±{spread:.0f}% | {reading} |"
+            f"| {scenario} {metric} ({unit}, {direction} is better) | {runtime} | {format_number(old_median)} "
+            f"| {format_number(new_median)} | {change:+.1f}% | ±{spread:.0f}% | {reading} |"
         )
     print()
     print("Readings: " + ", ".join(f"{count} {reading}" for reading, count in sorted(readings.items())))

@@ -19,7 +19,7 @@ use juggler_tokio::v07::{Client, Notifications, Options};
 use juggler_tokio::{Group, ServerOptions};
 use serde_json::json;
 
-use super::v07::{accepted, serve_with, state_reaches};
+use super::v07::{accepted, connect_with, serve_with, state_reaches};
 use super::{Ctx, Samples};
 use crate::data::{self, FANOUT_INDEX};
 use crate::report::{Measure, Outcome};
@@ -40,7 +40,7 @@ pub async fn run(ctx: Ctx, clients: usize, quick_clients: usize) -> Outcome {
     let reading = Options::default();
     let mut readers = Vec::with_capacity(n);
     for _ in 0..n {
-        readers.push(connect(ctx, &server, reading.clone()).await?);
+        readers.push(connect_with(ctx, &server, reading.clone()).await?);
         accepted(ctx, &mut incoming).await?;
     }
     let mut changes = Changes {
@@ -57,7 +57,7 @@ pub async fn run(ctx: Ctx, clients: usize, quick_clients: usize) -> Outcome {
     let stalling = Options::default()
         .notifications(Notifications::Queue)
         .receive_queue_size(1);
-    let stalled = connect(ctx, &server, stalling).await?;
+    let stalled = connect_with(ctx, &server, stalling).await?;
     let stalled_side = accepted(ctx, &mut incoming).await?;
     let pad = json!({"pad": "x".repeat(64 * 1024)});
     let mut padded = 0;
@@ -165,11 +165,4 @@ impl Changes<'_> {
         }
         Ok(latencies)
     }
-}
-
-async fn connect(ctx: Ctx, server: &crate::rt::Server, options: Options) -> Result<Client, String> {
-    ctx.rt
-        .connect_v07(server.url(), options)
-        .await
-        .map_err(|err| format!("connect failed: {err}"))
 }

@@ -73,8 +73,17 @@ pub(super) async fn serve_with(
 }
 
 async fn connect(ctx: Ctx, server: &Server) -> Result<Client, String> {
+    connect_with(ctx, server, options()).await
+}
+
+/// [`connect`] with these client options.
+pub(super) async fn connect_with(
+    ctx: Ctx,
+    server: &Server,
+    options: Options,
+) -> Result<Client, String> {
     ctx.rt
-        .connect_v07(server.url(), options())
+        .connect_v07(server.url(), options)
         .await
         .map_err(|err| format!("connect failed: {err}"))
 }
