@@ -1,5 +1,7 @@
 //! The Juggler engine: one peer's state machine.
 
+mod shared;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,6 +12,8 @@ use serde_json::Value;
 use crate::config::{AutoflushPolicy, Config};
 use crate::error::{CloseReason, Closed, ProtocolError, UpdateError};
 use crate::frame::{encode, encode_replace_root, EncodedMessage, Frame, FrameKind, FrameText};
+use crate::mount::Mounts;
+use crate::op_runs::{OpRuns, Run};
 use crate::patch::replaces_root;
 use crate::remote_document::RemoteDocument;
 use crate::transmit_queue::{FlushTicket, Transmit, TransmitQueue};
@@ -35,8 +39,9 @@ pub enum Event {
 enum LocalChange {
     /// The peer will hold `local`.
     None,
-    /// `local == apply(peer's, ops)`: the ops go out without a diff.
-    Ops(Vec<PatchOperation>),
+    /// `local == apply(peer's, ops)`: the ops go out without a diff (a
+    /// group's change to its part as its frame, encoded once for all).
+    Ops(OpRuns),
     /// `local` was replaced: the change is `prefix` (ops made before the
     /// replacement, which lead the peer's data to `base`), then
     /// `diff(base, local)`.
@@ -147,6 +152,8 @@ pub struct Engine {
     collapsed_data_frames: u64,
     events: VecDeque<Event>,
     closed: Option<CloseReason>,
+    /// The parts of `local` that groups own.
+    mounts: Mounts,
 }
 
 impl Engine {
@@ -165,6 +172,7 @@ impl Engine {
             collapsed_data_frames: 0,
             events: VecDeque::new(),
             closed: None,
+            mounts: Mounts::default(),
         }
     }
 
@@ -234,21 +242,30 @@ impl Engine {
     /// Replaces the local data and schedules a sync by the autoflush policy.
     ///
     /// The change sent is the diff from what the peer holds to `data`,
-    /// computed when the sync goes out. Fails only when the engine is
-    /// closed, and then changes nothing.
+    /// computed when the sync goes out. Parts of the data that groups own
+    /// ([`mount`](Self::mount)) stay as they are, whatever `data` has
+    /// there. Fails only when the engine is closed, and then changes
+    /// nothing.
     pub fn set_local_data(
         &mut self,
         now: Instant,
         data: impl Into<Arc<Value>>,
     ) -> Result<(), Closed> {
         self.ensure_open()?;
-        let old = std::mem::replace(&mut self.local, data.into());
+        let mut data = data.into();
+        if !self.mounts.is_empty() {
+            data = self.mounts.overlay(&self.local, data);
+        }
+        let old = std::mem::replace(&mut self.local, data);
         self.change = match std::mem::replace(&mut self.change, LocalChange::None) {
             LocalChange::None => LocalChange::Replaced {
                 base: old,
                 prefix: Vec::new(),
             },
-            LocalChange::Ops(prefix) => LocalChange::Replaced { base: old, prefix },
+            LocalChange::Ops(prefix) => LocalChange::Replaced {
+                base: old,
+                prefix: prefix.into_ops(),
+            },
             replaced @ LocalChange::Replaced { .. } => replaced,
             LocalChange::Shared { base, .. } => LocalChange::Replaced {
                 base,
@@ -292,52 +309,17 @@ impl Engine {
         ops: Vec<PatchOperation>,
     ) -> Result<(), Closed> {
         self.ensure_open()?;
-        let unchanged = Arc::ptr_eq(&self.local, base) && matches!(self.change, LocalChange::None);
+        let unchanged = Arc::ptr_eq(&self.local, base)
+            && matches!(self.change, LocalChange::None)
+            && self.mounts.is_empty();
         if !unchanged {
             return self.set_local_data(now, data);
         }
         self.local = data.into();
         if !ops.is_empty() {
-            self.change = LocalChange::Ops(ops);
+            self.change = LocalChange::Ops(OpRuns::of(ops));
             self.schedule(now);
         }
-        Ok(())
-    }
-
-    /// Sets the local data to a [`SharedState`](crate::SharedState)'s new
-    /// version. When this engine's local data is the change's previous
-    /// version, and nothing else is unsent, the change's pre-encoded frame
-    /// is what goes out, by the autoflush policy: no diff, no encoding,
-    /// shared bytes. Changes made within one delay (or before a manual
-    /// flush) go out as their frames, in order. Otherwise it is
-    /// [`set_local_data`](Self::set_local_data) with the new version.
-    pub fn set_local_data_shared(
-        &mut self,
-        now: Instant,
-        change: &crate::SharedChange,
-    ) -> Result<(), Closed> {
-        self.ensure_open()?;
-        if !Arc::ptr_eq(&self.local, &change.base) {
-            return self.set_local_data(now, change.data.clone());
-        }
-        match &mut self.change {
-            LocalChange::None => {
-                self.change = LocalChange::Shared {
-                    base: self.local.clone(),
-                    frames: Vec::new(),
-                };
-            }
-            LocalChange::Shared { .. } => {}
-            // Unsent changes of another kind: a diff covers them all.
-            LocalChange::Ops(_) | LocalChange::Replaced { .. } => {
-                return self.set_local_data(now, change.data.clone());
-            }
-        }
-        if let LocalChange::Shared { frames, .. } = &mut self.change {
-            frames.extend(change.frame.clone());
-        }
-        self.local = change.data.clone();
-        self.schedule(now);
         Ok(())
     }
 
@@ -347,7 +329,9 @@ impl Engine {
     /// The operations themselves are what goes to the peer, so the cost is
     /// that of the change, not of the whole state (no diff), as long as no
     /// [`set_local_data`](Self::set_local_data) comes between two syncs. The
-    /// patch applies whole or not at all.
+    /// patch applies whole or not at all; an op that would change a part
+    /// a group owns ([`mount`](Self::mount)) fails it with
+    /// [`UpdateError::Owned`].
     pub fn update_local_data(
         &mut self,
         now: Instant,
@@ -357,12 +341,20 @@ impl Engine {
         if ops.is_empty() {
             return Ok(());
         }
+        self.mounts.check_own(&ops)?;
         crate::apply(Arc::make_mut(&mut self.local), &ops)
             .map_err(|err| UpdateError::Patch(err.to_string()))?;
+        self.pend(ops);
+        self.schedule(now);
+        Ok(())
+    }
+
+    /// Records `run`, applied to `local` already, as unsent.
+    fn pend(&mut self, run: impl Into<Run>) {
         self.change = match std::mem::replace(&mut self.change, LocalChange::None) {
-            LocalChange::None => LocalChange::Ops(ops),
+            LocalChange::None => LocalChange::Ops(OpRuns::of(run)),
             LocalChange::Ops(mut pending) => {
-                pending.extend(ops);
+                pending.push(run);
                 LocalChange::Ops(pending)
             }
             replaced @ LocalChange::Replaced { .. } => replaced,
@@ -371,8 +363,6 @@ impl Engine {
                 prefix: Vec::new(),
             },
         };
-        self.schedule(now);
-        Ok(())
     }
 
     /// Sends the unsent local data changes now, whatever the policy, and
@@ -660,7 +650,19 @@ impl Engine {
         self.deadline = None;
         let ops = match std::mem::replace(&mut self.change, LocalChange::None) {
             LocalChange::None => return,
-            LocalChange::Ops(ops) => ops,
+            LocalChange::Ops(runs) => {
+                // All of them first, as for a shared run below.
+                for run in runs.into_runs() {
+                    let text = match run {
+                        Run::Own(ops) if ops.is_empty() => continue,
+                        Run::Own(ops) => encode(FrameKind::Data, &ops).into(),
+                        Run::Mounted(mounted) => mounted.data_frame().clone().into(),
+                    };
+                    self.push_transmit(FrameKind::Data, text);
+                }
+                self.collapse_lagging_data();
+                return;
+            }
             LocalChange::Replaced { base, prefix }
                 if prefix.is_empty() && replaces_root(&base, &self.local) =>
             {

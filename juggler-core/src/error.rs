@@ -164,6 +164,15 @@ pub enum UpdateError {
     /// The patch does not apply to the local data; nothing of it was applied.
     #[error("patch does not apply to local data: {0}")]
     Patch(String),
+    /// An op would change a part of the state that a group owns (see
+    /// [`Engine::mount`](crate::Engine::mount)); nothing was applied.
+    #[error("the op at {path:?} would change {part:?}, which a group owns")]
+    Owned {
+        /// The op's path.
+        path: String,
+        /// The group's part.
+        part: String,
+    },
 }
 
 impl From<Closed> for UpdateError {

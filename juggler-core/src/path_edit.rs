@@ -98,7 +98,7 @@ fn parse(pointer: &str) -> Result<&Pointer, PathError> {
 }
 
 /// `value` inside objects keyed by `tokens`, outermost first.
-fn nest(tokens: &[Token<'_>], value: Value) -> Value {
+pub(crate) fn nest(tokens: &[Token<'_>], value: Value) -> Value {
     tokens.iter().rev().fold(value, |value, token| {
         let mut members = Map::new();
         members.insert(token.decoded().into_owned(), value);
@@ -127,7 +127,7 @@ fn add(path: PointerBuf, value: Value) -> PatchOperation {
     PatchOperation::Add(AddOperation { path, value })
 }
 
-fn replace(path: PointerBuf, value: Value) -> PatchOperation {
+pub(crate) fn replace(path: PointerBuf, value: Value) -> PatchOperation {
     PatchOperation::Replace(ReplaceOperation { path, value })
 }
 

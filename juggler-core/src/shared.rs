@@ -1,10 +1,13 @@
 //! State shared by many connections: diffed once, encoded once.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use json_patch::jsonptr::{Pointer, PointerBuf};
 
 use serde_json::Value;
 
 use crate::frame::{encode, FrameKind};
+use crate::mount::MountedChange;
 use crate::{PatchOperation, UpdateError};
 
 /// A state that a server shows to many connections.
@@ -56,7 +59,12 @@ pub struct SharedChange {
     /// `None` when the ops are not all `add`/`remove`/`replace`, which
     /// those connections must not send.
     state_message: Arc<OnceLock<Option<Arc<str>>>>,
+    /// The change under each pointer a group's part is mounted at.
+    mounted: Arc<Mutex<MountedByPointer>>,
 }
+
+/// A change as each pointer's parts see it, made on first use.
+type MountedByPointer = Vec<(PointerBuf, Arc<MountedChange>)>;
 
 impl SharedChange {
     /// The state after the change.
@@ -75,17 +83,31 @@ impl SharedChange {
     pub(crate) fn state_message(&self) -> Option<&Arc<str>> {
         self.state_message
             .get_or_init(|| {
-                let plain = self.ops.iter().all(|op| {
-                    matches!(
-                        op,
-                        PatchOperation::Add(_)
-                            | PatchOperation::Remove(_)
-                            | PatchOperation::Replace(_)
-                    )
-                });
-                plain.then(|| Arc::from(crate::v07::message::encode_state(&self.ops)))
+                crate::v07::message::plain_ops(&self.ops)
+                    .then(|| Arc::from(crate::v07::message::encode_state(&self.ops)))
             })
             .as_ref()
+    }
+
+    /// The change as a group's part at `pointer` sees it, made once per
+    /// pointer for every member; `None` when the change changed nothing.
+    pub(crate) fn mounted_at(
+        &self,
+        pointer: &str,
+    ) -> Result<Option<Arc<MountedChange>>, UpdateError> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        let parsed = Pointer::parse(pointer)
+            .map_err(|_| UpdateError::Patch(format!("not a JSON pointer: {pointer:?}")))?;
+        // The group publishes under its own lock: this is never contended.
+        let mut cache = self.mounted.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, mounted)) = cache.iter().find(|(at, _)| at.as_str() == pointer) {
+            return Ok(Some(mounted.clone()));
+        }
+        let mounted = Arc::new(MountedChange::new(parsed, &self.ops));
+        cache.push((parsed.to_buf(), mounted.clone()));
+        Ok(Some(mounted))
     }
 }
 
@@ -127,6 +149,7 @@ impl SharedState {
             frame,
             ops: ops.into(),
             state_message: Arc::default(),
+            mounted: Arc::default(),
         }
     }
 }

@@ -65,6 +65,11 @@ pub enum Error {
     /// [`ClientOptions::connect_timeout`](crate::ClientOptions::connect_timeout).
     #[error("connecting took longer than {0:?}")]
     ConnectTimeout(std::time::Duration),
+    /// A group can't own that part of the connection's state
+    /// ([`Group::join_at`](crate::Group::join_at)): another group owns
+    /// one overlapping it, or the pointer is not one the state can hold.
+    #[error(transparent)]
+    Mount(juggler_core::MountError),
 }
 
 /// A failure of the WebSocket layer: its handshake, framing or stream.
@@ -108,6 +113,15 @@ impl From<juggler_core::Closed> for Error {
 impl From<juggler_core::PathError> for Error {
     fn from(err: juggler_core::PathError) -> Self {
         Error::Patch(err.to_string())
+    }
+}
+
+impl From<juggler_core::MountError> for Error {
+    fn from(err: juggler_core::MountError) -> Self {
+        match err {
+            juggler_core::MountError::Closed => Error::Closed,
+            other => Error::Mount(other),
+        }
     }
 }
 

@@ -3,13 +3,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use juggler_core::{path_edit, EncodedMessage, PatchOperation, SharedState, Value};
 
-use sealed::Member;
+mod member;
 
-use crate::{Connection, Error, WeakConnection};
+pub use member::GroupMember;
+use member::{Joined, Member};
+
+use crate::{Connection, Error};
 
 /// Connections that show one state and get the same messages.
 ///
@@ -43,9 +47,11 @@ pub struct Group {
 }
 
 struct GroupState {
+    /// This group's number in the process: the owner of its members' parts.
+    id: u64,
     state: SharedState,
     /// By connection id.
-    members: BTreeMap<u64, Member>,
+    members: BTreeMap<u64, Joined>,
     slow_members: SlowMembers,
     /// Copies of messages and notifications that members with a full send
     /// queue did not get.
@@ -66,86 +72,14 @@ pub enum SlowMembers {
     Close,
 }
 
-impl Member {
-    fn is_open(&self) -> bool {
-        match self {
-            Member::V0_5(member) => is_open(member),
-            Member::V0_7(member) => member
-                .upgrade()
-                .is_some_and(|connection| connection.is_open()),
-        }
-    }
+static NEXT_GROUP_ID: AtomicU64 = AtomicU64::new(1);
 
-    /// Shows `change` to the member; whether it is still open.
-    fn publish(&self, change: &juggler_core::SharedChange) -> bool {
-        match self {
-            Member::V0_5(member) => member
-                .upgrade()
-                .is_some_and(|connection| connection.set_local_data_shared(change).is_ok()),
-            Member::V0_7(member) => member
-                .upgrade()
-                .is_some_and(|connection| connection.set_state_shared(change).is_ok()),
-        }
-    }
-}
-
-/// A connection of any generation that can join a [`Group`]: a 0.5
-/// [`Connection`] gets the group's state as its local data, a 0.6/0.7
-/// [`v07::Connection`](crate::v07::Connection) as its state.
-pub trait GroupMember: sealed::Sealed {}
-
-impl GroupMember for Connection {}
-impl GroupMember for crate::v07::Connection {}
-
-mod sealed {
-    use std::sync::Arc;
-
-    use juggler_core::Value;
-
-    use crate::{Error, WeakConnection};
-
-    /// A member of any generation, as the group holds it.
-    #[derive(Clone)]
-    pub enum Member {
-        V0_5(WeakConnection),
-        V0_7(crate::v07::WeakConnection),
-    }
-
-    /// What the group does with a member.
-    pub trait Sealed {
-        /// Its number in this process.
-        fn member_id(&self) -> u64;
-        /// Shows `state` to it; fails when it is closed.
-        fn show(&self, state: Arc<Value>) -> Result<(), Error>;
-        /// How the group holds it.
-        fn member(&self) -> Member;
-    }
-
-    impl Sealed for crate::Connection {
-        fn member_id(&self) -> u64 {
-            self.id()
-        }
-        fn show(&self, state: Arc<Value>) -> Result<(), Error> {
-            self.set_local_data(state)
-        }
-        fn member(&self) -> Member {
-            Member::V0_5(self.downgrade())
-        }
-    }
-
-    impl Sealed for crate::v07::Connection {
-        fn member_id(&self) -> u64 {
-            self.id()
-        }
-        fn show(&self, state: Arc<Value>) -> Result<(), Error> {
-            if !self.is_open() {
-                return Err(Error::Closed);
-            }
-            self.set_state(state);
-            Ok(())
-        }
-        fn member(&self) -> Member {
-            Member::V0_7(self.downgrade())
+impl Drop for GroupState {
+    /// The members' parts become their own: no part stays owned by a group
+    /// that is gone.
+    fn drop(&mut self) {
+        for joined in self.members.values() {
+            joined.release(self.id);
         }
     }
 }
@@ -163,6 +97,7 @@ impl Group {
     pub fn new(state: impl Into<Arc<Value>>) -> Self {
         Group {
             inner: Arc::new(Mutex::new(GroupState {
+                id: NEXT_GROUP_ID.fetch_add(1, Ordering::Relaxed),
                 state: SharedState::new(state),
                 members: BTreeMap::new(),
                 slow_members: SlowMembers::default(),
@@ -215,53 +150,123 @@ impl Group {
     /// state (0.6/0.7) becomes the group's state (sent by its autoflush
     /// policy), and it gets every later change. Joining twice is joining
     /// once. Fails with [`Error::Closed`] for a closed connection.
+    ///
+    /// To show the group in a part of the connection's state, beside its
+    /// own part and other groups', use [`join_at`](Self::join_at).
     pub fn join(&self, connection: &impl GroupMember) -> Result<(), Error> {
         let mut group = self.lock();
         connection.show(group.state.data().clone())?;
-        group
+        let joined = Joined {
+            member: connection.member(),
+            at: None,
+        };
+        if let Some(before) = group.members.insert(connection.member_id(), joined) {
+            before.release(group.id);
+        }
+        Ok(())
+    }
+
+    /// Adds `connection`, of any generation, as a room: the group owns the
+    /// part of the connection's state at JSON pointer `pointer` (`/chat`,
+    /// `/plant/3`), which becomes the group's state. The rest stays the
+    /// connection's own, and a connection can be in several groups at
+    /// several pointers.
+    ///
+    /// - Each change of the group is diffed once and goes to every member
+    ///   as the same ops under the pointer, encoded once per pointer and
+    ///   applied to each member's state in place, in O(change).
+    /// - The connection's own changes keep their hands off the part:
+    ///   setting its whole state keeps the part as the group has it, and
+    ///   an own patch op at, inside or around the part fails with
+    ///   [`Error::Patch`].
+    /// - Joining again at the same pointer sets the part again; at another
+    ///   pointer it moves. [`leave`](Self::leave), or the group's end,
+    ///   gives the part back to the connection as it is.
+    ///
+    /// Fails with [`Error::Mount`] when another group owns a part that
+    /// overlaps `pointer`, when `pointer` is not a JSON pointer or is
+    /// `""` (that is [`join`](Self::join)), and when the state can't hold
+    /// a value there (a number on the way); with [`Error::Closed`] for a
+    /// closed connection. Nothing changes then.
+    ///
+    /// ```
+    /// use juggler_driver::{Connection, Group};
+    /// use serde_json::json;
+    ///
+    /// /// A server's `on_connection`: every page shows the chat and its
+    /// /// plant, beside what is its own.
+    /// fn on_connection(chat: &Group, plants: &[Group], plant: usize, connection: Connection) {
+    ///     let _ = chat.join_at(&connection, "/chat");
+    ///     let _ = plants[plant].join_at(&connection, "/plant");
+    ///     let _ = connection.update_local_data(vec![serde_json::from_value(
+    ///         json!({"op": "add", "path": "/user", "value": "ana"}),
+    ///     ).unwrap()]);
+    /// }
+    ///
+    /// let chat = Group::new(json!({"lines": []}));
+    /// chat.set("/lines/-", "hello")?; // one diff, one encoding, every member
+    /// # Ok::<(), juggler_driver::Error>(())
+    /// ```
+    pub fn join_at(&self, connection: &impl GroupMember, pointer: &str) -> Result<(), Error> {
+        let mut group = self.lock();
+        let id = connection.member_id();
+        let moved = group
             .members
-            .insert(connection.member_id(), connection.member());
+            .get(&id)
+            .is_some_and(|joined| joined.at.as_deref() != Some(pointer));
+        if moved {
+            if let Some(before) = group.members.remove(&id) {
+                before.release(group.id);
+            }
+        }
+        connection.mount(pointer, group.id, Value::clone(group.state.data()))?;
+        let joined = Joined {
+            member: connection.member(),
+            at: Some(pointer.into()),
+        };
+        group.members.insert(id, joined);
         Ok(())
     }
 
     /// Removes `connection`; whether it was a member. Its local data (or
-    /// state) stays as it was.
+    /// state) stays as it was; a part the group owned is the connection's
+    /// own again.
     pub fn leave(&self, connection: &impl GroupMember) -> bool {
-        self.lock()
-            .members
-            .remove(&connection.member_id())
-            .is_some()
+        let mut group = self.lock();
+        let left = group.members.remove(&connection.member_id());
+        if let Some(joined) = &left {
+            joined.release(group.id);
+        }
+        left.is_some()
     }
 
     /// The open members now, of every generation.
     #[doc(alias("len"))]
     pub fn member_count(&self) -> usize {
         let mut group = self.lock();
-        group.members.retain(|_, member| member.is_open());
+        group.members.retain(|_, joined| joined.member.is_open());
         group.members.len()
     }
 
     /// The open 0.5 members now, as connections.
     pub fn members(&self) -> Vec<Connection> {
-        self.open_members(|member| match member {
-            Member::V0_5(member) => member.upgrade(),
-            Member::V0_7(_) => None,
-        })
+        self.open_members(Member::v0_5)
     }
 
     /// The open 0.6/0.7 members now, as connections.
     pub fn v07_members(&self) -> Vec<crate::v07::Connection> {
-        self.open_members(|member| match member {
-            Member::V0_7(member) => member.upgrade(),
-            Member::V0_5(_) => None,
-        })
+        self.open_members(Member::v0_7)
     }
 
     /// The open members `pick` takes, after dropping the closed ones.
-    fn open_members<T>(&self, pick: impl FnMut(&Member) -> Option<T>) -> Vec<T> {
+    fn open_members<T>(&self, mut pick: impl FnMut(&Member) -> Option<T>) -> Vec<T> {
         let mut group = self.lock();
-        group.members.retain(|_, member| member.is_open());
-        group.members.values().filter_map(pick).collect()
+        group.members.retain(|_, joined| joined.member.is_open());
+        group
+            .members
+            .values()
+            .filter_map(|joined| pick(&joined.member))
+            .collect()
     }
 
     /// The state as last set.
@@ -392,15 +397,9 @@ impl Group {
     }
 }
 
-fn is_open(member: &WeakConnection) -> bool {
-    member
-        .upgrade()
-        .is_some_and(|connection| connection.is_open())
-}
-
 /// Shows `change` to every open member and forgets the others.
 fn publish(group: &mut GroupState, change: &juggler_core::SharedChange) {
-    group.members.retain(|_, member| member.publish(change));
+    group.members.retain(|_, joined| joined.publish(change));
 }
 
 #[cfg(test)]

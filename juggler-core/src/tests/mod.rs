@@ -6,6 +6,7 @@
 mod bounded_output;
 mod diffed_outside;
 mod hostile_input;
+mod mounts;
 pub(crate) mod properties;
 mod spec_data_sync;
 mod spec_transport;

@@ -200,6 +200,17 @@ pub fn encode_state(diff: &[PatchOperation]) -> String {
     })
 }
 
+/// Whether every op is `add`, `remove` or `replace`: all a 0.6/0.7
+/// server may send (the Python client misapplies `test`).
+pub(crate) fn plain_ops(ops: &[PatchOperation]) -> bool {
+    ops.iter().all(|op| {
+        matches!(
+            op,
+            PatchOperation::Add(_) | PatchOperation::Remove(_) | PatchOperation::Replace(_)
+        )
+    })
+}
+
 /// The text of a state change that replaces the whole state with
 /// `state`: what [`encode_state`] gives for that one `replace` at `""`,
 /// without building the op (a copy of the state).

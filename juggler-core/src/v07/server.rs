@@ -7,11 +7,16 @@ use std::time::{Duration, Instant};
 use json_patch::PatchOperation;
 use serde_json::Value;
 
+mod mounted;
+
 use super::message::{
-    decode_request, encode_notify, encode_response, encode_state, encode_whole_state, Request,
+    decode_request, encode_notify, encode_response, encode_state, encode_whole_state, plain_ops,
+    Request,
 };
 use super::output::{Framing, Input, Output};
 use super::DEFAULT_MAX_MESSAGE_SIZE;
+use crate::mount::Mounts;
+use crate::op_runs::{OpRuns, Run};
 use crate::UpdateError;
 use crate::{apply, diff, AutoflushPolicy, CloseReason, Closed, FlushTicket, ProtocolError};
 
@@ -76,8 +81,9 @@ enum Pending {
     /// The client will hold the state.
     #[default]
     None,
-    /// These ops take the client's copy to the state.
-    Ops(Vec<PatchOperation>),
+    /// These ops take the client's copy to the state (a group's change to
+    /// its part as its message, encoded once for all).
+    Ops(OpRuns),
     /// `prefix`, then the diff from `base` to the state.
     Replaced {
         base: Arc<Value>,
@@ -117,6 +123,8 @@ pub struct ServerEngine {
     flush_at: Option<Instant>,
     events: VecDeque<ServerEvent>,
     closed: Option<CloseReason>,
+    /// The parts of `state` that groups own.
+    mounts: Mounts,
 }
 
 /// What a request without `data` gets, as from the reference (Python's
@@ -139,6 +147,7 @@ impl ServerEngine {
             flush_at: None,
             events: VecDeque::new(),
             closed: None,
+            mounts: Mounts::default(),
         };
         let _ = engine.set_state(now, state);
         engine
@@ -150,9 +159,15 @@ impl ServerEngine {
     }
 
     /// Replaces the state; it goes out by the autoflush policy, as a diff.
+    /// Parts that groups own ([`mount`](Self::mount)) stay as they are,
+    /// whatever `state` has there.
     pub fn set_state(&mut self, now: Instant, state: impl Into<Arc<Value>>) -> Result<(), Closed> {
         if self.closed.is_some() {
             return Err(Closed);
+        }
+        let mut state = state.into();
+        if !self.mounts.is_empty() {
+            state = self.mounts.overlay(&self.state, state);
         }
         let base = self.state.clone();
         self.pending = match std::mem::take(&mut self.pending) {
@@ -160,7 +175,10 @@ impl ServerEngine {
                 base,
                 prefix: Vec::new(),
             },
-            Pending::Ops(prefix) => Pending::Replaced { base, prefix },
+            Pending::Ops(prefix) => Pending::Replaced {
+                base,
+                prefix: prefix.into_ops(),
+            },
             replaced @ Pending::Replaced { .. } => replaced,
             // What the client holds is the base of the first shared change.
             Pending::Shared(_) => Pending::Replaced {
@@ -168,7 +186,7 @@ impl ServerEngine {
                 prefix: Vec::new(),
             },
         };
-        self.state = state.into();
+        self.state = state;
         self.schedule(now);
         Ok(())
     }
@@ -219,14 +237,15 @@ impl ServerEngine {
         }
         let unchanged = Arc::ptr_eq(&self.state, base)
             && matches!(self.pending, Pending::None)
-            && !base.is_null();
+            && !base.is_null()
+            && self.mounts.is_empty();
         let state = state.into();
         if !unchanged || state.is_null() {
             return self.set_state(now, state);
         }
         self.state = state;
         if !ops.is_empty() {
-            self.pending = Pending::Ops(ops);
+            self.pending = Pending::Ops(OpRuns::of(ops));
             self.schedule(now);
         }
         Ok(())
@@ -272,7 +291,9 @@ impl ServerEngine {
     /// Changes the state by JSON Patch ops, in O(change): with nothing
     /// else pending, the ops themselves go out (ops other than `add`,
     /// `remove` and `replace` are applied, then sent as a diff). Fails with
-    /// [`UpdateError::Patch`] when they do not apply; nothing changes then.
+    /// [`UpdateError::Patch`] when they do not apply, and with
+    /// [`UpdateError::Owned`] when one would change a part a group owns
+    /// ([`mount`](Self::mount)); nothing changes then.
     pub fn update_state(
         &mut self,
         now: Instant,
@@ -281,23 +302,25 @@ impl ServerEngine {
         if self.closed.is_some() {
             return Err(UpdateError::Closed);
         }
-        let plain = ops.iter().all(|op| {
-            matches!(
-                op,
-                PatchOperation::Add(_) | PatchOperation::Remove(_) | PatchOperation::Replace(_)
-            )
-        });
-        if !plain {
+        self.mounts.check_own(&ops)?;
+        if !plain_ops(&ops) {
             let mut changed = (*self.state).clone();
             apply(&mut changed, &ops).map_err(|err| UpdateError::Patch(err.to_string()))?;
             return self.set_state(now, changed).map_err(UpdateError::from);
         }
         apply(Arc::make_mut(&mut self.state), &ops)
             .map_err(|err| UpdateError::Patch(err.to_string()))?;
+        self.pend(ops);
+        self.schedule(now);
+        Ok(())
+    }
+
+    /// Records `run`, applied to the state already, as unsent.
+    fn pend(&mut self, run: impl Into<Run>) {
         self.pending = match std::mem::take(&mut self.pending) {
-            Pending::None => Pending::Ops(ops),
+            Pending::None => Pending::Ops(OpRuns::of(run)),
             Pending::Ops(mut queued) => {
-                queued.extend(ops);
+                queued.push(run);
                 Pending::Ops(queued)
             }
             replaced @ Pending::Replaced { .. } => replaced,
@@ -306,8 +329,6 @@ impl ServerEngine {
                 prefix: Vec::new(),
             },
         };
-        self.schedule(now);
-        Ok(())
     }
 
     fn schedule(&mut self, now: Instant) {
@@ -331,7 +352,17 @@ impl ServerEngine {
         self.sent_base = None;
         let diff = match std::mem::take(&mut self.pending) {
             Pending::None => return,
-            Pending::Ops(ops) => ops,
+            Pending::Ops(runs) => {
+                for run in runs.into_runs() {
+                    let message = match run {
+                        Run::Own(ops) if ops.is_empty() => continue,
+                        Run::Own(ops) => encode_state(&ops).into(),
+                        Run::Mounted(mounted) => mounted.state_message().clone(),
+                    };
+                    self.output.push_message(self.config.framing, message);
+                }
+                return;
+            }
             // The first state (or one after `null`) goes whole: encoded
             // from the state itself, not copied into an op first.
             Pending::Replaced { base, prefix } if prefix.is_empty() && base.is_null() => {

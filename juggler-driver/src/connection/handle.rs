@@ -286,7 +286,7 @@ impl Connection {
             let engine = &state.engine;
             diff_base(
                 engine.local_data(),
-                !engine.has_unsent_changes() && !engine.is_closed(),
+                !engine.has_unsent_changes() && !engine.is_closed() && !engine.has_mounts(),
                 &data,
             )
         };
@@ -314,6 +314,36 @@ impl Connection {
         self.shared()
             .update(Wake::Application, |state| {
                 state.engine.set_local_data_shared(now, change)
+            })
+            .map_err(Error::from)
+    }
+
+    /// Gives the part at `pointer` to group `owner`, set to `data` (what
+    /// [`Group::join_at`](crate::Group::join_at) calls).
+    pub(crate) fn mount(&self, pointer: &str, owner: u64, data: Value) -> Result<(), Error> {
+        let now = self.shared().runtime.now();
+        self.shared()
+            .update(Wake::Application, |state| {
+                state.engine.mount(now, pointer, owner, data)
+            })
+            .map_err(Error::from)
+    }
+
+    /// Takes the part at `pointer` back from group `owner`.
+    pub(crate) fn unmount(&self, pointer: &str, owner: u64) -> bool {
+        self.shared().lock().engine.unmount(pointer, owner)
+    }
+
+    /// Applies the change of the group whose part is at `pointer`.
+    pub(crate) fn set_local_data_shared_at(
+        &self,
+        pointer: &str,
+        change: &SharedChange,
+    ) -> Result<(), Error> {
+        let now = self.shared().runtime.now();
+        self.shared()
+            .update(Wake::Application, |state| {
+                state.engine.set_local_data_shared_at(now, pointer, change)
             })
             .map_err(Error::from)
     }

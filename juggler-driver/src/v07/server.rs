@@ -1,6 +1,8 @@
 //! The server side of a 0.6/0.7 connection: the application's handle,
 //! and the requests it answers.
 
+mod mounts;
+
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -336,7 +338,9 @@ impl Connection {
         let state = state.into();
         let base = self.link.read(|link| {
             let engine = &link.engine;
-            let in_sync = !engine.has_unsent_changes() && engine.close_reason().is_none();
+            let in_sync = !engine.has_unsent_changes()
+                && engine.close_reason().is_none()
+                && !engine.has_mounts();
             diff_base(engine.state(), in_sync, &state)
         });
         let ops = base.as_ref().map(|base| juggler_core::diff(base, &state));

@@ -8,6 +8,7 @@ mod hostile;
 mod notifications;
 mod options;
 mod python;
+mod rooms;
 mod slow_members;
 mod typed;
 
@@ -16,6 +17,7 @@ pub use hostile::*;
 pub use notifications::*;
 pub use options::*;
 pub use python::*;
+pub use rooms::*;
 pub use slow_members::*;
 pub use typed::*;
 
@@ -296,6 +298,7 @@ macro_rules! generations_tests {
             hostile_frames_close_only_their_connection,
             typed_requests_on_a_served_state,
             the_path_api_edits_a_connections_state,
+            the_python_client_sees_rooms,
         );
         $crate::generations_tests!(@plain $backend;
             closing_the_server_fails_pending_requests,
@@ -322,6 +325,8 @@ macro_rules! generations_tests {
             modify_state_is_a_safe_read_modify_write,
             a_stalled_member_misses_copies_not_the_others,
             a_stalled_member_is_closed_by_policy,
+            rooms_show_groups_beside_each_connections_own_part,
+            a_groups_end_gives_its_parts_back,
         );
     };
     (@each $backend:ty; $($case:ident),* $(,)?) => {
