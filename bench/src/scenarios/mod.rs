@@ -23,6 +23,7 @@ mod idle;
 mod messages;
 pub mod raw;
 mod raw_split;
+mod rooms;
 mod rpc;
 mod stalled_member;
 mod state;
@@ -156,6 +157,11 @@ pub const SCENARIOS: &[Scenario] = &[
         about:
             "0.7: a Group's change to 100 readers, alone and beside a member that stopped reading",
         run: |ctx| Box::pin(stalled_member::run(ctx, 100, 10)),
+    },
+    Scenario {
+        name: "v07-rooms-100",
+        about: "0.7: a Group's change to 100 readers showing it at /room, against whole",
+        run: |ctx| Box::pin(rooms::run(ctx, 100, 10)),
     },
     Scenario {
         name: "compression-wire",
