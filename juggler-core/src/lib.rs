@@ -18,6 +18,11 @@
 //!   atomic patch it applies.
 //! - [`path_edit`]: `json.Storage`'s `set(path, value)` and
 //!   `remove(path)` at a JSON pointer, each as one patch op.
+//! - [`SharedState`]: one state shown to many connections, each change
+//!   diffed and encoded once; whole ([`Engine::set_local_data_shared`]),
+//!   or as a part of each connection's state at a JSON pointer
+//!   ([`Engine::mount`], [`Engine::set_local_data_shared_at`], and the
+//!   same on [`v07::ServerEngine`]).
 //! - [`value_cost`]: what a decoded value costs in memory, for budgets in
 //!   bytes.
 //! - [`Liveness`] (module [`liveness`]): keep-alive (when to ping, when a
