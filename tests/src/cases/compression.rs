@@ -5,8 +5,6 @@
 //! connection. What is on the wire is checked through a recording relay
 //! ([`WireTap`]).
 
-use std::time::Duration;
-
 use async_tungstenite::tungstenite::client::IntoClientRequest;
 use async_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_EXTENSIONS;
 use async_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
@@ -17,8 +15,8 @@ use futures_util::{SinkExt, StreamExt};
 use juggler_deflate::ClientStream;
 use juggler_driver::v07::{Handlers, Options};
 use juggler_driver::{
-    ClientOptions, CloseReason, Compression, Connection, Generation, Generations, Io,
-    ProtocolError, ServerOptions,
+    ClientOptions, CloseReason, Compression, Connection, Generation, Io, ProtocolError,
+    ServerOptions,
 };
 use miniz_oxide::deflate::core::{compress_to_output, CompressorOxide, TDEFLFlush};
 use miniz_oxide::deflate::CompressionLevel;
@@ -72,14 +70,7 @@ pub async fn every_generation_is_compressed<B: Backend>() {
     let handlers = Handlers::new()
         .on_connection(move |connection| connection.set_state(state.clone()))
         .on_request(|_, _, data| async move { Ok(data) });
-    let options = ServerOptions::default()
-        .generations(Generations::Detect {
-            default: Generation::V0_5,
-            timeout: Duration::from_secs(3600),
-        })
-        .v07(Options::default().autoflush_delay(Some(Duration::ZERO)))
-        .v07_handlers(handlers)
-        .autoflush_delay(IMMEDIATE);
+    let options = crate::cases::generations::detecting_options(handlers);
     let server = B::listen(options, echo::<B>).await.expect("listen");
     let tap = WireTap::start(server.local_addr());
     let url = tap.url("/ws");

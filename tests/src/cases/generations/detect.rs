@@ -150,14 +150,7 @@ pub async fn a_group_shows_one_state_to_every_generation<B: Backend>() {
     let handlers = Handlers::new()
         .on_connection(move |connection| v07_group.join(&connection).unwrap())
         .on_request(|_, _, data| async move { Ok(data) });
-    let options = ServerOptions::default()
-        .generations(Generations::Detect {
-            default: Generation::V0_5,
-            timeout: Duration::from_secs(3600),
-        })
-        .v07(Options::default().autoflush_delay(Some(Duration::ZERO)))
-        .v07_handlers(handlers)
-        .autoflush_delay(Some(Duration::ZERO));
+    let options = super::detecting_options(handlers);
     let v05_group = group.clone();
     let kept = std::sync::Mutex::new(Vec::new());
     let server = B::listen(options, move |connection| {

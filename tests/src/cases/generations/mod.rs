@@ -30,6 +30,20 @@ use serde_json::json;
 
 use crate::support::backend::{within, Backend, TestServer, HANG_GUARD};
 
+/// Every generation on one path, told apart by the first frame with no
+/// time limit in practice (a silent client is 0.5), each change sent at
+/// once on every generation, with `handlers` for 0.6/0.7.
+pub(crate) fn detecting_options(handlers: Handlers) -> ServerOptions {
+    ServerOptions::default()
+        .generations(Generations::Detect {
+            default: Generation::V0_5,
+            timeout: Duration::from_secs(3600),
+        })
+        .v07(Options::default().autoflush_delay(Some(Duration::ZERO)))
+        .v07_handlers(handlers)
+        .autoflush_delay(Some(Duration::ZERO))
+}
+
 /// A server of `generations` with [`echo_handlers`].
 pub(crate) async fn echo_server<B: Backend>(
     generations: Generations,

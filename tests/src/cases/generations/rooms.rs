@@ -79,14 +79,7 @@ impl Rooms {
                 let _ = v07_tx.send(connection);
             })
             .on_request(|_, _, data| async move { Ok(data) });
-        let options = ServerOptions::default()
-            .generations(Generations::Detect {
-                default: Generation::V0_5,
-                timeout: Duration::from_secs(3600),
-            })
-            .v07(Options::default().autoflush_delay(Some(Duration::ZERO)))
-            .v07_handlers(handlers)
-            .autoflush_delay(Some(Duration::ZERO));
+        let options = super::detecting_options(handlers);
         let (chat, plant) = (self.chat.clone(), self.plants[0].clone());
         let server = B::listen(options, move |connection| {
             chat.join_at(&connection, "/chat").unwrap();
