@@ -25,7 +25,8 @@ use crate::{SharedChange, UpdateError};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum MountError {
-    /// The pointer is not one, or the state can't hold a value there.
+    /// The pointer is not one, or an array on the way can't hold the part
+    /// (it has no such index, or a scalar at it).
     #[error(transparent)]
     Path(#[from] PathError),
     /// `""` names the whole state: a group that owns all of it is joined

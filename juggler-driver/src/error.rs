@@ -67,7 +67,8 @@ pub enum Error {
     ConnectTimeout(std::time::Duration),
     /// A group can't own that part of the connection's state
     /// ([`Group::join_at`](crate::Group::join_at)): another group owns
-    /// one overlapping it, or the pointer is not one the state can hold.
+    /// one overlapping it, or the pointer is not one the state can hold
+    /// (not a pointer, `""`, or an index past an array's end).
     #[error(transparent)]
     Mount(juggler_core::MountError),
 }

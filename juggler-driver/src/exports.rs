@@ -20,7 +20,7 @@ pub use crate::{
 
 #[cfg(feature = "server")]
 pub use crate::{
-    Generations, Group, GroupMember, HttpTimeouts, OriginPolicy, Server, ServerOptions,
+    Generations, Group, GroupMember, HttpTimeouts, MountError, OriginPolicy, Server, ServerOptions,
     ShutdownSummary, SlowMembers,
 };
 

@@ -152,7 +152,9 @@ impl Group {
     /// once. Fails with [`Error::Closed`] for a closed connection.
     ///
     /// To show the group in a part of the connection's state, beside its
-    /// own part and other groups', use [`join_at`](Self::join_at).
+    /// own part and other groups', use [`join_at`](Self::join_at). (A
+    /// connection that is in groups at pointers too keeps their parts
+    /// over this group's state.)
     pub fn join(&self, connection: &impl GroupMember) -> Result<(), Error> {
         let mut group = self.lock();
         connection.show(group.state.data().clone())?;
@@ -183,10 +185,12 @@ impl Group {
     ///   pointer it moves. [`leave`](Self::leave), or the group's end,
     ///   gives the part back to the connection as it is.
     ///
-    /// Fails with [`Error::Mount`] when another group owns a part that
-    /// overlaps `pointer`, when `pointer` is not a JSON pointer or is
-    /// `""` (that is [`join`](Self::join)), and when the state can't hold
-    /// a value there (a number on the way); with [`Error::Closed`] for a
+    /// A value on the way that is not an object or an array (a new
+    /// connection's `null` state) becomes an object. Fails with
+    /// [`Error::Mount`] (a [`MountError`](crate::MountError)) when another
+    /// group owns a part that overlaps `pointer`, when `pointer` is not a
+    /// JSON pointer or is `""` (that is [`join`](Self::join)), and when an
+    /// array on the way has no such index; with [`Error::Closed`] for a
     /// closed connection. Nothing changes then.
     ///
     /// ```

@@ -102,8 +102,8 @@ pub use http;
 pub use rustls;
 
 pub use juggler_core::{
-    value_cost, AutoflushPolicy, EncodedMessage, Generation, PatchOperation, SharedChange,
-    SharedState, Value,
+    value_cost, AutoflushPolicy, EncodedMessage, Generation, MountError, PatchOperation,
+    SharedChange, SharedState, Value,
 };
 
 /// The crate README's example, compiled and run as a doctest so it stays

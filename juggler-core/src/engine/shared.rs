@@ -61,8 +61,10 @@ impl Engine {
     ///
     /// Fails with [`MountError::Overlaps`] when another group owns a part
     /// at, inside or around `pointer`, with [`MountError::Root`] for
-    /// `""`, and with [`MountError::Path`] when the local data can't hold
-    /// a value there; nothing changes then.
+    /// `""`, and with [`MountError::Path`] for a pointer that is not one
+    /// or an array on the way that has no such index; nothing changes
+    /// then. A value on the way that is not an object or an array (a new
+    /// connection's `null`) becomes an object.
     ///
     /// ```
     /// use std::time::Instant;
