@@ -23,7 +23,9 @@ const MODIFY_ATTEMPTS: usize = 64;
 /// document's Redis stream, so all nodes converge on the same document.
 /// The node's copy is the state of a local [`Group`]: a connection that
 /// [`join`](Group::join)s it shows the document, and gets every change as
-/// a diff (and after a catch-up from the snapshot, one corrective diff).
+/// a diff (and after a catch-up from the snapshot, one corrective diff);
+/// one that joins it [`at`](Group::join_at) a pointer shows it as a part
+/// of its state, beside its own and other documents' parts.
 /// Reads ([`state`](Self::state)) always serve the node's copy, also
 /// while Redis is unreachable; writes then fail at once with
 /// [`Error::Unavailable`]. A clone is the same document.
