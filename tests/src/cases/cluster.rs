@@ -264,6 +264,59 @@ pub async fn members_see_changes_written_on_another_node<B: ClusterBackend>() {
     b.close().await;
 }
 
+/// Two documents shown as rooms, each a part of a member's state beside
+/// its own part, get the changes written on another node.
+pub async fn documents_shown_as_rooms_get_changes_from_another_node<B: ClusterBackend>() {
+    let Some(redis) = RedisServer::start("documents_shown_as_rooms") else {
+        return;
+    };
+    let (a, b) = (
+        node::<B>(&redis.url(), options()).await,
+        node::<B>(&redis.url(), options()).await,
+    );
+    let (chat_a, plant_a) = (
+        a.document("chat", json!([])),
+        a.document("plant", json!({})),
+    );
+    let (chat_b, plant_b) = (
+        b.document("chat", json!([])),
+        b.document("plant", json!({})),
+    );
+    within::<B, _>(HANG_GUARD, "sync", async {
+        for document in [&chat_a, &plant_a, &chat_b, &plant_b] {
+            document.synced().await;
+        }
+    })
+    .await;
+    let (_server, server_side, client) = pair::<B>(IMMEDIATE).await;
+    server_side
+        .set_local_data(json!({"user": "ana"}))
+        .expect("own part");
+    chat_b.group().join_at(&server_side, "/chat").expect("join");
+    plant_b
+        .group()
+        .join_at(&server_side, "/plant")
+        .expect("join");
+    chat_a
+        .update(patch(json!([{"op": "add", "path": "/-", "value": "hi"}])))
+        .await
+        .expect("the chat's write");
+    plant_a
+        .update(patch(json!([{"op": "add", "path": "/level", "value": 3}])))
+        .await
+        .expect("the plant's write");
+    let want = json!({"user": "ana", "chat": ["hi"], "plant": {"level": 3}});
+    let mut changes = client.remote_changes();
+    within::<B, _>(HANG_GUARD, "the client sees both rooms", async {
+        while *client.remote_data() != want {
+            changes.changed().await.expect("open");
+        }
+    })
+    .await;
+    a.close().await;
+    b.close().await;
+}
+
 /// A node cut off while the other writes far past the stream's length
 /// keeps serving its copy and refuses writes at once; back, it reloads
 /// the snapshot and converges. A node that joins late converges too. The
@@ -638,6 +691,7 @@ macro_rules! cluster_tests {
             two_nodes_converge_on_one_counter,
             a_version_conflict_is_typed,
             members_see_changes_written_on_another_node,
+            documents_shown_as_rooms_get_changes_from_another_node,
             a_node_cut_off_past_trimming_reloads_the_snapshot,
             redis_killed_and_restarted_empty_loses_no_acknowledged_write,
             a_more_advanced_copy_replaces_an_older_seed,
