@@ -218,12 +218,26 @@ impl Group {
             .members
             .get(&id)
             .is_some_and(|joined| joined.at.as_deref() != Some(pointer));
-        if moved {
-            if let Some(before) = group.members.remove(&id) {
-                before.release(group.id);
-            }
+        // Released first: the new part may lie inside or around the old.
+        let before = if moved {
+            group.members.remove(&id)
+        } else {
+            None
+        };
+        if let Some(before) = &before {
+            before.release(group.id);
         }
-        connection.mount(pointer, group.id, Value::clone(group.state.data()))?;
+        let data = Value::clone(group.state.data());
+        if let Err(err) = connection.mount(pointer, group.id, data) {
+            if let Some(before) = before {
+                // Back where it was: the same part, set again.
+                if let Some(at) = &before.at {
+                    let _ = connection.mount(at, group.id, Value::clone(group.state.data()));
+                }
+                group.members.insert(id, before);
+            }
+            return Err(err);
+        }
         let joined = Joined {
             member: connection.member(),
             at: Some(pointer.into()),

@@ -164,6 +164,12 @@ pub async fn rooms_show_groups_beside_each_connections_own_part<B: Backend>() {
         other.join_at(&v05_conn, "/chat/lines"),
         Err(Error::Mount(_))
     ));
+    // Nor can a group move its part onto another's: it stays where it was.
+    assert!(matches!(
+        rooms.plants[0].join_at(&v05_conn, "/chat/lines"),
+        Err(Error::Mount(_))
+    ));
+    rooms.plants[0].set("/level", 2).unwrap();
 
     // Left: the part stays as it was, the connection's own again.
     assert!(rooms.chat.leave(&v05_conn));
@@ -181,7 +187,7 @@ pub async fn rooms_show_groups_beside_each_connections_own_part<B: Backend>() {
     reaches_05::<B>(
         &mut v05_changes,
         json!({
-            "user": "renamed", "chat": {"lines": ["hi"], "mine": true}, "plant": {"level": 1}
+            "user": "renamed", "chat": {"lines": ["hi"], "mine": true}, "plant": {"level": 2}
         }),
     )
     .await;
