@@ -11,7 +11,7 @@ use juggler_core::{path_edit, EncodedMessage, PatchOperation, SharedState, Value
 mod member;
 
 pub use member::GroupMember;
-use member::{Joined, Member};
+use member::{Joined, Member, Told};
 
 use crate::{Connection, Error};
 
@@ -157,14 +157,18 @@ impl Group {
     /// over this group's state.)
     pub fn join(&self, connection: &impl GroupMember) -> Result<(), Error> {
         let mut group = self.lock();
+        // A part this group had becomes the whole state.
+        if let Some(before) = group.members.get(&connection.member_id()) {
+            before.release(group.id);
+        }
         connection.show(group.state.data().clone())?;
         let joined = Joined {
             member: connection.member(),
             at: None,
         };
-        if let Some(before) = group.members.insert(connection.member_id(), joined) {
-            before.release(group.id);
-        }
+        group.members.insert(connection.member_id(), joined);
+        drop(group);
+        connection.told().tell();
         Ok(())
     }
 
@@ -243,6 +247,8 @@ impl Group {
             at: Some(pointer.into()),
         };
         group.members.insert(id, joined);
+        drop(group);
+        connection.told().tell();
         Ok(())
     }
 
@@ -298,7 +304,7 @@ impl Group {
     pub fn set_state(&self, state: impl Into<Arc<Value>>) {
         let mut group = self.lock();
         let change = group.state.set(state);
-        publish(&mut group, &change);
+        publish(group, &change);
     }
 
     /// Changes the state with `change` under the group's own lock, so that
@@ -325,7 +331,7 @@ impl Group {
         let mut state = Value::clone(group.state.data());
         let result = change(&mut state);
         let change = group.state.set(state);
-        publish(&mut group, &change);
+        publish(group, &change);
         result
     }
 
@@ -335,7 +341,7 @@ impl Group {
     pub fn update_state(&self, ops: Vec<PatchOperation>) -> Result<(), Error> {
         let mut group = self.lock();
         let change = group.state.update(ops).map_err(Error::from)?;
-        publish(&mut group, &change);
+        publish(group, &change);
         Ok(())
     }
 
@@ -368,7 +374,7 @@ impl Group {
         let mut group = self.lock();
         let op = path_edit::set_op(group.state.data(), pointer, value.into())?;
         let change = group.state.update(vec![op]).map_err(Error::from)?;
-        publish(&mut group, &change);
+        publish(group, &change);
         Ok(())
     }
 
@@ -379,7 +385,7 @@ impl Group {
         let mut group = self.lock();
         if let Some(op) = path_edit::remove_op(group.state.data(), pointer)? {
             let change = group.state.update(vec![op]).map_err(Error::from)?;
-            publish(&mut group, &change);
+            publish(group, &change);
         }
         Ok(())
     }
@@ -415,9 +421,16 @@ impl Group {
     }
 }
 
-/// Shows `change` to every open member and forgets the others.
-fn publish(group: &mut GroupState, change: &juggler_core::SharedChange) {
-    group.members.retain(|_, joined| joined.publish(change));
+/// Shows `change` to every open member and forgets the others; then,
+/// with the group's lock released, calls the members' change callbacks,
+/// which may use the group.
+fn publish(mut group: MutexGuard<'_, GroupState>, change: &juggler_core::SharedChange) {
+    let mut told = Vec::new();
+    group
+        .members
+        .retain(|_, joined| joined.publish(change, &mut told));
+    drop(group);
+    told.into_iter().for_each(Told::tell);
 }
 
 #[cfg(test)]

@@ -55,23 +55,26 @@ impl Member {
 }
 
 impl Joined {
-    /// Shows `change` to the member; whether it is still open. A part
-    /// that can't take the change (its state has no room for it) stays as
-    /// it was, and the member stays.
-    pub(super) fn publish(&self, change: &SharedChange) -> bool {
+    /// Shows `change` to the member; whether it is still open. A 0.6/0.7
+    /// member goes to `told`, whose change callbacks the caller calls once
+    /// the group's lock is released. A part that can't take the change
+    /// stays as it was, and the member stays.
+    pub(super) fn publish(&self, change: &SharedChange, told: &mut Vec<Told>) -> bool {
         let outcome = match (&self.member, &self.at) {
             (Member::V0_5(member), None) => member
                 .upgrade()
                 .map(|connection| connection.set_local_data_shared(change)),
-            (Member::V0_7(member), None) => member
-                .upgrade()
-                .map(|connection| connection.set_state_shared(change)),
             (Member::V0_5(member), Some(at)) => member
                 .upgrade()
                 .map(|connection| connection.set_local_data_shared_at(at, change)),
-            (Member::V0_7(member), Some(at)) => member
-                .upgrade()
-                .map(|connection| connection.set_state_shared_at(at, change)),
+            (Member::V0_7(member), at) => member.upgrade().map(|connection| {
+                let outcome = match at {
+                    None => connection.set_state_shared_untold(change),
+                    Some(at) => connection.set_state_shared_at(at, change),
+                };
+                told.push(Told(Some(connection)));
+                outcome
+            }),
         };
         match outcome {
             Some(Ok(())) => true,
@@ -102,10 +105,23 @@ impl Joined {
     }
 }
 
+/// A member whose change callbacks are due once the group's lock is
+/// released (none for 0.5, whose callbacks are for remote data).
+pub struct Told(pub(super) Option<crate::v07::Connection>);
+
+impl Told {
+    /// Calls the change callbacks.
+    pub(super) fn tell(self) {
+        if let Some(connection) = self.0 {
+            connection.changed();
+        }
+    }
+}
+
 pub(super) mod sealed {
     use juggler_core::Value;
 
-    use super::Member;
+    use super::{Member, Told};
     use crate::Error;
 
     /// What the group does with a member.
@@ -116,6 +132,9 @@ pub(super) mod sealed {
         fn show(&self, state: std::sync::Arc<Value>) -> Result<(), Error>;
         /// Gives its part at `pointer` to group `owner`, set to `data`.
         fn mount(&self, pointer: &str, owner: u64, data: Value) -> Result<(), Error>;
+        /// Who to tell of a change made by `show` or `mount`, once the
+        /// group's lock is released.
+        fn told(&self) -> Told;
         /// How the group holds it.
         fn member(&self) -> Member;
     }
@@ -130,6 +149,9 @@ pub(super) mod sealed {
         fn mount(&self, pointer: &str, owner: u64, data: Value) -> Result<(), Error> {
             crate::Connection::mount(self, pointer, owner, data)
         }
+        fn told(&self) -> Told {
+            Told(None)
+        }
         fn member(&self) -> Member {
             Member::V0_5(self.downgrade())
         }
@@ -140,14 +162,13 @@ pub(super) mod sealed {
             self.id()
         }
         fn show(&self, state: std::sync::Arc<Value>) -> Result<(), Error> {
-            if !self.is_open() {
-                return Err(Error::Closed);
-            }
-            self.set_state(state);
-            Ok(())
+            self.show_untold(state)
         }
         fn mount(&self, pointer: &str, owner: u64, data: Value) -> Result<(), Error> {
             crate::v07::Connection::mount(self, pointer, owner, data)
+        }
+        fn told(&self) -> Told {
+            Told(Some(self.clone()))
         }
         fn member(&self) -> Member {
             Member::V0_7(self.downgrade())

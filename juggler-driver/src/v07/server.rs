@@ -379,10 +379,7 @@ impl Connection {
     /// change's `state` message, encoded once for all (see
     /// [`Group`](crate::Group), which does this for its members).
     pub fn set_state_shared(&self, change: &juggler_core::SharedChange) -> Result<(), Error> {
-        let now = self.link.runtime.now();
-        self.link
-            .update(|link| link.engine.set_state_shared(now, change))
-            .map_err(Error::from)?;
+        self.set_state_shared_untold(change)?;
         self.changed();
         Ok(())
     }
@@ -451,9 +448,10 @@ impl Connection {
 
     /// Calls `callback` after each change of this connection's state (the
     /// reference's `state.register_change_cb`), on the thread that made
-    /// the change, outside the connection's lock: it must not block, and
-    /// may read the [`state`](Self::state). Dropping the returned handle
-    /// unregisters it.
+    /// the change, outside the connection's lock (and a
+    /// [`Group`](crate::Group)'s, for its changes): it must not block, and
+    /// may read the [`state`](Self::state) or use the group. Dropping the
+    /// returned handle unregisters it.
     #[doc(alias("on_change", "subscribe"))]
     pub fn register_change_cb(
         &self,
@@ -463,7 +461,7 @@ impl Connection {
     }
 
     /// Tells the callbacks that the state changed.
-    fn changed(&self) {
+    pub(crate) fn changed(&self) {
         self.info.callbacks.call_all();
     }
 

@@ -1,5 +1,8 @@
-//! A connection's parts that groups own: what [`Group`](crate::Group)
-//! calls.
+//! What [`Group`](crate::Group) calls on a member. None of these tells
+//! the change callbacks: the group calls [`Connection::changed`] once its
+//! lock is released, so that a callback may use the group.
+
+use std::sync::Arc;
 
 use juggler_core::{SharedChange, Value};
 
@@ -7,12 +10,27 @@ use super::Connection;
 use crate::Error;
 
 impl Connection {
+    /// Sets the whole state to the group's.
+    pub(crate) fn show_untold(&self, state: Arc<Value>) -> Result<(), Error> {
+        let now = self.link.runtime.now();
+        self.link
+            .update(|link| link.engine.set_state(now, state))
+            .map_err(Error::from)
+    }
+
+    /// Shows a group's change of the whole state.
+    pub(crate) fn set_state_shared_untold(&self, change: &SharedChange) -> Result<(), Error> {
+        let now = self.link.runtime.now();
+        self.link
+            .update(|link| link.engine.set_state_shared(now, change))
+            .map_err(Error::from)
+    }
+
     /// Gives the part at `pointer` to group `owner`, set to `data`.
     pub(crate) fn mount(&self, pointer: &str, owner: u64, data: Value) -> Result<(), Error> {
         let now = self.link.runtime.now();
         self.link
             .update(|link| link.engine.mount(now, pointer, owner, data))?;
-        self.changed();
         Ok(())
     }
 
@@ -30,7 +48,6 @@ impl Connection {
         let now = self.link.runtime.now();
         self.link
             .update(|link| link.engine.set_state_shared_at(now, pointer, change))?;
-        self.changed();
         Ok(())
     }
 }

@@ -341,6 +341,7 @@ macro_rules! generations_tests {
             a_stalled_member_is_closed_by_policy,
             rooms_show_groups_beside_each_connections_own_part,
             a_groups_end_gives_its_parts_back,
+            change_callbacks_may_use_the_group,
         );
     };
     (@each $backend:ty; $($case:ident),* $(,)?) => {

@@ -220,6 +220,86 @@ pub async fn a_groups_end_gives_its_parts_back<B: Backend>() {
     server.close().await;
 }
 
+/// A change to make on a thread of its own.
+type Step = Box<dyn FnOnce() + Send>;
+
+/// `work` on a thread of its own, failing the test if it has not
+/// returned within the hang guard (a deadlock).
+fn returns(what: &str, work: Step) {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        work();
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(HANG_GUARD)
+        .unwrap_or_else(|_| panic!("{what} did not return: deadlocked"));
+}
+
+/// A 0.6/0.7 member's change callback may use the group that changed its
+/// state: it runs once the group's lock is released, for a join, a join
+/// at a pointer and a change alike.
+pub async fn change_callbacks_may_use_the_group<B: Backend>() {
+    let (accepted, mut incoming) = mpsc::unbounded_channel();
+    let handlers = Handlers::new().on_connection(move |connection| {
+        let _ = accepted.send(connection);
+    });
+    let options = ServerOptions::default()
+        .generations(Generations::Only(Generation::V0_7))
+        .v07_handlers(handlers);
+    let server = B::listen(options, drop).await.unwrap();
+    let _client = B::connect_v07(&server.url(), Options::default())
+        .await
+        .unwrap();
+    let ours = within::<B, _>(HANG_GUARD, "accepted", incoming.recv())
+        .await
+        .unwrap();
+    let (whole, room) = (Group::new(json!({"n": 0})), Group::new(json!({"m": 0})));
+    let (seen, saw) = std::sync::mpsc::channel();
+    let _handle = ours.register_change_cb({
+        let (whole, room) = (whole.clone(), room.clone());
+        move || {
+            let _ = seen.send((whole.state()["n"].clone(), room.get("/m").unwrap()));
+        }
+    });
+    let steps: [(&str, Step); 4] = [
+        (
+            "join",
+            Box::new({
+                let (whole, ours) = (whole.clone(), ours.clone());
+                move || whole.join(&ours).unwrap()
+            }),
+        ),
+        (
+            "join_at",
+            Box::new({
+                let (room, ours) = (room.clone(), ours.clone());
+                move || room.join_at(&ours, "/room").unwrap()
+            }),
+        ),
+        (
+            "set",
+            Box::new({
+                let whole = whole.clone();
+                move || whole.set("/n", 1).unwrap()
+            }),
+        ),
+        (
+            "set at a part",
+            Box::new({
+                let room = room.clone();
+                move || room.set("/m", 2).unwrap()
+            }),
+        ),
+    ];
+    for (what, step) in steps {
+        returns(what, step);
+        saw.recv_timeout(HANG_GUARD).expect("the callback ran");
+    }
+    assert_eq!(*ours.state(), json!({"n": 1, "room": {"m": 2}}));
+    server.close().await;
+}
+
 /// The pinned Python client of each generation sees a composite state:
 /// its own part, and groups' changes under their pointers, a `move` in a
 /// group included (0.6/0.7 send only `add`, `remove` and `replace`).
