@@ -44,6 +44,33 @@ pub(crate) fn detecting_options(handlers: Handlers) -> ServerOptions {
         .autoflush_delay(Some(Duration::ZERO))
 }
 
+/// A 0.7-only server with `handlers`, sending each change at once; our
+/// 0.7 client of it; and the server's side of that client.
+pub(crate) async fn v07_connected<B: Backend>(
+    handlers: Handlers,
+) -> (
+    B::Server,
+    juggler_driver::v07::Client,
+    juggler_driver::v07::Connection,
+) {
+    let (accepted, mut incoming) = tokio::sync::mpsc::unbounded_channel();
+    let handlers = handlers.on_connection(move |connection| {
+        let _ = accepted.send(connection);
+    });
+    let options = ServerOptions::default()
+        .generations(Generations::Only(Generation::V0_7))
+        .v07(Options::default().autoflush_delay(Some(Duration::ZERO)))
+        .v07_handlers(handlers);
+    let server = B::listen(options, drop).await.expect("listen");
+    let client = B::connect_v07(&server.url(), Options::default())
+        .await
+        .expect("connect");
+    let ours = within::<B, _>(HANG_GUARD, "accepted", incoming.recv())
+        .await
+        .expect("accepted");
+    (server, client, ours)
+}
+
 /// A server of `generations` with [`echo_handlers`].
 pub(crate) async fn echo_server<B: Backend>(
     generations: Generations,

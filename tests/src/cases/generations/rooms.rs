@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::python::{kind_of, Py};
+use super::v07_connected;
 use crate::support::backend::{within, Backend, TestServer, HANG_GUARD};
 
 /// One op of a JSON Patch.
@@ -196,21 +197,7 @@ pub async fn rooms_show_groups_beside_each_connections_own_part<B: Backend>() {
 
 /// A group that ends gives its parts back to its members.
 pub async fn a_groups_end_gives_its_parts_back<B: Backend>() {
-    let (accepted, mut incoming) = mpsc::unbounded_channel();
-    let handlers = Handlers::new().on_connection(move |connection| {
-        let _ = accepted.send(connection);
-    });
-    let options = ServerOptions::default()
-        .generations(Generations::Only(Generation::V0_7))
-        .v07(Options::default().autoflush_delay(Some(Duration::ZERO)))
-        .v07_handlers(handlers);
-    let server = B::listen(options, drop).await.unwrap();
-    let client = B::connect_v07(&server.url(), Options::default())
-        .await
-        .unwrap();
-    let ours = within::<B, _>(HANG_GUARD, "accepted", incoming.recv())
-        .await
-        .unwrap();
+    let (server, client, ours) = v07_connected::<B>(Handlers::new()).await;
     let room = Group::new(json!({"n": 1}));
     room.join_at(&ours, "/room").unwrap();
     assert!(matches!(ours.set("/room/n", 2), Err(Error::Patch(_))));
@@ -240,20 +227,7 @@ fn returns(what: &str, work: Step) {
 /// state: it runs once the group's lock is released, for a join, a join
 /// at a pointer and a change alike.
 pub async fn change_callbacks_may_use_the_group<B: Backend>() {
-    let (accepted, mut incoming) = mpsc::unbounded_channel();
-    let handlers = Handlers::new().on_connection(move |connection| {
-        let _ = accepted.send(connection);
-    });
-    let options = ServerOptions::default()
-        .generations(Generations::Only(Generation::V0_7))
-        .v07_handlers(handlers);
-    let server = B::listen(options, drop).await.unwrap();
-    let _client = B::connect_v07(&server.url(), Options::default())
-        .await
-        .unwrap();
-    let ours = within::<B, _>(HANG_GUARD, "accepted", incoming.recv())
-        .await
-        .unwrap();
+    let (server, _client, ours) = v07_connected::<B>(Handlers::new()).await;
     let (whole, room) = (Group::new(json!({"n": 0})), Group::new(json!({"m": 0})));
     let (seen, saw) = std::sync::mpsc::channel();
     let _handle = ours.register_change_cb({
@@ -307,7 +281,6 @@ pub async fn the_python_client_sees_rooms<B: Backend>(generation: Generation) {
     let Some(mut py) = Py::start(kind_of(generation)) else {
         return;
     };
-    let (accepted, mut incoming) = mpsc::unbounded_channel();
     let chat = Group::new(json!({"lines": ["é"]}));
     let plant = Group::new(json!({"a": 1}));
     let (chat_for, plant_for) = (chat.clone(), plant.clone());
@@ -315,7 +288,6 @@ pub async fn the_python_client_sees_rooms<B: Backend>(generation: Generation) {
         chat_for.join_at(&connection, "/rooms/chat").unwrap();
         plant_for.join_at(&connection, "/plant").unwrap();
         connection.set("/user", "py").unwrap();
-        let _ = accepted.send(connection);
     });
     let options = ServerOptions::default()
         .generations(Generations::Only(generation))
@@ -324,9 +296,6 @@ pub async fn the_python_client_sees_rooms<B: Backend>(generation: Generation) {
     let server = B::listen(options, drop).await.expect("listen");
     py.command(json!({"cmd": "connect", "url": server.url()}));
     py.event::<B>("connected").await;
-    let _ours = within::<B, _>(HANG_GUARD, "accepted", incoming.recv())
-        .await
-        .unwrap();
     py.state_reaches::<B>(&json!({
         "rooms": {"chat": {"lines": ["é"]}}, "plant": {"a": 1}, "user": "py"
     }))
