@@ -90,17 +90,10 @@ impl Joined {
     /// `owner`.
     pub(super) fn release(&self, owner: u64) {
         let Some(at) = &self.at else { return };
-        match &self.member {
-            Member::V0_5(member) => {
-                if let Some(connection) = member.upgrade() {
-                    connection.unmount(at, owner);
-                }
-            }
-            Member::V0_7(member) => {
-                if let Some(connection) = member.upgrade() {
-                    connection.unmount(at, owner);
-                }
-            }
+        if let Some(connection) = self.member.v0_5() {
+            connection.unmount(at, owner);
+        } else if let Some(connection) = self.member.v0_7() {
+            connection.unmount(at, owner);
         }
     }
 }
